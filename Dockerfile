@@ -1,0 +1,21 @@
+# The mlwiki application image: web (gunicorn), Celery worker and beat all run from it.
+FROM python:3.11-slim
+
+ENV PYTHONDONTWRITEBYTECODE=1 \
+    PYTHONUNBUFFERED=1 \
+    PIP_NO_CACHE_DIR=1 \
+    PIP_DISABLE_PIP_VERSION_CHECK=1
+
+WORKDIR /app
+RUN useradd --create-home --uid 1000 mlwiki
+
+COPY requirements.txt .
+RUN pip install -r requirements.txt
+
+COPY . .
+# Static files are collected at build time; the key is only needed to load the settings.
+RUN DEBUG=false SECRET_KEY=collectstatic-only-not-a-secret python manage.py collectstatic --noinput
+
+USER mlwiki
+EXPOSE 8000
+CMD ["gunicorn", "--config", "deploy/gunicorn.conf.py"]

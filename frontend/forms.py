@@ -1,0 +1,184 @@
+"""Browser forms. They shape input for the services in wiki/services, which validate it."""
+
+from django import forms
+from django.core.exceptions import ValidationError
+
+from wiki.categories import MARKDOWN, TABLE, TEXT
+from wiki.models import Page, Project
+
+CHANGE_REASON_HELP = "What changed and why; shown in the page history and in audit reports."
+
+
+def apply_errors(form, error):
+    """Show a service ValidationError on ``form``: per field where the form has it."""
+    if not hasattr(error, "error_dict"):
+        form.add_error(None, error)
+        return
+    for name, messages in error.message_dict.items():
+        form.add_error(name if name in form.fields else None, messages)
+
+
+class RevisionForm(forms.Form):
+    """A form that edits an existing object: carries the revision it started from."""
+
+    base_revision = forms.IntegerField(widget=forms.HiddenInput, min_value=1)
+    change_reason = forms.CharField(
+        label="Change reason", max_length=500, help_text=CHANGE_REASON_HELP
+    )
+
+
+def _tags_text(tags):
+    return ", ".join(tags)
+
+
+def _parse_tags(text):
+    return [t for t in (part.strip() for part in text.split(",")) if t]
+
+
+class ProjectCreateForm(forms.ModelForm):
+    tags = forms.CharField(
+        required=False, max_length=1000, help_text="Comma-separated, e.g. churn, tabular."
+    )
+
+    class Meta:
+        model = Project
+        fields = ["name", "slug", "owner_team", "summary"]
+        widgets = {"summary": forms.Textarea(attrs={"rows": 3})}
+        help_texts = {
+            "slug": "Part of every URL of the project; cannot be changed later. "
+            "Lowercase letters, digits and hyphens.",
+            "owner_team": "The team accountable for the model.",
+            "summary": "One or two sentences shown in the project list.",
+        }
+
+    def clean_tags(self):
+        return _parse_tags(self.cleaned_data["tags"])
+
+    def validate_unique(self):
+        # The service checks uniqueness (and the race behind it) when it saves.
+        pass
+
+
+class ProjectSettingsForm(RevisionForm):
+    name = forms.CharField(max_length=200)
+    owner_team = forms.CharField(label="Owner team", max_length=100)
+    summary = forms.CharField(max_length=500, required=False, widget=forms.Textarea({"rows": 3}))
+    tags = forms.CharField(required=False, max_length=1000, help_text="Comma-separated.")
+
+    field_order = ["name", "owner_team", "summary", "tags", "change_reason"]
+
+    @classmethod
+    def for_project(cls, project, data=None):
+        initial = {
+            "name": project.name,
+            "owner_team": project.owner_team,
+            "summary": project.summary,
+            "tags": _tags_text(project.tags),
+            "base_revision": project.revision,
+        }
+        return cls(data=data, initial=initial)
+
+    def clean_tags(self):
+        return _parse_tags(self.cleaned_data["tags"])
+
+
+def table_to_text(rows):
+    return "\n".join(f"{row['key']}: {row['value']}" for row in rows)
+
+
+def text_to_table(text):
+    """Parse 'key: value' lines into table rows; blank lines are skipped."""
+    rows = []
+    for number, line in enumerate(text.splitlines(), start=1):
+        if not line.strip():
+            continue
+        key, colon, value = line.partition(":")
+        if not colon or not key.strip():
+            raise ValidationError(f"Line {number}: write one 'key: value' per line.")
+        rows.append({"key": key.strip(), "value": value.strip()})
+    return rows
+
+
+def _form_field(spec):
+    common = {"label": spec.label, "help_text": spec.help_text, "required": False}
+    if spec.kind == MARKDOWN:
+        return forms.CharField(widget=forms.Textarea({"rows": 5}), strip=False, **common)
+    if spec.kind == TEXT and spec.choices:
+        choices = [("", "— not set —")] + [(c, c.capitalize()) for c in spec.choices]
+        return forms.ChoiceField(choices=choices, **common)
+    if spec.kind == TEXT:
+        return forms.CharField(**common)
+    assert spec.kind == TABLE
+    common["help_text"] += " One 'key: value' per line."
+    return forms.CharField(widget=forms.Textarea({"rows": 4, "class": "table-input"}), **common)
+
+
+class PageForm(RevisionForm):
+    """Edits a page: its registry fields (category pages) or its title (free pages), and body."""
+
+    body = forms.CharField(
+        required=False,
+        strip=False,
+        widget=forms.Textarea({"rows": 14}),
+        help_text="Free Markdown. Link other pages with [[page]] or [[project/page]].",
+    )
+
+    def __init__(self, page, data=None):
+        self.page = page
+        initial = {"body": page.body, "base_revision": page.revision}
+        super().__init__(data=data, initial=initial)
+        spec = page.spec
+        if spec is None:
+            self.fields["title"] = forms.CharField(
+                max_length=Page._meta.get_field("title").max_length, initial=page.title
+            )
+            self.order_fields(["title", "body", "change_reason"])
+            return
+        for field_spec in spec.fields:
+            form_field = _form_field(field_spec)
+            value = page.fields.get(field_spec.name, "")
+            form_field.initial = table_to_text(value) if field_spec.kind == TABLE else value
+            form_field.registry = field_spec
+            self.fields[field_spec.name] = form_field
+        self.order_fields([f.name for f in spec.fields] + ["body", "change_reason"])
+
+    def registry_fields(self):
+        """Bound fields of the structured fields, for the template."""
+        return [self[name] for name, field in self.fields.items() if hasattr(field, "registry")]
+
+    def clean(self):
+        cleaned = super().clean()
+        for name, field in self.fields.items():
+            spec = getattr(field, "registry", None)
+            if spec is not None and spec.kind == TABLE and name in cleaned:
+                try:
+                    cleaned[name] = text_to_table(cleaned[name])
+                except ValidationError as e:
+                    self.add_error(name, e)
+        return cleaned
+
+    def field_values(self):
+        """The structured field values as the service expects them (after is_valid)."""
+        return {
+            name: self.cleaned_data[name]
+            for name, field in self.fields.items()
+            if hasattr(field, "registry") and name in self.cleaned_data
+        }
+
+
+class FreePageCreateForm(forms.Form):
+    title = forms.CharField(max_length=200)
+    slug = forms.SlugField(
+        max_length=60,
+        help_text="Its address and the name other pages link to: [[slug]]. "
+        "Lowercase letters, digits and hyphens.",
+    )
+    body = forms.CharField(
+        required=False,
+        strip=False,
+        widget=forms.Textarea({"rows": 14}),
+        help_text="Free Markdown. Link other pages with [[page]] or [[project/page]].",
+    )
+    change_reason = forms.CharField(
+        label="Change reason", max_length=500, required=False, help_text=CHANGE_REASON_HELP
+    )

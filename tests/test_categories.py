@@ -1,0 +1,176 @@
+import pytest
+from django.core.exceptions import ValidationError
+
+from wiki.categories import (
+    CATEGORIES,
+    CATEGORY_NAMES,
+    KINDS,
+    MARKDOWN_MAX_LENGTH,
+    RESERVED_SLUGS,
+    TABLE_MAX_ROWS,
+    TEXT_MAX_LENGTH,
+    get_category,
+    missing_required,
+    validate_fields,
+)
+
+# Every field DESIGN.md lists, by category; (name, required).
+DESIGN_FIELDS = {
+    "overview": [
+        ("purpose", True),
+        ("owners", True),
+        ("stakeholders", True),
+        ("status", True),
+        ("risk_level", True),
+        ("out_of_scope", False),
+    ],
+    "data": [
+        ("sources", True),
+        ("preprocessing", True),
+        ("feature_engineering", True),
+        ("split", True),
+        ("dataset_versions", True),
+        ("limitations_bias", False),
+        ("personal_data_licensing", False),
+    ],
+    "model": [
+        ("architecture", True),
+        ("hyperparameters", True),
+        ("training_algorithm", True),
+        ("evaluation_metrics", True),
+        ("previous_versions", True),
+        ("limitations", False),
+    ],
+    "deployment": [
+        ("environment", True),
+        ("configuration", True),
+        ("monitoring", True),
+        ("scaling", True),
+        ("architecture", True),
+        ("rollback", False),
+    ],
+    "workflow": [("workflow", True), ("scheduled_jobs", True), ("dependencies", True)],
+    "maintenance": [("update_log", True), ("update_reasons", True), ("post_update_tests", True)],
+}
+
+
+def test_registry_has_the_six_categories_of_the_design_in_order():
+    assert CATEGORY_NAMES == ("overview", "data", "model", "deployment", "workflow", "maintenance")
+
+
+@pytest.mark.parametrize("name", list(DESIGN_FIELDS))
+def test_each_category_has_every_design_field_with_its_requiredness(name):
+    category = get_category(name)
+    assert [(f.name, f.required) for f in category.fields] == DESIGN_FIELDS[name]
+
+
+def test_every_field_has_a_label_help_text_and_known_kind():
+    for category in CATEGORIES:
+        assert category.label and category.description
+        for field in category.fields:
+            assert field.label.strip()
+            assert len(field.help_text) > 20, field.name
+            assert field.kind in KINDS
+            assert not field.choices or field.kind == "text"
+
+
+def test_field_names_do_not_collide_with_the_edit_forms_own_inputs():
+    own = {"title", "body", "change_reason", "base_revision"}
+    for category in CATEGORIES:
+        assert not own & {f.name for f in category.fields}
+
+
+def test_category_names_are_reserved_as_free_page_slugs():
+    assert set(CATEGORY_NAMES) <= RESERVED_SLUGS
+
+
+def test_unknown_category_is_a_key_error():
+    with pytest.raises(KeyError):
+        get_category("nope")
+
+
+OVERVIEW = get_category("overview")
+
+
+def test_valid_values_are_normalized_and_kept_in_registry_order():
+    cleaned = validate_fields(
+        OVERVIEW,
+        {
+            "risk_level": " high ",
+            "purpose": "  Predict churn.\n",
+            "owners": [{"key": " Lead ", "value": " Ana "}, {"key": "", "value": ""}],
+            "stakeholders": [],
+            "out_of_scope": "",
+        },
+    )
+    assert cleaned == {
+        "purpose": "Predict churn.",
+        "owners": [{"key": "Lead", "value": "Ana"}],
+        "risk_level": "high",
+    }
+    assert list(cleaned) == ["purpose", "owners", "risk_level"]
+
+
+def test_unknown_field_is_refused_with_the_known_ones_listed():
+    with pytest.raises(ValidationError) as e:
+        validate_fields(OVERVIEW, {"purpose": "x", "colour": "blue"})
+    assert "colour" in e.value.message_dict
+    assert "purpose" in e.value.message_dict["colour"][0]
+    assert "purpose" not in e.value.message_dict
+
+
+@pytest.mark.parametrize(
+    ("name", "value", "message"),
+    [
+        ("purpose", 42, "Markdown text"),
+        ("purpose", ["a"], "Markdown text"),
+        ("purpose", "x" * (MARKDOWN_MAX_LENGTH + 1), "at most"),
+        ("status", 3, "short text"),
+        ("status", "production\nnow", "single line"),
+        ("status", "shipped", "one of"),
+        ("risk_level", "extreme", "one of"),
+        ("owners", "Ana", "table"),
+        ("owners", {"Lead": "Ana"}, "table"),
+        ("owners", [["Lead", "Ana"]], "Row 1"),
+        ("owners", [{"key": "Lead"}], "Row 1"),
+        ("owners", [{"key": "Lead", "value": "Ana", "x": 1}], "Row 1"),
+        ("owners", [{"key": "Lead", "value": 5}], "strings"),
+        ("owners", [{"key": "", "value": "Ana"}], "no key"),
+        ("owners", [{"key": "Lead\nx", "value": "Ana"}], "single lines"),
+        ("owners", [{"key": "k" * 501, "value": "v"}], "at most"),
+        ("owners", [{"key": f"k{i}", "value": "v"} for i in range(TABLE_MAX_ROWS + 1)], "rows"),
+    ],
+)
+def test_wrong_types_and_values_are_refused_per_field(name, value, message):
+    with pytest.raises(ValidationError) as e:
+        validate_fields(OVERVIEW, {name: value})
+    assert list(e.value.message_dict) == [name]
+    assert message in e.value.message_dict[name][0]
+
+
+def test_short_text_may_be_up_to_the_limit():
+    deployment = get_category("deployment")
+    assert validate_fields(deployment, {"environment": "e" * TEXT_MAX_LENGTH})
+    with pytest.raises(ValidationError):
+        validate_fields(deployment, {"environment": "e" * (TEXT_MAX_LENGTH + 1)})
+
+
+def test_fields_must_be_an_object():
+    with pytest.raises(ValidationError) as e:
+        validate_fields(OVERVIEW, ["purpose"])
+    assert "fields" in e.value.message_dict
+
+
+def test_all_errors_are_reported_at_once():
+    with pytest.raises(ValidationError) as e:
+        validate_fields(OVERVIEW, {"status": "nope", "risk_level": "nope", "x": 1})
+    assert set(e.value.message_dict) == {"status", "risk_level", "x"}
+
+
+def test_none_clears_a_field():
+    assert validate_fields(OVERVIEW, {"purpose": None}) == {}
+
+
+def test_missing_required_lists_only_unfilled_required_fields():
+    missing = missing_required(OVERVIEW, {"purpose": "x", "out_of_scope": ""})
+    assert [f.name for f in missing] == ["owners", "stakeholders", "status", "risk_level"]

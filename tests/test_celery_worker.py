@@ -1,0 +1,97 @@
+"""Background tasks: in-process without a broker, and through Redis to a real worker."""
+
+import os
+import subprocess
+import sys
+import time
+import uuid
+from datetime import timedelta
+from pathlib import Path
+from urllib.parse import urlsplit, urlunsplit
+
+import pytest
+from django.conf import settings
+from django.contrib.sessions.backends.db import SessionStore
+from django.contrib.sessions.models import Session
+from django.db import connection
+from django.utils import timezone
+
+from wiki.celery import app as celery_app
+from wiki.tasks import clear_expired_sessions
+
+ROOT = Path(__file__).resolve().parent.parent
+
+# A worker is another process: it needs the broker and a database it can reach.
+needs_real_worker = pytest.mark.skipif(
+    not settings.CELERY_BROKER_URL or connection.vendor == "sqlite",
+    reason="needs REDIS_URL and a server database (the .ci/run PostgreSQL + Redis pass)",
+)
+
+
+def _session(expires_in):
+    store = SessionStore()
+    store["user"] = "someone"
+    store.set_expiry(expires_in)
+    store.create()
+    return store.session_key
+
+
+@pytest.fixture
+def worker(transactional_db):
+    """A celery worker on a queue of its own, using the test database."""
+    queue = f"test-{uuid.uuid4().hex}"
+    url = urlsplit(os.environ["DATABASE_URL"])
+    test_db_url = urlunsplit(url._replace(path="/" + connection.settings_dict["NAME"]))
+    process = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "celery",
+            "-A",
+            "wiki",
+            "worker",
+            "--pool=solo",
+            "--queues",
+            queue,
+            "--without-gossip",
+            "--without-mingle",
+            "--loglevel=INFO",
+        ],  # fmt: skip
+        cwd=ROOT,
+        env=os.environ | {"DATABASE_URL": test_db_url},
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
+    celery_app.conf.task_always_eager = False
+    try:
+        yield queue
+    finally:
+        process.terminate()
+        output, _ = process.communicate(timeout=30)
+        print(output)
+
+
+@pytest.mark.django_db
+def test_clear_expired_sessions_deletes_only_expired_ones_in_process():
+    expired, alive = _session(-timedelta(days=1)), _session(timedelta(days=1))
+    clear_expired_sessions.delay()
+    assert not Session.objects.filter(session_key=expired).exists()
+    assert Session.objects.filter(session_key=alive).exists()
+
+
+@pytest.mark.redis
+@needs_real_worker
+def test_clear_expired_sessions_runs_on_a_real_worker(worker):
+    expired = _session(-timedelta(days=1))
+    alive = _session(timedelta(days=1))
+    assert Session.objects.filter(session_key=expired).exists()
+
+    clear_expired_sessions.apply_async(queue=worker)
+
+    deadline = time.monotonic() + 60
+    while Session.objects.filter(session_key=expired).exists():
+        assert time.monotonic() < deadline, "the worker did not run the task within 60 s"
+        time.sleep(0.2)
+    assert Session.objects.filter(session_key=alive).exists()
+    assert Session.objects.filter(expire_date__lt=timezone.now()).count() == 0

@@ -1,0 +1,70 @@
+from io import StringIO
+
+import pytest
+from django.contrib.auth import get_user_model
+from django.core.management import CommandError, call_command
+
+from wiki.models import (
+    Deployment,
+    HistoricalPage,
+    HistoricalProject,
+    ModelVersion,
+    Page,
+    Project,
+    TrainingRun,
+)
+
+pytestmark = pytest.mark.django_db
+
+TABLES = [Project, Page, ModelVersion, TrainingRun, Deployment, HistoricalPage, HistoricalProject]
+
+
+def seed(*args):
+    out = StringIO()
+    call_command("seed_demo", *args, stdout=out)
+    return out.getvalue()
+
+
+def test_seed_demo_fills_every_category_of_the_demo_project_and_prints_credentials(settings):
+    settings.DEBUG = True
+    output = seed()
+    assert "Log in as 'demo' with password 'mlwiki-demo'" in output
+    assert get_user_model().objects.get(username="demo").check_password("mlwiki-demo")
+    churn = Project.objects.get(slug="churn-prediction")
+    category_pages = churn.pages.categories()
+    assert category_pages.count() == 6
+    for page in category_pages:
+        assert page.missing_fields == [], page.category
+    assert churn.pages.free().filter(slug="runbook-retraining").exists()
+    assert churn.model_versions.count() == 3
+    assert churn.training_runs.count() == 3
+    assert churn.deployments.count() == 6
+    fraud = Project.objects.get(slug="fraud-detection")
+    assert any(page.missing_fields for page in fraud.pages.categories())
+
+
+def test_seed_demo_is_recorded_as_the_demo_user_from_the_command_line(settings):
+    settings.DEBUG = True
+    seed()
+    rows = HistoricalPage.objects.filter(project__slug="churn-prediction")
+    assert {(r.history_source, r.history_username) for r in rows} == {("cli", "demo")}
+    assert rows.filter(history_change_reason="Demo content").count() == 6
+
+
+def test_running_seed_demo_twice_changes_nothing(settings):
+    settings.DEBUG = True
+    seed()
+    counts = [model.objects.count() for model in TABLES]
+    output = seed()
+    assert [model.objects.count() for model in TABLES] == counts
+    assert "nothing changed" in output
+    assert "already exists; its password was left as is" in output
+
+
+def test_seed_demo_needs_a_real_password_in_production(settings):
+    settings.DEBUG = False
+    with pytest.raises(CommandError, match="--password"):
+        seed()
+    assert not get_user_model().objects.exists()
+    seed("--password", "a-long-real-password")
+    assert get_user_model().objects.get(username="demo").check_password("a-long-real-password")

@@ -1,0 +1,174 @@
+import pytest
+from django.core.exceptions import ValidationError
+
+from tests.factories import ProjectFactory, make_free_page
+from wiki.categories import MARKDOWN_MAX_LENGTH
+from wiki.history import Actor, Source
+from wiki.models import HistoricalPage, Page
+from wiki.services import EditConflict
+from wiki.services.pages import create_free_page, edit_page
+
+pytestmark = pytest.mark.django_db
+
+
+@pytest.fixture
+def overview(project):
+    return project.pages.get(category="overview")
+
+
+def web(user):
+    return Actor(user=user, source=Source.WEB)
+
+
+def test_edit_page_saves_fields_and_body_as_a_new_revision(overview, user):
+    saved = edit_page(
+        overview,
+        actor=web(user),
+        base_revision=1,
+        change_reason="First draft",
+        fields={"purpose": "Predict churn.", "status": "production"},
+        body="## Notes\n",
+    )
+    assert saved.revision == 2
+    overview.refresh_from_db()
+    assert overview.fields == {"purpose": "Predict churn.", "status": "production"}
+    assert overview.body == "## Notes"
+    row = overview.history.first()
+    assert (row.revision, row.history_type, row.history_source) == (2, "~", "web")
+    assert (row.history_user, row.history_change_reason) == (user, "First draft")
+    assert row.fields == {"purpose": "Predict churn.", "status": "production"}
+
+
+def test_edit_page_replaces_only_the_parts_given(overview, user):
+    edit_page(overview, actor=web(user), base_revision=1, change_reason="", body="Body")
+    edit_page(overview, actor=web(user), base_revision=2, change_reason="", fields={"purpose": "P"})
+    overview.refresh_from_db()
+    assert (overview.body, overview.fields, overview.revision) == ("Body", {"purpose": "P"}, 3)
+
+
+def test_invalid_field_saves_nothing(overview, user):
+    with pytest.raises(ValidationError) as e:
+        edit_page(
+            overview,
+            actor=web(user),
+            base_revision=1,
+            change_reason="",
+            fields={"purpose": "ok", "status": "shipped"},
+            body="new body",
+        )
+    assert list(e.value.message_dict) == ["status"]
+    overview.refresh_from_db()
+    assert (overview.fields, overview.body, overview.revision) == ({}, "", 1)
+    assert overview.history.count() == 1
+
+
+def test_stale_base_revision_is_a_conflict_and_saves_nothing(overview, user):
+    edit_page(overview, actor=web(user), base_revision=1, change_reason="", body="winner")
+    with pytest.raises(EditConflict) as e:
+        edit_page(overview, actor=web(user), base_revision=1, change_reason="", body="loser")
+    assert e.value.current.body == "winner"
+    assert e.value.current.revision == 2
+    overview.refresh_from_db()
+    assert overview.body == "winner"
+    assert overview.history.count() == 2
+
+
+def test_no_base_revision_skips_the_conflict_check_for_scripts(overview):
+    edit_page(
+        overview, actor=Actor(None, Source.CLI), base_revision=None, change_reason="", body="x"
+    )
+    saved = edit_page(
+        overview, actor=Actor(None, Source.CLI), base_revision=None, change_reason="", body="y"
+    )
+    assert (saved.body, saved.revision) == ("y", 3)
+
+
+def test_edit_that_changes_nothing_saves_no_revision(overview, user):
+    same = edit_page(
+        overview, actor=web(user), base_revision=1, change_reason="noop", fields={}, body=""
+    )
+    assert same.revision == 1
+    assert overview.history.count() == 1
+
+
+def test_body_too_long_is_refused(overview, user):
+    with pytest.raises(ValidationError) as e:
+        edit_page(
+            overview,
+            actor=web(user),
+            base_revision=1,
+            change_reason="",
+            body="x" * (MARKDOWN_MAX_LENGTH + 1),
+        )
+    assert "body" in e.value.message_dict
+
+
+def test_free_page_refuses_structured_fields(project, user):
+    page = make_free_page(project)
+    with pytest.raises(ValidationError) as e:
+        edit_page(page, actor=web(user), base_revision=1, change_reason="", fields={"a": "b"})
+    assert "fields" in e.value.message_dict
+
+
+def test_free_page_title_can_be_edited_but_not_emptied(project, user):
+    page = make_free_page(project)
+    saved = edit_page(page, actor=web(user), base_revision=1, change_reason="", title=" New ")
+    assert saved.title == "New"
+    with pytest.raises(ValidationError) as e:
+        edit_page(page, actor=web(user), base_revision=2, change_reason="", title="")
+    assert "title" in e.value.message_dict
+
+
+def test_create_free_page_records_its_creation(project, user):
+    page = create_free_page(
+        project, actor=web(user), slug="glossary", title="Glossary", body="**AUC**: ..."
+    )
+    assert (page.category, page.revision, page.fields) == ("", 1, {})
+    row = HistoricalPage.objects.get(id=page.id)
+    assert (row.history_type, row.history_source, row.history_change_reason) == (
+        "+",
+        "web",
+        "Created page",
+    )
+
+
+@pytest.mark.parametrize("slug", ["overview", "model", "pages", "records", "settings", "new"])
+def test_reserved_slugs_are_refused_for_free_pages(project, user, slug):
+    with pytest.raises(ValidationError) as e:
+        create_free_page(project, actor=web(user), slug=slug, title="T")
+    assert "reserved" in e.value.message_dict["slug"][0]
+
+
+@pytest.mark.parametrize(
+    ("slug", "title"), [("Bad Slug", "T"), ("ok", ""), ("x" * 61, "T"), ("ok", "t" * 201)]
+)
+def test_invalid_free_page_is_refused(project, user, slug, title):
+    with pytest.raises(ValidationError):
+        create_free_page(project, actor=web(user), slug=slug, title=title)
+    assert not project.pages.free().exists()
+
+
+def test_duplicate_free_page_slug_is_refused_but_other_projects_may_use_it(project, user):
+    make_free_page(project, slug="runbook")
+    with pytest.raises(ValidationError) as e:
+        create_free_page(project, actor=web(user), slug="runbook", title="Again")
+    assert "already has" in e.value.message_dict["slug"][0]
+    other = ProjectFactory()
+    assert create_free_page(other, actor=web(user), slug="runbook", title="R")
+    assert Page.objects.filter(slug="runbook").count() == 2
+
+
+@pytest.mark.parametrize(
+    ("changes", "field"),
+    [
+        ({"body": "a\x00b"}, "body"),
+        ({"fields": {"purpose": "a\x00"}}, "fields"),
+        ({"fields": {"owners": [{"key": "k\x00", "value": "v"}]}}, "fields"),
+    ],
+)
+def test_nul_characters_are_refused(overview, user, changes, field):
+    with pytest.raises(ValidationError) as e:
+        edit_page(overview, actor=web(user), base_revision=1, change_reason="", **changes)
+    assert field in e.value.message_dict
+    overview.refresh_from_db()
+    assert overview.revision == 1

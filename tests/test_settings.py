@@ -1,0 +1,102 @@
+"""Configuration from the environment, checked in fresh processes (settings load once)."""
+
+import os
+import re
+import secrets
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parent.parent
+SETTING_NAMES = [
+    "DEBUG", "SECRET_KEY", "SECRET_KEY_FILE", "ALLOWED_HOSTS", "CSRF_TRUSTED_ORIGINS",
+    "DATABASE_URL", "REDIS_URL", "CELERY_BROKER_URL", "SECURE_SSL_REDIRECT",
+]  # fmt: skip
+
+
+def manage(*args, **env):
+    clean = {k: v for k, v in os.environ.items() if k not in SETTING_NAMES}
+    return subprocess.run(
+        [sys.executable, "manage.py", *args],
+        cwd=ROOT,
+        env=clean | env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+
+
+PRODUCTION = {
+    "DEBUG": "false",
+    "SECRET_KEY": secrets.token_urlsafe(50),
+    "ALLOWED_HOSTS": "wiki.example.com",
+    "DATABASE_URL": "postgres://mlwiki@db.example.com:5432/mlwiki",
+    "REDIS_URL": "redis://redis.example.com:6379/0",
+}
+
+
+def test_check_deploy_is_clean_with_production_settings():
+    result = manage("check", "--deploy", "--fail-level", "WARNING", **PRODUCTION)
+    assert result.returncode == 0, result.stderr
+    assert "no issues" in result.stdout
+
+
+def test_production_refuses_to_start_on_the_development_secret_key():
+    env = dict(PRODUCTION)
+    del env["SECRET_KEY"]
+    result = manage("check", **env)
+    assert result.returncode != 0
+    assert "refuses to start with DEBUG off and the development SECRET_KEY" in result.stderr
+
+
+def test_secret_key_can_come_from_a_file(tmp_path):
+    env = dict(PRODUCTION)
+    (tmp_path / "key").write_text(env.pop("SECRET_KEY"))
+    result = manage(
+        "check", "--deploy", "--fail-level", "WARNING", SECRET_KEY_FILE=str(tmp_path / "key"), **env
+    )
+    assert result.returncode == 0, result.stderr
+
+
+def test_sqlite_and_eager_celery_are_deploy_warnings():
+    env = {"DEBUG": "false", "SECRET_KEY": secrets.token_urlsafe(50), "ALLOWED_HOSTS": "x"}
+    result = manage("check", "--deploy", **env)
+    assert "wiki.W001" in result.stderr and "wiki.W002" in result.stderr
+
+
+def test_bad_boolean_fails_loudly():
+    result = manage("check", DEBUG="maybe")
+    assert result.returncode != 0
+
+
+@pytest.mark.parametrize(
+    ("env", "expected"),
+    [
+        ({}, "django.db.backends.sqlite3 True"),
+        (
+            {"DATABASE_URL": "postgres://u@h:5432/d", "REDIS_URL": "redis://h:6379/0"},
+            "django.db.backends.postgresql False",
+        ),
+        ({"CELERY_BROKER_URL": "redis://h:6379/1"}, "django.db.backends.sqlite3 False"),
+    ],
+)
+def test_zero_configuration_is_sqlite_with_eager_celery_and_urls_switch(env, expected):
+    code = (
+        "from django.conf import settings as s;"
+        "print(s.DATABASES['default']['ENGINE'], s.CELERY_TASK_ALWAYS_EAGER)"
+    )
+    result = manage("shell", "--no-imports", "-c", code, **env)
+    assert result.stdout.strip() == expected, result.stderr
+
+
+def test_every_environment_variable_is_documented():
+    source = (ROOT / "wiki" / "settings.py").read_text()
+    names = set(re.findall(r'env\.\w+\(\s*"([A-Z_]+)"', source))
+    assert {"DEBUG", "SECRET_KEY", "DATABASE_URL", "REDIS_URL"} <= names
+    example = (ROOT / ".env.example").read_text()
+    readme = (ROOT / "README.md").read_text()
+    for name in names | {"SECRET_KEY_FILE"}:
+        assert re.search(rf"\b{name}=", example), f"{name} missing from .env.example"
+        assert f"`{name}`" in readme, f"{name} missing from the README"

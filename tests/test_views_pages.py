@@ -1,0 +1,232 @@
+import pytest
+
+from tests.factories import UserFactory, make_free_page
+from wiki.history import Actor, Source
+from wiki.models import Page
+from wiki.services.pages import edit_page
+
+pytestmark = pytest.mark.django_db
+
+EDIT_URL = "/projects/churn/overview/edit/"
+
+
+def overview_form(**changes):
+    form = {
+        "purpose": "Predict churn.",
+        "owners": "Product owner: Ana\n\nML lead: João",
+        "stakeholders": "",
+        "status": "production",
+        "risk_level": "",
+        "out_of_scope": "",
+        "body": "See [[model]].",
+        "change_reason": "First version",
+        "base_revision": "1",
+        "save": "",
+    }
+    return form | changes
+
+
+def overview(project):
+    return project.pages.get(category="overview")
+
+
+def test_edit_form_shows_a_field_with_help_text_for_every_registry_field(client_logged_in, project):
+    response = client_logged_in.get(EDIT_URL)
+    assert response.status_code == 200
+    html = response.content.decode()
+    for name in ["purpose", "owners", "stakeholders", "status", "risk_level", "out_of_scope"]:
+        assert f'name="{name}"' in html
+    assert "The problem the model solves" in html
+    assert 'name="base_revision" value="1"' in html
+
+
+def test_saving_an_edit_creates_a_revision_with_user_reason_and_source_web(
+    client_logged_in, project, user
+):
+    response = client_logged_in.post(EDIT_URL, overview_form())
+    assert response.status_code == 302
+    assert response.url == "/projects/churn/overview/"
+    page = overview(project)
+    assert page.revision == 2
+    assert page.fields == {
+        "purpose": "Predict churn.",
+        "owners": [{"key": "Product owner", "value": "Ana"}, {"key": "ML lead", "value": "João"}],
+        "status": "production",
+    }
+    row = page.history.first()
+    assert (row.history_user, row.history_username, row.history_source) == (user, "alice", "web")
+    assert row.history_change_reason == "First version"
+
+    shown = client_logged_in.get("/projects/churn/overview/").content.decode()
+    assert "Saved revision 2." in shown
+    assert "Predict churn." in shown and '<th scope="row">ML lead</th>' in shown
+
+    history = client_logged_in.get("/projects/churn/overview/history/").content.decode()
+    assert "First version" in history and "alice" in history and "Web" in history
+
+
+@pytest.mark.parametrize(
+    ("changes", "field"),
+    [
+        ({"status": "shipped"}, "status"),
+        ({"owners": "no colon here"}, "owners"),
+        ({"owners": ": value without key"}, "owners"),
+        ({"change_reason": ""}, "change_reason"),
+        ({"change_reason": "r" * 501}, "change_reason"),
+        ({"base_revision": "abc"}, "base_revision"),
+        ({"base_revision": "-3"}, "base_revision"),
+        ({"purpose": "p" * 100_001}, "purpose"),
+    ],
+)
+def test_invalid_edit_saves_nothing_and_shows_the_errors(client_logged_in, project, changes, field):
+    response = client_logged_in.post(EDIT_URL, overview_form(**changes))
+    assert response.status_code == 200
+    assert field in response.context["form"].errors
+    assert b"Nothing was saved" in response.content
+    # What the user typed is kept in the form.
+    assert b"See [[model]]." in response.content
+    page = overview(project)
+    assert (page.revision, page.fields, page.history.count()) == (1, {}, 1)
+
+
+def test_preview_renders_without_saving(client_logged_in, project):
+    form = overview_form(preview="")
+    del form["save"]
+    response = client_logged_in.post(EDIT_URL, form)
+    assert response.status_code == 200
+    html = response.content.decode()
+    assert "Preview" in html and "(not saved yet)" in html
+    assert '<a class="wikilink" href="/projects/churn/model/"' in html
+    assert overview(project).revision == 1
+
+
+def test_preview_reports_registry_errors(client_logged_in, project):
+    # A value the form accepts but the registry refuses (table cell too long).
+    form = overview_form(preview="", owners="lead: " + "x" * 600)
+    del form["save"]
+    response = client_logged_in.post(EDIT_URL, form)
+    assert "owners" in response.context["form"].errors
+    assert response.context["preview"] is None
+
+
+def test_an_edit_from_a_stale_revision_is_refused_and_the_text_kept(client_logged_in, project):
+    edit_page(
+        overview(project),
+        actor=Actor(UserFactory(username="bob"), Source.WEB),
+        base_revision=1,
+        change_reason="Bob's edit",
+        body="Bob was here",
+    )
+    response = client_logged_in.post(EDIT_URL, overview_form(body="Alice's text"))
+    assert response.status_code == 200
+    html = response.content.decode()
+    assert "Someone else saved this while you were editing" in html
+    assert "Alice&#x27;s text" in html
+    assert 'name="base_revision" value="2"' in html
+    page = overview(project)
+    assert (page.body, page.revision) == ("Bob was here", 2)
+
+    # Having been told, the user may save over it deliberately.
+    response = client_logged_in.post(
+        EDIT_URL, overview_form(body="Alice's text", base_revision="2")
+    )
+    assert response.status_code == 302
+    assert overview(project).body == "Alice's text"
+
+
+def test_saving_without_changes_makes_no_revision(client_logged_in, project):
+    form = {
+        "body": "",
+        "change_reason": "nothing",
+        "base_revision": "1",
+        "save": "",
+    }
+    response = client_logged_in.post(EDIT_URL, form, follow=True)
+    assert b"Nothing changed" in response.content
+    assert overview(project).revision == 1
+
+
+def test_page_view_queries_are_bounded(client_logged_in, project, django_assert_max_num_queries):
+    client_logged_in.post(EDIT_URL, overview_form())
+    # session, user, page, last revision, tabs, wiki-link pages and projects
+    with django_assert_max_num_queries(7):
+        assert client_logged_in.get("/projects/churn/overview/").status_code == 200
+
+
+def test_free_pages_are_listed_and_created(client_logged_in, project, user):
+    response = client_logged_in.get("/projects/churn/pages/new/?slug=runbook")
+    assert 'value="runbook"' in response.content.decode()
+    response = client_logged_in.post(
+        "/projects/churn/pages/new/",
+        {"title": "Runbook", "slug": "runbook", "body": "# Steps", "change_reason": ""},
+    )
+    assert response.status_code == 302
+    assert response.url == "/projects/churn/runbook/"
+    page = project.pages.get(slug="runbook")
+    assert (page.category, page.title) == ("", "Runbook")
+    assert page.history.get().history_source == "web"
+    listing = client_logged_in.get("/projects/churn/pages/").content.decode()
+    assert 'href="/projects/churn/runbook/">Runbook</a>' in listing
+
+
+@pytest.mark.parametrize(
+    ("data", "field"),
+    [
+        ({"slug": "overview"}, "slug"),
+        ({"slug": "pages"}, "slug"),
+        ({"slug": "Runbook_1"}, "slug"),
+        ({"slug": "bad slug"}, "slug"),
+        ({"title": ""}, "title"),
+        ({"body": "b" * 100_001}, "body"),
+    ],
+)
+def test_invalid_free_page_is_shown_again_with_errors(client_logged_in, project, data, field):
+    form = {"title": "Runbook", "slug": "runbook", "body": ""} | data
+    response = client_logged_in.post("/projects/churn/pages/new/", form)
+    assert response.status_code == 200
+    assert field in response.context["form"].errors
+    assert not project.pages.free().exists()
+
+
+def test_duplicate_free_page_slug_is_an_error(client_logged_in, project):
+    make_free_page(project, slug="runbook")
+    response = client_logged_in.post(
+        "/projects/churn/pages/new/", {"title": "Again", "slug": "runbook"}
+    )
+    assert "slug" in response.context["form"].errors
+    assert project.pages.free().count() == 1
+
+
+def test_free_page_edit_changes_title_and_body(client_logged_in, project):
+    make_free_page(project, slug="runbook", title="Runbook")
+    response = client_logged_in.post(
+        "/projects/churn/runbook/edit/",
+        {"title": "Retraining runbook", "body": "Steps", "change_reason": "r", "base_revision": 1},
+    )
+    assert response.status_code == 302
+    page = Page.objects.get(slug="runbook")
+    assert (page.title, page.body, page.revision) == ("Retraining runbook", "Steps", 2)
+
+
+def test_history_lists_every_revision_newest_first(client_logged_in, project):
+    page = overview(project)
+    for number in range(1, 4):
+        edit_page(
+            page,
+            actor=Actor(None, Source.CLI),
+            base_revision=number,
+            change_reason=f"step {number}",
+            body=f"v{number}",
+        )
+    response = client_logged_in.get("/projects/churn/overview/history/")
+    revisions = list(response.context["page_obj"])
+    assert [r.revision for r in revisions] == [4, 3, 2, 1]
+    assert [r.history_change_reason for r in revisions[:3]] == ["step 3", "step 2", "step 1"]
+    assert revisions[0].history_source == "cli"
+    assert client_logged_in.get("/projects/churn/overview/history/?page=x").status_code == 200
+
+
+def test_get_only_views_refuse_other_methods(client_logged_in, project):
+    assert client_logged_in.post("/projects/churn/overview/").status_code == 405
+    assert client_logged_in.delete("/projects/churn/overview/edit/").status_code == 405
+    assert client_logged_in.post("/projects/churn/overview/history/").status_code == 405

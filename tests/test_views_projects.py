@@ -1,0 +1,248 @@
+import pytest
+from django.test import Client
+
+from tests.factories import PASSWORD, ProjectFactory, make_deployment, make_training_run
+from wiki.history import Actor, Source
+from wiki.models import HistoricalProject, Project
+from wiki.services.pages import edit_page
+
+pytestmark = pytest.mark.django_db
+
+PROTECTED_URLS = [
+    "/",
+    "/projects/new/",
+    "/projects/churn/",
+    "/projects/churn/settings/",
+    "/projects/churn/records/",
+    "/projects/churn/pages/",
+    "/projects/churn/pages/new/",
+    "/projects/churn/overview/",
+    "/projects/churn/overview/edit/",
+    "/projects/churn/overview/history/",
+    "/accounts/password/",
+]
+
+
+@pytest.mark.parametrize("url", PROTECTED_URLS)
+def test_anonymous_users_are_sent_to_log_in(client, project, url):
+    response = client.get(url)
+    assert response.status_code == 302
+    assert response.url == f"/accounts/login/?next={url}"
+
+
+@pytest.mark.parametrize("url", PROTECTED_URLS)
+def test_anonymous_posts_change_nothing(client, project, url):
+    response = client.post(url, {"name": "x", "change_reason": "x", "base_revision": 1})
+    assert response.status_code in (302, 405)
+    assert Project.objects.get().name == "Churn model"
+
+
+def test_login_page_and_health_check_are_open(client):
+    assert client.get("/accounts/login/").status_code == 200
+    response = client.get("/healthz/")
+    assert (response.status_code, response.content) == (200, b"ok")
+
+
+def test_logging_in_and_out(client, user):
+    response = client.post(
+        "/accounts/login/", {"username": "alice", "password": PASSWORD, "next": "/projects/new/"}
+    )
+    assert response.status_code == 302 and response.url == "/projects/new/"
+    assert client.get("/").status_code == 200
+    assert client.get("/accounts/logout/").status_code == 405  # logging out is a POST
+    assert client.post("/accounts/logout/").status_code == 302
+    assert client.get("/").status_code == 302
+
+
+def test_wrong_password_shows_an_error(client, user):
+    response = client.post("/accounts/login/", {"username": "alice", "password": "nope"})
+    assert response.status_code == 200
+    assert b"Please enter a correct username and password" in response.content
+
+
+def test_forms_need_a_csrf_token(user, project):
+    client = Client(enforce_csrf_checks=True)
+    client.force_login(user)
+    response = client.post("/projects/new/", {"name": "X", "slug": "x", "owner_team": "T"})
+    assert response.status_code == 403
+    assert not Project.objects.filter(slug="x").exists()
+
+
+def test_pages_carry_security_headers(client_logged_in, project):
+    response = client_logged_in.get("/projects/churn/")
+    assert "default-src 'self'" in response["Content-Security-Policy"]
+    assert response["X-Frame-Options"] == "DENY"
+    assert response["X-Content-Type-Options"] == "nosniff"
+
+
+def test_project_list_shows_name_summary_owner_and_last_change(client_logged_in, project):
+    page = project.pages.get(category="overview")
+    bob = Actor(user=None, source=Source.CLI)
+    edit_page(page, actor=bob, base_revision=1, change_reason="", fields={"purpose": "P"})
+    response = client_logged_in.get("/")
+    assert response.status_code == 200
+    html = response.content.decode()
+    assert "Churn model" in html and "A model under test." in html and "ML platform" in html
+    listed = response.context["page_obj"][0]
+    assert listed.last_change[0] == page.history.first().history_date
+    assert listed.score == 4  # 1 of 27 required fields
+
+
+def test_project_list_queries_do_not_grow_with_projects(
+    client_logged_in, django_assert_max_num_queries
+):
+    for _ in range(8):
+        ProjectFactory()
+    # session + user, count, projects with last change, their category pages
+    with django_assert_max_num_queries(5):
+        response = client_logged_in.get("/")
+    assert len(response.context["page_obj"]) == 8
+
+
+def test_project_list_survives_a_bogus_page_number(client_logged_in, project):
+    assert client_logged_in.get("/?page=abc").status_code == 200
+    assert client_logged_in.get("/?page=999").status_code == 200
+
+
+def test_empty_project_list_invites_to_create_one(client_logged_in):
+    assert b"No projects yet" in client_logged_in.get("/").content
+
+
+def test_creating_a_project_records_the_user_and_source_web(client_logged_in, user):
+    response = client_logged_in.post(
+        "/projects/new/",
+        {
+            "name": "Fraud",
+            "slug": "fraud",
+            "owner_team": "Risk",
+            "summary": "Flags fraud.",
+            "tags": "Fraud, real-time, fraud",
+        },
+    )
+    assert response.status_code == 302
+    assert response.url == "/projects/fraud/overview/edit/"
+    project = Project.objects.get(slug="fraud")
+    assert project.tags == ["fraud", "real-time"]
+    assert project.pages.count() == 6
+    row = HistoricalProject.objects.get(id=project.id)
+    assert (row.history_user, row.history_source) == (user, "web")
+
+
+@pytest.mark.parametrize(
+    ("data", "field"),
+    [
+        ({"slug": "Bad Slug"}, "slug"),
+        ({"slug": ""}, "slug"),
+        ({"name": ""}, "name"),
+        ({"owner_team": ""}, "owner_team"),
+        ({"name": "n" * 300}, "name"),
+        ({"tags": ",".join(f"t{i}" for i in range(30))}, "tags"),
+    ],
+)
+def test_invalid_project_form_is_shown_again_with_errors(client_logged_in, data, field):
+    form = {"name": "Fraud", "slug": "fraud", "owner_team": "Risk"} | data
+    response = client_logged_in.post("/projects/new/", form)
+    assert response.status_code == 200
+    assert field in response.context["form"].errors
+    assert b"Nothing was saved" in response.content
+    assert not Project.objects.exists()
+
+
+def test_duplicate_project_slug_is_an_error_on_the_form(client_logged_in, project):
+    response = client_logged_in.post(
+        "/projects/new/", {"name": "Other", "slug": "churn", "owner_team": "Risk"}
+    )
+    assert response.status_code == 200
+    assert "slug" in response.context["form"].errors
+    assert Project.objects.count() == 1
+
+
+def test_project_page_shows_every_category_tab_and_marks_missing_fields(client_logged_in, project):
+    response = client_logged_in.get("/projects/churn/")
+    assert response.status_code == 200
+    html = response.content.decode()
+    for label in ["Overview", "Data", "Model", "Deployment", "Workflow", "Maintenance"]:
+        assert f">\n    {label} <span" in html
+    assert html.count("<strong>Missing.</strong>") == 5  # overview's required fields
+    assert "Not documented (optional)" in html
+    assert "0 of 5 required fields filled" in html
+
+
+def test_unknown_project_and_page_are_404(client_logged_in, project):
+    assert client_logged_in.get("/projects/nope/").status_code == 404
+    assert client_logged_in.get("/projects/churn/nope/").status_code == 404
+    assert client_logged_in.get("/projects/churn/nope/edit/").status_code == 404
+    assert client_logged_in.get("/projects/nope/records/").status_code == 404
+    assert client_logged_in.get("/projects/nope/settings/").status_code == 404
+    response = client_logged_in.get("/projects/nope/pages/new/")
+    assert response.status_code == 404
+    assert b"There is no such project or page" in response.content
+
+
+def test_project_settings_save_a_new_revision(client_logged_in, project, user):
+    response = client_logged_in.post(
+        "/projects/churn/settings/",
+        {
+            "name": "Churn v2",
+            "owner_team": "Retention",
+            "summary": "",
+            "tags": "a, b",
+            "change_reason": "Team moved",
+            "base_revision": 1,
+        },
+    )
+    assert response.status_code == 302
+    project.refresh_from_db()
+    assert (project.name, project.owner_team, project.tags, project.revision) == (
+        "Churn v2",
+        "Retention",
+        ["a", "b"],
+        2,
+    )
+    row = project.history.first()
+    assert (row.history_change_reason, row.history_source, row.history_user) == (
+        "Team moved",
+        "web",
+        user,
+    )
+
+
+def test_project_settings_from_a_stale_form_are_refused(client_logged_in, project):
+    form = {"name": "A", "owner_team": "T", "change_reason": "r", "base_revision": 1}
+    assert client_logged_in.post("/projects/churn/settings/", form).status_code == 302
+    response = client_logged_in.post("/projects/churn/settings/", form | {"name": "B"})
+    assert response.status_code == 200
+    assert b"Someone else saved this" in response.content
+    project.refresh_from_db()
+    assert project.name == "A"
+
+
+def test_project_settings_need_a_reason(client_logged_in, project):
+    response = client_logged_in.post(
+        "/projects/churn/settings/", {"name": "A", "owner_team": "T", "base_revision": 1}
+    )
+    assert "change_reason" in response.context["form"].errors
+
+
+def test_records_tab_lists_versions_runs_and_deployments(client_logged_in, project):
+    make_training_run(project, model_version="2.0.0", metrics={"auc": 0.91})
+    make_deployment(
+        project,
+        model_version="2.0.0",
+        environment="staging",
+        checks=[{"name": "smoke test", "passed": False}],
+    )
+    response = client_logged_in.get("/projects/churn/records/")
+    html = response.content.decode()
+    assert "2.0.0" in html and "auc = 0.91" in html and "staging" in html
+    assert "✗ smoke test" in html
+
+
+def test_api_lists_projects_for_logged_in_users_only(client, client_logged_in, project):
+    assert client.get("/api/v1/projects/").status_code == 403
+    response = client_logged_in.get("/api/v1/projects/")
+    assert response.status_code == 200
+    assert response.json()["results"][0]["slug"] == "churn"
+    detail = client_logged_in.get("/api/v1/projects/churn/").json()
+    assert detail["owner_team"] == "ML platform"
+    assert client_logged_in.get("/api/v1/projects/nope/").status_code == 404

@@ -1,0 +1,29 @@
+"""System checks for configurations that run but should not go to production."""
+
+from django.conf import settings
+from django.core.checks import Warning, register
+
+
+@register(deploy=True)
+def check_production_services(app_configs, **kwargs):
+    """With DEBUG off, SQLite and in-process Celery are warnings (manage.py check --deploy)."""
+    if settings.DEBUG:
+        return []
+    warnings = []
+    if settings.DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
+        warnings.append(
+            Warning(
+                "The database is an SQLite file.",
+                hint="Set DATABASE_URL to a PostgreSQL database for production.",
+                id="wiki.W001",
+            )
+        )
+    if settings.CELERY_TASK_ALWAYS_EAGER:
+        warnings.append(
+            Warning(
+                "Celery tasks run inside the web process (no broker configured).",
+                hint="Set REDIS_URL (or CELERY_BROKER_URL) and run Celery workers.",
+                id="wiki.W002",
+            )
+        )
+    return warnings

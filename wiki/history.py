@@ -1,0 +1,74 @@
+"""Who changed what, from where and why: the facts every revision records.
+
+Service functions run their writes inside ``recording(actor, reason)``; every historical
+row created meanwhile (django-simple-history) is stamped with the acting user, the user
+name as text, the source and the reason. A write made outside any recording context (a
+stray ``save()`` in the shell, a data migration) is still kept, with source ``system``.
+"""
+
+from contextlib import contextmanager
+from contextvars import ContextVar
+from dataclasses import dataclass
+
+from django.db import models
+
+
+class Source(models.TextChoices):
+    WEB = "web", "Web"
+    API = "api", "API"
+    ADMIN = "admin", "Admin"
+    SYSTEM = "system", "System"
+    CLI = "cli", "Command line"
+
+
+@dataclass(frozen=True)
+class Actor:
+    """The user (None for the system itself) and the channel a change comes through."""
+
+    user: object
+    source: str
+
+    @property
+    def username(self):
+        return self.user.get_username() if self.user is not None else ""
+
+
+SYSTEM = Actor(user=None, source=Source.SYSTEM)
+
+_current = ContextVar("mlwiki_revision", default=None)
+
+
+@contextmanager
+def recording(actor, reason):
+    """Stamp every revision saved inside the block with ``actor`` and ``reason``."""
+    token = _current.set((actor, reason))
+    try:
+        yield
+    finally:
+        _current.reset(token)
+
+
+class RevisionInfo(models.Model):
+    """Extra columns of every historical model, beside simple-history's own."""
+
+    history_source = models.CharField(max_length=10, choices=Source.choices, default=Source.SYSTEM)
+    # Copied as text so the record survives the deletion or renaming of the account.
+    history_username = models.CharField(max_length=150, blank=True)
+
+    class Meta:
+        abstract = True
+
+
+def stamp_revision(sender, history_instance, **kwargs):
+    """pre_create_historical_record receiver: fill the revision facts from the context."""
+    current = _current.get()
+    if current is None:
+        history_instance.history_source = Source.SYSTEM
+        user = history_instance.history_user
+        history_instance.history_username = user.get_username() if user else ""
+        return
+    actor, reason = current
+    history_instance.history_user = actor.user
+    history_instance.history_username = actor.username
+    history_instance.history_source = actor.source
+    history_instance.history_change_reason = reason

@@ -1,0 +1,335 @@
+"""Create a demo user and two demo projects; running it again changes nothing."""
+
+from datetime import timedelta
+
+from django.conf import settings
+from django.contrib.auth import get_user_model
+from django.core.management.base import BaseCommand, CommandError
+from django.db import transaction
+from django.utils import timezone
+
+from wiki.history import Actor, Source
+from wiki.models import Project
+from wiki.services.pages import create_free_page, edit_page
+from wiki.services.projects import create_project
+from wiki.services.records import record_deployment, record_training_run
+
+DEMO_USERNAME = "demo"
+DEMO_PASSWORD = "mlwiki-demo"  # noqa: S105  (refused unless DEBUG is on)
+
+
+def rows(pairs):
+    return [{"key": key, "value": value} for key, value in pairs.items()]
+
+
+CHURN_PAGES = {
+    "overview": {
+        "purpose": (
+            "Predicts, every night, the probability that each active subscriber cancels in "
+            "the next 30 days. The retention team calls the 2,000 highest-risk customers "
+            "each week and offers a plan change or a discount.\n\n"
+            "The score informs **who is contacted first**; it never changes a price or a "
+            "contract on its own."
+        ),
+        "owners": rows({"Product owner": "Ana Souza (Retention)", "ML lead": "João Lima"}),
+        "stakeholders": rows(
+            {
+                "Retention team": "Uses the weekly call list",
+                "Finance": "Budget for retention offers",
+                "Data protection office": "Reviews use of personal data",
+            }
+        ),
+        "status": "production",
+        "risk_level": "medium",
+        "out_of_scope": (
+            "Credit decisions, collections, and any automated change to a customer's plan."
+        ),
+    },
+    "data": {
+        "sources": (
+            "- `billing.invoices` (PostgreSQL, daily snapshot): payments and plan changes.\n"
+            "- `support.tickets` (Zendesk export): contact reasons and counts.\n"
+            "- `usage.daily_sessions` (event warehouse): logins and feature use.\n\n"
+            "Collected from January 2021; owned by the Data Platform team."
+        ),
+        "preprocessing": (
+            "Customers with less than 60 days of tenure are excluded. Duplicated invoices "
+            "are dropped by invoice id. Missing usage days are filled with zero sessions."
+        ),
+        "feature_engineering": (
+            "Rolling 7/30/90-day aggregates of usage, number of support tickets by reason, "
+            "days since last plan change, and payment delays. Categorical plan names are "
+            "one-hot encoded."
+        ),
+        "split": (
+            "Split **by time** to mimic production: train on months 1–18, validate on "
+            "months 19–21, test on months 22–24.\n\n"
+            "| set | customers | churn rate |\n|---|---:|---:|\n"
+            "| train | 412,000 | 4.1% |\n| validation | 68,500 | 4.4% |\n"
+            "| test | 70,200 | 4.6% |"
+        ),
+        "dataset_versions": rows(
+            {"customers": "2024-06-30", "usage_events": "v12", "tickets": "2024-06-30"}
+        ),
+        "limitations_bias": (
+            "Customers who never log in have sparse usage features; their scores are less "
+            "reliable. Business customers are under-represented (3% of rows)."
+        ),
+        "personal_data_licensing": (
+            "Uses customer ids and behavioural data under legitimate interest, as assessed "
+            "by the DPO (ref. DPIA-2023-014). No third-party data."
+        ),
+    },
+    "model": {
+        "architecture": (
+            "Gradient-boosted decision trees (LightGBM), chosen over logistic regression for "
+            "a +0.04 AUC gain at similar explainability with SHAP values."
+        ),
+        "hyperparameters": rows(
+            {
+                "num_leaves": "63",
+                "learning_rate": "0.05",
+                "n_estimators": "800",
+                "min_child_samples": "40",
+            }
+        ),
+        "training_algorithm": (
+            "Gradient boosting with binary log-loss, early stopping after 50 rounds without "
+            "improvement on the validation set. Trained on 8 CPU cores in about 12 minutes."
+        ),
+        "evaluation_metrics": (
+            "- **AUC** on the test set (ranking quality; acceptance threshold 0.80).\n"
+            "- **Precision at top 2,000** (what the retention team actually calls).\n"
+            "- **Calibration** (Brier score), since Finance uses the probabilities."
+        ),
+        "previous_versions": (
+            "- 1.0.0: logistic regression baseline (AUC 0.76).\n"
+            "- 1.1.0: first LightGBM model (AUC 0.81).\n"
+            "- 1.2.0: adds support-ticket features (AUC 0.84); see [[maintenance]]."
+        ),
+        "limitations": "Scores drift during promotions; see [[runbook-retraining]].",
+    },
+    "deployment": {
+        "environment": "Kubernetes cluster ml-prod (eu-west-1), nightly batch job",
+        "configuration": rows(
+            {
+                "schedule": "02:00 UTC daily",
+                "replicas": "1 (batch)",
+                "memory": "8 GiB",
+                "timeout": "45 min",
+            }
+        ),
+        "monitoring": (
+            "Dashboards for job duration, row counts, score distribution (PSI against the "
+            "training set) and weekly precision at top 2,000. An alert fires when PSI > 0.2."
+        ),
+        "scaling": (
+            "The batch job is sharded by customer id; add shards when the run exceeds 30 "
+            "minutes. Capacity tested up to 3 million customers."
+        ),
+        "architecture": (
+            "Feature pipeline (dbt) → feature table → scoring job (this model) → "
+            "`retention.churn_scores` table → CRM call list."
+        ),
+        "rollback": (
+            "Re-point the scoring job to the previous model version in the registry and "
+            "re-run it; takes about 20 minutes. The ML lead decides."
+        ),
+    },
+    "workflow": {
+        "workflow": (
+            "1. New data lands nightly.\n2. Monthly retraining pipeline trains a candidate.\n"
+            "3. Validation gate: AUC ≥ 0.80 and no segment drops by more than 0.03.\n"
+            "4. Staging deployment and shadow scoring for one week.\n"
+            "5. Production deployment after sign-off by the product owner."
+        ),
+        "scheduled_jobs": rows(
+            {
+                "nightly_scoring": "every day 02:00 UTC",
+                "retraining": "first Monday of the month 03:00 UTC",
+                "drift_report": "every Monday 06:00 UTC",
+            }
+        ),
+        "dependencies": (
+            "Airflow DAG `churn_training`, dbt project `features`, model registry (MLflow), "
+            "and the CRM import job owned by the Retention team."
+        ),
+    },
+    "maintenance": {
+        "update_log": (
+            "- 2024-03-04 — 1.1.0: switched to LightGBM.\n"
+            "- 2024-07-08 — 1.2.0: added support-ticket features.\n"
+            "- 2024-07-15 — 1.2.0 rolled back in staging for a feature bug, fixed the same day."
+        ),
+        "update_reasons": (
+            "1.1.0 raised ranking quality; 1.2.0 answered drift after the new support tool "
+            "changed how contact reasons are recorded."
+        ),
+        "post_update_tests": (
+            "Each release passed the validation gate and one week of shadow scoring "
+            "(precision at top 2,000 within 2% of the offline estimate). Reports are "
+            "attached to each deployment record."
+        ),
+    },
+}
+
+CHURN_BODIES = {
+    "overview": (
+        "## Contacts\n\nQuestions go to `#churn-model` on chat. Start with the [[model]] "
+        "and [[deployment]] pages; day-to-day operations are in [[runbook-retraining]]."
+    ),
+    "model": "Hyperparameters were tuned with 50 Bayesian optimisation trials on validation AUC.",
+}
+
+RUNBOOK = """## When to retrain outside the schedule
+
+Retrain when the weekly drift report shows PSI > 0.2 for two weeks in a row.
+
+```bash
+airflow dags trigger churn_training --conf '{"reason": "drift"}'
+```
+
+Then follow the validation gate in [[workflow]].
+"""
+
+FRAUD_PAGES = {
+    "overview": {
+        "purpose": "Flags card transactions for manual review before they are settled.",
+        "owners": rows({"Product owner": "Carla Dias (Payments risk)"}),
+        "status": "development",
+        "risk_level": "high",
+    },
+    "data": {
+        "sources": "Card authorisations from the payments switch, since 2023-01.",
+    },
+}
+
+
+class Command(BaseCommand):
+    help = "Create the demo user and demo projects (churn prediction, fraud detection)."
+
+    def add_arguments(self, parser):
+        parser.add_argument(
+            "--password",
+            help=f"Password for a new demo user (default '{DEMO_PASSWORD}', only with DEBUG on).",
+        )
+
+    def handle(self, *args, password=None, **options):
+        if password is None:
+            if not settings.DEBUG:
+                raise CommandError(
+                    "DEBUG is off: give the demo user a real password with --password."
+                )
+            password = DEMO_PASSWORD
+        user, created = self._demo_user(password)
+        actor = Actor(user=user, source=Source.CLI)
+        made = []
+        if not Project.objects.filter(slug="churn-prediction").exists():
+            self._churn(actor)
+            made.append("churn-prediction")
+        if not Project.objects.filter(slug="fraud-detection").exists():
+            self._fraud(actor)
+            made.append("fraud-detection")
+        if made:
+            self.stdout.write(f"Created demo projects: {', '.join(made)}.")
+        else:
+            self.stdout.write("Demo projects already present; nothing changed.")
+        if created:
+            self.stdout.write(f"Log in as '{user.username}' with password '{password}'.")
+        else:
+            self.stdout.write(
+                f"Demo user '{user.username}' already exists; its password was left as is."
+            )
+
+    def _demo_user(self, password):
+        User = get_user_model()
+        user = User.objects.filter(username=DEMO_USERNAME).first()
+        if user:
+            return user, False
+        user = User.objects.create_user(
+            DEMO_USERNAME, password=password, is_staff=True, is_superuser=True
+        )
+        return user, True
+
+    def _fill(self, project, actor, pages, bodies):
+        for page in project.pages.categories():
+            if page.category in pages or page.category in bodies:
+                edit_page(
+                    page,
+                    actor=actor,
+                    base_revision=page.revision,
+                    change_reason="Demo content",
+                    fields=pages.get(page.category, {}),
+                    body=bodies.get(page.category, ""),
+                )
+
+    @transaction.atomic
+    def _churn(self, actor):
+        project = create_project(
+            actor=actor,
+            slug="churn-prediction",
+            name="Churn prediction",
+            owner_team="Retention analytics",
+            summary="Nightly churn-risk scores that drive the retention team's call list.",
+            tags=["churn", "tabular", "batch"],
+        )
+        self._fill(project, actor, CHURN_PAGES, CHURN_BODIES)
+        create_free_page(
+            project,
+            actor=actor,
+            slug="runbook-retraining",
+            title="Runbook: retraining",
+            body=RUNBOOK,
+        )
+        now = timezone.now()
+        history = [
+            ("1.0.0", 200, {"auc": 0.761, "precision_at_2000": 0.21}, {"C": 1.0}),
+            ("1.1.0", 140, {"auc": 0.812, "precision_at_2000": 0.27}, {"num_leaves": 31}),
+            ("1.2.0", 60, {"auc": 0.836, "precision_at_2000": 0.31}, {"num_leaves": 63}),
+        ]
+        for version, days_ago, metrics, params in history:
+            started = now - timedelta(days=days_ago)
+            record_training_run(
+                project,
+                actor=actor,
+                model_version=version,
+                status="succeeded",
+                started_at=started,
+                finished_at=started + timedelta(minutes=12),
+                git_commit=f"{days_ago:07x}a1b2c3d",
+                dataset_name="customers",
+                dataset_version="2024-06-30" if version == "1.2.0" else "2024-01-31",
+                hyperparameters=params | {"learning_rate": 0.05},
+                metrics=metrics,
+                tags={"trigger": "monthly"},
+                environment={"python": "3.11", "lightgbm": "4.3.0"},
+            )
+            for environment, offset in (("staging", 2), ("production", 9)):
+                deployed = started + timedelta(days=offset)
+                record_deployment(
+                    project,
+                    actor=actor,
+                    model_version=version,
+                    environment=environment,
+                    target="ml-prod/churn-scoring" if environment == "production" else "ml-staging",
+                    status="succeeded",
+                    started_at=deployed,
+                    finished_at=deployed + timedelta(minutes=20),
+                    reason=f"Release {version} after passing the validation gate.",
+                    checks=[
+                        {"name": "row count", "passed": True, "value": 1_204_332},
+                        {"name": "score PSI", "passed": True, "value": 0.04},
+                    ],
+                )
+
+    @transaction.atomic
+    def _fraud(self, actor):
+        project = create_project(
+            actor=actor,
+            slug="fraud-detection",
+            name="Card fraud detection",
+            owner_team="Payments risk",
+            summary="Real-time scores that route suspicious card transactions to review.",
+            tags=["fraud", "real-time"],
+        )
+        self._fill(project, actor, FRAUD_PAGES, {})

@@ -1,0 +1,308 @@
+"""The domain: projects, their documentation pages, and the records pipelines post.
+
+Every model keeps its full history (django-simple-history, stamped by wiki.history).
+Nothing outside wiki/services writes these models.
+"""
+
+import math
+
+from django.core.exceptions import ValidationError
+from django.core.validators import RegexValidator
+from django.db import models
+from django.db.models import OuterRef, Q, Subquery
+from simple_history.models import HistoricalRecords
+
+from wiki.categories import CATEGORY_NAMES, get_category, missing_required
+from wiki.history import RevisionInfo
+
+SLUG_PATTERN = r"[a-z0-9]+(?:-[a-z0-9]+)*"
+validate_slug = RegexValidator(
+    rf"^{SLUG_PATTERN}\Z",
+    "Use lowercase letters, digits and single hyphens (e.g. churn-model).",
+)
+
+
+def history():
+    return HistoricalRecords(bases=[RevisionInfo])
+
+
+def _has_nul(value):
+    if isinstance(value, str):
+        return "\x00" in value
+    if isinstance(value, dict):
+        return any(_has_nul(k) or _has_nul(v) for k, v in value.items())
+    if isinstance(value, list):
+        return any(_has_nul(item) for item in value)
+    return False
+
+
+class DomainModel(models.Model):
+    """Base of the domain models: full_clean() also refuses NUL characters anywhere,
+    including inside JSON, since PostgreSQL cannot store them (a 500 otherwise)."""
+
+    class Meta:
+        abstract = True
+
+    def clean_fields(self, exclude=None):
+        try:
+            super().clean_fields(exclude)
+            errors = {}
+        except ValidationError as e:
+            errors = e.error_dict
+        for field in self._meta.concrete_fields:
+            if field.name not in (exclude or ()) and _has_nul(getattr(self, field.attname)):
+                errors.setdefault(field.name, []).append(
+                    ValidationError("Must not contain NUL (\\x00) characters.")
+                )
+        if errors:
+            raise ValidationError(errors)
+
+
+class ProjectQuerySet(models.QuerySet):
+    def with_last_change(self):
+        """Annotate when and by whom the project or any of its pages last changed."""
+        pages = HistoricalPage.objects.filter(project_id=OuterRef("pk")).order_by("-history_date")
+        own = HistoricalProject.objects.filter(id=OuterRef("pk")).order_by("-history_date")
+        return self.annotate(
+            page_changed_at=Subquery(pages.values("history_date")[:1]),
+            page_changed_by=Subquery(pages.values("history_username")[:1]),
+            own_changed_at=Subquery(own.values("history_date")[:1]),
+            own_changed_by=Subquery(own.values("history_username")[:1]),
+        )
+
+
+class Project(DomainModel):
+    """An ML system being documented: the root of its pages and records."""
+
+    slug = models.CharField(max_length=50, unique=True, validators=[validate_slug])
+    name = models.CharField(max_length=200)
+    summary = models.CharField(max_length=500, blank=True)
+    owner_team = models.CharField("owner team", max_length=100)
+    tags = models.JSONField(default=list, blank=True)
+    revision = models.PositiveIntegerField(default=1)
+    created_at = models.DateTimeField(auto_now_add=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    history = history()
+    objects = ProjectQuerySet.as_manager()
+
+    class Meta:
+        ordering = ["name", "slug"]
+
+    def __str__(self):
+        return self.name
+
+    @property
+    def last_change(self):
+        """(time, user name) of the latest change; needs ``with_last_change()``."""
+        changes = [
+            (self.page_changed_at, self.page_changed_by),
+            (self.own_changed_at, self.own_changed_by),
+        ]
+        return max((c for c in changes if c[0] is not None), default=(None, ""))
+
+
+class PageQuerySet(models.QuerySet):
+    def categories(self):
+        return self.exclude(category="")
+
+    def free(self):
+        return self.filter(category="")
+
+
+class Page(DomainModel):
+    """A documentation page: one per category per project, or a free page (no category)."""
+
+    project = models.ForeignKey(Project, on_delete=models.PROTECT, related_name="pages")
+    # Empty for free pages (runbooks, glossaries, decision records).
+    category = models.CharField(
+        max_length=20, blank=True, choices=[(name, name) for name in CATEGORY_NAMES]
+    )
+    slug = models.CharField(max_length=60, validators=[validate_slug])
+    title = models.CharField(max_length=200)
+    fields = models.JSONField(default=dict, blank=True)
+    body = models.TextField(blank=True)
+    # Incremented by every edit; forms and API clients send back the revision they
+    # started from, so a stale write is refused instead of silently overwriting.
+    revision = models.PositiveIntegerField(default=1)
+    created_at = models.DateTimeField(auto_now_add=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    history = history()
+    objects = PageQuerySet.as_manager()
+
+    class Meta:
+        ordering = ["project", "title"]
+        constraints = [
+            models.UniqueConstraint(fields=["project", "slug"], name="page_unique_slug"),
+            models.UniqueConstraint(
+                fields=["project", "category"],
+                condition=~Q(category=""),
+                name="page_unique_category",
+            ),
+        ]
+
+    def __str__(self):
+        return f"{self.project.slug}/{self.slug}"
+
+    @property
+    def spec(self):
+        """The registry category of a category page, None for a free page."""
+        return get_category(self.category) if self.category else None
+
+    @property
+    def missing_fields(self):
+        return missing_required(self.spec, self.fields) if self.spec else []
+
+    @property
+    def completeness(self):
+        """(required fields filled, required fields) of a category page."""
+        if not self.spec:
+            return (0, 0)
+        required = len(self.spec.required_fields)
+        return (required - len(self.missing_fields), required)
+
+
+class ModelVersion(DomainModel):
+    """A version of the project's model, created from records or by hand."""
+
+    project = models.ForeignKey(Project, on_delete=models.PROTECT, related_name="model_versions")
+    version = models.CharField(max_length=100)
+    description = models.TextField(blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    history = history()
+
+    class Meta:
+        ordering = ["project", "-created_at", "-id"]
+        constraints = [
+            models.UniqueConstraint(fields=["project", "version"], name="model_version_unique"),
+        ]
+
+    def __str__(self):
+        return self.version
+
+
+def _require_object(value, name, check, what):
+    if not isinstance(value, dict):
+        raise ValidationError({name: "Must be an object."})
+    for key, item in value.items():
+        if not check(item):
+            raise ValidationError({name: f"'{key}' must be {what}."})
+
+
+def _is_scalar(value):
+    return value is None or isinstance(value, (str, bool, int, float))
+
+
+def _is_finite_number(value):
+    return isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
+
+
+class Record(DomainModel):
+    """What training runs and deployments share: where and when the pipeline ran."""
+
+    git_commit = models.CharField(max_length=64, blank=True)
+    pipeline_url = models.URLField(max_length=500, blank=True)
+    started_at = models.DateTimeField()
+    finished_at = models.DateTimeField(null=True, blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        abstract = True
+
+    def clean(self):
+        if self.finished_at and self.started_at and self.finished_at < self.started_at:
+            raise ValidationError({"finished_at": "Must not be before started_at."})
+
+
+class TrainingRun(Record):
+    """One training run as posted by a pipeline: inputs, parameters, results."""
+
+    class Status(models.TextChoices):
+        RUNNING = "running"
+        SUCCEEDED = "succeeded"
+        FAILED = "failed"
+
+    project = models.ForeignKey(Project, on_delete=models.PROTECT, related_name="training_runs")
+    model_version = models.ForeignKey(
+        ModelVersion, on_delete=models.PROTECT, related_name="training_runs"
+    )
+    status = models.CharField(max_length=20, choices=Status.choices)
+    dataset_name = models.CharField(max_length=200, blank=True)
+    dataset_version = models.CharField(max_length=200, blank=True)
+    dataset_uri = models.CharField(max_length=500, blank=True)
+    hyperparameters = models.JSONField(default=dict, blank=True)
+    metrics = models.JSONField(default=dict, blank=True)
+    tags = models.JSONField(default=dict, blank=True)
+    environment = models.JSONField(default=dict, blank=True)
+    notes = models.TextField(blank=True)
+
+    history = history()
+
+    class Meta:
+        ordering = ["project", "-started_at", "-id"]
+
+    def __str__(self):
+        return f"training run {self.pk} ({self.model_version})"
+
+    def clean(self):
+        super().clean()
+        _require_object(self.hyperparameters, "hyperparameters", _is_scalar, "a scalar")
+        _require_object(self.metrics, "metrics", _is_finite_number, "a finite number")
+        _require_object(self.tags, "tags", lambda v: isinstance(v, str), "a string")
+        _require_object(self.environment, "environment", lambda v: True, "")
+
+
+class Deployment(Record):
+    """One deployment of a model version to an environment, with its checks."""
+
+    class Status(models.TextChoices):
+        PENDING = "pending"
+        IN_PROGRESS = "in_progress"
+        SUCCEEDED = "succeeded"
+        FAILED = "failed"
+        ROLLED_BACK = "rolled_back"
+
+    project = models.ForeignKey(Project, on_delete=models.PROTECT, related_name="deployments")
+    model_version = models.ForeignKey(
+        ModelVersion, on_delete=models.PROTECT, related_name="deployments"
+    )
+    environment = models.CharField(max_length=50)
+    target = models.CharField(max_length=200, blank=True)
+    status = models.CharField(max_length=20, choices=Status.choices)
+    config = models.JSONField(default=dict, blank=True)
+    reason = models.TextField(blank=True)
+    checks = models.JSONField(default=list, blank=True)
+
+    history = history()
+
+    class Meta:
+        ordering = ["project", "-started_at", "-id"]
+
+    def __str__(self):
+        return f"{self.model_version} to {self.environment}"
+
+    def clean(self):
+        super().clean()
+        _require_object(self.config, "config", lambda v: True, "")
+        if not isinstance(self.checks, list):
+            raise ValidationError({"checks": "Must be a list of check results."})
+        for number, check in enumerate(self.checks, start=1):
+            if (
+                not isinstance(check, dict)
+                or not isinstance(check.get("name"), str)
+                or not check["name"].strip()
+                or not isinstance(check.get("passed"), bool)
+                or not set(check) <= {"name", "passed", "value", "details"}
+            ):
+                raise ValidationError(
+                    {
+                        "checks": f"Check {number} must have a non-empty 'name', a boolean "
+                        "'passed', and optionally 'value' and 'details'."
+                    }
+                )
+
+
+HistoricalProject = Project.history.model
+HistoricalPage = Page.history.model

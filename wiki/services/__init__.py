@@ -1,0 +1,15 @@
+"""The one write path: every change to the domain goes through these functions.
+
+Each opens a transaction, checks the revision the caller started from (where there is
+one), validates, saves, and records who / why / from where (wiki.history.recording).
+"""
+
+
+class EditConflict(Exception):
+    """The object changed after the caller read it; ``current`` is its latest state."""
+
+    def __init__(self, current):
+        super().__init__(
+            f"{current} was changed meanwhile (it is now at revision {current.revision})."
+        )
+        self.current = current

@@ -1,0 +1,71 @@
+"""Creating and changing projects."""
+
+from django.core.exceptions import ValidationError
+from django.db import IntegrityError, transaction
+
+from wiki.categories import CATEGORIES
+from wiki.history import recording
+from wiki.models import Page, Project
+from wiki.services import EditConflict
+
+TAG_MAX_LENGTH = 50
+MAX_TAGS = 20
+
+
+def clean_tags(tags):
+    """Lowercase, strip and de-duplicate tags, keeping their order."""
+    if isinstance(tags, str) or not all(isinstance(t, str) for t in tags):
+        raise ValidationError({"tags": "Tags must be a list of strings."})
+    cleaned = list(dict.fromkeys(t.strip().lower() for t in tags if t.strip()))
+    if len(cleaned) > MAX_TAGS:
+        raise ValidationError({"tags": f"At most {MAX_TAGS} tags."})
+    too_long = [t for t in cleaned if len(t) > TAG_MAX_LENGTH]
+    if too_long:
+        raise ValidationError(
+            {"tags": f"Tags must be at most {TAG_MAX_LENGTH} characters: {too_long[0]!r}."}
+        )
+    return cleaned
+
+
+def create_project(*, actor, slug, name, owner_team, summary="", tags=(), change_reason=""):
+    """Create a project together with its six category pages."""
+    project = Project(
+        slug=slug, name=name, owner_team=owner_team, summary=summary, tags=clean_tags(tags)
+    )
+    project.full_clean()
+    try:
+        with transaction.atomic(), recording(actor, change_reason or "Created project"):
+            project.save()
+            for category in CATEGORIES:
+                Page.objects.create(
+                    project=project,
+                    category=category.name,
+                    slug=category.name,
+                    title=category.label,
+                )
+    except IntegrityError:
+        # Another request created the same slug between our check and our insert.
+        raise ValidationError({"slug": "A project with this slug already exists."}) from None
+    return project
+
+
+def update_project(project, *, actor, base_revision, change_reason, **changes):
+    """Change a project's name, summary, owner team or tags (its slug is permanent)."""
+    allowed = {"name", "summary", "owner_team", "tags"}
+    unknown = set(changes) - allowed
+    if unknown:
+        raise ValidationError({name: "This field cannot be changed." for name in unknown})
+    if "tags" in changes:
+        changes["tags"] = clean_tags(changes["tags"])
+    with transaction.atomic(), recording(actor, change_reason):
+        current = Project.objects.select_for_update().get(pk=project.pk)
+        if base_revision is not None and current.revision != base_revision:
+            raise EditConflict(current)
+        if all(getattr(current, name) == value for name, value in changes.items()):
+            return current
+        for name, value in changes.items():
+            setattr(current, name, value)
+        current.full_clean()
+        current.revision += 1
+        current.save()
+    return current
