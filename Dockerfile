@@ -1,7 +1,9 @@
 # The mlwiki application image: web (gunicorn), Celery worker and beat all run from it.
 FROM python:3.11-slim
 
-ENV PYTHONDONTWRITEBYTECODE=1 \
+# Production unless told otherwise: with DEBUG off the app refuses to start without SECRET_KEY.
+ENV DEBUG=false \
+    PYTHONDONTWRITEBYTECODE=1 \
     PYTHONUNBUFFERED=1 \
     PIP_NO_CACHE_DIR=1 \
     PIP_DISABLE_PIP_VERSION_CHECK=1

@@ -93,8 +93,10 @@ def text_to_table(text):
         if not line.strip():
             continue
         key, colon, value = line.partition(":")
-        if not colon or not key.strip():
+        if not colon:
             raise ValidationError(f"Line {number}: write one 'key: value' per line.")
+        if not key.strip():
+            raise ValidationError(f"Line {number}: there is no key before the ':'.")
         rows.append({"key": key.strip(), "value": value.strip()})
     return rows
 
@@ -123,10 +125,12 @@ class PageForm(RevisionForm):
         help_text="Free Markdown. Link other pages with [[page]] or [[project/page]].",
     )
 
-    def __init__(self, page, data=None):
+    def __init__(self, page, data=None, reason_required=True):
         self.page = page
         initial = {"body": page.body, "base_revision": page.revision}
         super().__init__(data=data, initial=initial)
+        # A preview needs no reason yet; a save does.
+        self.fields["change_reason"].required = reason_required
         spec = page.spec
         if spec is None:
             self.fields["title"] = forms.CharField(
@@ -167,7 +171,7 @@ class PageForm(RevisionForm):
 
 
 class FreePageCreateForm(forms.Form):
-    title = forms.CharField(max_length=200)
+    title = forms.CharField(max_length=Page._meta.get_field("title").max_length)
     slug = forms.SlugField(
         max_length=60,
         help_text="Its address and the name other pages link to: [[slug]]. "
@@ -180,5 +184,8 @@ class FreePageCreateForm(forms.Form):
         help_text="Free Markdown. Link other pages with [[page]] or [[project/page]].",
     )
     change_reason = forms.CharField(
-        label="Change reason", max_length=500, required=False, help_text=CHANGE_REASON_HELP
+        label="Change reason (optional)",
+        max_length=500,
+        required=False,
+        help_text="Shown in the page history; defaults to “Created page”.",
     )

@@ -1,4 +1,5 @@
 from django.urls import path
+from django.views.generic import RedirectView
 
 from frontend import views
 
@@ -6,7 +7,7 @@ app_name = "frontend"
 
 urlpatterns = [
     path("", views.project_list, name="project-list"),
-    path("healthz/", views.healthz, name="healthz"),
+    path("projects/", RedirectView.as_view(pattern_name="frontend:project-list")),
     path("projects/new/", views.project_create, name="project-create"),
     path("projects/<slug:project>/", views.project_detail, name="project-detail"),
     path("projects/<slug:project>/settings/", views.project_settings, name="project-settings"),

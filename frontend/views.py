@@ -1,15 +1,11 @@
 """Browser views: thin adapters that read the domain and call wiki/services to write."""
 
 from django.contrib import messages
-from django.contrib.auth.decorators import login_not_required
 from django.core.exceptions import ValidationError
 from django.core.paginator import Paginator
-from django.db import connection
-from django.db.models import Count, Prefetch
-from django.http import HttpResponse
+from django.db.models import Count
 from django.shortcuts import get_object_or_404, redirect, render
-from django.views.decorators.cache import never_cache
-from django.views.decorators.http import require_GET, require_http_methods
+from django.views.decorators.http import require_http_methods, require_safe
 
 from frontend.forms import (
     FreePageCreateForm,
@@ -18,11 +14,12 @@ from frontend.forms import (
     ProjectSettingsForm,
     apply_errors,
 )
-from wiki.categories import CATEGORIES, validate_fields
+from wiki.categories import CATEGORIES
 from wiki.history import Actor, Source
 from wiki.models import Deployment, ModelVersion, Page, Project, TrainingRun
+from wiki.rendering import render_page, to_slug
 from wiki.services import EditConflict
-from wiki.services.pages import create_free_page, edit_page
+from wiki.services.pages import check_page_changes, create_free_page, edit_page
 from wiki.services.projects import create_project, update_project
 
 PROJECTS_PER_PAGE = 50
@@ -36,38 +33,20 @@ def _actor(request):
 
 def _project_context(project, active):
     """What the project header and its tabs need: the category pages with their scores."""
-    pages = {
-        p.category: p for p in project.pages.categories().only("project", "category", "fields")
-    }
-    tabs = [(category, pages[category.name]) for category in CATEGORIES]
+    pages = project.pages.categories().only("project", "category", "fields")
+    by_category = {page.category: page for page in pages}
+    tabs = [(c, by_category[c.name]) for c in CATEGORIES if c.name in by_category]
     return {"project": project, "tabs": tabs, "active": active}
 
 
-@login_not_required
-@never_cache
-@require_GET
-def healthz(request):
-    """Liveness and database check for load balancers and container health checks."""
-    with connection.cursor() as cursor:
-        cursor.execute("SELECT 1")
-    return HttpResponse("ok", content_type="text/plain")
-
-
-@require_GET
+@require_safe
 def project_list(request):
-    category_pages = Page.objects.categories().only("project", "category", "fields")
-    projects = Project.objects.with_last_change().prefetch_related(
-        Prefetch("pages", queryset=category_pages, to_attr="category_pages")
-    )
+    projects = Project.objects.with_last_change().with_category_pages()
     page_obj = Paginator(projects, PROJECTS_PER_PAGE).get_page(request.GET.get("page"))
-    for project in page_obj:
-        filled = sum(p.completeness[0] for p in project.category_pages)
-        required = sum(p.completeness[1] for p in project.category_pages)
-        project.score = round(100 * filled / required) if required else 100
     return render(request, "frontend/project_list.html", {"page_obj": page_obj})
 
 
-@require_http_methods(["GET", "POST"])
+@require_http_methods(["GET", "HEAD", "POST"])
 def project_create(request):
     form = ProjectCreateForm(request.POST or None)
     if request.method == "POST" and form.is_valid():
@@ -81,10 +60,11 @@ def project_create(request):
     return render(request, "frontend/project_create.html", {"form": form})
 
 
-@require_http_methods(["GET", "POST"])
+@require_http_methods(["GET", "HEAD", "POST"])
 def project_settings(request, project):
     project = get_object_or_404(Project, slug=project)
     form = ProjectSettingsForm.for_project(project, request.POST or None)
+    conflict = None
     if request.method == "POST" and form.is_valid():
         data = dict(form.cleaned_data)
         try:
@@ -95,29 +75,27 @@ def project_settings(request, project):
                 change_reason=data.pop("change_reason"),
                 **data,
             )
-        except EditConflict as conflict:
-            _report_conflict(form, conflict)
+        except EditConflict as e:
+            conflict = _conflict(form, e)
         except ValidationError as e:
             apply_errors(form, e)
         else:
             messages.success(request, "Project settings saved.")
             return redirect("frontend:project-detail", project.slug)
-    context = _project_context(project, "settings") | {"form": form}
+    context = _project_context(project, "settings") | {"form": form, "conflict": conflict}
     return render(request, "frontend/project_settings.html", context)
 
 
-def _report_conflict(form, conflict):
-    """Keep the user's input, explain the conflict, and let a second save go through."""
+def _conflict(form, conflict):
+    """Keep the user's input and let a second, deliberate save replace the newer revision.
+
+    Returns the latest revision's history row (who saved it, when, why) for the template.
+    """
     current = conflict.current
-    form.add_error(
-        None,
-        f"Someone else saved this while you were editing (it is now at revision "
-        f"{current.revision}). Your text is kept below: compare it with the current "
-        f"version (open it in another tab), then save again to replace it.",
-    )
     data = form.data.copy()
     data["base_revision"] = current.revision
     form.data = data
+    return current.history.first()
 
 
 def _get_page(project_slug, page_slug):
@@ -126,46 +104,57 @@ def _get_page(project_slug, page_slug):
     )
 
 
-@require_GET
+@require_safe
 def project_detail(request, project):
     return page_detail(request, project, "overview")
 
 
-@require_GET
+@require_safe
 def page_detail(request, project, page):
-    page = _get_page(project, page)
-    last = page.history.only("history_date", "history_username", "history_source").first()
-    context = _project_context(page.project, page.category or "pages") | {
-        "page": page,
-        "fields": _display_fields(page.spec, page.fields),
+    found = Page.objects.select_related("project").filter(project__slug=project, slug=page)
+    page_obj = found.first()
+    if page_obj is None:
+        return _missing_page(request, project, page)
+    last = page_obj.history.only("history_date", "history_username").first()
+    fields, body_html = render_page(page_obj.spec, page_obj.fields, page_obj.body, project)
+    context = _project_context(page_obj.project, page_obj.category or "pages") | {
+        "page": page_obj,
+        "fields": fields,
+        "body_html": body_html,
         "last": last,
     }
     return render(request, "frontend/page_detail.html", context)
 
 
-def _display_fields(spec, values):
-    """(registry field, value) pairs of a category page, in registry order."""
-    if spec is None:
-        return []
-    return [(field, values.get(field.name)) for field in spec.fields]
+def _missing_page(request, project_slug, page_slug):
+    """404 for a page that does not exist, offering to create it in an existing project."""
+    project = get_object_or_404(Project, slug=project_slug)
+    context = _project_context(project, "pages") | {"slug": to_slug(page_slug)}
+    return render(request, "frontend/page_missing.html", context, status=404)
 
 
-@require_http_methods(["GET", "POST"])
+@require_http_methods(["GET", "HEAD", "POST"])
 def page_edit(request, project, page):
     page = _get_page(project, page)
-    form = PageForm(page, request.POST or None)
-    preview = None
+    previewing = "preview" in request.POST
+    form = PageForm(page, request.POST or None, reason_required=not previewing)
+    preview = conflict = None
     if request.method == "POST" and form.is_valid():
-        if "preview" in request.POST:
+        if previewing:
             preview = _preview(page, form)
         else:
-            saved = _save_page(request, page, form)
-            if saved:
-                return redirect("frontend:page", saved.project.slug, saved.slug)
+            try:
+                saved = _save_page(request, page, form)
+            except EditConflict as e:
+                conflict = _conflict(form, e)
+            else:
+                if saved:
+                    return redirect("frontend:page", saved.project.slug, saved.slug)
     context = _project_context(page.project, page.category or "pages") | {
         "page": page,
         "form": form,
         "preview": preview,
+        "conflict": conflict,
     }
     return render(request, "frontend/page_edit.html", context)
 
@@ -173,18 +162,24 @@ def page_edit(request, project, page):
 def _preview(page, form):
     """What the page would look like with the submitted values, or None if they are invalid."""
     try:
-        values = validate_fields(page.spec, form.field_values()) if page.spec else {}
+        changes = check_page_changes(
+            page, fields=form.field_values(), body=form.cleaned_data["body"]
+        )
     except ValidationError as e:
         apply_errors(form, e)
         return None
+    fields, body_html = render_page(
+        page.spec, changes.get("fields", {}), changes["body"], page.project.slug
+    )
     return {
         "title": form.cleaned_data.get("title", page.title),
-        "fields": _display_fields(page.spec, values),
-        "body": form.cleaned_data["body"],
+        "fields": fields,
+        "body_html": body_html,
     }
 
 
 def _save_page(request, page, form):
+    """Save the edit; returns the saved page, or None with the errors put on ``form``."""
     data = form.cleaned_data
     try:
         saved = edit_page(
@@ -196,9 +191,6 @@ def _save_page(request, page, form):
             body=data["body"],
             title=data.get("title"),
         )
-    except EditConflict as conflict:
-        _report_conflict(form, conflict)
-        return None
     except ValidationError as e:
         apply_errors(form, e)
         return None
@@ -209,10 +201,12 @@ def _save_page(request, page, form):
     return saved
 
 
-@require_http_methods(["GET", "POST"])
+@require_http_methods(["GET", "HEAD", "POST"])
 def page_create(request, project):
     project = get_object_or_404(Project, slug=project)
-    form = FreePageCreateForm(request.POST or None, initial={"slug": request.GET.get("slug", "")})
+    slug = to_slug(request.GET.get("slug", ""))
+    initial = {"slug": slug, "title": slug.replace("-", " ").capitalize()}
+    form = FreePageCreateForm(request.POST or None, initial=initial)
     if request.method == "POST" and form.is_valid():
         try:
             page = create_free_page(project, actor=_actor(request), **form.cleaned_data)
@@ -225,7 +219,7 @@ def page_create(request, project):
     return render(request, "frontend/page_create.html", context)
 
 
-@require_GET
+@require_safe
 def page_list(request, project):
     project = get_object_or_404(Project, slug=project)
     pages = project.pages.free().only("project", "slug", "title", "updated_at").order_by("title")
@@ -233,7 +227,7 @@ def page_list(request, project):
     return render(request, "frontend/page_list.html", context)
 
 
-@require_GET
+@require_safe
 def page_history(request, project, page):
     page = _get_page(project, page)
     revisions = page.history.only(
@@ -248,7 +242,7 @@ def page_history(request, project, page):
     return render(request, "frontend/page_history.html", context)
 
 
-@require_GET
+@require_safe
 def records(request, project):
     project = get_object_or_404(Project, slug=project)
     context = _project_context(project, "records") | {

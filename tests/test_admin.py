@@ -136,20 +136,31 @@ def test_admin_adds_free_pages_only(admin_client_logged_in, project):
     )
     assert response.status_code == 302
     assert Page.objects.get(slug="glossary").category == ""
-    response = admin_client_logged_in.post(
-        "/admin/wiki/page/add/",
-        {"project": project.pk, "slug": "model", "title": "X", "change_reason": "Add"},
-    )
-    assert response.status_code == 200
-    assert b"Page with this Project and Slug already exists" in response.content
-    # A reserved slug passes the form but is refused by the service: reported, not saved.
-    response = admin_client_logged_in.post(
-        "/admin/wiki/page/add/",
-        {"project": project.pk, "slug": "records", "title": "X", "change_reason": "Add"},
-        follow=True,
-    )
-    assert b"Nothing was saved: &#x27;records&#x27; is reserved" in response.content
-    assert not Page.objects.filter(slug="records").exists()
+    for slug, error in [
+        ("model", "&#x27;model&#x27; is reserved"),
+        ("records", "&#x27;records&#x27; is reserved"),
+        ("glossary", "Page with this Project and Slug already exists"),
+    ]:
+        response = admin_client_logged_in.post(
+            "/admin/wiki/page/add/",
+            {"project": project.pk, "slug": slug, "title": "Typed", "change_reason": "Add"},
+        )
+        # Shown on the form, with what was typed kept.
+        assert response.status_code == 200
+        assert error in response.content.decode()
+        assert 'value="Typed"' in response.content.decode()
+    assert project.pages.count() == 7
+
+
+def test_admin_reports_bad_tags_on_the_form(admin_client_logged_in):
+    for tags in ["[5]", '"text"', '{"a": 1}', f'["{"t" * 51}"]']:
+        response = admin_client_logged_in.post(
+            "/admin/wiki/project/add/",
+            {"slug": "x", "name": "X", "owner_team": "T", "tags": tags, "change_reason": "r"},
+        )
+        assert response.status_code == 200
+        assert "tags" in response.context["adminform"].form.errors, tags
+    assert not Project.objects.exists()
 
 
 def test_admin_cannot_delete_or_change_records(admin_client_logged_in, project):

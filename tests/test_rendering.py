@@ -1,7 +1,10 @@
+import uuid
+
 import pytest
 
 from tests.factories import ProjectFactory, make_free_page
-from wiki.rendering import parse_wikilink, render_markdown
+from wiki import rendering
+from wiki.rendering import parse_wikilink, render_markdown, render_markdown_many
 
 pytestmark = pytest.mark.django_db
 
@@ -15,7 +18,8 @@ def test_tables_fenced_code_toc_and_sane_lists_are_rendered(project):
         "churn",
     )
     assert '<div class="toc">' in html
-    assert '<h2 id="data-split">Data split</h2>' in html
+    assert '<h2 id="h-data-split">Data split</h2>' in html
+    assert '<a href="#h-data-split"' in html
     assert '<td align="right">10</td>' in html
     assert "<code class=\"language-python\">print('&lt;b&gt;')" in html
     assert "<ol>" in html and "<ul>" in html
@@ -51,7 +55,7 @@ def test_missing_page_renders_as_a_create_this_page_link(project):
 def test_missing_project_renders_as_marked_text_not_a_link(project):
     html = render_markdown("[[nowhere/page]]", "churn")
     assert "<a" not in html
-    assert '<span class="wikilink missing" title="There is no project' in html
+    assert '<span class="wikilink missing" title="There is no such project">' in html
 
 
 def test_relative_wikilink_needs_a_project():
@@ -59,10 +63,44 @@ def test_relative_wikilink_needs_a_project():
     assert parse_wikilink("model", None) is None
 
 
-def test_text_that_is_not_a_slug_stays_as_written(project):
-    html = render_markdown("[[not a page!]]", "churn")
-    assert "[[not a page!]]" in html
+@pytest.mark.parametrize("text", ["[[!!!]]", "[[a/b/c]]", "[[ |label]]"])
+def test_text_that_names_no_page_stays_as_written(project, text):
+    html = render_markdown(text, "churn")
+    assert text in html
     assert "<a" not in html
+
+
+def test_title_words_link_to_the_slug_they_name(project):
+    make_free_page(project, slug="runbook-retraining", title="Retraining")
+    html = render_markdown("[[Runbook retraining]] and [[Data_Split!]]", "churn")
+    assert 'href="/projects/churn/runbook-retraining/"' in html
+    assert 'href="/projects/churn/pages/new/?slug=data-split"' in html
+
+
+def test_links_may_point_at_a_heading(project):
+    html = render_markdown("[[model#Evaluation metrics|how we judge]]", "churn")
+    assert 'href="/projects/churn/model/#h-evaluation-metrics"' in html
+    assert ">how we judge</a>" in html
+
+
+@pytest.mark.parametrize("target", ["settings", "records", "x" * 61])
+def test_links_to_pages_that_cannot_be_created_are_not_create_links(project, target):
+    html = render_markdown(f"[[{target}]]", "churn")
+    assert "<a" not in html
+    assert 'title="There is no such page"' in html
+
+
+def test_heading_ids_cannot_take_the_interfaces_ids(project):
+    html = render_markdown('## Main\n\n<h3 id="main">raw</h3>', "churn")
+    assert 'id="h-main"' in html
+    assert 'id="main"' not in html
+
+
+def test_pathologically_nested_markdown_is_shown_as_written_not_crashed():
+    text = "".join("\t" * depth + "- x\n" for depth in range(400))
+    html = render_markdown(text)
+    assert "nested too deeply" in html
+    assert "<pre>" in html
 
 
 def test_wikilinks_in_code_are_not_links(project):
@@ -71,14 +109,37 @@ def test_wikilinks_in_code_are_not_links(project):
     assert html.count("[[model]]") == 2
 
 
-def test_rendering_is_cached_by_content(project, django_assert_num_queries):
-    text = "Cached [[model]] text"
+def test_rendering_is_cached_by_content(project, monkeypatch, django_assert_num_queries):
+    conversions = []
+    convert = rendering._to_html
+    monkeypatch.setattr(rendering, "_to_html", lambda *a: conversions.append(a) or convert(*a))
+    text = f"Cached [[model]] text {uuid.uuid4()}"
     first = render_markdown(text, "churn")
     # Only the link lookup (pages, projects) runs again; the HTML comes from the cache.
     with django_assert_num_queries(2):
         assert render_markdown(text, "churn") == first
+    assert len(conversions) == 1
     with django_assert_num_queries(0):
         render_markdown("No links, no queries", "churn")
+
+
+def test_many_texts_share_one_link_lookup(project, django_assert_num_queries):
+    texts = [f"[[model]] {uuid.uuid4()}", f"[[data]] [[fraud/x]] {uuid.uuid4()}", "", "plain"]
+    with django_assert_num_queries(2):
+        html = render_markdown_many(texts, "churn")
+    assert 'href="/projects/churn/model/"' in html[0]
+    assert 'href="/projects/churn/data/"' in html[1]
+    assert html[2] == "" and html[3] == "<p>plain</p>"
+
+
+def test_a_cache_outage_does_not_break_rendering(project, settings):
+    settings.CACHES = {
+        "default": {
+            "BACKEND": "django.core.cache.backends.redis.RedisCache",
+            "LOCATION": "redis://127.0.0.1:1/0",  # nothing listens there
+        }
+    }
+    assert "<strong>ok</strong>" in render_markdown("**ok**", "churn")
 
 
 def test_creating_a_linked_page_changes_the_cached_rendering(project):

@@ -132,7 +132,7 @@ def test_create_free_page_records_its_creation(project, user):
     )
 
 
-@pytest.mark.parametrize("slug", ["overview", "model", "pages", "records", "settings", "new"])
+@pytest.mark.parametrize("slug", ["overview", "model", "pages", "records", "settings"])
 def test_reserved_slugs_are_refused_for_free_pages(project, user, slug):
     with pytest.raises(ValidationError) as e:
         create_free_page(project, actor=web(user), slug=slug, title="T")
@@ -172,3 +172,44 @@ def test_nul_characters_are_refused(overview, user, changes, field):
     assert field in e.value.message_dict
     overview.refresh_from_db()
     assert overview.revision == 1
+
+
+@pytest.mark.parametrize("reason", [None, 5, "r" * 1001, "a\x00b"])
+def test_a_bad_change_reason_stops_the_write(overview, user, reason):
+    with pytest.raises(ValidationError) as e:
+        edit_page(overview, actor=web(user), base_revision=1, change_reason=reason, body="x")
+    assert "change_reason" in e.value.message_dict
+    overview.refresh_from_db()
+    assert overview.revision == 1
+
+
+@pytest.mark.parametrize(("title", "body"), [(5, ""), ("T", 5), (None, "")])
+def test_free_page_of_the_wrong_types_is_refused(project, user, title, body):
+    with pytest.raises(ValidationError):
+        create_free_page(project, actor=web(user), slug="x", title=title, body=body)
+    assert not project.pages.free().exists()
+
+
+def test_line_ends_are_stored_as_lf(overview, user):
+    saved = edit_page(
+        overview,
+        actor=web(user),
+        base_revision=1,
+        change_reason="",
+        fields={"purpose": "a\r\nb\rc"},
+        body="x\r\ny",
+    )
+    assert (saved.fields["purpose"], saved.body) == ("a\nb\nc", "x\ny")
+
+
+def test_all_errors_of_an_edit_are_reported_together(overview, user):
+    with pytest.raises(ValidationError) as e:
+        edit_page(
+            overview,
+            actor=web(user),
+            base_revision=1,
+            change_reason="",
+            fields={"status": "nope"},
+            body=5,
+        )
+    assert set(e.value.message_dict) == {"status", "body"}

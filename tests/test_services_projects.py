@@ -139,3 +139,16 @@ def test_nul_characters_in_a_project_are_refused(user, field, value):
         create_project(actor=web(user), **data)
     assert field in e.value.message_dict
     assert not Project.objects.exists()
+
+
+@pytest.mark.parametrize("tags", [None, 5, {"a": 1}, "a,b"])
+def test_tags_must_be_a_list(project, user, tags):
+    with pytest.raises(ValidationError) as e:
+        update_project(project, actor=web(user), base_revision=1, change_reason="", tags=tags)
+    assert "tags" in e.value.message_dict
+
+
+def test_new_is_reserved_for_the_create_form(user):
+    with pytest.raises(ValidationError) as e:
+        create_project(actor=web(user), slug="new", name="New", owner_team="T")
+    assert "reserved" in e.value.message_dict["slug"][0]

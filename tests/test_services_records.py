@@ -1,4 +1,4 @@
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 
 import pytest
 from django.core.exceptions import ValidationError
@@ -126,3 +126,22 @@ def test_nul_characters_are_refused_before_they_reach_the_database(project, attr
         record_training_run(project, actor=cli_actor(), **(data | attrs))
     assert "NUL" in e.value.message_dict[field][0]
     assert not TrainingRun.objects.exists()
+
+
+@pytest.mark.filterwarnings("ignore:DateTimeField .* received a naive datetime")
+@pytest.mark.parametrize(
+    ("started_at", "finished_at", "error"),
+    [
+        (datetime(2024, 1, 1, 12), datetime(2024, 1, 1, 13, tzinfo=UTC), None),
+        (datetime(2024, 1, 1, 12), datetime(2024, 1, 1, 11, tzinfo=UTC), "finished_at"),
+        ("not a date", datetime(2024, 1, 1, 13, tzinfo=UTC), "started_at"),
+    ],
+)
+def test_times_are_compared_whatever_their_form(project, started_at, finished_at, error):
+    attrs = {"started_at": started_at, "finished_at": finished_at}
+    if error is None:
+        assert make_training_run(project, **attrs).pk
+        return
+    with pytest.raises(ValidationError) as e:
+        make_training_run(project, **attrs)
+    assert error in e.value.message_dict

@@ -120,7 +120,9 @@ def test_an_edit_from_a_stale_revision_is_refused_and_the_text_kept(client_logge
     response = client_logged_in.post(EDIT_URL, overview_form(body="Alice's text"))
     assert response.status_code == 200
     html = response.content.decode()
-    assert "Someone else saved this while you were editing" in html
+    assert "This was changed while you were editing" in html
+    assert "Revision 2 was saved\n  by bob" in html and "Bob&#x27;s edit" in html
+    assert 'href="/projects/churn/overview/" target="_blank"' in html
     assert "Alice&#x27;s text" in html
     assert 'name="base_revision" value="2"' in html
     page = overview(project)
@@ -230,3 +232,89 @@ def test_get_only_views_refuse_other_methods(client_logged_in, project):
     assert client_logged_in.post("/projects/churn/overview/").status_code == 405
     assert client_logged_in.delete("/projects/churn/overview/edit/").status_code == 405
     assert client_logged_in.post("/projects/churn/overview/history/").status_code == 405
+
+
+def test_preview_works_before_a_reason_is_written(client_logged_in, project):
+    form = overview_form(preview="", change_reason="")
+    del form["save"]
+    response = client_logged_in.post(EDIT_URL, form)
+    assert response.context["preview"] is not None
+    assert not response.context["form"].errors
+    # Saving still needs the reason.
+    response = client_logged_in.post(EDIT_URL, overview_form(change_reason=""))
+    assert "change_reason" in response.context["form"].errors
+
+
+def test_preview_checks_the_body_length_before_rendering(client_logged_in, project):
+    form = overview_form(preview="", body="b" * 100_001)
+    del form["save"]
+    response = client_logged_in.post(EDIT_URL, form)
+    assert response.context["preview"] is None
+    assert "body" in response.context["form"].errors
+
+
+def test_a_browser_save_of_unchanged_text_makes_no_revision(client_logged_in, project):
+    page = overview(project)
+    edit_page(
+        page,
+        actor=Actor(None, Source.CLI),
+        base_revision=1,
+        change_reason="",
+        fields={"purpose": "Line one\nLine two"},
+        body="A\nB",
+    )
+    # Browsers send text areas back with CRLF line ends.
+    form = {
+        "purpose": "Line one\r\nLine two",
+        "body": "A\r\nB",
+        "change_reason": "no-op",
+        "base_revision": "2",
+        "save": "",
+    }
+    client_logged_in.post(EDIT_URL, form)
+    assert overview(project).revision == 2
+
+
+def test_a_missing_page_offers_to_create_it(client_logged_in, project):
+    response = client_logged_in.get("/projects/churn/Data_Glossary/")
+    assert response.status_code == 404
+    html = response.content.decode()
+    assert 'href="/projects/churn/pages/new/?slug=data-glossary"' in html
+    response = client_logged_in.get("/projects/churn/pages/new/?slug=data-glossary")
+    assert response.context["form"].initial == {"slug": "data-glossary", "title": "Data glossary"}
+
+
+def test_tabs_survive_a_missing_category_page(client_logged_in, project):
+    project.pages.filter(category="workflow").delete()
+    response = client_logged_in.get("/projects/churn/")
+    assert response.status_code == 200
+    assert [c.name for c, _ in response.context["tabs"]] == [
+        "overview", "data", "model", "deployment", "maintenance",
+    ]  # fmt: skip
+
+
+def test_a_fully_documented_page_renders_with_a_fixed_number_of_queries(
+    client_logged_in, project, django_assert_max_num_queries
+):
+    page = project.pages.get(category="data")
+    text = "See [[model]], [[fraud/data]] and [[runbook]]."
+    edit_page(
+        page,
+        actor=Actor(None, Source.CLI),
+        base_revision=1,
+        change_reason="",
+        fields={
+            "sources": text,
+            "preprocessing": text,
+            "feature_engineering": text,
+            "split": text,
+            "dataset_versions": [{"key": "customers", "value": "v1"}],
+            "limitations_bias": text,
+            "personal_data_licensing": text,
+        },
+        body=text,
+    )
+    # session, user, page, last revision, tabs, and one lookup of all links (pages, projects)
+    with django_assert_max_num_queries(7):
+        response = client_logged_in.get("/projects/churn/data/")
+    assert response.content.decode().count('class="wikilink" href="/projects/churn/model/"') == 7

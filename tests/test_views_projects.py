@@ -85,7 +85,7 @@ def test_project_list_shows_name_summary_owner_and_last_change(client_logged_in,
     assert "Churn model" in html and "A model under test." in html and "ML platform" in html
     listed = response.context["page_obj"][0]
     assert listed.last_change[0] == page.history.first().history_date
-    assert listed.score == 4  # 1 of 27 required fields
+    assert listed.completeness == 4  # 1 of 27 required fields
 
 
 def test_project_list_queries_do_not_grow_with_projects(
@@ -212,7 +212,7 @@ def test_project_settings_from_a_stale_form_are_refused(client_logged_in, projec
     assert client_logged_in.post("/projects/churn/settings/", form).status_code == 302
     response = client_logged_in.post("/projects/churn/settings/", form | {"name": "B"})
     assert response.status_code == 200
-    assert b"Someone else saved this" in response.content
+    assert b"This was changed while you were editing" in response.content
     project.refresh_from_db()
     assert project.name == "A"
 
@@ -246,3 +246,33 @@ def test_api_lists_projects_for_logged_in_users_only(client, client_logged_in, p
     detail = client_logged_in.get("/api/v1/projects/churn/").json()
     assert detail["owner_team"] == "ML platform"
     assert client_logged_in.get("/api/v1/projects/nope/").status_code == 404
+
+
+def test_health_check_answers_head_and_any_host(client, settings):
+    settings.ALLOWED_HOSTS = ["wiki.example.com"]
+    assert client.head("/healthz/").status_code == 200
+    assert client.get("/healthz/", HTTP_HOST="127.0.0.1:8000").status_code == 200
+
+
+def test_pages_answer_head(client_logged_in, project):
+    assert client_logged_in.head("/projects/churn/").status_code == 200
+    assert client_logged_in.head("/").status_code == 200
+
+
+def test_projects_path_leads_to_the_project_list(client_logged_in):
+    response = client_logged_in.get("/projects/")
+    assert (response.status_code, response.url) == (302, "/")
+
+
+def test_new_is_not_a_project_slug(client_logged_in):
+    response = client_logged_in.post(
+        "/projects/new/", {"name": "New", "slug": "new", "owner_team": "T"}
+    )
+    assert "reserved" in response.context["form"].errors["slug"][0]
+    assert not Project.objects.exists()
+
+
+def test_records_tab_copes_with_any_metric_name(client_logged_in, project):
+    make_training_run(project, metrics={"items": 1.0, "keys": 2.0, "auc": 0.5})
+    html = client_logged_in.get("/projects/churn/records/").content.decode()
+    assert "auc = 0.5" in html and "items = 1.0" in html and "keys = 2.0" in html

@@ -38,10 +38,6 @@ class RevisionAdminForm(forms.ModelForm):
                 )
         return cleaned
 
-    def validate_unique(self):
-        # Uniqueness is checked by the service, which also copes with concurrent inserts.
-        pass
-
 
 class ProjectAdminForm(RevisionAdminForm):
     def clean_tags(self):
@@ -76,8 +72,9 @@ class ServiceAdmin(SimpleHistoryAdmin):
         return Actor(user=request.user, source=Source.ADMIN)
 
     def changeform_view(self, request, object_id=None, form_url="", extra_context=None):
-        # A concurrent change can still win between the form's check and the service's
-        # locked check; the admin's transaction has then been rolled back: say so.
+        # The form validates as the service does; only a concurrent change that wins
+        # between the form's checks and the service's locked ones gets here. The admin's
+        # transaction has then been rolled back: say so.
         try:
             return super().changeform_view(request, object_id, form_url, extra_context)
         except (EditConflict, ValidationError) as e:

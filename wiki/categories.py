@@ -318,7 +318,7 @@ CATEGORY_NAMES = tuple(c.name for c in CATEGORIES)
 _BY_NAME = {c.name: c for c in CATEGORIES}
 
 # Free-page slugs that would clash with category pages or the project's own URLs.
-RESERVED_SLUGS = frozenset(CATEGORY_NAMES) | {"pages", "records", "settings", "new", "edit"}
+RESERVED_SLUGS = frozenset(CATEGORY_NAMES) | {"pages", "records", "settings"}
 
 
 def get_category(name):
@@ -356,6 +356,11 @@ def validate_fields(category, values):
     return {f.name: cleaned[f.name] for f in category.fields if f.name in cleaned}
 
 
+def normalize_newlines(text):
+    """Browsers send CRLF from text areas; store LF so equal texts compare equal."""
+    return text.replace("\r\n", "\n").replace("\r", "\n")
+
+
 def _clean_value(spec, value):
     if value is None:
         return None
@@ -364,7 +369,7 @@ def _clean_value(spec, value):
             raise ValidationError("Must be Markdown text (a string).")
         if len(value) > MARKDOWN_MAX_LENGTH:
             raise ValidationError(f"Must be at most {MARKDOWN_MAX_LENGTH} characters.")
-        return value.strip()
+        return normalize_newlines(value).strip()
     if spec.kind == TEXT:
         if not isinstance(value, str):
             raise ValidationError("Must be a short text (a string).")
@@ -385,6 +390,7 @@ def _clean_table(rows):
     if len(rows) > TABLE_MAX_ROWS:
         raise ValidationError(f"Must have at most {TABLE_MAX_ROWS} rows.")
     cleaned = []
+    seen = set()
     for number, row in enumerate(rows, start=1):
         if not isinstance(row, dict) or set(row) != {"key", "value"}:
             raise ValidationError(f'Row {number} must be an object with "key" and "value".')
@@ -398,6 +404,12 @@ def _clean_table(rows):
             raise ValidationError(f"Row {number} has a value but no key.")
         if any(c in key + value for c in "\r\n"):
             raise ValidationError(f"Row {number}: keys and values must be single lines.")
+        # The browser edits tables as "key: value" lines, so a key must not hold a colon.
+        if ":" in key:
+            raise ValidationError(f"Row {number}: a key cannot contain ':' ({key}).")
+        if key in seen:
+            raise ValidationError(f"Row {number}: the key '{key}' is repeated.")
+        seen.add(key)
         if len(key) > TABLE_CELL_MAX_LENGTH or len(value) > TABLE_CELL_MAX_LENGTH:
             raise ValidationError(
                 f"Row {number}: keys and values must be at most {TABLE_CELL_MAX_LENGTH} characters."

@@ -10,7 +10,10 @@ from contextlib import contextmanager
 from contextvars import ContextVar
 from dataclasses import dataclass
 
+from django.core.exceptions import ValidationError
 from django.db import models
+
+CHANGE_REASON_MAX_LENGTH = 1000
 
 
 class Source(models.TextChoices):
@@ -38,10 +41,26 @@ SYSTEM = Actor(user=None, source=Source.SYSTEM)
 _current = ContextVar("mlwiki_revision", default=None)
 
 
+def check_reason(reason):
+    """A change reason must be text a history row can hold."""
+    if not isinstance(reason, str):
+        raise ValidationError({"change_reason": "The change reason must be text."})
+    if len(reason) > CHANGE_REASON_MAX_LENGTH:
+        raise ValidationError(
+            {"change_reason": f"At most {CHANGE_REASON_MAX_LENGTH} characters, please."}
+        )
+    if "\x00" in reason:
+        raise ValidationError({"change_reason": "Must not contain NUL (\\x00) characters."})
+    return reason.strip()
+
+
 @contextmanager
 def recording(actor, reason):
-    """Stamp every revision saved inside the block with ``actor`` and ``reason``."""
-    token = _current.set((actor, reason))
+    """Stamp every revision saved inside the block with ``actor`` and ``reason``.
+
+    The reason is checked first (ValidationError), so a bad one stops the write.
+    """
+    token = _current.set((actor, check_reason(reason)))
     try:
         yield
     finally:

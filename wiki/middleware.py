@@ -1,4 +1,7 @@
-"""Response headers that every page of the wiki carries."""
+"""Project-wide middleware: the health check and the headers every response carries."""
+
+from django.db import connection
+from django.http import HttpResponse
 
 # Everything the app serves is its own: no CDN, no inline script or style. Images in
 # Markdown may come from other https hosts (diagrams), nothing else may.
@@ -23,4 +26,27 @@ class ContentSecurityPolicyMiddleware:
     def __call__(self, request):
         response = self.get_response(request)
         response.headers.setdefault("Content-Security-Policy", CONTENT_SECURITY_POLICY)
+        return response
+
+
+class HealthCheckMiddleware:
+    """Answers /healthz/ (GET or HEAD) for load balancers and container health checks.
+
+    It sits first in MIDDLEWARE, before host validation and the HTTPS redirect, so a probe
+    from inside the container (Host: 127.0.0.1) passes whatever ALLOWED_HOSTS says. It
+    reveals nothing but whether the database answers.
+    """
+
+    path = "/healthz/"
+
+    def __init__(self, get_response):
+        self.get_response = get_response
+
+    def __call__(self, request):
+        if request.path_info != self.path or request.method not in ("GET", "HEAD"):
+            return self.get_response(request)
+        with connection.cursor() as cursor:
+            cursor.execute("SELECT 1")
+        response = HttpResponse("ok", content_type="text/plain")
+        response["Cache-Control"] = "no-store"
         return response

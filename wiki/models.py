@@ -5,14 +5,16 @@ Nothing outside wiki/services writes these models.
 """
 
 import math
+from datetime import UTC, datetime
 
 from django.core.exceptions import ValidationError
 from django.core.validators import RegexValidator
 from django.db import models
-from django.db.models import OuterRef, Q, Subquery
+from django.db.models import OuterRef, Prefetch, Q, Subquery
+from django.utils import timezone
 from simple_history.models import HistoricalRecords
 
-from wiki.categories import CATEGORY_NAMES, get_category, missing_required
+from wiki.categories import CATEGORY_NAMES, RESERVED_SLUGS, get_category, missing_required
 from wiki.history import RevisionInfo
 
 SLUG_PATTERN = r"[a-z0-9]+(?:-[a-z0-9]+)*"
@@ -20,6 +22,13 @@ validate_slug = RegexValidator(
     rf"^{SLUG_PATTERN}\Z",
     "Use lowercase letters, digits and single hyphens (e.g. churn-model).",
 )
+# /projects/new/ is the form that creates a project.
+RESERVED_PROJECT_SLUGS = {"new"}
+
+
+def validate_project_slug(value):
+    if value in RESERVED_PROJECT_SLUGS:
+        raise ValidationError(f"'{value}' is reserved; choose another slug.")
 
 
 def history():
@@ -61,8 +70,9 @@ class DomainModel(models.Model):
 class ProjectQuerySet(models.QuerySet):
     def with_last_change(self):
         """Annotate when and by whom the project or any of its pages last changed."""
-        pages = HistoricalPage.objects.filter(project_id=OuterRef("pk")).order_by("-history_date")
-        own = HistoricalProject.objects.filter(id=OuterRef("pk")).order_by("-history_date")
+        latest = ["-history_date", "-history_id"]
+        pages = HistoricalPage.objects.filter(project_id=OuterRef("pk")).order_by(*latest)
+        own = HistoricalProject.objects.filter(id=OuterRef("pk")).order_by(*latest)
         return self.annotate(
             page_changed_at=Subquery(pages.values("history_date")[:1]),
             page_changed_by=Subquery(pages.values("history_username")[:1]),
@@ -70,11 +80,18 @@ class ProjectQuerySet(models.QuerySet):
             own_changed_by=Subquery(own.values("history_username")[:1]),
         )
 
+    def with_category_pages(self):
+        """Prefetch each project's category pages (what completeness needs) as category_pages."""
+        pages = Page.objects.categories().only("project", "category", "fields")
+        return self.prefetch_related(Prefetch("pages", queryset=pages, to_attr="category_pages"))
+
 
 class Project(DomainModel):
     """An ML system being documented: the root of its pages and records."""
 
-    slug = models.CharField(max_length=50, unique=True, validators=[validate_slug])
+    slug = models.CharField(
+        max_length=50, unique=True, validators=[validate_slug, validate_project_slug]
+    )
     name = models.CharField(max_length=200)
     summary = models.CharField(max_length=500, blank=True)
     owner_team = models.CharField("owner team", max_length=100)
@@ -100,6 +117,14 @@ class Project(DomainModel):
             (self.own_changed_at, self.own_changed_by),
         ]
         return max((c for c in changes if c[0] is not None), default=(None, ""))
+
+    @property
+    def completeness(self):
+        """Percentage of required fields filled over all category pages; needs
+        ``with_category_pages()``."""
+        filled = sum(page.completeness[0] for page in self.category_pages)
+        required = sum(page.completeness[1] for page in self.category_pages)
+        return round(100 * filled / required) if required else 100
 
 
 class PageQuerySet(models.QuerySet):
@@ -132,7 +157,7 @@ class Page(DomainModel):
     objects = PageQuerySet.as_manager()
 
     class Meta:
-        ordering = ["project", "title"]
+        ordering = ["project_id", "title"]
         constraints = [
             models.UniqueConstraint(fields=["project", "slug"], name="page_unique_slug"),
             models.UniqueConstraint(
@@ -144,6 +169,10 @@ class Page(DomainModel):
 
     def __str__(self):
         return f"{self.project.slug}/{self.slug}"
+
+    def clean(self):
+        if not self.category and self.slug in RESERVED_SLUGS:
+            raise ValidationError({"slug": f"'{self.slug}' is reserved; choose another slug."})
 
     @property
     def spec(self):
@@ -174,7 +203,7 @@ class ModelVersion(DomainModel):
     history = history()
 
     class Meta:
-        ordering = ["project", "-created_at", "-id"]
+        ordering = ["project_id", "-created_at", "-id"]
         constraints = [
             models.UniqueConstraint(fields=["project", "version"], name="model_version_unique"),
         ]
@@ -212,8 +241,14 @@ class Record(DomainModel):
         abstract = True
 
     def clean(self):
-        if self.finished_at and self.started_at and self.finished_at < self.started_at:
-            raise ValidationError({"finished_at": "Must not be before started_at."})
+        start, end = self.started_at, self.finished_at
+        # Compare only valid datetimes (clean_fields reports the others), naive ones as UTC.
+        if isinstance(start, datetime) and isinstance(end, datetime):
+            start, end = (
+                t if timezone.is_aware(t) else t.replace(tzinfo=UTC) for t in (start, end)
+            )
+            if end < start:
+                raise ValidationError({"finished_at": "Must not be before started_at."})
 
 
 class TrainingRun(Record):
@@ -241,10 +276,15 @@ class TrainingRun(Record):
     history = history()
 
     class Meta:
-        ordering = ["project", "-started_at", "-id"]
+        ordering = ["project_id", "-started_at", "-id"]
 
     def __str__(self):
         return f"training run {self.pk} ({self.model_version})"
+
+    @property
+    def metric_items(self):
+        """(name, value) pairs sorted by name, for display."""
+        return sorted(self.metrics.items())
 
     def clean(self):
         super().clean()
@@ -278,7 +318,7 @@ class Deployment(Record):
     history = history()
 
     class Meta:
-        ordering = ["project", "-started_at", "-id"]
+        ordering = ["project_id", "-started_at", "-id"]
 
     def __str__(self):
         return f"{self.model_version} to {self.environment}"

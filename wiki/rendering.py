@@ -1,17 +1,20 @@
 """Markdown to safe HTML: python-markdown, wiki links, nh3 sanitizing, cached by content hash.
 
-Wiki links: ``[[page]]`` (a page of the same project, by slug or category name),
-``[[project/page]]`` (another project's page), each optionally ``|with a label``. A link
-to a page that does not exist yet points at the form that creates it.
+Wiki links: ``[[page]]`` (a page of the same project, by slug, category name or title
+words: ``[[Runbook retraining]]`` is ``runbook-retraining``), ``[[project/page]]`` (another
+project's page), each optionally ``#heading`` and ``|with a label``. A link to a page that
+does not exist yet points at the form that creates it.
 
-The cache key is a hash of the text, the project it is rendered in and the state of
-every page it links to, so creating or renaming a linked page changes the key and the
-rendering is never stale; an edit elsewhere never needs to invalidate anything.
+The cache key is a hash of the text, the project it is rendered in and the state of every
+page it links to, so creating or renaming a linked page changes the key and a rendering is
+never stale; an edit elsewhere never needs to invalidate anything.
 """
 
 import hashlib
 import json
+import logging
 import re
+from dataclasses import dataclass
 from xml.etree import ElementTree
 
 import markdown
@@ -19,22 +22,31 @@ import nh3
 from django.core.cache import cache
 from django.db.models import Q
 from django.urls import get_script_prefix, reverse
+from django.utils.html import escape
 from django.utils.http import urlencode
 from django.utils.safestring import mark_safe
+from django.utils.text import slugify
 from markdown.extensions import Extension
+from markdown.extensions.toc import slugify as toc_slugify
 from markdown.inlinepatterns import InlineProcessor
 
+from wiki.categories import MARKDOWN, RESERVED_SLUGS
 from wiki.models import SLUG_PATTERN, Page, Project
 
+logger = logging.getLogger(__name__)
+
 # Change when the same input should render differently (new extension, new allow-list).
-RENDERER_VERSION = 1
+RENDERER_VERSION = 2
 CACHE_SECONDS = 7 * 24 * 3600
 # More distinct link targets than this in one text are shown as unresolved links.
 MAX_LINK_TARGETS = 200
 
 WIKILINK_PATTERN = r"\[\[([^\[\]\n]{1,300})\]\]"
 _WIKILINK_RE = re.compile(WIKILINK_PATTERN)
-_TARGET_RE = re.compile(rf"^(?:({SLUG_PATTERN})/)?({SLUG_PATTERN})$")
+_SLUG_RE = re.compile(rf"^{SLUG_PATTERN}$")
+PAGE_SLUG_MAX = Page._meta.get_field("slug").max_length
+# Heading ids get this prefix, so page content can never take an id the interface uses.
+HEADING_ID_PREFIX = "h-"
 
 ALLOWED_TAGS = {
     "a", "abbr", "b", "blockquote", "br", "code", "dd", "del", "div", "dl", "dt", "em",
@@ -61,6 +73,8 @@ _LANGUAGE_CLASS_RE = re.compile(r"^language-[A-Za-z0-9_+#.-]{1,40}$")
 
 
 def _filter_attribute(tag, attribute, value):
+    if attribute == "id":
+        return value if value.startswith(HEADING_ID_PREFIX) else None
     if attribute != "class":
         return value
     if tag == "code":
@@ -69,26 +83,48 @@ def _filter_attribute(tag, attribute, value):
     return " ".join(kept) or None
 
 
+def _heading_id(value, separator):
+    return HEADING_ID_PREFIX + toc_slugify(value, separator)
+
+
+def to_slug(text):
+    """The page or project slug that ``text`` names ("Runbook retraining" -> runbook-retraining)."""
+    slug = re.sub(r"[-_]+", "-", slugify(text)).strip("-")
+    return slug if _SLUG_RE.match(slug) else ""
+
+
+@dataclass(frozen=True)
+class WikiLink:
+    project: str
+    page: str
+    anchor: str
+    label: str
+
+
 def parse_wikilink(text, project_slug):
-    """(project slug, page slug, label or "") of a wiki link's inner text, or None."""
+    """The WikiLink written as ``[[text]]`` in ``project_slug``, or None if it is not one."""
     target, _, label = text.partition("|")
-    match = _TARGET_RE.match(target.strip().lower())
-    if not match:
+    target, _, anchor = target.partition("#")
+    parts = target.split("/")
+    if len(parts) > 2:
         return None
-    project = match.group(1) or project_slug
+    slugs = [to_slug(part) for part in parts]
+    if not all(slugs):
+        return None
+    project = slugs[0] if len(slugs) == 2 else project_slug
     if project is None:
         return None
-    return project, match.group(2), label.strip()
+    anchor = _heading_id(anchor, "-") if to_slug(anchor) else ""
+    return WikiLink(project, slugs[-1], anchor, label.strip())
 
 
-def _resolve_links(text, project_slug):
-    """Look up every wiki link target of ``text``: ({(project, page): title}, {projects})."""
-    targets = set()
-    for inner in _WIKILINK_RE.findall(text):
-        parsed = parse_wikilink(inner, project_slug)
-        if parsed:
-            targets.add(parsed[:2])
-    targets = sorted(targets)[:MAX_LINK_TARGETS]
+def _targets(text, project_slug):
+    links = (parse_wikilink(inner, project_slug) for inner in _WIKILINK_RE.findall(text))
+    return sorted({(link.project, link.page) for link in links if link})[:MAX_LINK_TARGETS]
+
+
+def _resolve(targets):
+    """({(project, page): title} of the targets that exist, {projects that exist})."""
     if not targets:
         return {}, set()
     condition = Q()
@@ -100,11 +136,8 @@ def _resolve_links(text, project_slug):
             "project__slug", "slug", "title"
         )
     }
-    projects = set(
-        Project.objects.filter(slug__in={project for project, _ in targets}).values_list(
-            "slug", flat=True
-        )
-    )
+    wanted = {project for project, _ in targets}
+    projects = set(Project.objects.filter(slug__in=wanted).values_list("slug", flat=True))
     return pages, projects
 
 
@@ -116,25 +149,27 @@ class _WikiLinkProcessor(InlineProcessor):
         self.projects = projects
 
     def handleMatch(self, m, data):
-        parsed = parse_wikilink(m.group(1), self.project_slug)
-        if parsed is None:
+        link = parse_wikilink(m.group(1), self.project_slug)
+        if link is None:
             return None, None, None  # not a link: the text stays as written
-        project, slug, label = parsed
-        title = self.pages.get((project, slug))
+        title = self.pages.get((link.project, link.page))
+        creatable = link.page not in RESERVED_SLUGS and len(link.page) <= PAGE_SLUG_MAX
         if title is not None:
             element = ElementTree.Element("a", {"class": "wikilink"})
-            element.set("href", reverse("frontend:page", args=[project, slug]))
-            element.text = label or title
-        elif project in self.projects:
+            url = reverse("frontend:page", args=[link.project, link.page])
+            element.set("href", f"{url}#{link.anchor}" if link.anchor else url)
+            element.text = link.label or title
+        elif link.project in self.projects and creatable:
             element = ElementTree.Element("a", {"class": "wikilink missing"})
-            url = reverse("frontend:page-create", args=[project])
-            element.set("href", f"{url}?{urlencode({'slug': slug})}")
+            url = reverse("frontend:page-create", args=[link.project])
+            element.set("href", f"{url}?{urlencode({'slug': link.page})}")
             element.set("title", "This page does not exist yet: create it")
-            element.text = label or slug
+            element.text = link.label or link.page
         else:
             element = ElementTree.Element("span", {"class": "wikilink missing"})
-            element.set("title", f"There is no project '{project}'")
-            element.text = label or f"{project}/{slug}"
+            reason = "page" if link.project in self.projects else "project"
+            element.set("title", f"There is no such {reason}")
+            element.text = link.label or f"{link.project}/{link.page}"
         return element, m.start(0), m.end(0)
 
 
@@ -157,11 +192,22 @@ def _to_html(text, project_slug, pages, projects):
             "sane_lists",
             _WikiLinkExtension(_WikiLinkProcessor(project_slug, pages, projects)),
         ],
-        extension_configs={"tables": {"use_align_attribute": True}},
+        extension_configs={
+            "tables": {"use_align_attribute": True},
+            "toc": {"slugify": _heading_id},
+        },
         output_format="html",
     )
+    try:
+        html = md.convert(text)
+    except RecursionError:
+        # Pathologically nested input (thousands of levels); show it as written.
+        return (
+            '<p class="missing">This text is nested too deeply to be shown as Markdown; '
+            f"here it is as written.</p><pre>{escape(text)}</pre>"
+        )
     return nh3.clean(
-        md.convert(text),
+        html,
         tags=ALLOWED_TAGS,
         attributes=ALLOWED_ATTRIBUTES,
         attribute_filter=_filter_attribute,
@@ -170,19 +216,65 @@ def _to_html(text, project_slug, pages, projects):
     )
 
 
+def _cache_key(text, project_slug, targets, pages, projects):
+    state = [[target, pages.get(target), target[0] in projects] for target in targets]
+    material = json.dumps(
+        [RENDERER_VERSION, get_script_prefix(), project_slug, text, state], ensure_ascii=False
+    )
+    return "md:" + hashlib.sha256(material.encode()).hexdigest()
+
+
+def _cache_call(method, *args):
+    # A cache outage makes rendering slower, never a page fail.
+    try:
+        return getattr(cache, method)(*args)
+    except Exception:
+        logger.warning("Markdown cache unavailable (%s)", method, exc_info=True)
+        return {}
+
+
+def render_markdown_many(texts, project_slug=None):
+    """Sanitized HTML of each of ``texts``, wiki links resolved within ``project_slug``.
+
+    All links of all texts are looked up together (two queries at most), and the cache
+    is read and written in one round trip each.
+    """
+    targets = [_targets(text, project_slug) if text else [] for text in texts]
+    pages, projects = _resolve(sorted({target for own in targets for target in own}))
+    keys = {
+        i: _cache_key(text, project_slug, targets[i], pages, projects)
+        for i, text in enumerate(texts)
+        if text
+    }
+    html = _cache_call("get_many", list(keys.values()))
+    fresh = {
+        key: _to_html(texts[i], project_slug, pages, projects)
+        for i, key in keys.items()
+        if key not in html
+    }
+    if fresh:
+        _cache_call("set_many", fresh, CACHE_SECONDS)
+    html |= fresh
+    # Sanitized by nh3 in _to_html (or escaped there).
+    return [mark_safe(html[keys[i]] if i in keys else "") for i in range(len(texts))]  # noqa: S308
+
+
 def render_markdown(text, project_slug=None):
     """Sanitized HTML of ``text``, with wiki links resolved relative to ``project_slug``."""
-    if not text:
-        return mark_safe("")
-    pages, projects = _resolve_links(text, project_slug)
-    key_material = json.dumps(
-        [RENDERER_VERSION, get_script_prefix(), project_slug, text, sorted(pages.items()),
-         sorted(projects)],
-        ensure_ascii=False,
-    )  # fmt: skip
-    key = "md:" + hashlib.sha256(key_material.encode()).hexdigest()
-    html = cache.get(key)
-    if html is None:
-        html = _to_html(text, project_slug, pages, projects)
-        cache.set(key, html, CACHE_SECONDS)
-    return mark_safe(html)  # noqa: S308  (sanitized by nh3 in _to_html)
+    return render_markdown_many([text], project_slug)[0]
+
+
+def render_page(spec, fields, body, project_slug):
+    """A page's fields and body for display, every Markdown text rendered in one pass.
+
+    Returns ([(field, value, html or None), ...] in registry order, body html); ``spec``
+    is the page's category (None for free pages).
+    """
+    registry = list(spec.fields) if spec else []
+    markdown_fields = [f for f in registry if f.kind == MARKDOWN and fields.get(f.name)]
+    rendered = render_markdown_many(
+        [fields[f.name] for f in markdown_fields] + [body], project_slug
+    )
+    by_name = dict(zip((f.name for f in markdown_fields), rendered, strict=False))
+    rows = [(f, fields.get(f.name), by_name.get(f.name)) for f in registry]
+    return rows, rendered[-1]

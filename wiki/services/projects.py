@@ -14,23 +14,28 @@ MAX_TAGS = 20
 
 def clean_tags(tags):
     """Lowercase, strip and de-duplicate tags, keeping their order."""
-    if isinstance(tags, str) or not all(isinstance(t, str) for t in tags):
-        raise ValidationError({"tags": "Tags must be a list of strings."})
+    if not isinstance(tags, (list, tuple)) or not all(isinstance(t, str) for t in tags):
+        raise ValidationError("Tags must be a list of strings.")
     cleaned = list(dict.fromkeys(t.strip().lower() for t in tags if t.strip()))
     if len(cleaned) > MAX_TAGS:
-        raise ValidationError({"tags": f"At most {MAX_TAGS} tags."})
+        raise ValidationError(f"At most {MAX_TAGS} tags.")
     too_long = [t for t in cleaned if len(t) > TAG_MAX_LENGTH]
     if too_long:
-        raise ValidationError(
-            {"tags": f"Tags must be at most {TAG_MAX_LENGTH} characters: {too_long[0]!r}."}
-        )
+        raise ValidationError(f"Tags must be at most {TAG_MAX_LENGTH} characters: “{too_long[0]}”.")
     return cleaned
+
+
+def _tags(tags):
+    try:
+        return clean_tags(tags)
+    except ValidationError as e:
+        raise ValidationError({"tags": e.messages}) from None
 
 
 def create_project(*, actor, slug, name, owner_team, summary="", tags=(), change_reason=""):
     """Create a project together with its six category pages."""
     project = Project(
-        slug=slug, name=name, owner_team=owner_team, summary=summary, tags=clean_tags(tags)
+        slug=slug, name=name, owner_team=owner_team, summary=summary, tags=_tags(tags)
     )
     project.full_clean()
     try:
@@ -56,7 +61,7 @@ def update_project(project, *, actor, base_revision, change_reason, **changes):
     if unknown:
         raise ValidationError({name: "This field cannot be changed." for name in unknown})
     if "tags" in changes:
-        changes["tags"] = clean_tags(changes["tags"])
+        changes["tags"] = _tags(changes["tags"])
     with transaction.atomic(), recording(actor, change_reason):
         current = Project.objects.select_for_update().get(pk=project.pk)
         if base_revision is not None and current.revision != base_revision:

@@ -38,23 +38,23 @@ def _check_keys(attrs, allowed):
         raise ValidationError({name: "Unknown field." for name in unknown})
 
 
+def _record(model, allowed, project, actor, model_version, change_reason, attrs):
+    _check_keys(attrs, allowed)
+    record = model(project=project, **attrs)
+    with transaction.atomic(), recording(actor, change_reason):
+        record.model_version = _model_version(project, model_version)
+        record.full_clean()
+        record.save()
+    return record
+
+
 def record_training_run(project, *, actor, model_version, change_reason="", **attrs):
     """Store a training run posted by a pipeline (creating its model version if new)."""
-    _check_keys(attrs, RUN_FIELDS)
-    run = TrainingRun(project=project, **attrs)
-    with transaction.atomic(), recording(actor, change_reason or "Recorded training run"):
-        run.model_version = _model_version(project, model_version)
-        run.full_clean()
-        run.save()
-    return run
+    reason = change_reason or "Recorded training run"
+    return _record(TrainingRun, RUN_FIELDS, project, actor, model_version, reason, attrs)
 
 
 def record_deployment(project, *, actor, model_version, change_reason="", **attrs):
     """Store a deployment posted by a pipeline (creating its model version if new)."""
-    _check_keys(attrs, DEPLOYMENT_FIELDS)
-    deployment = Deployment(project=project, **attrs)
-    with transaction.atomic(), recording(actor, change_reason or "Recorded deployment"):
-        deployment.model_version = _model_version(project, model_version)
-        deployment.full_clean()
-        deployment.save()
-    return deployment
+    reason = change_reason or "Recorded deployment"
+    return _record(Deployment, DEPLOYMENT_FIELDS, project, actor, model_version, reason, attrs)

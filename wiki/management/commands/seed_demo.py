@@ -1,12 +1,12 @@
 """Create a demo user and two demo projects; running it again changes nothing."""
 
-from datetime import timedelta
+import hashlib
+from datetime import UTC, date, datetime, time, timedelta
 
 from django.conf import settings
 from django.contrib.auth import get_user_model
 from django.core.management.base import BaseCommand, CommandError
 from django.db import transaction
-from django.utils import timezone
 
 from wiki.history import Actor, Source
 from wiki.models import Project
@@ -157,9 +157,9 @@ CHURN_PAGES = {
     },
     "maintenance": {
         "update_log": (
+            "- 2023-11-29 — 1.0.0: first release, logistic regression baseline.\n"
             "- 2024-03-04 — 1.1.0: switched to LightGBM.\n"
-            "- 2024-07-08 — 1.2.0: added support-ticket features.\n"
-            "- 2024-07-15 — 1.2.0 rolled back in staging for a feature bug, fixed the same day."
+            "- 2024-07-08 — 1.2.0: added support-ticket features."
         ),
         "update_reasons": (
             "1.1.0 raised ranking quality; 1.2.0 answered drift after the new support tool "
@@ -281,14 +281,15 @@ class Command(BaseCommand):
             title="Runbook: retraining",
             body=RUNBOOK,
         )
-        now = timezone.now()
+        # The dates match the maintenance page's update log: production a week after training.
         history = [
-            ("1.0.0", 200, {"auc": 0.761, "precision_at_2000": 0.21}, {"C": 1.0}),
-            ("1.1.0", 140, {"auc": 0.812, "precision_at_2000": 0.27}, {"num_leaves": 31}),
-            ("1.2.0", 60, {"auc": 0.836, "precision_at_2000": 0.31}, {"num_leaves": 63}),
+            ("1.0.0", date(2023, 11, 20), {"auc": 0.761, "precision_at_2000": 0.21}, {"C": 1.0}),
+            ("1.1.0", date(2024, 2, 26), {"auc": 0.812, "precision_at_2000": 0.27}, {"leaves": 31}),
+            ("1.2.0", date(2024, 7, 1), {"auc": 0.836, "precision_at_2000": 0.31}, {"leaves": 63}),
         ]
-        for version, days_ago, metrics, params in history:
-            started = now - timedelta(days=days_ago)
+        for version, day, metrics, params in history:
+            started = datetime.combine(day, time(3, 0), tzinfo=UTC)
+            commit = hashlib.sha1(version.encode(), usedforsecurity=False).hexdigest()
             record_training_run(
                 project,
                 actor=actor,
@@ -296,7 +297,8 @@ class Command(BaseCommand):
                 status="succeeded",
                 started_at=started,
                 finished_at=started + timedelta(minutes=12),
-                git_commit=f"{days_ago:07x}a1b2c3d",
+                git_commit=commit,
+                pipeline_url=f"https://ci.example.com/churn/training/{version}",
                 dataset_name="customers",
                 dataset_version="2024-06-30" if version == "1.2.0" else "2024-01-31",
                 hyperparameters=params | {"learning_rate": 0.05},
@@ -304,7 +306,7 @@ class Command(BaseCommand):
                 tags={"trigger": "monthly"},
                 environment={"python": "3.11", "lightgbm": "4.3.0"},
             )
-            for environment, offset in (("staging", 2), ("production", 9)):
+            for environment, offset in (("staging", 2), ("production", 7)):
                 deployed = started + timedelta(days=offset)
                 record_deployment(
                     project,
@@ -313,6 +315,7 @@ class Command(BaseCommand):
                     environment=environment,
                     target="ml-prod/churn-scoring" if environment == "production" else "ml-staging",
                     status="succeeded",
+                    git_commit=commit,
                     started_at=deployed,
                     finished_at=deployed + timedelta(minutes=20),
                     reason=f"Release {version} after passing the validation gate.",
