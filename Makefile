@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 HOST ?= 127.0.0.1
 PORT ?= 8000
 
-.PHONY: run test lint worker beat clean
+.PHONY: run test lint schema worker beat clean
 
 # Reinstalled whenever a requirements file changes.
 $(VENV)/.installed: requirements.txt requirements-dev.txt
@@ -21,6 +21,10 @@ run: $(VENV)/.installed
 
 test: $(VENV)/.installed
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
+
+# The committed OpenAPI schema (api/openapi.yaml); a test fails when it drifts from the code.
+schema: $(VENV)/.installed
+	$(BIN)/python manage.py spectacular --validate --fail-on-warn --file api/openapi.yaml
 
 lint: $(VENV)/.installed
 	$(BIN)/ruff check .

@@ -1,15 +1,250 @@
+"""The API's shapes. They check types and names; the services in wiki/ check the rest."""
+
+from django.utils import timezone
+from django.utils.dateparse import parse_datetime
+from drf_spectacular.types import OpenApiTypes
+from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
+from rest_framework.reverse import reverse
 
-from wiki.models import Project
+from wiki.history import CHANGE_REASON_MAX_LENGTH
+from wiki.models import Deployment, ModelVersion, TrainingRun
 
 
-class ProjectSerializer(serializers.ModelSerializer):
-    url = serializers.HyperlinkedIdentityField(view_name="api:project-detail", lookup_field="slug")
+class StrictSerializer(serializers.Serializer):
+    """Refuses fields it does not know (a typo must not be dropped silently)."""
 
-    class Meta:
-        model = Project
-        fields = [
-            "url", "slug", "name", "summary", "owner_team", "tags", "revision", "created_at",
-            "updated_at",
-        ]  # fmt: skip
-        read_only_fields = fields
+    def to_internal_value(self, data):
+        unknown = sorted(set(data) - set(self.fields)) if isinstance(data, dict) else []
+        try:
+            value = super().to_internal_value(data)
+        except serializers.ValidationError as error:
+            if not unknown:
+                raise
+            detail = error.detail if isinstance(error.detail, dict) else {}
+            raise serializers.ValidationError(
+                detail | {name: ["Unknown field."] for name in unknown}
+            ) from None
+        if unknown:
+            raise serializers.ValidationError({name: ["Unknown field."] for name in unknown})
+        return value
+
+
+class StrictCharField(serializers.CharField):
+    """Text that must arrive as a JSON string (5 is not silently read as "5")."""
+
+    def to_internal_value(self, data):
+        if not isinstance(data, str):
+            raise serializers.ValidationError("Must be a string.")
+        return super().to_internal_value(data)
+
+
+class AwareDateTimeField(serializers.DateTimeField):
+    """An ISO 8601 time that must say its time zone (a pipeline's clock is not ours)."""
+
+    def to_internal_value(self, value):
+        if isinstance(value, str):
+            parsed = parse_datetime(value)
+            if parsed is not None and timezone.is_naive(parsed):
+                raise serializers.ValidationError(
+                    "Include a time zone, e.g. 2024-06-01T12:00:00Z or +02:00."
+                )
+        return super().to_internal_value(value)
+
+
+class ModelVersionNameField(StrictCharField):
+    """The model version as its version string, in and out."""
+
+    def __init__(self, **kwargs):
+        kwargs.setdefault("max_length", ModelVersion._meta.get_field("version").max_length)
+        super().__init__(**kwargs)
+
+    def to_representation(self, value):
+        return value.version
+
+
+def _record_url(view_name, record, request):
+    return reverse(view_name, args=[record.project.slug, record.pk], request=request)
+
+
+class ProjectSerializer(StrictSerializer):
+    url = serializers.SerializerMethodField()
+    slug = serializers.CharField(max_length=50)
+    name = serializers.CharField(max_length=200)
+    summary = serializers.CharField(max_length=500, required=False, allow_blank=True)
+    owner_team = serializers.CharField(max_length=100)
+    tags = serializers.ListField(child=serializers.CharField(), required=False)
+    revision = serializers.IntegerField(read_only=True)
+    completeness = serializers.SerializerMethodField()
+    created_at = serializers.DateTimeField(read_only=True)
+    updated_at = serializers.DateTimeField(read_only=True)
+    change_reason = serializers.CharField(
+        write_only=True, required=False, allow_blank=True, max_length=CHANGE_REASON_MAX_LENGTH
+    )
+
+    @extend_schema_field(OpenApiTypes.URI)
+    def get_url(self, project):
+        return reverse("api:project-detail", args=[project.slug], request=self.context["request"])
+
+    def get_completeness(self, project) -> float:
+        """Share of required documentation fields filled, 0..1."""
+        return project.completeness / 100
+
+
+class ProjectUpdateSerializer(ProjectSerializer):
+    """PATCH: what it names changes; the slug may be restated but never changed."""
+
+    slug = serializers.CharField(required=False, write_only=True)
+    name = serializers.CharField(max_length=200, required=False)
+    owner_team = serializers.CharField(max_length=100, required=False)
+
+    def validate_slug(self, value):
+        if value != self.context["project"].slug:
+            raise serializers.ValidationError("A project's slug never changes (links use it).")
+        return value
+
+    def validate(self, data):
+        data.pop("slug", None)
+        return data
+
+
+class MissingFieldSerializer(serializers.Serializer):
+    name = serializers.CharField()
+    label = serializers.CharField()
+    help_text = serializers.CharField()
+
+
+class PageListSerializer(serializers.Serializer):
+    url = serializers.SerializerMethodField()
+    category = serializers.CharField(read_only=True)
+    slug = serializers.CharField(read_only=True)
+    title = serializers.CharField(read_only=True)
+    revision = serializers.IntegerField(read_only=True)
+    completeness = serializers.SerializerMethodField()
+    updated_at = serializers.DateTimeField(read_only=True)
+
+    @extend_schema_field(OpenApiTypes.URI)
+    def get_url(self, page):
+        return reverse(
+            "api:page-detail", args=[page.project.slug, page.slug], request=self.context["request"]
+        )
+
+    def get_completeness(self, page) -> float:
+        """Share of the category's required fields filled, 0..1 (1 for free pages)."""
+        filled, required = page.completeness
+        return filled / required if required else 1.0
+
+
+class PageSerializer(PageListSerializer):
+    fields = serializers.JSONField(read_only=True)
+    body = serializers.CharField(read_only=True)
+    body_html = serializers.SerializerMethodField()
+    missing_fields = serializers.SerializerMethodField()
+    updated_by = serializers.SerializerMethodField()
+    records_summary = serializers.SerializerMethodField()
+
+    def get_body_html(self, page) -> str:
+        """The body rendered to sanitized HTML."""
+        return self.context["body_html"]
+
+    @extend_schema_field(MissingFieldSerializer(many=True))
+    def get_missing_fields(self, page):
+        return [
+            {"name": f.name, "label": f.label, "help_text": f.help_text}
+            for f in page.missing_fields
+        ]
+
+    def get_updated_by(self, page) -> str:
+        """Who saved the current revision (user name; empty for the system)."""
+        return self.context["updated_by"]
+
+    @extend_schema_field(OpenApiTypes.OBJECT)
+    def get_records_summary(self, page):
+        """Model, deployment and maintenance pages: what the records say (else null)."""
+        return self.context["records_summary"]
+
+
+class PageWriteSerializer(StrictSerializer):
+    """PUT replaces fields and body; PATCH changes what it names (fields key by key)."""
+
+    title = StrictCharField(max_length=200, required=False)
+    fields = serializers.DictField(required=False, allow_empty=True)
+    body = StrictCharField(required=False, allow_blank=True, trim_whitespace=False)
+    change_reason = StrictCharField(
+        required=False, allow_blank=True, max_length=CHANGE_REASON_MAX_LENGTH
+    )
+
+    def __init__(self, *args, read_only_names=(), **kwargs):
+        super().__init__(*args, **kwargs)
+        # A client may send back what it read: the read-only parts are accepted and ignored.
+        for name in read_only_names:
+            self.fields.setdefault(
+                name, serializers.JSONField(required=False, write_only=True, allow_null=True)
+            )
+
+
+class DatasetSerializer(StrictSerializer):
+    name = StrictCharField(source="dataset_name", max_length=200, required=False)
+    version = StrictCharField(source="dataset_version", max_length=200, required=False)
+    uri = StrictCharField(source="dataset_uri", max_length=500, required=False)
+
+
+class TrainingRunSerializer(StrictSerializer):
+    id = serializers.IntegerField(read_only=True)
+    url = serializers.SerializerMethodField()
+    model_version = ModelVersionNameField()
+    status = serializers.ChoiceField(choices=TrainingRun.Status.choices)
+    started_at = AwareDateTimeField()
+    finished_at = AwareDateTimeField(required=False, allow_null=True)
+    git_commit = StrictCharField(max_length=64, required=False, allow_blank=True)
+    pipeline_url = serializers.URLField(max_length=500, required=False, allow_blank=True)
+    dataset = DatasetSerializer(source="*", required=False)
+    hyperparameters = serializers.DictField(required=False)
+    metrics = serializers.DictField(required=False)
+    tags = serializers.DictField(child=StrictCharField(allow_blank=True), required=False)
+    environment = serializers.DictField(required=False)
+    notes = StrictCharField(required=False, allow_blank=True, trim_whitespace=False)
+    created_at = serializers.DateTimeField(read_only=True)
+
+    @extend_schema_field(OpenApiTypes.URI)
+    def get_url(self, run):
+        return _record_url("api:training-run-detail", run, self.context["request"])
+
+
+class CheckSerializer(StrictSerializer):
+    name = StrictCharField(max_length=200)
+    passed = serializers.BooleanField()
+    value = serializers.JSONField(required=False)
+    details = StrictCharField(required=False, allow_blank=True)
+
+
+class DeploymentSerializer(StrictSerializer):
+    id = serializers.IntegerField(read_only=True)
+    url = serializers.SerializerMethodField()
+    model_version = ModelVersionNameField()
+    environment = StrictCharField(max_length=50)
+    target = StrictCharField(max_length=200, required=False, allow_blank=True)
+    status = serializers.ChoiceField(choices=Deployment.Status.choices)
+    config = serializers.DictField(required=False)
+    git_commit = StrictCharField(max_length=64, required=False, allow_blank=True)
+    pipeline_url = serializers.URLField(max_length=500, required=False, allow_blank=True)
+    reason = StrictCharField(required=False, allow_blank=True, trim_whitespace=False)
+    # A deployment is usually recorded as it starts: the time defaults to now.
+    started_at = AwareDateTimeField(required=False, default=timezone.now)
+    finished_at = AwareDateTimeField(required=False, allow_null=True)
+    checks = CheckSerializer(many=True, required=False)
+    created_at = serializers.DateTimeField(read_only=True)
+
+    @extend_schema_field(OpenApiTypes.URI)
+    def get_url(self, deployment):
+        return _record_url("api:deployment-detail", deployment, self.context["request"])
+
+
+class ModelVersionSerializer(StrictSerializer):
+    id = serializers.IntegerField(read_only=True)
+    version = serializers.CharField(max_length=100)
+    description = serializers.CharField(required=False, allow_blank=True)
+    created_at = serializers.DateTimeField(read_only=True)
+    change_reason = serializers.CharField(
+        write_only=True, required=False, allow_blank=True, max_length=CHANGE_REASON_MAX_LENGTH
+    )

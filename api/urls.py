@@ -1,10 +1,46 @@
-from django.urls import path
+from django.contrib.auth.decorators import login_not_required
+from django.http import JsonResponse
+from django.urls import path, re_path
 
-from api import views
+from api.views import pages, projects, records
 
 app_name = "api"
 
+
+@login_not_required
+def not_found(request):
+    """Unknown API paths answer in JSON like the rest of the API, not with an HTML page."""
+    detail = f"There is nothing at {request.path}; the endpoints are listed at /api/docs/."
+    return JsonResponse({"status": 404, "detail": detail}, status=404)
+
+
+PROJECT = "projects/<slug:project>/"
+
 urlpatterns = [
-    path("projects/", views.ProjectList.as_view(), name="project-list"),
-    path("projects/<slug:slug>/", views.ProjectDetail.as_view(), name="project-detail"),
+    path("projects/", projects.ProjectList.as_view(), name="project-list"),
+    path(PROJECT, projects.ProjectDetail.as_view(), name="project-detail"),
+    path(f"{PROJECT}pages/", pages.PageList.as_view(), name="page-list"),
+    path(f"{PROJECT}pages/<slug:page>/", pages.PageDetail.as_view(), name="page-detail"),
+    path(
+        f"{PROJECT}training-runs/",
+        records.TrainingRunList.as_view(),
+        name="training-run-list",
+    ),
+    path(
+        f"{PROJECT}training-runs/<int:pk>/",
+        records.TrainingRunDetail.as_view(),
+        name="training-run-detail",
+    ),
+    path(f"{PROJECT}deployments/", records.DeploymentList.as_view(), name="deployment-list"),
+    path(
+        f"{PROJECT}deployments/<int:pk>/",
+        records.DeploymentDetail.as_view(),
+        name="deployment-detail",
+    ),
+    path(
+        f"{PROJECT}model-versions/",
+        records.ModelVersionList.as_view(),
+        name="model-version-list",
+    ),
+    re_path(r"", not_found),
 ]

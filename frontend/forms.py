@@ -4,7 +4,7 @@ from django import forms
 from django.core.exceptions import ValidationError
 
 from wiki.categories import MARKDOWN, TABLE, TEXT
-from wiki.models import Page, Project
+from wiki.models import ApiToken, Page, Project
 
 CHANGE_REASON_HELP = "What changed and why; shown in the page history and in audit reports."
 
@@ -189,3 +189,33 @@ class FreePageCreateForm(forms.Form):
         required=False,
         help_text="Shown in the page history; defaults to “Created page”.",
     )
+
+
+class TokenForm(forms.Form):
+    name = forms.CharField(max_length=100, help_text="What uses it, e.g. 'churn training CI'.")
+    scopes = forms.MultipleChoiceField(
+        choices=ApiToken.Scope.choices,
+        widget=forms.CheckboxSelectMultiple,
+        help_text="Pipelines that post records need 'Write records'; writing implies reading.",
+    )
+    all_projects = forms.BooleanField(
+        required=False, label="Valid for all projects (present and future)"
+    )
+    projects = forms.ModelMultipleChoiceField(
+        queryset=Project.objects.order_by("name"),
+        to_field_name="slug",
+        required=False,
+        widget=forms.CheckboxSelectMultiple,
+        help_text="Or the projects it may use.",
+    )
+    expires_in_days = forms.IntegerField(
+        min_value=1,
+        max_value=3650,
+        required=False,
+        initial=90,
+        label="Expires after (days)",
+        help_text="Leave empty for a token that never expires.",
+    )
+
+    def clean_projects(self):
+        return [project.slug for project in self.cleaned_data["projects"]]

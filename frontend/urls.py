@@ -7,6 +7,8 @@ app_name = "frontend"
 
 urlpatterns = [
     path("", views.project_list, name="project-list"),
+    path("tokens/", views.tokens, name="tokens"),
+    path("tokens/<int:pk>/revoke/", views.token_revoke, name="token-revoke"),
     path("projects/", RedirectView.as_view(pattern_name="frontend:project-list")),
     path("projects/new/", views.project_create, name="project-create"),
     path("projects/<slug:project>/", views.project_detail, name="project-detail"),

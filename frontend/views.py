@@ -12,15 +12,18 @@ from frontend.forms import (
     PageForm,
     ProjectCreateForm,
     ProjectSettingsForm,
+    TokenForm,
     apply_errors,
 )
 from wiki.categories import CATEGORIES
 from wiki.history import Actor, Source
 from wiki.models import Deployment, ModelVersion, Page, Project, TrainingRun
-from wiki.rendering import render_page, to_slug
+from wiki.rendering import render_markdown_many, render_page, to_slug
 from wiki.services import EditConflict
 from wiki.services.pages import check_page_changes, create_free_page, edit_page
 from wiki.services.projects import create_project, update_project
+from wiki.services.tokens import create_token, revoke_token
+from wiki.summaries import records_summary
 
 PROJECTS_PER_PAGE = 50
 REVISIONS_PER_PAGE = 50
@@ -117,11 +120,17 @@ def page_detail(request, project, page):
         return _missing_page(request, project, page)
     last = page_obj.history.only("history_date", "history_username").first()
     fields, body_html = render_page(page_obj.spec, page_obj.fields, page_obj.body, project)
+    summary = records_summary(page_obj)
+    if summary and "updates" in summary:
+        reasons = render_markdown_many([u["reason"] for u in summary["updates"]], project)
+        for update, reason_html in zip(summary["updates"], reasons, strict=True):
+            update["reason_html"] = reason_html
     context = _project_context(page_obj.project, page_obj.category or "pages") | {
         "page": page_obj,
         "fields": fields,
         "body_html": body_html,
         "last": last,
+        "summary": summary,
     }
     return render(request, "frontend/page_detail.html", context)
 
@@ -258,3 +267,27 @@ def records(request, project):
         ],
     }
     return render(request, "frontend/records.html", context)
+
+
+@require_http_methods(["GET", "HEAD", "POST"])
+def tokens(request):
+    """The user's API tokens; issuing one shows its key on this response only."""
+    form = TokenForm(request.POST or None)
+    key = None
+    if request.method == "POST" and form.is_valid():
+        try:
+            _, key = create_token(actor=_actor(request), user=request.user, **form.cleaned_data)
+        except ValidationError as e:
+            apply_errors(form, e)
+        else:
+            form = TokenForm()
+    context = {"form": form, "key": key, "tokens": request.user.api_tokens.all()}
+    return render(request, "frontend/tokens.html", context)
+
+
+@require_http_methods(["POST"])
+def token_revoke(request, pk):
+    token = get_object_or_404(request.user.api_tokens, pk=pk)
+    revoke_token(token, actor=_actor(request))
+    messages.success(request, f"Revoked {token.name} ({token.prefix}…).")
+    return redirect("frontend:tokens")

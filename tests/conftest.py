@@ -1,7 +1,8 @@
 import pytest
 from django.test import Client
+from rest_framework.test import APIClient
 
-from tests.factories import ProjectFactory, UserFactory
+from tests.factories import ProjectFactory, UserFactory, make_token
 from wiki.celery import app as celery_app
 
 
@@ -50,3 +51,22 @@ def admin_client_logged_in(admin_user):
 @pytest.fixture
 def project(db):
     return ProjectFactory(slug="churn", name="Churn model")
+
+
+@pytest.fixture
+def api():
+    """api(key) -> a client that sends ``Authorization: Token <key>`` and JSON."""
+
+    def client_for(key=None, scheme="Token"):
+        client = APIClient()
+        if key:
+            client.credentials(HTTP_AUTHORIZATION=f"{scheme} {key}")
+        return client
+
+    return client_for
+
+
+@pytest.fixture
+def pipeline_key(user, project):
+    """A records:write key for the ``project`` fixture only."""
+    return make_token(user, scopes=["records:write"], projects=[project.slug])[1]

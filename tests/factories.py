@@ -8,6 +8,7 @@ from wiki.history import Actor, Source
 from wiki.services.pages import create_free_page
 from wiki.services.projects import create_project
 from wiki.services.records import record_deployment, record_training_run
+from wiki.services.tokens import create_token
 
 PASSWORD = "correct-horse-battery"
 
@@ -60,4 +61,17 @@ def make_deployment(project, model_version="1.0.0", **attrs):
     defaults = {"environment": "production", "status": "succeeded", "started_at": timezone.now()}
     return record_deployment(
         project, actor=cli_actor(), model_version=model_version, **(defaults | attrs)
+    )
+
+
+def make_token(user, scopes=("read",), projects=(), expires_in_days=None, name="test token"):
+    """A token acting as ``user``; returns (token, key). No projects means all projects."""
+    return create_token(
+        actor=cli_actor(user),
+        user=user,
+        name=name,
+        scopes=list(scopes),
+        projects=list(projects),
+        all_projects=not projects,
+        expires_in_days=expires_in_days,
     )

@@ -10,8 +10,9 @@ import pytest
 from django.core.exceptions import ValidationError
 from django.db import connection, connections
 from django.utils import timezone
+from rest_framework.test import APIClient
 
-from tests.factories import ProjectFactory, cli_actor
+from tests.factories import ProjectFactory, cli_actor, make_token
 from wiki.models import ModelVersion, Page, Project, TrainingRun
 from wiki.services import EditConflict
 from wiki.services.pages import edit_page
@@ -95,3 +96,22 @@ def test_concurrent_runs_of_a_new_model_version_share_one_version():
     assert all(isinstance(r, TrainingRun) for r in results), results
     assert ModelVersion.objects.filter(project=project).count() == 1
     assert TrainingRun.objects.filter(model_version__version="2.0.0").count() == 3
+
+
+def test_fifty_concurrent_posts_with_one_idempotency_key_make_one_record(user):
+    project = ProjectFactory(slug="churn")
+    _, key = make_token(user, scopes=["records:write"], projects=["churn"])
+    body = {"model_version": "1.0", "status": "succeeded", "started_at": "2024-06-01T10:00:00Z"}
+
+    def post():
+        client = APIClient()
+        client.credentials(HTTP_AUTHORIZATION=f"Token {key}")
+        return lambda: client.post(
+            "/api/v1/projects/churn/training-runs/", body, HTTP_IDEMPOTENCY_KEY="run-42"
+        )
+
+    responses = race(*(post() for _ in range(50)))
+    statuses = sorted(r.status_code for r in responses)
+    assert statuses == [200] * 49 + [201], statuses
+    assert TrainingRun.objects.filter(project=project).count() == 1
+    assert len({r.json()["id"] for r in responses}) == 1

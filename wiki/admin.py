@@ -137,11 +137,17 @@ class PageAdmin(ServiceAdmin):
     def get_fields(self, request, obj=None):
         if obj is None:  # only free pages are added by hand; category pages come with projects
             return ["project", "slug", "title", "body", "change_reason"]
-        editable = ["title", "fields", "body"] if obj.category else ["title", "body"]
-        return ["project", "category", "slug", *editable, "change_reason", "base_revision"]
+        structured = ["fields"] if obj.category else []
+        return [
+            "project", "category", "slug", "title", *structured, "body", "change_reason",
+            "base_revision",
+        ]  # fmt: skip
 
     def get_readonly_fields(self, request, obj=None):
-        return ["project", "category", "slug"] if obj else []
+        if obj is None:
+            return []
+        # A category page's title is its category's label.
+        return ["project", "category", "slug"] + (["title"] if obj.category else [])
 
     def save_model(self, request, obj, form, change):
         data = form.cleaned_data
@@ -151,7 +157,7 @@ class PageAdmin(ServiceAdmin):
                 actor=self.actor(request),
                 base_revision=data["base_revision"],
                 change_reason=data["change_reason"],
-                title=data["title"],
+                title=data.get("title"),
                 fields=data.get("fields"),
                 body=data["body"],
             )

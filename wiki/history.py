@@ -2,8 +2,9 @@
 
 Service functions run their writes inside ``recording(actor, reason)``; every historical
 row created meanwhile (django-simple-history) is stamped with the acting user, the user
-name as text, the source and the reason. A write made outside any recording context (a
-stray ``save()`` in the shell, a data migration) is still kept, with source ``system``.
+name as text, the API token (id and name) if any, the source and the reason. A write made
+outside any recording context (a stray ``save()`` in the shell, a data migration) is still
+kept, with source ``system``.
 """
 
 from contextlib import contextmanager
@@ -26,10 +27,12 @@ class Source(models.TextChoices):
 
 @dataclass(frozen=True)
 class Actor:
-    """The user (None for the system itself) and the channel a change comes through."""
+    """The user (None for the system itself), the channel a change comes through, and the
+    API token it was made with, if any."""
 
     user: object
     source: str
+    token: object = None
 
     @property
     def username(self):
@@ -73,6 +76,9 @@ class RevisionInfo(models.Model):
     history_source = models.CharField(max_length=10, choices=Source.choices, default=Source.SYSTEM)
     # Copied as text so the record survives the deletion or renaming of the account.
     history_username = models.CharField(max_length=150, blank=True)
+    # The API token a change was made with (id and name as text: tokens may be deleted).
+    history_token_id = models.PositiveBigIntegerField(null=True, blank=True)
+    history_token_name = models.CharField(max_length=100, blank=True)
 
     class Meta:
         abstract = True
@@ -91,3 +97,6 @@ def stamp_revision(sender, history_instance, **kwargs):
     history_instance.history_username = actor.username
     history_instance.history_source = actor.source
     history_instance.history_change_reason = reason
+    if actor.token is not None:
+        history_instance.history_token_id = actor.token.pk
+        history_instance.history_token_name = actor.token.name

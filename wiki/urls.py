@@ -1,6 +1,10 @@
 from django.contrib import admin
 from django.contrib.auth import views as auth_views
+from django.contrib.auth.decorators import login_required
 from django.urls import include, path
+from drf_spectacular.views import SpectacularAPIView
+
+from api.views.docs import ApiDocs
 
 urlpatterns = [
     path(
@@ -25,5 +29,13 @@ urlpatterns = [
     ),
     path("admin/", admin.site.urls),
     path("api/v1/", include("api.urls")),
+    # DRF views authenticate themselves (401 in JSON for API clients; DRF exempts them
+    # from LoginRequiredMiddleware); the docs are a page for browsers: log in first.
+    path("api/schema/", SpectacularAPIView.as_view(), name="api-schema"),
+    path(
+        "api/docs/",
+        login_required(ApiDocs.as_view(url_name="api-schema")),
+        name="api-docs",
+    ),
     path("", include("frontend.urls")),
 ]

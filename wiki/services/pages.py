@@ -38,6 +38,8 @@ def check_page_changes(page, *, fields=None, body=None, title=None):
                 changes[name] = clean(value)
             except ValidationError as e:
                 errors[name] = e.messages
+    if page.spec is not None and changes.get("title", page.title) != page.title:
+        errors["title"] = ["A category page keeps its category's title."]
     if fields is not None:
         try:
             if page.spec is None and fields:

@@ -1,7 +1,8 @@
 """Recording what pipelines did: model versions, training runs and deployments."""
 
 from django.core.exceptions import ValidationError
-from django.db import transaction
+from django.db import IntegrityError, transaction
+from django.utils import timezone
 
 from wiki.history import recording
 from wiki.models import Deployment, ModelVersion, TrainingRun
@@ -43,7 +44,8 @@ def _record(model, allowed, project, actor, model_version, change_reason, attrs)
     record = model(project=project, **attrs)
     with transaction.atomic(), recording(actor, change_reason):
         record.model_version = _model_version(project, model_version)
-        record.full_clean()
+        # Both foreign keys were just set from rows in hand: no need to query them again.
+        record.full_clean(exclude=["project", "model_version"])
         record.save()
     return record
 
@@ -58,3 +60,85 @@ def record_deployment(project, *, actor, model_version, change_reason="", **attr
     """Store a deployment posted by a pipeline (creating its model version if new)."""
     reason = change_reason or "Recorded deployment"
     return _record(Deployment, DEPLOYMENT_FIELDS, project, actor, model_version, reason, attrs)
+
+
+class RecordConflict(Exception):
+    """A change a record's life cycle does not allow (the message says why)."""
+
+
+# Where a deployment may go from each status: forward only.
+NEXT_STATUSES = {
+    Deployment.Status.PENDING: {
+        Deployment.Status.IN_PROGRESS, Deployment.Status.SUCCEEDED, Deployment.Status.FAILED,
+    },
+    Deployment.Status.IN_PROGRESS: {Deployment.Status.SUCCEEDED, Deployment.Status.FAILED},
+    Deployment.Status.SUCCEEDED: {Deployment.Status.ROLLED_BACK},
+    Deployment.Status.FAILED: set(),
+    Deployment.Status.ROLLED_BACK: set(),
+}  # fmt: skip
+DEPLOYMENT_UPDATE_FIELDS = {"status", "finished_at", "checks"}
+
+
+FINISHED_STATUSES = {
+    Deployment.Status.SUCCEEDED, Deployment.Status.FAILED, Deployment.Status.ROLLED_BACK,
+}  # fmt: skip
+
+
+def update_deployment(deployment, *, actor, change_reason="", **changes):
+    """Move a deployment forward: a later status, its finished_at (once), more checks.
+
+    Checks are appended to those already recorded. Reaching a final status without a
+    finished_at stamps it now. Anything else raises RecordConflict; invalid values raise
+    ValidationError. Returns the deployment as saved.
+    """
+    other = sorted(set(changes) - DEPLOYMENT_UPDATE_FIELDS)
+    if other:
+        raise RecordConflict(
+            f"A deployment's {', '.join(other)} cannot change after it is recorded; only "
+            "status (forward), finished_at (once) and checks (added) can."
+        )
+    with transaction.atomic(), recording(actor, change_reason or "Updated deployment"):
+        current = Deployment.objects.select_for_update().get(pk=deployment.pk)
+        status = changes.get("status", current.status)
+        if status not in Deployment.Status.values:
+            choices = ", ".join(Deployment.Status.values)
+            raise ValidationError({"status": f"Must be one of: {choices}."})
+        if status != current.status and status not in NEXT_STATUSES.get(current.status, ()):
+            allowed = ", ".join(sorted(NEXT_STATUSES.get(current.status, ()))) or "none"
+            raise RecordConflict(
+                f"A deployment cannot go from {current.status} to {status} "
+                f"(allowed next: {allowed})."
+            )
+        finished_at = changes.get("finished_at")
+        if finished_at is not None and current.finished_at not in (None, finished_at):
+            raise RecordConflict("finished_at is already recorded and cannot change.")
+        checks = changes.get("checks") or []
+        if not isinstance(checks, list):
+            raise ValidationError({"checks": "Must be a list of check results."})
+        if status == current.status and not checks and finished_at in (None, current.finished_at):
+            return current  # nothing new: no revision
+        if status in FINISHED_STATUSES and finished_at is None and current.finished_at is None:
+            finished_at = timezone.now()
+        current.status = status
+        current.finished_at = finished_at or current.finished_at
+        current.checks = current.checks + checks
+        current.full_clean(exclude=["project", "model_version"])
+        current.save()
+    return current
+
+
+def create_model_version(project, *, actor, version, description="", change_reason=""):
+    """Register a model version by hand (before any record names it)."""
+    reason = change_reason or f"Registered model version {version}"
+    with transaction.atomic(), recording(actor, reason):
+        existing = ModelVersion.objects.filter(project=project, version=version).first()
+        if existing:
+            raise RecordConflict(f"Model version {version} already exists.")
+        model_version = ModelVersion(project=project, version=version, description=description)
+        model_version.full_clean(exclude=["project"], validate_constraints=False)
+        try:
+            with transaction.atomic():
+                model_version.save()
+        except IntegrityError:
+            raise RecordConflict(f"Model version {version} already exists.") from None
+    return model_version

@@ -157,7 +157,7 @@ CHURN_PAGES = {
     },
     "maintenance": {
         "update_log": (
-            "- 2023-11-29 — 1.0.0: first release, logistic regression baseline.\n"
+            "- 2023-11-27 — 1.0.0: first release, logistic regression baseline.\n"
             "- 2024-03-04 — 1.1.0: switched to LightGBM.\n"
             "- 2024-07-08 — 1.2.0: added support-ticket features."
         ),

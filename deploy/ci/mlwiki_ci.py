@@ -1,0 +1,335 @@
+#!/usr/bin/env python3
+"""Record training runs and deployments in mlwiki from a CI/CD pipeline.
+
+One file, Python 3.8+ standard library only: copy it into the pipeline. Configuration:
+
+  MLWIKI_URL    the wiki, e.g. https://wiki.example.com
+  MLWIKI_TOKEN  a token with the records:write scope for the project
+  MLWIKI_RUN_ID the pipeline run's id (default: GitHub Actions' GITHUB_RUN_ID and
+                GITHUB_RUN_ATTEMPT, or GitLab's CI_JOB_ID)
+
+Every write carries an Idempotency-Key derived from the run id, so retries (this client's
+own, on connection errors, 429 and 5xx, or a re-run of the step) never record twice: a
+re-run sends the same body and gets the first answer back. So a training run needs its
+--started-at (the job's start time), while deployment times default to when the wiki
+receives the start and the outcome.
+
+Examples:
+  mlwiki_ci.py training-run --project churn --model-version 1.4.0 --status succeeded \\
+      --metric auc=0.84 --param learning_rate=0.05 --dataset-name customers
+  mlwiki_ci.py training-run --project churn --file run.json
+  ID=$(mlwiki_ci.py deployment-start --project churn --model-version 1.4.0 \\
+      --environment production --reason "Retrained on June data")
+  mlwiki_ci.py deployment-finish --project churn --id "$ID" --status succeeded \\
+      --check smoke=pass --check latency_p99_ms=pass:87
+
+Exit status: 0 on success, 1 when the wiki refuses the request (its message is printed),
+2 on bad arguments, 3 when the wiki cannot be reached after the retries.
+"""
+
+import argparse
+import hashlib
+import json
+import os
+import sys
+import time
+import urllib.error
+import urllib.parse
+import urllib.request
+
+USER_AGENT = "mlwiki-ci/1"
+
+
+class UsageError(Exception):
+    """The arguments or the environment are wrong."""
+
+
+class Refused(Exception):
+    """The wiki answered 4xx: retrying the same request cannot help."""
+
+
+class Unreachable(Exception):
+    """No usable answer after every retry."""
+
+
+def log(message):
+    print(message, file=sys.stderr)
+
+
+def run_id():
+    explicit = os.environ.get("MLWIKI_RUN_ID")
+    if explicit:
+        return explicit
+    if os.environ.get("GITHUB_RUN_ID"):
+        return f"gh-{os.environ['GITHUB_RUN_ID']}-{os.environ.get('GITHUB_RUN_ATTEMPT', '1')}"
+    if os.environ.get("CI_JOB_ID"):
+        return f"gl-{os.environ['CI_JOB_ID']}"
+    return None
+
+
+def idempotency_key(*parts):
+    """A stable key for one logical write of one pipeline run (None without a run id)."""
+    rid = run_id()
+    if rid is None:
+        return None
+    digest = hashlib.sha256("|".join([rid, *map(str, parts)]).encode()).hexdigest()
+    return f"mlwiki-ci-{digest[:48]}"
+
+
+def request(method, path, body, key, retries, backoff):
+    """Send one JSON request; returns (status, parsed body). Retries what may pass later."""
+    base = os.environ.get("MLWIKI_URL", "").rstrip("/")
+    token = os.environ.get("MLWIKI_TOKEN", "")
+    if not base or not token:
+        raise UsageError("set MLWIKI_URL and MLWIKI_TOKEN")
+    if not base.startswith(("https://", "http://")):
+        raise UsageError(f"MLWIKI_URL must start with https:// (or http://), got {base!r}")
+    headers = {
+        "Authorization": f"Token {token}",
+        "Content-Type": "application/json",
+        "Accept": "application/json",
+        "User-Agent": USER_AGENT,
+    }
+    if key:
+        headers["Idempotency-Key"] = key
+    data = json.dumps(body).encode()
+    for attempt in range(retries + 1):
+        wait = backoff * 2**attempt
+        # The scheme is checked above: only http(s) is ever opened.
+        req = urllib.request.Request(base + path, data=data, headers=headers, method=method)  # noqa: S310
+        try:
+            with urllib.request.urlopen(req, timeout=30) as response:  # noqa: S310
+                return response.status, json.loads(response.read() or b"{}")
+        except urllib.error.HTTPError as error:
+            payload = error.read()
+            try:
+                detail = json.loads(payload).get("detail", "")
+            except (ValueError, AttributeError):
+                detail = payload.decode("utf-8", "replace")[:500]
+            if error.code == 429 or error.code >= 500:
+                retry_after = error.headers.get("Retry-After", "")
+                if retry_after.isdigit():
+                    wait = max(wait, int(retry_after))
+                problem = f"{error.code} {detail}".strip()
+            else:
+                raise Refused(f"{error.code}: {detail or error.reason}") from None
+        except (urllib.error.URLError, ConnectionError, TimeoutError) as error:
+            problem = str(getattr(error, "reason", error))
+        if attempt < retries:
+            log(f"mlwiki_ci: {problem}; retrying in {wait:g} s")
+            time.sleep(wait)
+    raise Unreachable(f"giving up after {retries + 1} attempts: {problem}")
+
+
+def pairs(items, convert, what):
+    result = {}
+    for item in items or []:
+        name, sep, value = item.partition("=")
+        if not sep or not name:
+            raise UsageError(f"{what} must be name=value, got {item!r}")
+        result[name] = convert(value, name)
+    return result
+
+
+def scalar(value, name):
+    """Numbers and true/false/null as JSON, anything else as text."""
+    try:
+        parsed = json.loads(value)
+    except ValueError:
+        return value
+    return parsed if not isinstance(parsed, (dict, list)) else value
+
+
+def number(value, name):
+    try:
+        parsed = json.loads(value)
+    except ValueError:
+        parsed = None
+    if isinstance(parsed, bool) or not isinstance(parsed, (int, float)):
+        raise UsageError(f"metric {name} must be a number, got {value!r}")
+    return parsed
+
+
+def text(value, name):
+    return value
+
+
+def check(value, name):
+    """'pass', 'fail', optionally ':<value>' (a number or text)."""
+    outcome, _, measured = value.partition(":")
+    if outcome not in ("pass", "fail"):
+        raise UsageError(f"check {name} must be pass or fail[:value], got {value!r}")
+    result = {"name": name, "passed": outcome == "pass"}
+    if measured:
+        result["value"] = scalar(measured, name)
+    return result
+
+
+def project_path(project, *rest):
+    return (
+        "/api/v1/projects/"
+        + "/".join(urllib.parse.quote(p, safe="") for p in (project, *rest))
+        + "/"
+    )
+
+
+def training_run(args):
+    body = {}
+    if args.file:
+        with open(args.file, encoding="utf-8") as handle:
+            body = json.load(handle)
+    flags = {
+        "model_version": args.model_version,
+        "status": args.status,
+        "started_at": args.started_at,
+        "finished_at": args.finished_at,
+        "git_commit": args.git_commit
+        or os.environ.get("GITHUB_SHA")
+        or os.environ.get("CI_COMMIT_SHA"),
+        "pipeline_url": args.pipeline_url,
+        "notes": args.notes,
+    }
+    body.update({k: v for k, v in flags.items() if v is not None})
+    dataset = {"name": args.dataset_name, "version": args.dataset_version, "uri": args.dataset_uri}
+    if any(v is not None for v in dataset.values()):
+        body["dataset"] = {
+            **body.get("dataset", {}),
+            **{k: v for k, v in dataset.items() if v is not None},
+        }
+    for field, values, convert in (
+        ("hyperparameters", args.param, scalar),
+        ("metrics", args.metric, number),
+        ("tags", args.tag, text),
+    ):
+        if values:
+            body[field] = {**body.get(field, {}), **pairs(values, convert, field)}
+    body.setdefault("status", "succeeded")
+    if "started_at" not in body:
+        raise UsageError("give the run's --started-at (or started_at in --file)")
+    key = idempotency_key("training-run", args.project, body.get("model_version"))
+    _, record = request(
+        "POST", project_path(args.project, "training-runs"), body, key, args.retries, args.backoff
+    )
+    print(json.dumps(record, indent=2))
+
+
+def deployment_start(args):
+    body = {
+        "model_version": args.model_version,
+        "environment": args.environment,
+        "status": args.status,
+        "target": args.target or "",
+        "reason": args.reason or "",
+        "config": pairs(args.config, scalar, "config"),
+        "git_commit": args.git_commit
+        or os.environ.get("GITHUB_SHA")
+        or os.environ.get("CI_COMMIT_SHA")
+        or "",
+        "pipeline_url": args.pipeline_url or "",
+    }
+    if args.started_at:
+        body["started_at"] = args.started_at
+    key = idempotency_key("deployment-start", args.project, args.environment, args.model_version)
+    _, record = request(
+        "POST", project_path(args.project, "deployments"), body, key, args.retries, args.backoff
+    )
+    log(f"mlwiki_ci: deployment {record['id']} recorded: {record['url']}")
+    print(record["id"])
+
+
+def deployment_finish(args):
+    checks = list(pairs(args.check, check, "check").values())
+    if args.checks_file:
+        with open(args.checks_file, encoding="utf-8") as handle:
+            checks += json.load(handle)
+    body = {"status": args.status}
+    if args.finished_at:
+        body["finished_at"] = args.finished_at
+    if checks:
+        body["checks"] = checks
+    key = idempotency_key("deployment-finish", args.project, args.id, args.status)
+    path = project_path(args.project, "deployments", str(args.id))
+    _, record = request("PATCH", path, body, key, args.retries, args.backoff)
+    print(json.dumps(record, indent=2))
+
+
+def parser():
+    main = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    main.add_argument("--retries", type=int, default=int(os.environ.get("MLWIKI_RETRIES", "5")))
+    main.add_argument(
+        "--backoff",
+        type=float,
+        default=float(os.environ.get("MLWIKI_BACKOFF", "1")),
+        help="first wait in seconds, doubled each retry",
+    )
+    commands = main.add_subparsers(dest="command", required=True)
+
+    run = commands.add_parser("training-run", help="record a training run")
+    run.add_argument("--project", required=True)
+    run.add_argument("--file", help="JSON body (flags below override its fields)")
+    run.add_argument("--model-version")
+    run.add_argument("--status", choices=["running", "succeeded", "failed"])
+    run.add_argument("--started-at", help="ISO 8601 with time zone (required, or in --file)")
+    run.add_argument("--finished-at")
+    run.add_argument("--git-commit")
+    run.add_argument("--pipeline-url")
+    run.add_argument("--dataset-name")
+    run.add_argument("--dataset-version")
+    run.add_argument("--dataset-uri")
+    run.add_argument("--param", action="append", metavar="NAME=VALUE")
+    run.add_argument("--metric", action="append", metavar="NAME=NUMBER")
+    run.add_argument("--tag", action="append", metavar="NAME=TEXT")
+    run.add_argument("--notes")
+    run.set_defaults(handler=training_run)
+
+    start = commands.add_parser("deployment-start", help="record a deployment; prints its id")
+    start.add_argument("--project", required=True)
+    start.add_argument("--model-version", required=True)
+    start.add_argument("--environment", required=True)
+    start.add_argument("--status", default="in_progress", choices=["pending", "in_progress"])
+    start.add_argument("--target")
+    start.add_argument("--reason", help="why this update (Markdown)")
+    start.add_argument("--config", action="append", metavar="NAME=VALUE")
+    start.add_argument("--started-at", help="default: when the wiki receives it")
+    start.add_argument("--git-commit")
+    start.add_argument("--pipeline-url")
+    start.set_defaults(handler=deployment_start)
+
+    finish = commands.add_parser(
+        "deployment-finish", help="record a deployment's outcome and checks"
+    )
+    finish.add_argument("--project", required=True)
+    finish.add_argument("--id", required=True, type=int)
+    finish.add_argument("--status", required=True, choices=["succeeded", "failed", "rolled_back"])
+    finish.add_argument("--check", action="append", metavar="NAME=pass|fail[:VALUE]")
+    finish.add_argument("--checks-file", help='JSON list of {"name", "passed", "value", "details"}')
+    finish.add_argument("--finished-at", help="default: when the wiki receives it")
+    finish.set_defaults(handler=deployment_finish)
+    return main
+
+
+def main(argv=None):
+    args = parser().parse_args(argv)
+    if run_id() is None:
+        log(
+            "mlwiki_ci: no run id (MLWIKI_RUN_ID, GITHUB_RUN_ID or CI_JOB_ID): "
+            "retries are not protected against duplicates"
+        )
+    try:
+        args.handler(args)
+    except UsageError as error:
+        log(f"mlwiki_ci: {error}")
+        return 2
+    except Refused as refused:
+        log(f"mlwiki_ci: the wiki refused the request: {refused}")
+        return 1
+    except Unreachable as unreachable:
+        log(f"mlwiki_ci: {unreachable}")
+        return 3
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,222 @@
+"""deploy/ci/mlwiki_ci.py against a live test server, as a pipeline runs it."""
+
+import contextlib
+import json
+import os
+import socket
+import subprocess
+import sys
+import threading
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+
+import pytest
+
+from tests.factories import make_token
+from wiki.models import Deployment, TrainingRun
+
+CLIENT = Path(__file__).resolve().parent.parent / "deploy" / "ci" / "mlwiki_ci.py"
+
+
+def run_client(*args, url, token="", run_id="run-1", **env):
+    environment = {
+        k: v for k, v in os.environ.items() if not k.startswith(("MLWIKI_", "GITHUB_", "CI_"))
+    }
+    environment |= {"MLWIKI_URL": url, "MLWIKI_TOKEN": token, "MLWIKI_BACKOFF": "0.01"} | env
+    if run_id:
+        environment["MLWIKI_RUN_ID"] = run_id
+    return subprocess.run(
+        [sys.executable, str(CLIENT), *args],
+        env=environment,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+
+
+@pytest.fixture
+def wiki(live_server, user, project):
+    _, key = make_token(user, scopes=["records:write"], projects=["churn"])
+    return {"url": live_server.url, "token": key}
+
+
+RUN_ARGS = [
+    "training-run", "--project", "churn", "--model-version", "1.4.0", "--status", "succeeded",
+    "--started-at", "2024-06-01T10:00:00Z", "--metric", "auc=0.84", "--metric", "rows=1200",
+    "--param", "learning_rate=0.05", "--param", "objective=binary", "--param", "early=true",
+    "--tag", "trigger=nightly", "--dataset-name", "customers", "--dataset-version", "2024-05",
+    "--git-commit", "a1b2c3d",
+]  # fmt: skip
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_training_run_is_recorded_from_flags(wiki):
+    result = run_client(*RUN_ARGS, **wiki)
+    assert result.returncode == 0, result.stderr
+    record = json.loads(result.stdout)
+    run = TrainingRun.objects.get(pk=record["id"])
+    assert run.metrics == {"auc": 0.84, "rows": 1200}
+    assert run.hyperparameters == {"learning_rate": 0.05, "objective": "binary", "early": True}
+    assert (run.tags, run.dataset_name, run.git_commit) == (
+        {"trigger": "nightly"},
+        "customers",
+        "a1b2c3d",
+    )
+
+
+@pytest.mark.django_db(transaction=True)
+def test_running_the_step_again_records_nothing_new(wiki):
+    first = run_client(*RUN_ARGS, **wiki)
+    again = run_client(*RUN_ARGS, **wiki)
+    assert again.returncode == 0, again.stderr
+    assert json.loads(again.stdout)["id"] == json.loads(first.stdout)["id"]
+    assert TrainingRun.objects.count() == 1
+    other_run = run_client(*RUN_ARGS, run_id="run-2", **wiki)
+    assert other_run.returncode == 0
+    assert TrainingRun.objects.count() == 2
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_training_run_is_recorded_from_a_file_with_flags_on_top(wiki, tmp_path):
+    body = {
+        "model_version": "2.0.0",
+        "status": "failed",
+        "started_at": "2024-06-01T10:00:00+02:00",
+        "metrics": {"auc": 0.5},
+        "dataset": {"name": "customers"},
+    }
+    path = tmp_path / "run.json"
+    path.write_text(json.dumps(body))
+    result = run_client(
+        "training-run", "--project", "churn", "--file", str(path), "--metric", "f1=0.4",
+        "--dataset-version", "v7", **wiki,
+    )  # fmt: skip
+    assert result.returncode == 0, result.stderr
+    run = TrainingRun.objects.get()
+    assert (run.status, run.metrics) == ("failed", {"auc": 0.5, "f1": 0.4})
+    assert (run.dataset_name, run.dataset_version) == ("customers", "v7")
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_deployment_is_started_and_finished_with_checks(wiki, tmp_path):
+    started = run_client(
+        "deployment-start", "--project", "churn", "--model-version", "1.4.0",
+        "--environment", "production", "--target", "ml-prod", "--reason", "Monthly",
+        "--config", "replicas=3", **wiki,
+    )  # fmt: skip
+    assert started.returncode == 0, started.stderr
+    deployment_id = started.stdout.strip()
+    assert deployment_id.isdigit()
+    checks = tmp_path / "checks.json"
+    checks.write_text(json.dumps([{"name": "load", "passed": True, "details": "ok"}]))
+    args = [
+        "deployment-finish", "--project", "churn", "--id", deployment_id, "--status",
+        "succeeded", "--check", "smoke=pass", "--check", "latency_p99_ms=pass:87",
+        "--checks-file", str(checks),
+    ]  # fmt: skip
+    finished = run_client(*args, **wiki)
+    assert finished.returncode == 0, finished.stderr
+    assert run_client(*args, **wiki).returncode == 0  # a retried step appends nothing
+    deployment = Deployment.objects.get(pk=deployment_id)
+    assert (deployment.status, deployment.config) == ("succeeded", {"replicas": 3})
+    assert deployment.checks == [
+        {"name": "smoke", "passed": True},
+        {"name": "latency_p99_ms", "passed": True, "value": 87},
+        {"name": "load", "passed": True, "details": "ok"},
+    ]
+    assert deployment.finished_at is not None
+
+
+@pytest.mark.django_db(transaction=True)
+def test_refusals_exit_1_with_the_wikis_message(wiki):
+    bad_token = run_client(*RUN_ARGS, url=wiki["url"], token="mlw_wrong")
+    assert bad_token.returncode == 1
+    assert "401: Invalid token." in bad_token.stderr
+    naive = run_client(*RUN_ARGS[:-2], "--started-at", "2024-06-01T10:00:00", **wiki)
+    assert naive.returncode == 1
+    assert "started_at: Include a time zone" in naive.stderr
+    other_project = run_client(
+        "training-run", "--project", "fraud", "--model-version", "1",
+        "--started-at", "2024-06-01T10:00:00Z", **wiki,
+    )  # fmt: skip
+    assert other_project.returncode == 1 and "404" in other_project.stderr
+
+
+def test_bad_arguments_exit_2(tmp_path):
+    assert run_client(*RUN_ARGS, url="", token="").returncode == 2
+    result = run_client(
+        "training-run",
+        "--project",
+        "x",
+        "--metric",
+        "auc=high",
+        url="http://127.0.0.1:9",
+        token="t",
+    )
+    assert result.returncode == 2 and "metric auc must be a number" in result.stderr
+    result = run_client(*RUN_ARGS, url="ftp://127.0.0.1", token="t")
+    assert result.returncode == 2 and "MLWIKI_URL must start with https://" in result.stderr
+    result = run_client("training-run", "--project", "x", url="http://127.0.0.1:9", token="t")
+    assert result.returncode == 2 and "--started-at" in result.stderr
+
+
+class FlakyWiki(BaseHTTPRequestHandler):
+    """Answers 503, then 429 with Retry-After: 0, then 201: what a busy server may do."""
+
+    answers = []
+    seen = []
+
+    def do_POST(self):
+        self.seen.append(dict(self.headers))
+        self.rfile.read(int(self.headers["Content-Length"]))
+        status, body, extra = self.answers.pop(0)
+        self.send_response(status)
+        for name, value in extra.items():
+            self.send_header(name, value)
+        self.send_header("Content-Type", "application/json")
+        self.end_headers()
+        self.wfile.write(json.dumps(body).encode())
+
+    def log_message(self, *args):
+        pass
+
+
+def test_connection_trouble_429_and_5xx_are_retried_with_the_same_key():
+    FlakyWiki.answers = [
+        (503, {"detail": "busy"}, {}),
+        (429, {"detail": "slow down"}, {"Retry-After": "0"}),
+        (201, {"id": 7, "url": "http://x/7/"}, {}),
+    ]
+    FlakyWiki.seen = []
+    server = ThreadingHTTPServer(("127.0.0.1", 0), FlakyWiki)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        result = run_client(*RUN_ARGS, url=f"http://127.0.0.1:{server.server_port}", token="t")
+    finally:
+        server.shutdown()
+    assert result.returncode == 0, result.stderr
+    assert json.loads(result.stdout)["id"] == 7
+    assert result.stderr.count("retrying") == 2
+    keys = {headers["Idempotency-Key"] for headers in FlakyWiki.seen}
+    assert len(FlakyWiki.seen) == 3 and len(keys) == 1
+
+
+@contextlib.contextmanager
+def closed_port():
+    """A port nothing listens on (bound, so nothing else takes it, but never listening)."""
+    sock = socket.socket()
+    sock.bind(("127.0.0.1", 0))
+    try:
+        yield sock.getsockname()[1]
+    finally:
+        sock.close()
+
+
+def test_an_unreachable_wiki_exits_3_after_the_retries():
+    with closed_port() as port:
+        result = run_client(
+            *RUN_ARGS, url=f"http://127.0.0.1:{port}", token="t", MLWIKI_RETRIES="2"
+        )
+    assert result.returncode == 3
+    assert "giving up after 3 attempts" in result.stderr
+    assert result.stderr.count("retrying") == 2

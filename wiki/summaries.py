@@ -1,0 +1,138 @@
+"""What the records say, for the pages they concern: read live, so it never goes stale.
+
+The model page shows every model version with its training runs and deployments, and the
+latest run's hyperparameters and metrics; the deployment page the version currently live
+in each environment; the maintenance page the update log with post-deployment checks.
+Each summary is plain data (dicts, lists, datetimes): the browser and the API show the same.
+"""
+
+from django.db.models import OuterRef, Subquery
+
+from wiki.models import Deployment, ModelVersion, TrainingRun
+
+VERSIONS_SHOWN = 20
+RUNS_PER_VERSION = 10
+KEY_METRICS = 6
+UPDATES_SHOWN = 50
+
+
+def _key_metrics(run, names):
+    return {name: run.metrics[name] for name in names if name in run.metrics}
+
+
+def model_summary(project):
+    """Model versions (newest first) with their runs and deployments, and the latest run."""
+    latest = TrainingRun.objects.filter(project=project).select_related("model_version").first()
+    # The metrics the latest run reports are the ones worth comparing across versions.
+    names = sorted(latest.metrics)[:KEY_METRICS] if latest else []
+    versions = list(ModelVersion.objects.filter(project=project)[:VERSIONS_SHOWN])
+    runs, deployments = {}, {}
+    for run in TrainingRun.objects.filter(model_version__in=versions).order_by(
+        "-started_at", "-id"
+    ):
+        runs.setdefault(run.model_version_id, []).append(run)
+    for deployment in Deployment.objects.filter(model_version__in=versions).order_by(
+        "-started_at", "-id"
+    ):
+        deployments.setdefault(deployment.model_version_id, []).append(deployment)
+    return {
+        "key_metrics": names,
+        "latest_run": latest
+        and {
+            "id": latest.id,
+            "model_version": latest.model_version.version,
+            "status": latest.status,
+            "started_at": latest.started_at,
+            "hyperparameters": latest.hyperparameters,
+            "metrics": latest.metrics,
+        },
+        "model_versions": [
+            {
+                "version": version.version,
+                "created_at": version.created_at,
+                "training_runs": [
+                    {
+                        "id": run.id,
+                        "status": run.status,
+                        "started_at": run.started_at,
+                        "metrics": _key_metrics(run, names),
+                    }
+                    for run in runs.get(version.id, [])[:RUNS_PER_VERSION]
+                ],
+                "deployments": [
+                    {
+                        "id": d.id,
+                        "environment": d.environment,
+                        "status": d.status,
+                        "started_at": d.started_at,
+                    }
+                    for d in deployments.get(version.id, [])
+                ],
+            }
+            for version in versions
+        ],
+    }
+
+
+def deployment_summary(project):
+    """The version live in each environment: its latest succeeded deployment."""
+    succeeded = Deployment.objects.filter(project=project, status=Deployment.Status.SUCCEEDED)
+    latest = succeeded.filter(environment=OuterRef("environment")).order_by("-started_at", "-id")
+    current = (
+        succeeded.filter(id=Subquery(latest.values("id")[:1]))
+        .select_related("model_version")
+        .order_by("environment")
+    )
+    return {
+        "environments": [
+            {
+                "environment": d.environment,
+                "model_version": d.model_version.version,
+                "deployment_id": d.id,
+                "target": d.target,
+                "since": d.finished_at or d.started_at,
+            }
+            for d in current
+        ]
+    }
+
+
+def maintenance_summary(project):
+    """The update log: deployments newest first, with why, who, when, outcome and checks."""
+    updates = list(
+        Deployment.objects.filter(project=project).select_related("model_version")[:UPDATES_SHOWN]
+    )
+    recorded_by = dict(
+        Deployment.history.filter(id__in=[d.id for d in updates], history_type="+").values_list(
+            "id", "history_username"
+        )
+    )
+    return {
+        "updates": [
+            {
+                "deployment_id": d.id,
+                "model_version": d.model_version.version,
+                "environment": d.environment,
+                "status": d.status,
+                "reason": d.reason,
+                "recorded_by": recorded_by.get(d.id, ""),
+                "started_at": d.started_at,
+                "finished_at": d.finished_at,
+                "checks": d.checks,
+            }
+            for d in updates
+        ]
+    }
+
+
+SUMMARIES = {
+    "model": model_summary,
+    "deployment": deployment_summary,
+    "maintenance": maintenance_summary,
+}
+
+
+def records_summary(page):
+    """The records summary for ``page``'s category, or None if records don't concern it."""
+    summary = SUMMARIES.get(page.category)
+    return summary(page.project) if summary else None
