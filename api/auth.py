@@ -1,11 +1,16 @@
 """Who is calling and what they may do: token authentication, scopes, throttling."""
 
+import functools
+import time
+
+import redis
 from django.conf import settings
+from django.core.cache import cache
 from drf_spectacular.extensions import OpenApiAuthenticationExtension
 from rest_framework import exceptions
 from rest_framework.authentication import BaseAuthentication, get_authorization_header
 from rest_framework.permissions import BasePermission
-from rest_framework.throttling import SimpleRateThrottle
+from rest_framework.throttling import BaseThrottle
 
 from wiki.models import ApiToken
 from wiki.services.tokens import TokenRejected, authenticate_key
@@ -78,20 +83,54 @@ class HasScope(BasePermission):
         return True
 
 
-class TokenRateThrottle(SimpleRateThrottle):
-    """Requests per token (per user for browser sessions), at API_THROTTLE_RATE."""
+PERIODS = {"s": 1, "m": 60, "h": 3600, "d": 86400}
 
-    scope = "api"
 
-    def get_rate(self):
-        return settings.API_THROTTLE_RATE
+@functools.cache
+def _redis():
+    """A Redis client for the counters (one per process), None without REDIS_URL."""
+    return redis.Redis.from_url(settings.REDIS_URL) if settings.REDIS_URL else None
 
-    def get_cache_key(self, request, view):
+
+def _count(key, seconds):
+    """Add one to the counter ``key`` (which lives ``seconds``); returns the new count."""
+    client = _redis()
+    if client is None:  # no Redis: the Django cache (per process)
+        try:
+            return cache.incr(key)
+        except ValueError:  # the window's first request
+            return 1 if cache.add(key, 1, timeout=seconds + 1) else cache.incr(key)
+    # One round trip; the counter expires after its window.
+    pipe = client.pipeline(transaction=False)
+    pipe.incr(key)
+    pipe.expire(key, seconds + 1, nx=True)
+    return pipe.execute()[0]
+
+
+class TokenRateThrottle(BaseThrottle):
+    """At most API_THROTTLE_RATE requests per token (per user for sessions) per window.
+
+    A fixed-window counter shared by all processes through Redis: one increment per
+    request, whatever the rate (a sliding log, DRF's default, rewrites a list as long as
+    the rate on every request). A client can at most double the rate across a window
+    boundary.
+    """
+
+    def allow_request(self, request, view):
+        allowed, period = settings.API_THROTTLE_RATE.split("/")
+        seconds = PERIODS[period[0]]
+        now = time.time()
+        count = _count(f"mlwiki:throttle:{self.ident(request)}:{int(now // seconds)}", seconds)
+        self.retry_after = seconds - now % seconds
+        return count <= int(allowed)
+
+    def wait(self):
+        return self.retry_after
+
+    def ident(self, request):
         token = request_token(request)
         if token is not None:
-            ident = f"token-{token.pk}"
-        elif request.user and request.user.is_authenticated:
-            ident = f"user-{request.user.pk}"
-        else:
-            ident = f"anon-{self.get_ident(request)}"
-        return f"throttle:{self.scope}:{ident}"
+            return f"token-{token.pk}"
+        if request.user and request.user.is_authenticated:
+            return f"user-{request.user.pk}"
+        return f"address-{self.get_ident(request)}"

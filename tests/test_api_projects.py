@@ -1,10 +1,12 @@
 """Projects over the API, and the API's answers to misuse."""
 
 import json
+import time
 
 import pytest
 from django.core.cache import cache
 
+from api.auth import _redis
 from tests.factories import make_token
 from wiki.models import Project, TrainingRun
 
@@ -104,11 +106,20 @@ def test_a_body_that_is_not_json_is_415(api, pipeline_key, project):
     assert response.status_code == 415
 
 
+def forget_counter(token):
+    """A shared (Redis) counter may still count an earlier test run's token with this id."""
+    key = f"mlwiki:throttle:token-{token.pk}:{int(time.time() // 86400)}"
+    client = _redis()
+    if client is not None:
+        client.delete(key)
+    cache.delete(key)
+
+
 def test_throttled_requests_are_429_with_retry_after(api, user, project, settings):
-    settings.API_THROTTLE_RATE = "3/minute"
+    # A day's window: the test cannot straddle two windows (unless run at midnight UTC).
+    settings.API_THROTTLE_RATE = "3/day"
     token, key = make_token(user)
-    # A shared (Redis) cache may still count an earlier test run's token with this id.
-    cache.delete(f"throttle:api:token-{token.pk}")
+    forget_counter(token)
     client = api(key)
     statuses = [client.get("/api/v1/projects/").status_code for _ in range(4)]
     assert statuses == [200, 200, 200, 429]
@@ -116,8 +127,9 @@ def test_throttled_requests_are_429_with_retry_after(api, user, project, setting
     assert int(response["Retry-After"]) > 0
     assert "throttled" in response.json()["detail"].lower()
     # Another token has its own allowance.
-    _, other = make_token(user)
-    assert api(other).get("/api/v1/projects/").status_code == 200
+    other, other_key = make_token(user)
+    forget_counter(other)
+    assert api(other_key).get("/api/v1/projects/").status_code == 200
 
 
 def test_unknown_api_paths_are_json_404s(api, pipeline_key):
@@ -131,3 +143,23 @@ def test_methods_not_offered_are_405(api, pipeline_key, project):
     response = api(pipeline_key).delete("/api/v1/projects/churn/")
     assert response.status_code == 405
     assert response.json() == {"status": 405, "detail": 'Method "DELETE" not allowed.'}
+
+
+@pytest.mark.parametrize(
+    "url",
+    [
+        "/api/v1/projects/",
+        "/api/v1/projects/churn/",
+        "/api/v1/projects/churn/pages/",
+        "/api/v1/projects/churn/pages/overview/",
+        "/api/v1/projects/churn/training-runs/",
+        "/api/v1/projects/churn/training-runs/1/",
+        "/api/v1/projects/churn/deployments/",
+        "/api/v1/projects/churn/deployments/1/",
+        "/api/v1/projects/churn/model-versions/",
+    ],
+)
+def test_options_requests_are_answered_not_crashed(api, admin_key, project, url):
+    response = api(admin_key).options(url)
+    assert response.status_code == 405
+    assert response.json()["detail"] == 'Method "OPTIONS" not allowed.'

@@ -58,3 +58,16 @@ def test_app_services_use_postgres_redis_and_production_mode(compose):
 def test_gunicorn_configuration_loads_the_application():
     result = run("-m", "gunicorn", "--check-config", "--config", "deploy/gunicorn.conf.py")
     assert result.returncode == 0, result.stderr
+
+
+@pytest.mark.parametrize(
+    ("example", "schema"),
+    [
+        ("deploy/ci/github-actions.yml", "vendor.github-workflows"),
+        ("deploy/ci/gitlab-ci.yml", "vendor.gitlab-ci"),
+    ],
+)
+def test_ci_examples_follow_their_platforms_schemas(example, schema):
+    result = run("-m", "check_jsonschema", "--builtin-schema", schema, example)
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "mlwiki_ci.py" in (ROOT / example).read_text()

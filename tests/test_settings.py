@@ -12,7 +12,7 @@ import pytest
 ROOT = Path(__file__).resolve().parent.parent
 SETTING_NAMES = [
     "DEBUG", "SECRET_KEY", "SECRET_KEY_FILE", "ALLOWED_HOSTS", "CSRF_TRUSTED_ORIGINS",
-    "DATABASE_URL", "REDIS_URL", "CELERY_BROKER_URL", "SECURE_SSL_REDIRECT",
+    "DATABASE_URL", "REDIS_URL", "CELERY_BROKER_URL", "SECURE_SSL_REDIRECT", "API_THROTTLE_RATE",
 ]  # fmt: skip
 
 
@@ -69,6 +69,12 @@ def test_sqlite_and_eager_celery_are_deploy_warnings():
 def test_bad_boolean_fails_loudly():
     result = manage("check", DEBUG="maybe")
     assert result.returncode != 0
+
+
+def test_a_malformed_throttle_rate_fails_loudly():
+    result = manage("check", API_THROTTLE_RATE="lots")
+    assert result.returncode != 0
+    assert "API_THROTTLE_RATE='lots'" in result.stderr
 
 
 @pytest.mark.parametrize(

@@ -285,6 +285,8 @@ class TrainingRun(Record):
 
     class Meta:
         ordering = ["project_id", "-started_at", "-id"]
+        # The API pages through a project's runs by (started_at, id).
+        indexes = [models.Index(fields=["project", "started_at", "id"])]
 
     def __str__(self):
         return f"training run {self.pk} ({self.model_version})"
@@ -327,6 +329,7 @@ class Deployment(Record):
 
     class Meta:
         ordering = ["project_id", "-started_at", "-id"]
+        indexes = [models.Index(fields=["project", "started_at", "id"])]
 
     def __str__(self):
         return f"{self.model_version} to {self.environment}"

@@ -5,6 +5,7 @@ eagerly in-process, in-memory cache, DEBUG on. Every variable is listed in
 `.env.example` and in the README's configuration table.
 """
 
+import re
 from pathlib import Path
 
 import environ
@@ -166,11 +167,18 @@ REST_FRAMEWORK = {
     "DEFAULT_RENDERER_CLASSES": ["rest_framework.renderers.JSONRenderer"],
     "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
     "EXCEPTION_HANDLER": "api.errors.exception_handler",
+    # OPTIONS would describe forms for a browsable API we do not serve; the schema does that.
+    "DEFAULT_METADATA_CLASS": None,
     "PAGE_SIZE": 50,
     "TEST_REQUEST_DEFAULT_FORMAT": "json",
 }
 # Requests per token (or per browser user) and period: "<n>/<second|minute|hour|day>".
 API_THROTTLE_RATE = env.str("API_THROTTLE_RATE", default="1200/minute")
+if not re.fullmatch(r"[1-9][0-9]*/(s|m|h|d|second|minute|hour|day)", API_THROTTLE_RATE):
+    raise ImproperlyConfigured(
+        f"API_THROTTLE_RATE={API_THROTTLE_RATE!r}: write <number>/<second|minute|hour|day>, "
+        "e.g. 1200/minute."
+    )
 
 SPECTACULAR_SETTINGS = {
     "TITLE": "mlwiki API",

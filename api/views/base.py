@@ -3,7 +3,6 @@ and exactly-once record writes."""
 
 import re
 
-from django.db import transaction
 from rest_framework import exceptions, generics
 from rest_framework.response import Response
 
@@ -11,7 +10,7 @@ from api.auth import Scope, request_token
 from api.errors import PreconditionRequired
 from wiki.history import Actor, Source
 from wiki.models import Project
-from wiki.services.idempotency import Replay, claim, complete, fingerprint, valid_key
+from wiki.services.idempotency import fingerprint, run_once, valid_key
 
 _ETAG_RE = re.compile(r'^(?:W/)?"?(\d{1,18})"?$')
 
@@ -28,7 +27,7 @@ class ApiView(generics.GenericAPIView):
         """The project named in the URL: 404 if unknown, 403 if the token may not use it."""
         if not hasattr(self, "_project"):
             slug = self.kwargs["project"]
-            project = Project.objects.filter(slug=slug).first()
+            project = next(iter(Project.objects.filter(slug=slug).order_by()[:1]), None)
             if project is None:
                 raise exceptions.NotFound(f"There is no project '{slug}'.")
             token = request_token(self.request)
@@ -62,8 +61,8 @@ def with_etag(response, revision):
 def idempotent(view, project, write, status):
     """Respond with ``write()``'s data, running it at most once per Idempotency-Key.
 
-    A replay of the same request answers 200 with the first response; the same key on a
-    different request is a 422 (KeyReused, see api.errors).
+    A replay of the same request answers 200 with the first response's body; the same
+    key on a different request is a 422 (KeyReused, see api.errors).
     """
     request = view.request
     key = request.headers.get("Idempotency-Key")
@@ -74,13 +73,9 @@ def idempotent(view, project, write, status):
             {"Idempotency-Key": ["Use 1 to 255 printable ASCII characters."]}
         )
     request_print = fingerprint(request.method, request.path, request.data)
-    try:
-        with transaction.atomic():
-            slot = claim(project, key, request_print)
-            data = write()
-            complete(slot, status, data)
-    except Replay as replay:
-        response = Response(replay.stored.response_body, status=200)
-        response["Idempotent-Replayed"] = "true"
-        return response
-    return Response(data, status=status)
+    _, data, replayed = run_once(project, key, request_print, lambda: (status, write()))
+    if not replayed:
+        return Response(data, status=status)
+    response = Response(data, status=200)
+    response["Idempotent-Replayed"] = "true"
+    return response

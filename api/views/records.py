@@ -60,7 +60,7 @@ class RecordList(mixins.ListModelMixin, ApiView):
     pagination_class = RecordCursor
     scopes = ApiView.scopes | {"POST": Scope.RECORDS_WRITE}
     model = None
-    cursor_ordering = ("-started_at", "-id")
+    cursor_ordering = "-started_at"
 
     def filtered(self, project):
         request = self.request
@@ -83,7 +83,7 @@ class RecordList(mixins.ListModelMixin, ApiView):
     def order(self, records):
         ordering = _choice_filter(self.request, "ordering", ["started_at", "-started_at"])
         if ordering == "started_at":
-            self.cursor_ordering = ("started_at", "id")
+            self.cursor_ordering = "started_at"
         return records
 
     def get_queryset(self):
@@ -113,8 +113,7 @@ class TrainingRunList(RecordList):
         records = records.filter(metrics__has_key=metric).annotate(
             metric_value=Cast(KeyTextTransform(metric, "metrics"), FloatField())
         )
-        descending = ordering.startswith("-")
-        self.cursor_ordering = ("-metric_value", "-id") if descending else ("metric_value", "id")
+        self.cursor_ordering = "-metric_value" if ordering.startswith("-") else "metric_value"
         return records
 
     @extend_schema(
@@ -145,8 +144,9 @@ class TrainingRunList(RecordList):
             serializer = self.get_serializer(data=request.data)
             serializer.is_valid(raise_exception=True)
             data = serializer.validated_data
-            run = record_training_run(project, actor=self.actor(), **data)
-            return self.get_serializer(run).data
+            # The same serializer shows the stored run (one serializer per request).
+            serializer.instance = record_training_run(project, actor=self.actor(), **data)
+            return serializer.data
 
         return idempotent(self, project, write, status.HTTP_201_CREATED)
 
@@ -184,8 +184,9 @@ class DeploymentList(RecordList):
         def write():
             serializer = self.get_serializer(data=request.data)
             serializer.is_valid(raise_exception=True)
-            deployment = record_deployment(project, actor=self.actor(), **serializer.validated_data)
-            return self.get_serializer(deployment).data
+            data = serializer.validated_data
+            serializer.instance = record_deployment(project, actor=self.actor(), **data)
+            return serializer.data
 
         return idempotent(self, project, write, status.HTTP_201_CREATED)
 
@@ -243,8 +244,8 @@ class DeploymentDetail(RecordDetail):
                     current = current.version
                 if changes[name] == current:
                     del changes[name]
-            updated = update_deployment(deployment, actor=self.actor(), **changes)
-            return self.get_serializer(updated).data
+            serializer.instance = update_deployment(deployment, actor=self.actor(), **changes)
+            return serializer.data
 
         return idempotent(self, deployment.project, write, status.HTTP_200_OK)
 

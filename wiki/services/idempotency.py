@@ -1,9 +1,12 @@
 """Exactly-once record writes for retried requests (the Idempotency-Key header).
 
-The caller runs, in one transaction: ``claim()``, the write, ``complete()``. The claim
-inserts the (project, key) row; a concurrent request with the same key blocks on the
-unique constraint until the first commits, then finds its answer. If the write fails the
-transaction takes the claim with it, so a retry runs the write again.
+``run_once`` makes the write and stores its answer under (project, key) in one
+transaction. The unique constraint on (project, key) is what guarantees one record: of
+two requests racing with one key, the second's insert of the key waits for the first to
+commit, fails, and takes the second's whole transaction (its record too) with it; that
+request then answers with the stored first answer. A plain retry takes the same path:
+the key is not looked up first, which would cost every first attempt a query to spare
+the rare retry some work.
 """
 
 import hashlib
@@ -14,14 +17,6 @@ from django.db import IntegrityError, transaction
 from wiki.models import IdempotencyKey
 
 KEY_MAX_LENGTH = IdempotencyKey._meta.get_field("key").max_length
-
-
-class Replay(Exception):
-    """The key was used before for the same request: ``stored`` holds the first answer."""
-
-    def __init__(self, stored):
-        super().__init__("replay")
-        self.stored = stored
 
 
 class KeyReused(Exception):
@@ -39,27 +34,29 @@ def valid_key(key):
     return 0 < len(key) <= KEY_MAX_LENGTH and all(" " <= c <= "~" for c in key)
 
 
-def claim(project, key, request_fingerprint):
-    """Reserve ``key`` for this request; raises Replay or KeyReused if it was used before.
+def _stored(project, key, request_fingerprint):
+    stored = IdempotencyKey.objects.filter(project=project, key=key).first()
+    if stored is not None and stored.fingerprint != request_fingerprint:
+        raise KeyReused
+    return stored
 
-    Must run inside the transaction that makes the write.
+
+def run_once(project, key, request_fingerprint, write):
+    """Run ``write()`` -> (status, body) once per (project, key); returns (status, body,
+    replayed). A replay returns the first answer; another request under the key raises
+    KeyReused. If ``write`` raises, nothing is stored and a retry runs it again.
     """
-    slot = IdempotencyKey(
-        project=project, key=key, fingerprint=request_fingerprint, response_status=0,
-        response_body={},
-    )  # fmt: skip
     try:
         with transaction.atomic():
-            slot.save()
+            status, body = write()
+            IdempotencyKey.objects.create(
+                project=project, key=key, fingerprint=request_fingerprint,
+                response_status=status, response_body=body,
+            )  # fmt: skip
+        return status, body, False
     except IntegrityError:
-        stored = IdempotencyKey.objects.get(project=project, key=key)
-        if stored.fingerprint != request_fingerprint:
-            raise KeyReused from None
-        raise Replay(stored) from None
-    return slot
-
-
-def complete(slot, status, body):
-    """Store the answer to replay for ``slot``'s key."""
-    slot.response_status, slot.response_body = status, body
-    slot.save(update_fields=["response_status", "response_body"])
+        # A request with the same key committed first; our write was rolled back.
+        stored = _stored(project, key, request_fingerprint)
+        if stored is None:
+            raise  # some other constraint failed: not ours to hide
+    return stored.response_status, stored.response_body, True

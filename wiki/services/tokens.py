@@ -71,7 +71,24 @@ def revoke_token(token, *, actor, change_reason=""):
 
 def authenticate_key(key):
     """The active token whose key is ``key``; TokenRejected otherwise."""
-    token = ApiToken.objects.select_related("user").filter(key_hash=hash_key(key)).first()
+    # Every API request runs this: fetch only what authentication and history need.
+    found = (
+        ApiToken.objects.select_related("user")
+        .only(
+            "name",
+            "user__username",
+            "user__is_active",
+            "scopes",
+            "all_projects",
+            "projects",
+            "expires_at",
+            "revoked_at",
+            "last_used_at",
+        )  # fmt: skip
+        .filter(key_hash=hash_key(key))
+        .order_by()[:1]
+    )
+    token = next(iter(found), None)
     if token is None or not token.user.is_active:
         raise TokenRejected("Invalid token.")
     if token.state == "revoked":
