@@ -1,6 +1,7 @@
 """Who is calling and what they may do: token authentication, scopes, throttling."""
 
 import functools
+import logging
 import time
 
 import redis
@@ -16,6 +17,7 @@ from wiki.models import ApiToken
 from wiki.services.tokens import TokenRejected, authenticate_key
 
 Scope = ApiToken.Scope
+logger = logging.getLogger(__name__)
 
 
 class TokenAuthentication(BaseAuthentication):
@@ -100,11 +102,11 @@ def _count(key, seconds):
             return cache.incr(key)
         except ValueError:  # the window's first request
             return 1 if cache.add(key, 1, timeout=seconds + 1) else cache.incr(key)
-    # One round trip; the counter expires after its window.
+    # One round trip: create the counter with its expiry if new (Redis 2.6.12+), count.
     pipe = client.pipeline(transaction=False)
+    pipe.set(key, 0, ex=seconds + 1, nx=True)
     pipe.incr(key)
-    pipe.expire(key, seconds + 1, nx=True)
-    return pipe.execute()[0]
+    return pipe.execute()[1]
 
 
 class TokenRateThrottle(BaseThrottle):
@@ -120,7 +122,13 @@ class TokenRateThrottle(BaseThrottle):
         allowed, period = settings.API_THROTTLE_RATE.split("/")
         seconds = PERIODS[period[0]]
         now = time.time()
-        count = _count(f"mlwiki:throttle:{self.ident(request)}:{int(now // seconds)}", seconds)
+        key = f"mlwiki:throttle:{self.ident(request)}:{int(now // seconds)}"
+        try:
+            count = _count(key, seconds)
+        except redis.RedisError:
+            # Counting is a safeguard: with Redis down, serve the request, don't fail it.
+            logger.warning("API throttle not counting: Redis unavailable", exc_info=True)
+            return True
         self.retry_after = seconds - now % seconds
         return count <= int(allowed)
 
@@ -128,9 +136,6 @@ class TokenRateThrottle(BaseThrottle):
         return self.retry_after
 
     def ident(self, request):
+        # Only authenticated requests get here (a request without credentials is a 401).
         token = request_token(request)
-        if token is not None:
-            return f"token-{token.pk}"
-        if request.user and request.user.is_authenticated:
-            return f"user-{request.user.pk}"
-        return f"address-{self.get_ident(request)}"
+        return f"token-{token.pk}" if token is not None else f"user-{request.user.pk}"

@@ -5,25 +5,16 @@ Body: ``{"status": 400, "detail": "metrics: 'auc' must be a finite number.",
 for invalid input.
 """
 
-from io import BytesIO
-
 from django.core.exceptions import ValidationError as DjangoValidationError
-from django.http import Http404
+from django.http import Http404, JsonResponse
+from django.views import csrf, defaults
 from rest_framework import exceptions, status
-from rest_framework.parsers import JSONParser
 from rest_framework.response import Response
 from rest_framework.views import exception_handler as drf_exception_handler
 
 from wiki.services import EditConflict
 from wiki.services.idempotency import KeyReused
 from wiki.services.records import RecordConflict
-
-MAX_BODY_BYTES = 1024 * 1024
-
-
-class PayloadTooLarge(exceptions.APIException):
-    status_code = status.HTTP_413_REQUEST_ENTITY_TOO_LARGE
-    default_detail = f"The request body is over {MAX_BODY_BYTES // 1024} KiB."
 
 
 class PreconditionRequired(exceptions.APIException):
@@ -32,22 +23,6 @@ class PreconditionRequired(exceptions.APIException):
         "Send If-Match with the revision you started from (the ETag of your GET), "
         'e.g. If-Match: "3".'
     )
-
-
-class LimitedJSONParser(JSONParser):
-    """JSON, refused with 413 past MAX_BODY_BYTES, whatever Content-Length claims."""
-
-    def parse(self, stream, media_type=None, parser_context=None):
-        request = parser_context["request"]
-        declared = request.META.get("CONTENT_LENGTH") or "0"
-        if declared.isdigit() and int(declared) > MAX_BODY_BYTES:
-            raise PayloadTooLarge
-        if stream is None:
-            return super().parse(stream, media_type, parser_context)
-        body = stream.read(MAX_BODY_BYTES + 1)
-        if len(body) > MAX_BODY_BYTES:
-            raise PayloadTooLarge
-        return super().parse(BytesIO(body), media_type, parser_context)
 
 
 def _flatten(errors, prefix=""):
@@ -101,6 +76,10 @@ def exception_handler(exc, context):
         )
     elif isinstance(exc, Http404) and not exc.args:
         exc = exceptions.NotFound("Not found.")
+    elif isinstance(exc, exceptions.UnsupportedMediaType):
+        exc = exceptions.UnsupportedMediaType(
+            "", f"{exc.detail} Send the body as JSON, with Content-Type: application/json."
+        )
 
     response = drf_exception_handler(exc, context)
     if response is None:
@@ -113,3 +92,26 @@ def exception_handler(exc, context):
         detail = response.data.get("detail", "") if isinstance(response.data, dict) else ""
         response.data = _body(response.status_code, str(detail))
     return response
+
+
+def _is_api(request):
+    return request.path.startswith("/api/")
+
+
+def server_error(request):
+    """handler500: JSON under /api/ (clients parse it), the HTML page elsewhere."""
+    if _is_api(request):
+        detail = "Something went wrong on our side; it has been logged. Retry later."
+        return JsonResponse(_body(500, detail), status=500)
+    return defaults.server_error(request)
+
+
+def csrf_failure(request, reason=""):
+    """CSRF_FAILURE_VIEW: a browser session posting to the API without its CSRF token."""
+    if _is_api(request):
+        detail = (
+            f"CSRF check failed ({reason}). Browser sessions send the X-CSRFToken header; "
+            "pipelines authenticate with 'Authorization: Token <key>' instead."
+        )
+        return JsonResponse(_body(403, detail), status=403)
+    return csrf.csrf_failure(request, reason)

@@ -3,27 +3,61 @@
 import base64
 import binascii
 import json
+import math
 from datetime import datetime
 
-from django.db.models import Q
+from django.db.models import F
+
+# Django 5.2's row-value lookups (made for composite keys): (a, b) < (x, y) in one comparison.
+from django.db.models.fields.tuple_lookups import TupleGreaterThan, TupleLessThan
 from rest_framework import exceptions
 from rest_framework.pagination import BasePagination, PageNumberPagination
 from rest_framework.response import Response
 from rest_framework.utils.urls import replace_query_param
 
 
+def _finite_number(value):
+    return isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
+
+
+def _page_size(request, default, maximum):
+    value = request.query_params.get("page_size")
+    if value is None:
+        return default
+    if not value.isdigit() or not 1 <= int(value) <= maximum:
+        raise exceptions.ValidationError({"page_size": [f"A whole number from 1 to {maximum}."]})
+    return int(value)
+
+
 class NumberedPages(PageNumberPagination):
+    """Numbered pages; a page or page size that is not one is a 400, not a guess."""
+
     page_size = 50
     page_size_query_param = "page_size"
     max_page_size = 200
+
+    def get_page_size(self, request):
+        return _page_size(request, self.page_size, self.max_page_size)
+
+    def get_page_number(self, request, paginator):
+        value = request.query_params.get(self.page_query_param, "1")
+        if not value.isdigit() or int(value) < 1:
+            raise exceptions.ValidationError({"page": ["A page number: 1 or more."]})
+        return value
+
+    def paginate_queryset(self, queryset, request, view=None):
+        try:
+            return super().paginate_queryset(queryset, request, view)
+        except exceptions.NotFound:
+            raise exceptions.NotFound("There is no page with that number.") from None
 
 
 class RecordCursor(BasePagination):
     """Cursor pages over records, ordered by ``view.cursor_ordering`` then by id.
 
-    The cursor holds the last row's (value, id): the next page is the rows after it in
-    that order, found through the index, however many rows share a value and however many
-    records arrive meanwhile (an offset would skip or repeat rows as records arrive).
+    The cursor holds the ordering and the last row's (value, id): the next page is the
+    rows after it in that order, however many rows share a value and however many records
+    arrive meanwhile (an offset would skip or repeat rows as records arrive).
     """
 
     page_size = 50
@@ -32,21 +66,20 @@ class RecordCursor(BasePagination):
     def paginate_queryset(self, queryset, request, view=None):
         self.request = request
         ordering = view.cursor_ordering
+        self.ordering = ordering
         self.field = ordering.lstrip("-")
         descending = ordering.startswith("-")
-        self.size = self._page_size(request)
-        position, backwards = self._decode(request.query_params.get("cursor"))
+        self.size = _page_size(request, self.page_size, self.max_page_size)
+        position, backwards = self._decode(request.query_params.get("cursor"), ordering)
         # Walking backwards is walking the reversed order, then turning the page around.
         reverse = descending != backwards
         sign = "-" if reverse else ""
         queryset = queryset.order_by(f"{sign}{self.field}", f"{sign}id")
         if position is not None:
-            value, pk = position
-            after = "lt" if reverse else "gt"
-            queryset = queryset.filter(
-                Q(**{f"{self.field}__{after}": value})
-                | Q(**{self.field: value, f"id__{after}": pk})
-            )
+            # (value, id) after the cursor's, as one row comparison: the database walks the
+            # (…, started_at, id) index from there, however many rows share the value.
+            after = TupleLessThan if reverse else TupleGreaterThan
+            queryset = queryset.filter(after((F(self.field), F("id")), position))
         rows = list(queryset[: self.size + 1])
         more = len(rows) > self.size
         rows = rows[: self.size]
@@ -87,34 +120,33 @@ class RecordCursor(BasePagination):
             },
         ]
 
-    def _page_size(self, request):
-        value = request.query_params.get("page_size")
-        if value is None:
-            return self.page_size
-        if not value.isdigit() or not 1 <= int(value) <= self.max_page_size:
-            raise exceptions.ValidationError(
-                {"page_size": [f"A whole number from 1 to {self.max_page_size}."]}
-            )
-        return int(value)
-
     def _link(self, row, backwards):
         value = getattr(row, self.field)
         if isinstance(value, datetime):
             value = value.isoformat()
-        raw = json.dumps([value, row.pk, backwards]).encode()
+        raw = json.dumps([self.ordering, value, row.pk, backwards]).encode()
         cursor = base64.urlsafe_b64encode(raw).decode().rstrip("=")
         return replace_query_param(self.request.build_absolute_uri(), "cursor", cursor)
 
-    def _decode(self, cursor):
+    def _decode(self, cursor, ordering):
+        """(value, id) and direction of a cursor made for ``ordering``; 400 otherwise."""
         if cursor is None:
             return None, False
         try:
             raw = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4))
-            value, pk, backwards = json.loads(raw)
-            if not isinstance(pk, int) or not isinstance(backwards, bool):
+            made_for, value, pk, backwards = json.loads(raw)
+            if made_for != ordering:
                 raise ValueError
-        except (ValueError, TypeError, binascii.Error):
+            if not isinstance(pk, int) or not 0 < pk < 2**63 or not isinstance(backwards, bool):
+                raise ValueError
+            if self.field == "started_at":
+                value = datetime.fromisoformat(value)
+                if value.tzinfo is None:
+                    raise ValueError
+            elif not _finite_number(value):
+                raise ValueError
+        except (ValueError, TypeError, OverflowError, binascii.Error):
             raise exceptions.ValidationError(
-                {"cursor": ["Not a cursor this API made; follow a page's next link."]}
+                {"cursor": ["Not a cursor for this list and order; follow a page's links."]}
             ) from None
         return (value, pk), backwards

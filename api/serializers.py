@@ -14,6 +14,10 @@ from wiki.models import Deployment, ModelVersion, TrainingRun
 class StrictSerializer(serializers.Serializer):
     """Refuses fields it does not know (a typo must not be dropped silently)."""
 
+    default_error_messages = {
+        "invalid": "Send a JSON object of the fields by name (got {datatype}).",
+    }
+
     def to_internal_value(self, data):
         unknown = sorted(set(data) - set(self.fields)) if isinstance(data, dict) else []
         try:
@@ -39,17 +43,37 @@ class StrictCharField(serializers.CharField):
         return super().to_internal_value(data)
 
 
+class StrictBooleanField(serializers.BooleanField):
+    """true or false as JSON booleans ("yes", "1" and 1 are not read as true)."""
+
+    def to_internal_value(self, data):
+        if not isinstance(data, bool):
+            raise serializers.ValidationError("Must be true or false.")
+        return data
+
+
 class AwareDateTimeField(serializers.DateTimeField):
-    """An ISO 8601 time that must say its time zone (a pipeline's clock is not ours)."""
+    """An ISO 8601 date and time that says its time zone (a pipeline's clock is not ours)."""
+
+    EXAMPLE = "e.g. 2024-06-01T12:00:00Z or 2024-06-01T14:00:00+02:00"
 
     def to_internal_value(self, value):
-        if isinstance(value, str):
+        if not isinstance(value, str):
+            raise serializers.ValidationError(f"Must be a date and time as text, {self.EXAMPLE}.")
+        try:
             parsed = parse_datetime(value)
-            if parsed is not None and timezone.is_naive(parsed):
-                raise serializers.ValidationError(
-                    "Include a time zone, e.g. 2024-06-01T12:00:00Z or +02:00."
-                )
-        return super().to_internal_value(value)
+        except ValueError:  # well formed, but no such date or time (Feb 30, 25:00, +99:00)
+            raise serializers.ValidationError(f"No such date or time: {value[:40]!r}.") from None
+        if parsed is None:
+            hint = " (a '+' in a URL is sent as %2B)" if " " in value.strip() else ""
+            raise serializers.ValidationError(
+                f"Not a date and time: {value[:40]!r}; write it {self.EXAMPLE}{hint}."
+            )
+        if len(value.strip()) <= len("2024-06-01"):
+            raise serializers.ValidationError(f"Give the time and its zone too, {self.EXAMPLE}.")
+        if timezone.is_naive(parsed):
+            raise serializers.ValidationError(f"Include a time zone, {self.EXAMPLE}.")
+        return parsed
 
 
 class ModelVersionNameField(StrictCharField):
@@ -61,6 +85,27 @@ class ModelVersionNameField(StrictCharField):
 
     def to_representation(self, value):
         return value.version
+
+
+class JSONObjectField(serializers.JSONField):
+    """A JSON object taken as a whole: the domain checks its entries (naming the bad one),
+    which spares a serializer field per entry on every record posted."""
+
+    default_error_messages = {"invalid": "Must be a JSON object."}
+
+    def to_internal_value(self, data):
+        if not isinstance(data, dict):
+            self.fail("invalid")
+        return data
+
+
+def json_object(values):
+    """A JSONObjectField whose schema says what its values are."""
+    schema = {"type": "object", "additionalProperties": values}
+    return extend_schema_field(schema)(type("JSONObject", (JSONObjectField,), {}))(required=False)
+
+
+SCALAR = {"oneOf": [{"type": "string"}, {"type": "number"}, {"type": "boolean"}], "nullable": True}
 
 
 def _record_url(view_name, record, request):
@@ -199,10 +244,10 @@ class TrainingRunSerializer(StrictSerializer):
     git_commit = StrictCharField(max_length=64, required=False, allow_blank=True)
     pipeline_url = serializers.URLField(max_length=500, required=False, allow_blank=True)
     dataset = DatasetSerializer(source="*", required=False)
-    hyperparameters = serializers.DictField(required=False)
-    metrics = serializers.DictField(required=False)
-    tags = serializers.DictField(child=StrictCharField(allow_blank=True), required=False)
-    environment = serializers.DictField(required=False)
+    hyperparameters = json_object(SCALAR)
+    metrics = json_object({"type": "number"})
+    tags = json_object({"type": "string"})
+    environment = json_object({})
     notes = StrictCharField(required=False, allow_blank=True, trim_whitespace=False)
     created_at = serializers.DateTimeField(read_only=True)
 
@@ -213,7 +258,7 @@ class TrainingRunSerializer(StrictSerializer):
 
 class CheckSerializer(StrictSerializer):
     name = StrictCharField(max_length=200)
-    passed = serializers.BooleanField()
+    passed = StrictBooleanField()
     value = serializers.JSONField(required=False)
     details = StrictCharField(required=False, allow_blank=True)
 
@@ -225,7 +270,7 @@ class DeploymentSerializer(StrictSerializer):
     environment = StrictCharField(max_length=50)
     target = StrictCharField(max_length=200, required=False, allow_blank=True)
     status = serializers.ChoiceField(choices=Deployment.Status.choices)
-    config = serializers.DictField(required=False)
+    config = json_object({})
     git_commit = StrictCharField(max_length=64, required=False, allow_blank=True)
     pipeline_url = serializers.URLField(max_length=500, required=False, allow_blank=True)
     reason = StrictCharField(required=False, allow_blank=True, trim_whitespace=False)
@@ -238,6 +283,25 @@ class DeploymentSerializer(StrictSerializer):
     @extend_schema_field(OpenApiTypes.URI)
     def get_url(self, deployment):
         return _record_url("api:deployment-detail", deployment, self.context["request"])
+
+
+class DeploymentUpdateSerializer(StrictSerializer):
+    """What a PATCH of a deployment may change (restating other fields as they are is
+    allowed; changing them is a 409)."""
+
+    status = serializers.ChoiceField(choices=Deployment.Status.choices, required=False)
+    finished_at = AwareDateTimeField(required=False)
+    checks = CheckSerializer(many=True, required=False)
+
+
+class ErrorSerializer(serializers.Serializer):
+    """Every error: its status, what is wrong, and for invalid input the fields."""
+
+    status = serializers.IntegerField()
+    detail = serializers.CharField()
+    errors = serializers.DictField(
+        child=serializers.ListField(child=serializers.CharField()), required=False
+    )
 
 
 class ModelVersionSerializer(StrictSerializer):

@@ -1,12 +1,14 @@
 from django.contrib.auth.decorators import login_not_required
 from django.http import JsonResponse
 from django.urls import path, re_path
+from django.views.decorators.csrf import csrf_exempt
 
 from api.views import pages, projects, records
 
 app_name = "api"
 
 
+@csrf_exempt
 @login_not_required
 def not_found(request):
     """Unknown API paths answer in JSON like the rest of the API, not with an HTML page."""

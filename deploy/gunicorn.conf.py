@@ -1,17 +1,18 @@
 """Gunicorn settings for the web process (Dockerfile, docker-compose.yml).
 
-Worker count comes from WEB_CONCURRENCY (gunicorn's own variable, default 3 here: the
-host's CPU count says nothing about a container's share, and every worker holds its own
-database connections). Any other setting can be given in GUNICORN_CMD_ARGS, which gunicorn
-reads itself, e.g. GUNICORN_CMD_ARGS="--timeout 120".
+Synchronous workers, one per core: on two cores that served the most records per second
+(bench/README.md); more processes or threads only contend. Set WEB_CONCURRENCY (gunicorn's
+own variable) to the cores the web container gets: the host's CPU count says nothing about
+a container's share, and every worker holds its own database connection. Put a buffering
+proxy (nginx) in front, as synchronous workers do not keep slow clients' connections.
+Any other setting can be given in GUNICORN_CMD_ARGS, e.g. "--timeout 120".
 """
 
 import os
 
 wsgi_app = "wiki.wsgi:application"
 bind = "0.0.0.0:8000"
-workers = int(os.environ.get("WEB_CONCURRENCY", "3"))
-threads = 2
+workers = int(os.environ.get("WEB_CONCURRENCY", "2"))
 timeout = 60
 graceful_timeout = 30
 # Recycle workers now and then so a slow leak never takes a replica down.

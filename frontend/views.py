@@ -5,6 +5,7 @@ from django.core.exceptions import ValidationError
 from django.core.paginator import Paginator
 from django.db.models import Count
 from django.shortcuts import get_object_or_404, redirect, render
+from django.views.decorators.cache import never_cache
 from django.views.decorators.http import require_http_methods, require_safe
 
 from frontend.forms import (
@@ -241,7 +242,7 @@ def page_history(request, project, page):
     page = _get_page(project, page)
     revisions = page.history.only(
         "history_id", "revision", "history_date", "history_username", "history_source",
-        "history_change_reason", "history_type",
+        "history_change_reason", "history_type", "history_token_name",
     )  # fmt: skip
     page_obj = Paginator(revisions, REVISIONS_PER_PAGE).get_page(request.GET.get("page"))
     context = _project_context(page.project, page.category or "pages") | {
@@ -269,19 +270,28 @@ def records(request, project):
     return render(request, "frontend/records.html", context)
 
 
+NEW_KEY = "mlwiki-new-token-key"
+
+
 @require_http_methods(["GET", "HEAD", "POST"])
+@never_cache
 def tokens(request):
-    """The user's API tokens; issuing one shows its key on this response only."""
+    """The user's API tokens. A new key is shown once, on the page after issuing it (kept
+    in the session just until then), so reloading neither repeats nor re-issues it."""
     form = TokenForm(request.POST or None)
-    key = None
     if request.method == "POST" and form.is_valid():
         try:
             _, key = create_token(actor=_actor(request), user=request.user, **form.cleaned_data)
         except ValidationError as e:
             apply_errors(form, e)
         else:
-            form = TokenForm()
-    context = {"form": form, "key": key, "tokens": request.user.api_tokens.all()}
+            request.session[NEW_KEY] = key
+            return redirect("frontend:tokens")
+    context = {
+        "form": form,
+        "key": request.session.pop(NEW_KEY, None),
+        "tokens": request.user.api_tokens.all(),
+    }
     return render(request, "frontend/tokens.html", context)
 
 

@@ -182,12 +182,15 @@ def test_tokens_page_issues_shows_once_and_revokes(client_logged_in, user, proje
     response = client_logged_in.post(
         "/tokens/",
         {"name": "CI", "scopes": ["records:write"], "projects": ["churn"], "expires_in_days": 30},
+        follow=True,
     )
-    assert response.status_code == 200
+    assert response.redirect_chain == [("/tokens/", 302)]
     key = response.context["key"]
     assert key and key in response.content.decode()
+    assert "no-store" in response["Cache-Control"]
     token = ApiToken.objects.get(key_hash=hash_key(key))
     assert token.history.get().history_source == "web"
+    # Shown once: the next view of the page lists the token by its prefix only.
     listing = client_logged_in.get("/tokens/").content.decode()
     assert token.prefix in listing and key not in listing
 

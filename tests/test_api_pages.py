@@ -76,7 +76,7 @@ def test_a_stale_if_match_is_412_and_the_page_is_unchanged(writer, project):
     assert (page.body, page.revision) == ("first", 2)
 
 
-@pytest.mark.parametrize("header", ['"abc"', "1,2", '"1", "2"', ""])
+@pytest.mark.parametrize("header", ['"abc"', "1,2", '"1", "2"', "", 'W/"1"'])
 def test_a_garbled_if_match_is_400(writer, project, header):
     response = writer.patch(OVERVIEW, {"body": "x"}, HTTP_IF_MATCH=header)
     assert response.status_code == 400
@@ -87,7 +87,7 @@ def test_an_api_edit_is_recorded_with_source_token_and_reason(writer, user, proj
     response = writer.patch(
         OVERVIEW,
         {"fields": {"purpose": "P"}, "change_reason": "Sync from repo"},
-        HTTP_IF_MATCH='W/"1"',
+        HTTP_IF_MATCH='"1"',
     )
     assert response.status_code == 200
     row = project.pages.get(category="overview").history.first()
@@ -131,10 +131,12 @@ def test_what_was_read_can_be_sent_back_with_a_change(writer, project):
 @pytest.mark.parametrize(
     ("body", "field"),
     [
-        ({"fields": {"status": "shipped"}}, "status"),
-        ({"fields": {"colour": "blue"}}, "colour"),
-        ({"fields": {"owners": "Ana"}}, "owners"),
+        ({"fields": {"status": "shipped"}}, "fields.status"),
+        ({"fields": {"colour": "blue"}}, "fields.colour"),
+        ({"fields": {"owners": "Ana"}}, "fields.owners"),
         ({"fields": ["purpose"]}, "fields"),
+        ({"slug": "other"}, "slug"),
+        ({"category": "data"}, "category"),
         ({"body": 5}, "body"),
         ({"title": "Renamed"}, "title"),
         ({"revisoin": 3}, "revisoin"),
@@ -144,7 +146,10 @@ def test_what_was_read_can_be_sent_back_with_a_change(writer, project):
 def test_bad_page_writes_are_400_naming_the_field(writer, project, body, field):
     response = writer.patch(OVERVIEW, body, HTTP_IF_MATCH="1")
     assert response.status_code == 400, response.json()
-    assert field in response.json()["errors"]
+    errors = response.json()["errors"]
+    for part in field.split("."):
+        errors = errors[part]
+    assert errors
     assert project.pages.get(category="overview").revision == 1
 
 

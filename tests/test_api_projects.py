@@ -85,7 +85,7 @@ def test_malformed_json_is_400_saying_so(api, pipeline_key, project):
         "/api/v1/projects/churn/training-runs/", '{"status": ', content_type="application/json"
     )
     assert response.status_code == 400
-    assert "JSON parse error" in response.json()["detail"]
+    assert "The body is not valid JSON" in response.json()["detail"]
 
 
 def test_a_body_over_one_mebibyte_is_413(api, pipeline_key, project):

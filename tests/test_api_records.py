@@ -11,6 +11,9 @@ from wiki.models import Deployment, IdempotencyKey, ModelVersion, TrainingRun
 pytestmark = pytest.mark.django_db
 
 RUNS = "/api/v1/projects/churn/training-runs/"
+DEEP = 1
+for _ in range(21):
+    DEEP = [DEEP]
 DEPLOYMENTS = "/api/v1/projects/churn/deployments/"
 
 
@@ -92,9 +95,20 @@ def test_a_minimal_run_needs_only_version_status_and_start(api, pipeline_key, pr
         ({"metrics": {f"m{i}": 1 for i in range(1001)}}, "metrics", "At most 1000"),
         ({"hyperparameters": {f"p{i}": 1 for i in range(1001)}}, "hyperparameters", "1000"),
         ({"hyperparameters": {"layers": [64, 32]}}, "hyperparameters", "scalar"),
-        ({"tags": {"n": 1}}, "tags", "Must be a string"),
+        ({"tags": {"n": 1}}, "tags", "must be a string"),
         ({"started_at": "2024-06-01T10:00:00"}, "started_at", "time zone"),
-        ({"started_at": "yesterday"}, "started_at", "Datetime has wrong format"),
+        ({"started_at": "yesterday"}, "started_at", "Not a date and time"),
+        ({"started_at": "2024-02-30T10:00:00Z"}, "started_at", "No such date or time"),
+        ({"started_at": "2024-06-01T10:00:00+99:00"}, "started_at", "No such date or time"),
+        ({"started_at": "2024-06-01"}, "started_at", "Give the time"),
+        ({"started_at": "2099-01-01T00:00:00Z"}, "started_at", "in the future"),
+        ({"metrics": {"auc": 10**400}}, "metrics", "finite number"),
+        ({"model_version": "2.0 \u202eevil"}, "model_version", "letters, digits"),
+        ({"git_commit": "main; rm -rf /"}, "git_commit", "hexadecimal"),
+        ({"pipeline_url": "ftp://ci.example.com/1"}, "pipeline_url", "valid URL"),
+        ({"tags": {"t": "x" * 10_001}}, "tags", "10,000"),
+        ({"metrics": {"m" * 201: 1}}, "metrics", "at most 200"),
+        ({"environment": {"a": DEEP}}, "environment", "Nested more than 20"),
         ({"finished_at": "2024-06-01T09:00:00Z"}, "finished_at", "before started_at"),
         ({"status": "done"}, "status", "not a valid choice"),
         ({"model_version": ""}, "model_version", "may not be blank"),
@@ -102,7 +116,7 @@ def test_a_minimal_run_needs_only_version_status_and_start(api, pipeline_key, pr
         ({"pipeline_url": "javascript:alert(1)"}, "pipeline_url", "valid URL"),
         ({"dataset": {"name": "c", "colour": "x"}}, "dataset", "Unknown field"),
         ({"learning_rate": 0.1}, "learning_rate", "Unknown field"),
-        ({"environment": ["py3"]}, "environment", "dictionary"),
+        ({"environment": ["py3"]}, "environment", "Must be a JSON object"),
         ({"notes": "a\x00b"}, "notes", "Null characters"),
     ],
 )
@@ -225,9 +239,10 @@ def test_creating_a_run_takes_a_fixed_number_of_queries(
 ):
     client = api(pipeline_key)
     client.post(RUNS, run_body())  # the version exists and the token's last use is recorded
-    # token, project, model version, run, its history row, the idempotency key; and the
-    # savepoint pair the test's own transaction turns the request's transaction into
-    with django_assert_max_num_queries(8):
+    # token, project, claim of the key, model version, run, its history row, the answer
+    # stored under the key; and the savepoint pair the test's own transaction turns the
+    # request's transaction into
+    with django_assert_max_num_queries(9):
         assert client.post(RUNS, run_body(), HTTP_IDEMPOTENCY_KEY="k-1").status_code == 201
     with django_assert_max_num_queries(5):
         assert client.post(RUNS, run_body()).status_code == 201
@@ -312,6 +327,7 @@ def test_a_deployment_moves_forward_and_every_step_is_a_revision(api, pipeline_k
         ("succeeded", {"status": "pending"}, "cannot go from succeeded to pending"),
         ("failed", {"status": "rolled_back"}, "cannot go from failed to rolled_back"),
         ("in_progress", {"status": "rolled_back"}, "cannot go from in_progress"),
+        ("pending", {"status": "succeeded"}, "cannot go from pending to succeeded"),
         ("pending", {"environment": "staging"}, "environment cannot change"),
         ("pending", {"model_version": "3.0"}, "model_version cannot change"),
         ("pending", {"reason": "Other"}, "reason cannot change"),
@@ -328,9 +344,13 @@ def test_other_deployment_changes_are_409_with_a_message(
     assert Deployment.objects.get().history.count() == 1
 
 
-def test_finished_at_is_set_once(api, pipeline_key, project):
-    url = api(pipeline_key).post(DEPLOYMENTS, deployment_body()).json()["url"]
-    api(pipeline_key).patch(url, {"finished_at": "2024-06-02T09:00:00Z"})
+def test_finished_at_is_set_once_and_only_with_a_final_status(api, pipeline_key, project):
+    url = api(pipeline_key).post(DEPLOYMENTS, deployment_body(status="in_progress")).json()["url"]
+    early = api(pipeline_key).patch(url, {"finished_at": "2024-06-02T09:00:00Z"})
+    assert early.status_code == 400
+    assert "has not finished" in early.json()["errors"]["finished_at"][0]
+    done = {"status": "succeeded", "finished_at": "2024-06-02T09:00:00Z"}
+    assert api(pipeline_key).patch(url, done).status_code == 200
     again = api(pipeline_key).patch(url, {"finished_at": "2024-06-02T09:00:00Z"})
     assert again.status_code == 200
     changed = api(pipeline_key).patch(url, {"finished_at": "2024-06-02T10:00:00Z"})
@@ -355,7 +375,7 @@ def test_bad_deployment_updates_are_400(api, pipeline_key, project, change, fiel
 
 
 def test_a_replayed_deployment_update_appends_its_checks_once(api, pipeline_key, project):
-    url = api(pipeline_key).post(DEPLOYMENTS, deployment_body()).json()["url"]
+    url = api(pipeline_key).post(DEPLOYMENTS, deployment_body(status="in_progress")).json()["url"]
     change = {"status": "succeeded", "checks": [{"name": "smoke", "passed": True}]}
     for _ in range(3):
         response = api(pipeline_key).patch(url, change, HTTP_IDEMPOTENCY_KEY="finish-7")

@@ -112,5 +112,8 @@ def test_admin_page_form_answers_bad_json_without_crashing(admin_client_logged_i
 
 def test_api_answers_json_errors(client_logged_in, project):
     response = client_logged_in.get("/api/v1/projects/?page=abc")
+    assert response.status_code == 400
+    assert json.loads(response.content)["errors"] == {"page": ["A page number: 1 or more."]}
+    response = client_logged_in.get("/api/v1/projects/?page=9")
     assert response.status_code == 404
-    assert "detail" in json.loads(response.content)
+    assert json.loads(response.content)["detail"] == "There is no page with that number."

@@ -17,7 +17,8 @@ from django.db import connection
 from django.utils import timezone
 
 from wiki.celery import app as celery_app
-from wiki.tasks import clear_expired_sessions
+from wiki.models import IdempotencyKey
+from wiki.tasks import clear_expired_sessions, purge_idempotency_keys
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -95,3 +96,17 @@ def test_clear_expired_sessions_runs_on_a_real_worker(worker):
         time.sleep(0.2)
     assert Session.objects.filter(session_key=alive).exists()
     assert Session.objects.filter(expire_date__lt=timezone.now()).count() == 0
+
+
+@pytest.mark.django_db
+def test_old_idempotency_keys_are_forgotten(project, settings):
+    settings.IDEMPOTENCY_KEYS_KEPT_DAYS = 30
+    keep = IdempotencyKey.objects.create(
+        project=project, key="new", fingerprint="f", response_status=201, response_body={}
+    )
+    old = IdempotencyKey.objects.create(
+        project=project, key="old", fingerprint="f", response_status=201, response_body={}
+    )
+    IdempotencyKey.objects.filter(pk=old.pk).update(created_at=timezone.now() - timedelta(days=31))
+    purge_idempotency_keys.delay()
+    assert list(IdempotencyKey.objects.values_list("key", flat=True)) == [keep.key]

@@ -220,3 +220,90 @@ def test_an_unreachable_wiki_exits_3_after_the_retries():
     assert result.returncode == 3
     assert "giving up after 3 attempts" in result.stderr
     assert result.stderr.count("retrying") == 2
+
+
+def serve(answers):
+    """A local HTTP server giving ``answers`` in turn; returns (url, seen headers, stop)."""
+    FlakyWiki.answers = list(answers)
+    FlakyWiki.seen = []
+    server = ThreadingHTTPServer(("127.0.0.1", 0), FlakyWiki)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    return f"http://127.0.0.1:{server.server_port}", FlakyWiki.seen, server.shutdown
+
+
+def test_a_redirect_is_refused_not_followed_as_a_get():
+    url, seen, stop = serve([(302, {}, {"Location": "https://elsewhere.example/"})])
+    try:
+        result = run_client(*RUN_ARGS, url=url, token="t")
+    finally:
+        stop()
+    assert result.returncode == 2
+    assert "MLWIKI_URL redirects (302) to https://elsewhere.example/" in result.stderr
+    assert len(seen) == 1
+
+
+def test_a_rerun_of_a_github_job_reuses_its_key():
+    keys = []
+    for attempt in ("1", "2"):
+        url, seen, stop = serve([(201, {"id": 1, "url": "u"}, {})])
+        try:
+            run_client(
+                *RUN_ARGS, url=url, token="t", run_id="",
+                GITHUB_RUN_ID="777", GITHUB_RUN_ATTEMPT=attempt, GITHUB_JOB="train",
+            )  # fmt: skip
+        finally:
+            stop()
+        keys.append(seen[0]["Idempotency-Key"])
+    assert keys[0] == keys[1]
+
+
+def test_another_run_of_the_same_version_gets_its_own_key_or_the_one_given():
+    seen_keys = []
+    for extra in (["--started-at", "2024-06-02T10:00:00Z"], ["--idempotency-key", "mine-1"]):
+        url, seen, stop = serve([(201, {"id": 1, "url": "u"}, {})])
+        try:
+            run_client(*RUN_ARGS, *extra, url=url, token="t")
+        finally:
+            stop()
+        seen_keys.append(seen[0]["Idempotency-Key"])
+    url, seen, stop = serve([(201, {"id": 1, "url": "u"}, {})])
+    try:
+        run_client(*RUN_ARGS, url=url, token="t")
+    finally:
+        stop()
+    assert len({*seen_keys, seen[0]["Idempotency-Key"]}) == 3
+    assert seen_keys[1] == "mine-1"
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_failed_deployment_is_recorded_even_without_its_checks_file(wiki, tmp_path):
+    started = run_client(
+        "deployment-start", "--project", "churn", "--model-version", "1.4.0",
+        "--environment", "production", **wiki,
+    )  # fmt: skip
+    finished = run_client(
+        "deployment-finish", "--project", "churn", "--id", started.stdout.strip(),
+        "--status", "failed", "--checks-file", str(tmp_path / "never-written.json"), **wiki,
+    )  # fmt: skip
+    assert finished.returncode == 0, finished.stderr
+    assert "never-written.json does not exist; recording without it" in finished.stderr
+    assert Deployment.objects.get().status == "failed"
+
+
+@pytest.mark.parametrize(
+    ("content", "message"),
+    [("", "not readable JSON"), ('{"name": "x"}', "must hold a JSON list")],
+)
+def test_unusable_checks_files_exit_2(tmp_path, content, message):
+    path = tmp_path / "checks.json"
+    path.write_text(content)
+    result = run_client(
+        "deployment-finish", "--project", "p", "--id", "1", "--status", "failed",
+        "--checks-file", str(path), url="http://127.0.0.1:9", token="t",
+    )  # fmt: skip
+    assert result.returncode == 2 and message in result.stderr
+
+
+def test_non_finite_metrics_exit_2():
+    result = run_client(*RUN_ARGS, "--metric", "loss=NaN", url="http://127.0.0.1:9", token="t")
+    assert result.returncode == 2 and "metric loss must be a finite number" in result.stderr

@@ -114,7 +114,7 @@ def test_invalid_deployment_saves_nothing(project, attrs, field):
 @pytest.mark.parametrize(
     ("attrs", "field"),
     [
-        ({"model_version": "1.0\x00"}, "model_version"),
+        ({"notes": "\x00"}, "notes"),
         ({"notes": "a\x00b"}, "notes"),
         ({"metrics": {"a\x00": 1.0}}, "metrics"),
         ({"environment": {"libs": ["x\x00"]}}, "environment"),

@@ -3,6 +3,8 @@
 from datetime import UTC, datetime, timedelta
 
 import pytest
+from django.db import connection
+from django.test.utils import CaptureQueriesContext
 
 from tests.factories import UserFactory, make_deployment, make_training_run
 from wiki.history import Actor, Source
@@ -44,7 +46,28 @@ def test_model_summary_lists_versions_with_runs_deployments_and_the_latest_run(p
 
 
 def test_model_summary_of_a_project_without_records_is_empty(project):
-    assert model_summary(project) == {"key_metrics": [], "latest_run": None, "model_versions": []}
+    assert model_summary(project) == {
+        "versions_total": 0,
+        "key_metrics": [],
+        "latest_run": None,
+        "model_versions": [],
+    }
+
+
+def test_model_summary_reads_a_bounded_number_of_records(project):
+    for version in range(22):
+        make_training_run(project, f"{version}.0", started_at=at(version))
+    for day in range(15):
+        make_training_run(project, "21.0", started_at=at(30 + day))
+        make_deployment(project, "21.0", started_at=at(30 + day))
+    with CaptureQueriesContext(connection) as queries:
+        summary = model_summary(project)
+    assert summary["versions_total"] == 22
+    assert len(summary["model_versions"]) == 20
+    latest = summary["model_versions"][0]
+    assert (len(latest["training_runs"]), len(latest["deployments"])) == (10, 10)
+    # The per-version limit is applied by the database, not after loading every record.
+    assert sum("ROW_NUMBER()" in q["sql"] for q in queries.captured_queries) == 2
 
 
 def test_the_current_version_per_environment_is_the_latest_success(project):

@@ -3,18 +3,24 @@
 from django.db import connection
 from django.http import HttpResponse
 
-# Everything the app serves is its own: no CDN, no inline script or style. Images in
-# Markdown may come from other https hosts (diagrams), nothing else may.
-CONTENT_SECURITY_POLICY = "; ".join(
-    [
-        "default-src 'self'",
-        "img-src 'self' https:",
-        "object-src 'none'",
-        "base-uri 'self'",
-        "form-action 'self'",
-        "frame-ancestors 'none'",
-    ]
-)
+
+def content_security_policy(img_src="'self' https:", style_src="'self'"):
+    """The policy of a page: everything is the app's own, no inline script; images in
+    Markdown may come from other https hosts (diagrams)."""
+    return "; ".join(
+        [
+            "default-src 'self'",
+            f"img-src {img_src}",
+            f"style-src {style_src}",
+            "object-src 'none'",
+            "base-uri 'self'",
+            "form-action 'self'",
+            "frame-ancestors 'none'",
+        ]
+    )
+
+
+CONTENT_SECURITY_POLICY = content_security_policy()
 
 
 class ContentSecurityPolicyMiddleware:

@@ -5,24 +5,36 @@ Nothing outside wiki/services writes these models.
 """
 
 import math
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 
 from django.conf import settings
 from django.core.exceptions import ValidationError
-from django.core.validators import RegexValidator
+from django.core.validators import RegexValidator, URLValidator
 from django.db import models
 from django.db.models import OuterRef, Prefetch, Q, Subquery
 from django.utils import timezone
 from simple_history.models import HistoricalRecords
 
 from wiki.categories import CATEGORY_NAMES, RESERVED_SLUGS, get_category, missing_required
-from wiki.history import RevisionInfo
+from wiki.history import RevisionInfo, RevisionManager
 
 SLUG_PATTERN = r"[a-z0-9]+(?:-[a-z0-9]+)*"
 validate_slug = RegexValidator(
     rf"^{SLUG_PATTERN}\Z",
     "Use lowercase letters, digits and single hyphens (e.g. churn-model).",
 )
+# What a model version may be called: letters, digits and . _ + - : @ (no spaces, control
+# or invisible characters, which would make look-alike versions).
+validate_version = RegexValidator(
+    r"^[\w.+\-:@]+\Z",
+    "Use letters, digits and . _ + - : @ only (e.g. 1.4.0, 2024-06-rc1).",
+)
+validate_commit = RegexValidator(
+    r"^[0-9a-fA-F]{4,64}\Z", "A commit hash: 4 to 64 hexadecimal digits."
+)
+# Future times beyond this are a clock or a pipeline bug, not a record.
+CLOCK_SKEW = timedelta(hours=1)
+
 # /projects/new/ is the form that creates a project.
 RESERVED_PROJECT_SLUGS = {"new"}
 
@@ -33,22 +45,38 @@ def validate_project_slug(value):
 
 
 def history():
-    return HistoricalRecords(bases=[RevisionInfo])
+    return HistoricalRecords(bases=[RevisionInfo], history_manager=RevisionManager)
 
 
-def _has_nul(value):
+# Deeper JSON than this is not documentation; refusing it also keeps every walk over it
+# (validation, rendering, hashing) far from Python's recursion limit.
+MAX_JSON_DEPTH = 20
+
+
+def _storage_problem(value, depth=0):
+    """Why PostgreSQL could not store ``value`` as given, or None.
+
+    PostgreSQL refuses NUL characters in text and NaN or infinity in JSON: caught here,
+    they are a validation error naming the field instead of a 500.
+    """
     if isinstance(value, str):
-        return "\x00" in value
-    if isinstance(value, dict):
-        return any(_has_nul(k) or _has_nul(v) for k, v in value.items())
-    if isinstance(value, list):
-        return any(_has_nul(item) for item in value)
-    return False
+        return "Must not contain NUL (\\x00) characters." if "\x00" in value else None
+    if isinstance(value, float) and not math.isfinite(value):
+        return "Numbers must be finite (no NaN or infinity)."
+    if isinstance(value, (dict, list)):
+        if depth >= MAX_JSON_DEPTH:
+            return f"Nested more than {MAX_JSON_DEPTH} levels deep."
+        items = value.items() if isinstance(value, dict) else enumerate(value)
+        for key, item in items:
+            problem = _storage_problem(key, depth) or _storage_problem(item, depth + 1)
+            if problem:
+                return problem
+    return None
 
 
 class DomainModel(models.Model):
-    """Base of the domain models: full_clean() also refuses NUL characters anywhere,
-    including inside JSON, since PostgreSQL cannot store them (a 500 otherwise)."""
+    """Base of the domain models: full_clean() also refuses what PostgreSQL cannot store
+    (NUL characters, non-finite numbers) and over-deep JSON, anywhere in any field."""
 
     class Meta:
         abstract = True
@@ -60,10 +88,11 @@ class DomainModel(models.Model):
         except ValidationError as e:
             errors = e.error_dict
         for field in self._meta.concrete_fields:
-            if field.name not in (exclude or ()) and _has_nul(getattr(self, field.attname)):
-                errors.setdefault(field.name, []).append(
-                    ValidationError("Must not contain NUL (\\x00) characters.")
-                )
+            if field.name in (exclude or ()) or field.name in errors:
+                continue
+            problem = _storage_problem(getattr(self, field.attname))
+            if problem:
+                errors[field.name] = [ValidationError(problem)]
         if errors:
             raise ValidationError(errors)
 
@@ -197,7 +226,7 @@ class ModelVersion(DomainModel):
     """A version of the project's model, created from records or by hand."""
 
     project = models.ForeignKey(Project, on_delete=models.PROTECT, related_name="model_versions")
-    version = models.CharField(max_length=100)
+    version = models.CharField(max_length=100, validators=[validate_version])
     description = models.TextField(blank=True)
     created_at = models.DateTimeField(auto_now_add=True)
 
@@ -218,29 +247,50 @@ class ModelVersion(DomainModel):
 MAX_OBJECT_ENTRIES = 1000
 
 
+# Names of parameters, metrics and tags, and their text values, past these lengths are
+# data, not documentation.
+MAX_NAME_LENGTH = 200
+MAX_TEXT_VALUE_LENGTH = 10_000
+
+
 def _require_object(value, name, check, what):
     if not isinstance(value, dict):
         raise ValidationError({name: "Must be an object."})
     if len(value) > MAX_OBJECT_ENTRIES:
         raise ValidationError({name: f"At most {MAX_OBJECT_ENTRIES} entries."})
     for key, item in value.items():
+        if len(key) > MAX_NAME_LENGTH:
+            raise ValidationError({name: f"Names must be at most {MAX_NAME_LENGTH} characters."})
         if not check(item):
             raise ValidationError({name: f"'{key}' must be {what}."})
 
 
 def _is_scalar(value):
-    return value is None or isinstance(value, (str, bool, int, float))
+    if isinstance(value, str):
+        return len(value) <= MAX_TEXT_VALUE_LENGTH
+    return value is None or isinstance(value, (bool, int, float))
 
 
 def _is_finite_number(value):
-    return isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        return False
+    try:
+        return math.isfinite(value)
+    except OverflowError:  # an int too large for a float
+        return False
+
+
+def _is_short_text(value):
+    return isinstance(value, str) and len(value) <= MAX_TEXT_VALUE_LENGTH
 
 
 class Record(DomainModel):
     """What training runs and deployments share: where and when the pipeline ran."""
 
-    git_commit = models.CharField(max_length=64, blank=True)
-    pipeline_url = models.URLField(max_length=500, blank=True)
+    git_commit = models.CharField(max_length=64, blank=True, validators=[validate_commit])
+    pipeline_url = models.URLField(
+        max_length=500, blank=True, validators=[URLValidator(schemes=["http", "https"])]
+    )
     started_at = models.DateTimeField()
     finished_at = models.DateTimeField(null=True, blank=True)
     created_at = models.DateTimeField(auto_now_add=True)
@@ -249,14 +299,18 @@ class Record(DomainModel):
         abstract = True
 
     def clean(self):
-        start, end = self.started_at, self.finished_at
         # Compare only valid datetimes (clean_fields reports the others), naive ones as UTC.
-        if isinstance(start, datetime) and isinstance(end, datetime):
-            start, end = (
-                t if timezone.is_aware(t) else t.replace(tzinfo=UTC) for t in (start, end)
-            )
-            if end < start:
-                raise ValidationError({"finished_at": "Must not be before started_at."})
+        times = {
+            name: t if timezone.is_aware(t) else t.replace(tzinfo=UTC)
+            for name, t in (("started_at", self.started_at), ("finished_at", self.finished_at))
+            if isinstance(t, datetime)
+        }
+        latest = timezone.now() + CLOCK_SKEW
+        for name, t in times.items():
+            if t > latest:
+                raise ValidationError({name: "Is in the future; check the pipeline's clock."})
+        if len(times) == 2 and times["finished_at"] < times["started_at"]:
+            raise ValidationError({"finished_at": "Must not be before started_at."})
 
 
 class TrainingRun(Record):
@@ -298,9 +352,14 @@ class TrainingRun(Record):
 
     def clean(self):
         super().clean()
-        _require_object(self.hyperparameters, "hyperparameters", _is_scalar, "a scalar")
+        _require_object(
+            self.hyperparameters, "hyperparameters", _is_scalar,
+            "a scalar (string, number, boolean or null)",
+        )  # fmt: skip
         _require_object(self.metrics, "metrics", _is_finite_number, "a finite number")
-        _require_object(self.tags, "tags", lambda v: isinstance(v, str), "a string")
+        _require_object(
+            self.tags, "tags", _is_short_text, "a string (of at most 10,000 characters)"
+        )
         _require_object(self.environment, "environment", lambda v: True, "")
 
 
@@ -334,23 +393,34 @@ class Deployment(Record):
     def __str__(self):
         return f"{self.model_version} to {self.environment}"
 
+    FINISHED = {Status.SUCCEEDED, Status.FAILED, Status.ROLLED_BACK}
+    MAX_CHECKS = 1000
+
     def clean(self):
         super().clean()
         _require_object(self.config, "config", lambda v: True, "")
+        if self.finished_at and self.status not in self.FINISHED:
+            raise ValidationError(
+                {"finished_at": f"A deployment that is {self.status} has not finished."}
+            )
         if not isinstance(self.checks, list):
             raise ValidationError({"checks": "Must be a list of check results."})
-        for number, check in enumerate(self.checks, start=1):
+        if len(self.checks) > self.MAX_CHECKS:
+            raise ValidationError({"checks": f"At most {self.MAX_CHECKS} checks."})
+        for number, check in enumerate(self.checks):
             if (
                 not isinstance(check, dict)
                 or not isinstance(check.get("name"), str)
-                or not check["name"].strip()
+                or not 0 < len(check["name"].strip()) <= MAX_NAME_LENGTH
                 or not isinstance(check.get("passed"), bool)
                 or not set(check) <= {"name", "passed", "value", "details"}
+                or not _is_short_text(check.get("details", ""))
             ):
                 raise ValidationError(
                     {
-                        "checks": f"Check {number} must have a non-empty 'name', a boolean "
-                        "'passed', and optionally 'value' and 'details'."
+                        "checks": f"Check {number} (counting from 0) needs a 'name' (1 to "
+                        f"{MAX_NAME_LENGTH} characters) and a boolean 'passed', and may have a "
+                        "'value' and 'details' (text)."
                     }
                 )
 
@@ -382,7 +452,11 @@ class ApiToken(DomainModel):
     last_used_at = models.DateTimeField(null=True, blank=True)
     created_at = models.DateTimeField(auto_now_add=True)
 
-    history = HistoricalRecords(bases=[RevisionInfo], excluded_fields=["key_hash", "last_used_at"])
+    history = HistoricalRecords(
+        bases=[RevisionInfo],
+        history_manager=RevisionManager,
+        excluded_fields=["key_hash", "last_used_at"],
+    )
 
     class Meta:
         ordering = ["-created_at", "-id"]

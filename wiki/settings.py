@@ -126,6 +126,10 @@ CELERY_BEAT_SCHEDULE = {
         "task": "wiki.tasks.clear_expired_sessions",
         "schedule": crontab(hour=3, minute=17),
     },
+    "purge-idempotency-keys": {
+        "task": "wiki.tasks.purge_idempotency_keys",
+        "schedule": crontab(hour=3, minute=27),
+    },
 }
 
 AUTH_PASSWORD_VALIDATORS = [
@@ -163,7 +167,7 @@ REST_FRAMEWORK = {
     "DEFAULT_PERMISSION_CLASSES": ["api.auth.HasScope"],
     "DEFAULT_THROTTLE_CLASSES": ["api.auth.TokenRateThrottle"],
     "DEFAULT_PAGINATION_CLASS": "api.pagination.NumberedPages",
-    "DEFAULT_PARSER_CLASSES": ["api.errors.LimitedJSONParser"],
+    "DEFAULT_PARSER_CLASSES": ["api.parsers.LimitedJSONParser"],
     "DEFAULT_RENDERER_CLASSES": ["rest_framework.renderers.JSONRenderer"],
     "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
     "EXCEPTION_HANDLER": "api.errors.exception_handler",
@@ -172,6 +176,8 @@ REST_FRAMEWORK = {
     "PAGE_SIZE": 50,
     "TEST_REQUEST_DEFAULT_FORMAT": "json",
 }
+# How long a record write's Idempotency-Key (and its stored answer) is remembered.
+IDEMPOTENCY_KEYS_KEPT_DAYS = env.int("IDEMPOTENCY_KEYS_KEPT_DAYS", default=30)
 # Requests per token (or per browser user) and period: "<n>/<second|minute|hour|day>".
 API_THROTTLE_RATE = env.str("API_THROTTLE_RATE", default="1200/minute")
 if not re.fullmatch(r"[1-9][0-9]*/(s|m|h|d|second|minute|hour|day)", API_THROTTLE_RATE):
@@ -194,6 +200,10 @@ SPECTACULAR_SETTINGS = {
     "SWAGGER_UI_DIST": "SIDECAR",
     "SWAGGER_UI_FAVICON_HREF": "SIDECAR",
     "COMPONENT_SPLIT_REQUEST": True,
+    "ENUM_NAME_OVERRIDES": {
+        "TrainingRunStatusEnum": "wiki.models.TrainingRun.Status",
+        "DeploymentStatusEnum": "wiki.models.Deployment.Status",
+    },
 }
 
 # History is never rewritten from the admin: a restore is a new revision (see wiki/services).
@@ -212,6 +222,8 @@ SESSION_COOKIE_SECURE = env.bool("SESSION_COOKIE_SECURE", default=not DEBUG)
 CSRF_COOKIE_SECURE = env.bool("CSRF_COOKIE_SECURE", default=not DEBUG)
 SESSION_COOKIE_HTTPONLY = True
 SECURE_REFERRER_POLICY = "same-origin"
+# JSON for the API, Django's page for browsers.
+CSRF_FAILURE_VIEW = "api.errors.csrf_failure"
 X_FRAME_OPTIONS = "DENY"
 
 LOGGING = {

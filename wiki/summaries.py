@@ -6,7 +6,8 @@ in each environment; the maintenance page the update log with post-deployment ch
 Each summary is plain data (dicts, lists, datetimes): the browser and the API show the same.
 """
 
-from django.db.models import OuterRef, Subquery
+from django.db.models import F, OuterRef, Subquery, Window
+from django.db.models.functions import RowNumber
 
 from wiki.models import Deployment, ModelVersion, TrainingRun
 
@@ -20,22 +21,43 @@ def _key_metrics(run, names):
     return {name: run.metrics[name] for name in names if name in run.metrics}
 
 
+def _latest_per_version(model, versions, columns, limit):
+    """{version id: its ``limit`` latest records}, each limit applied by the database."""
+    rank = Window(
+        RowNumber(),
+        partition_by=F("model_version_id"),
+        order_by=[F("started_at").desc(), F("id").desc()],
+    )
+    latest = (
+        model.objects.filter(model_version__in=versions)
+        .only("model_version_id", *columns)
+        .annotate(rank=rank)
+        .filter(rank__lte=limit)
+        .order_by("model_version_id", "rank")
+    )
+    grouped = {}
+    for record in latest:
+        grouped.setdefault(record.model_version_id, []).append(record)
+    return grouped
+
+
 def model_summary(project):
     """Model versions (newest first) with their runs and deployments, and the latest run."""
     latest = TrainingRun.objects.filter(project=project).select_related("model_version").first()
     # The metrics the latest run reports are the ones worth comparing across versions.
     names = sorted(latest.metrics)[:KEY_METRICS] if latest else []
-    versions = list(ModelVersion.objects.filter(project=project)[:VERSIONS_SHOWN])
-    runs, deployments = {}, {}
-    for run in TrainingRun.objects.filter(model_version__in=versions).order_by(
-        "-started_at", "-id"
-    ):
-        runs.setdefault(run.model_version_id, []).append(run)
-    for deployment in Deployment.objects.filter(model_version__in=versions).order_by(
-        "-started_at", "-id"
-    ):
-        deployments.setdefault(deployment.model_version_id, []).append(deployment)
+    all_versions = ModelVersion.objects.filter(project=project)
+    versions = list(all_versions[:VERSIONS_SHOWN])
+    runs = _latest_per_version(
+        TrainingRun, versions, ["status", "started_at", "metrics"], RUNS_PER_VERSION
+    )
+    deployments = _latest_per_version(
+        Deployment, versions, ["environment", "status", "started_at"], RUNS_PER_VERSION
+    )
     return {
+        "versions_total": all_versions.count()
+        if len(versions) == VERSIONS_SHOWN
+        else len(versions),
         "key_metrics": names,
         "latest_run": latest
         and {
@@ -57,7 +79,7 @@ def model_summary(project):
                         "started_at": run.started_at,
                         "metrics": _key_metrics(run, names),
                     }
-                    for run in runs.get(version.id, [])[:RUNS_PER_VERSION]
+                    for run in runs.get(version.id, [])
                 ],
                 "deployments": [
                     {
@@ -102,11 +124,12 @@ def maintenance_summary(project):
     updates = list(
         Deployment.objects.filter(project=project).select_related("model_version")[:UPDATES_SHOWN]
     )
-    recorded_by = dict(
-        Deployment.history.filter(id__in=[d.id for d in updates], history_type="+").values_list(
-            "id", "history_username"
-        )
-    )
+    recorded_by = {
+        id: (username, token)
+        for id, username, token in Deployment.history.filter(
+            id__in=[d.id for d in updates], history_type="+"
+        ).values_list("id", "history_username", "history_token_name")
+    }
     return {
         "updates": [
             {
@@ -115,7 +138,8 @@ def maintenance_summary(project):
                 "environment": d.environment,
                 "status": d.status,
                 "reason": d.reason,
-                "recorded_by": recorded_by.get(d.id, ""),
+                "recorded_by": recorded_by.get(d.id, ("", ""))[0],
+                "recorded_with_token": recorded_by.get(d.id, ("", ""))[1],
                 "started_at": d.started_at,
                 "finished_at": d.finished_at,
                 "checks": d.checks,

@@ -1,12 +1,27 @@
 """Background work run by Celery workers (or in-process when no broker is configured)."""
 
+from datetime import timedelta
 from importlib import import_module
 
 from celery import shared_task
 from django.conf import settings
+from django.utils import timezone
+
+from wiki.models import IdempotencyKey
 
 
 @shared_task
 def clear_expired_sessions():
     """Delete expired login sessions; scheduled daily by Celery beat (CELERY_BEAT_SCHEDULE)."""
     import_module(settings.SESSION_ENGINE).SessionStore.clear_expired()
+
+
+@shared_task
+def purge_idempotency_keys():
+    """Forget Idempotency-Keys older than IDEMPOTENCY_KEYS_KEPT_DAYS (scheduled daily).
+
+    A retry comes within minutes or hours; a month later the same key is a new request.
+    Deleting what is already deleted is harmless, so two runs at once need no claim.
+    """
+    cutoff = timezone.now() - timedelta(days=settings.IDEMPOTENCY_KEYS_KEPT_DAYS)
+    IdempotencyKey.objects.filter(created_at__lt=cutoff).delete()

@@ -1,10 +1,13 @@
 from django.contrib import admin
 from django.contrib.auth import views as auth_views
 from django.contrib.auth.decorators import login_required
-from django.urls import include, path
+from django.urls import include, path, re_path
 from drf_spectacular.views import SpectacularAPIView
 
+from api.urls import not_found
 from api.views.docs import ApiDocs
+
+handler500 = "api.errors.server_error"
 
 urlpatterns = [
     path(
@@ -37,5 +40,6 @@ urlpatterns = [
         login_required(ApiDocs.as_view(url_name="api-schema")),
         name="api-docs",
     ),
+    re_path(r"^api/", not_found),
     path("", include("frontend.urls")),
 ]

@@ -3,22 +3,69 @@ and exactly-once record writes."""
 
 import re
 
+from drf_spectacular.utils import OpenApiParameter, OpenApiResponse
 from rest_framework import exceptions, generics
 from rest_framework.response import Response
 
 from api.auth import Scope, request_token
 from api.errors import PreconditionRequired
+from api.serializers import AwareDateTimeField, ErrorSerializer
 from wiki.history import Actor, Source
 from wiki.models import Project
 from wiki.services.idempotency import fingerprint, run_once, valid_key
 
-_ETAG_RE = re.compile(r'^(?:W/)?"?(\d{1,18})"?$')
+_ETAG_RE = re.compile(r'^"?(\d{1,18})"?$')
+PAGING_PARAMETERS = {"cursor", "page", "page_size"}
+
+
+class Filters:
+    """A list's query parameters, checked: only the known ones, each once, no NUL.
+
+    A misspelt filter must not silently return everything.
+    """
+
+    def __init__(self, request, known):
+        params = request.query_params
+        errors = {}
+        for name in params:
+            values = params.getlist(name)
+            if name not in known | PAGING_PARAMETERS:
+                names = ", ".join(sorted(known | PAGING_PARAMETERS))
+                errors[name] = [f"Unknown parameter; this list takes: {names}."]
+            elif len(values) > 1:
+                errors[name] = ["Given more than once."]
+            elif "\x00" in values[0]:
+                errors[name] = ["Must not contain NUL (\\x00) characters."]
+        if errors:
+            raise exceptions.ValidationError(errors)
+        self.params = params
+
+    def text(self, name):
+        return self.params.get(name) or None
+
+    def choice(self, name, choices):
+        value = self.text(name)
+        if value is not None and value not in choices:
+            raise exceptions.ValidationError({name: [f"Must be one of: {', '.join(choices)}."]})
+        return value
+
+    def time(self, name):
+        value = self.text(name)
+        if value is None:
+            return None
+        try:
+            return AwareDateTimeField().to_internal_value(value)
+        except exceptions.ValidationError as error:
+            raise exceptions.ValidationError({name: error.detail}) from None
 
 
 class ApiView(generics.GenericAPIView):
     """Base of the API's views. ``scopes`` maps a method to the token scope it needs."""
 
-    scopes = {"GET": Scope.READ, "HEAD": Scope.READ, "OPTIONS": Scope.READ}
+    scopes = {"GET": Scope.READ, "HEAD": Scope.READ}
+    # OPTIONS would describe forms of a browsable API this one does not serve: the OpenAPI
+    # schema describes it. Without it here, it is neither served nor listed in Allow.
+    http_method_names = [m for m in generics.GenericAPIView.http_method_names if m != "options"]
 
     def actor(self):
         return Actor(user=self.request.user, source=Source.API, token=request_token(self.request))
@@ -48,7 +95,7 @@ def if_match_revision(request):
     match = _ETAG_RE.match(value)
     if not match:
         raise exceptions.ValidationError(
-            {"If-Match": [f'Expected a revision ETag such as "3", got {value[:40]!r}.']}
+            {"If-Match": [f'Expected the ETag of your GET, such as "3", got {value[:40]!r}.']}
         )
     return int(match.group(1))
 
@@ -56,6 +103,12 @@ def if_match_revision(request):
 def with_etag(response, revision):
     response["ETag"] = f'"{revision}"'
     return response
+
+
+def _created(data, status):
+    """The response to a write; a 201 says where the new object is."""
+    headers = {"Location": data["url"]} if status == 201 and "url" in data else None
+    return Response(data, status=status, headers=headers)
 
 
 def idempotent(view, project, write, status):
@@ -67,15 +120,56 @@ def idempotent(view, project, write, status):
     request = view.request
     key = request.headers.get("Idempotency-Key")
     if key is None:
-        return Response(write(), status=status)
+        return _created(write(), status)
     if not valid_key(key):
         raise exceptions.ValidationError(
             {"Idempotency-Key": ["Use 1 to 255 printable ASCII characters."]}
         )
     request_print = fingerprint(request.method, request.path, request.data)
     _, data, replayed = run_once(project, key, request_print, lambda: (status, write()))
-    if not replayed:
-        return Response(data, status=status)
-    response = Response(data, status=200)
-    response["Idempotent-Replayed"] = "true"
-    return response
+    if replayed:
+        return Response(data, status=200, headers={"Idempotent-Replayed": "true"})
+    return _created(data, status)
+
+
+_ERROR_MEANINGS = {
+    400: "Invalid input or filters; `errors` names each field.",
+    401: "No token, or an unknown, revoked or expired one.",
+    403: "The token lacks the scope, or is not valid for this project.",
+    404: "No such project or object.",
+    409: "A change the record's life cycle does not allow, or a duplicate.",
+    412: "If-Match names a revision that is no longer current (ETag: the current one).",
+    413: "The body is over 1 MiB.",
+    415: "The body is not JSON.",
+    422: "The Idempotency-Key was used before for a different request.",
+    428: "If-Match is missing.",
+    429: "Too many requests for this token; Retry-After says when to retry.",
+}
+REPLAYED = OpenApiParameter(
+    "Idempotent-Replayed", str, OpenApiParameter.HEADER, response=[200],
+    description="true when this answers a retry (same Idempotency-Key and body).",
+)  # fmt: skip
+LOCATION = OpenApiParameter(
+    "Location", str, OpenApiParameter.HEADER, response=[201], description="The new object."
+)
+IDEMPOTENCY_KEY = OpenApiParameter(
+    "Idempotency-Key", str, OpenApiParameter.HEADER,
+    description="Makes the write retry-safe: a replay with the same key and body returns "
+    "the first response (with status 200) and changes nothing; the same key with another "
+    "body is a 422. Keys are per project: 1 to 255 printable ASCII characters.",
+)  # fmt: skip
+IF_MATCH = OpenApiParameter(
+    "If-Match", str, OpenApiParameter.HEADER, required=True,
+    description='The ETag (revision) you read, e.g. "3"; "*" to skip the check.',
+)  # fmt: skip
+
+
+def responses(ok, *errors, replay=None):
+    """OpenAPI responses: ``ok`` is {status: serializer}; errors by status code."""
+    documented = dict(ok)
+    if replay is not None:
+        documented[200] = OpenApiResponse(replay, description="A replay of an earlier write.")
+    common = {401, 403, 429}
+    for code in sorted(common | set(errors)):
+        documented[code] = OpenApiResponse(ErrorSerializer, description=_ERROR_MEANINGS[code])
+    return documented

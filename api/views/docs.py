@@ -3,11 +3,12 @@
 from drf_spectacular.utils import extend_schema
 from drf_spectacular.views import SpectacularSwaggerSplitView
 
-from wiki.middleware import CONTENT_SECURITY_POLICY
+from wiki.middleware import content_security_policy
 
 # Swagger UI sets inline styles and uses data: icons; nothing else is relaxed.
-DOCS_CSP = CONTENT_SECURITY_POLICY.replace("img-src 'self' https:", "img-src 'self' https: data:")
-DOCS_CSP += "; style-src 'self' 'unsafe-inline'"
+DOCS_CSP = content_security_policy(
+    img_src="'self' https: data:", style_src="'self' 'unsafe-inline'"
+)
 
 
 class ApiDocs(SpectacularSwaggerSplitView):

@@ -1,14 +1,14 @@
 """Pages: list, read (with ETag), replace or change (If-Match, pages:write)."""
 
+from django.core.exceptions import ValidationError
 from django.db.models import Case, IntegerField, Value, When
-from drf_spectacular.utils import extend_schema
+from drf_spectacular.utils import OpenApiParameter, extend_schema
 from rest_framework import exceptions, mixins
 from rest_framework.response import Response
 
 from api.auth import Scope
 from api.serializers import PageListSerializer, PageSerializer, PageWriteSerializer
-from api.views.base import ApiView, if_match_revision, with_etag
-from api.views.projects import IF_MATCH
+from api.views.base import IF_MATCH, ApiView, Filters, if_match_revision, responses, with_etag
 from wiki.categories import CATEGORY_NAMES
 from wiki.rendering import render_markdown
 from wiki.services.pages import edit_page
@@ -19,23 +19,38 @@ READ_ONLY_NAMES = set(PageSerializer().fields) - set(PageWriteSerializer().field
 
 
 class PageList(mixins.ListModelMixin, ApiView):
+    """A project's pages: the six categories in their order, then free pages by slug."""
+
     serializer_class = PageListSerializer
 
     def get_queryset(self):
+        query = Filters(self.request, {"kind"})
         project = self.get_project()
-        # The six categories in their registry order, then free pages by slug.
+        pages = project.pages.select_related("project")
+        kind = query.choice("kind", ["category", "free"])
+        if kind is not None:
+            pages = pages.categories() if kind == "category" else pages.free()
         order = Case(
             *(When(category=name, then=Value(i)) for i, name in enumerate(CATEGORY_NAMES)),
             default=Value(len(CATEGORY_NAMES)),
             output_field=IntegerField(),
         )
-        return project.pages.select_related("project").order_by(order, "slug")
+        return pages.order_by(order, "slug")
 
+    @extend_schema(
+        parameters=[OpenApiParameter("kind", str, enum=["category", "free"])],
+        responses=responses({200: PageListSerializer(many=True)}, 400, 404),
+    )
     def get(self, request, project):
         return self.list(request)
 
 
 class PageDetail(ApiView):
+    """A page by category name or slug; its ETag is its revision. PUT replaces its fields
+    and body (and a free page's title), PATCH changes what it names (fields one by one,
+    null removing one); both need pages:write and If-Match, and take a change_reason.
+    Read-only parts of what you read may be sent back; they are ignored."""
+
     serializer_class = PageSerializer
     scopes = ApiView.scopes | {"PUT": Scope.PAGES_WRITE, "PATCH": Scope.PAGES_WRITE}
 
@@ -56,24 +71,39 @@ class PageDetail(ApiView):
         }
         return with_etag(Response(PageSerializer(page, context=context).data), page.revision)
 
+    @extend_schema(responses=responses({200: PageSerializer}, 404))
     def get(self, request, project, page):
         return self.represent(self.get_page())
 
-    @extend_schema(request=PageWriteSerializer, parameters=[IF_MATCH])
+    @extend_schema(
+        request=PageWriteSerializer,
+        parameters=[IF_MATCH],
+        responses=responses({200: PageSerializer}, 400, 404, 412, 413, 415, 428),
+    )
     def put(self, request, project, page):
         return self.write(request, replace=True)
 
-    @extend_schema(request=PageWriteSerializer, parameters=[IF_MATCH])
+    @extend_schema(
+        request=PageWriteSerializer,
+        parameters=[IF_MATCH],
+        responses=responses({200: PageSerializer}, 400, 404, 412, 413, 415, 428),
+    )
     def patch(self, request, project, page):
         return self.write(request, replace=False)
 
     def write(self, request, replace):
-        base_revision = if_match_revision(request)
         page = self.get_page()
+        base_revision = if_match_revision(request)
         serializer = PageWriteSerializer(data=request.data, read_only_names=READ_ONLY_NAMES)
         serializer.is_valid(raise_exception=True)
         data = serializer.validated_data
-        fields = data.get("fields")
+        moved = {
+            name: ["A page's slug and category never change."]
+            for name in ("slug", "category")
+            if name in data and data[name] != getattr(page, name)
+        }
+        if moved:
+            raise exceptions.ValidationError(moved)
         if replace:
             needed = ["fields", "body"] if page.category else ["title", "body"]
             missing = [name for name in needed if name not in data]
@@ -81,17 +111,28 @@ class PageDetail(ApiView):
                 raise exceptions.ValidationError(
                     {name: ["PUT replaces the page: send it (or use PATCH)."] for name in missing}
                 )
-        elif fields is not None:
-            # PATCH merges fields key by key; null removes a field.
-            fields = {k: v for k, v in (page.fields | fields).items() if v is not None}
-        saved = edit_page(
-            page,
-            actor=self.actor(),
-            base_revision=base_revision,
-            change_reason=data.get("change_reason") or "Edited through the API",
-            fields=fields,
-            body=data.get("body"),
-            title=data.get("title"),
-        )
+        try:
+            saved = edit_page(
+                page,
+                actor=self.actor(),
+                base_revision=base_revision,
+                change_reason=data.get("change_reason") or "Edited through the API",
+                fields=data.get("fields"),
+                body=data.get("body"),
+                title=data.get("title"),
+                merge_fields=not replace,
+            )
+        except ValidationError as error:
+            raise exceptions.ValidationError(_nest_field_errors(error.message_dict)) from None
         saved.project = page.project
         return self.represent(saved)
+
+
+def _nest_field_errors(errors):
+    """Errors about registry fields go under "fields" (fields.purpose), as they were sent."""
+    own = {"fields", "body", "title", "change_reason"}
+    nested = {name: messages for name, messages in errors.items() if name not in own}
+    flat = {name: messages for name, messages in errors.items() if name in own}
+    if nested:
+        flat["fields"] = nested | ({"": flat["fields"]} if "fields" in flat else {})
+    return flat

@@ -6,30 +6,56 @@ from rest_framework.response import Response
 
 from api.auth import Scope, request_token
 from api.serializers import ProjectSerializer, ProjectUpdateSerializer
-from api.views.base import ApiView, if_match_revision, with_etag
+from api.views.base import (
+    IF_MATCH,
+    LOCATION,
+    ApiView,
+    Filters,
+    if_match_revision,
+    responses,
+    with_etag,
+)
 from wiki.models import Project
 from wiki.services.projects import create_project, update_project
 
-IF_MATCH = OpenApiParameter(
-    "If-Match", str, OpenApiParameter.HEADER, required=True,
-    description='The ETag (revision) you read, e.g. "3"; "*" to skip the check.',
-)  # fmt: skip
-
 
 class ProjectList(mixins.ListModelMixin, ApiView):
+    """The projects the caller may see, by slug. Creating one (with its six category pages)
+    needs an admin token valid for all projects."""
+
     serializer_class = ProjectSerializer
     scopes = ApiView.scopes | {"POST": Scope.ADMIN}
 
     def get_queryset(self):
+        query = Filters(self.request, {"tag", "owner_team"})
         projects = Project.objects.with_category_pages().order_by("slug")
         token = request_token(self.request)
         if token is not None and not token.all_projects:
             projects = projects.filter(slug__in=token.projects)
+        owner = query.text("owner_team")
+        if owner is not None:
+            projects = projects.filter(owner_team=owner)
+        tag = query.text("tag")
+        if tag is not None:
+            # A JSON list: SQLite has no "contains" lookup for it, so match in Python.
+            tagged = [pk for pk, tags in Project.objects.values_list("pk", "tags") if tag in tags]
+            projects = projects.filter(pk__in=tagged)
         return projects
 
+    @extend_schema(
+        parameters=[
+            OpenApiParameter("tag", str, description="Projects with this tag."),
+            OpenApiParameter("owner_team", str, description="Projects of this team."),
+        ],
+        responses=responses({200: ProjectSerializer(many=True)}, 400),
+    )
     def get(self, request):
         return self.list(request)
 
+    @extend_schema(
+        parameters=[LOCATION],
+        responses=responses({201: ProjectSerializer}, 400, 413, 415),
+    )
     def post(self, request):
         token = request_token(request)
         if token is not None and not token.all_projects:
@@ -40,11 +66,14 @@ class ProjectList(mixins.ListModelMixin, ApiView):
         serializer.is_valid(raise_exception=True)
         project = create_project(actor=self.actor(), **serializer.validated_data)
         project = Project.objects.with_category_pages().get(pk=project.pk)
-        response = Response(self.get_serializer(project).data, status=status.HTTP_201_CREATED)
+        data = self.get_serializer(project).data
+        response = Response(data, status=status.HTTP_201_CREATED, headers={"Location": data["url"]})
         return with_etag(response, project.revision)
 
 
 class ProjectDetail(ApiView):
+    """A project; its ETag is its revision. Changing it needs an admin token and If-Match."""
+
     serializer_class = ProjectSerializer
     scopes = ApiView.scopes | {"PATCH": Scope.ADMIN}
 
@@ -52,19 +81,25 @@ class ProjectDetail(ApiView):
         self.get_project()
         return Project.objects.with_category_pages().get(pk=self._project.pk)
 
+    @extend_schema(responses=responses({200: ProjectSerializer}, 404))
     def get(self, request, project):
         current = self.project()
         return with_etag(Response(self.get_serializer(current).data), current.revision)
 
-    @extend_schema(request=ProjectUpdateSerializer, parameters=[IF_MATCH])
+    @extend_schema(
+        request=ProjectUpdateSerializer,
+        parameters=[IF_MATCH],
+        responses=responses({200: ProjectSerializer}, 400, 404, 412, 413, 415, 428),
+    )
     def patch(self, request, project):
+        project = self.get_project()
         base_revision = if_match_revision(request)
-        context = {"request": request, "project": self.get_project()}
+        context = {"request": request, "project": project}
         serializer = ProjectUpdateSerializer(data=request.data, context=context)
         serializer.is_valid(raise_exception=True)
         changes = dict(serializer.validated_data)
         update_project(
-            self.get_project(),
+            project,
             actor=self.actor(),
             base_revision=base_revision,
             change_reason=changes.pop("change_reason", "") or "Changed through the API",

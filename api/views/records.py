@@ -10,12 +10,20 @@ from rest_framework.response import Response
 from api.auth import Scope
 from api.pagination import NumberedPages, RecordCursor
 from api.serializers import (
-    AwareDateTimeField,
     DeploymentSerializer,
+    DeploymentUpdateSerializer,
     ModelVersionSerializer,
     TrainingRunSerializer,
 )
-from api.views.base import ApiView, idempotent
+from api.views.base import (
+    IDEMPOTENCY_KEY,
+    LOCATION,
+    REPLAYED,
+    ApiView,
+    Filters,
+    idempotent,
+    responses,
+)
 from wiki.models import Deployment, ModelVersion, TrainingRun
 from wiki.services.records import (
     DEPLOYMENT_UPDATE_FIELDS,
@@ -25,33 +33,12 @@ from wiki.services.records import (
     update_deployment,
 )
 
-IDEMPOTENCY_KEY = OpenApiParameter(
-    "Idempotency-Key", str, OpenApiParameter.HEADER,
-    description="Retry-safe writes: a replay with the same key and body returns the first "
-    "response (200) and creates nothing; the same key with another body is a 422.",
-)  # fmt: skip
-
-
-def _filter_value(request, name):
-    value = request.query_params.get(name)
-    return value if value not in (None, "") else None
-
-
-def _time_filter(request, name):
-    value = _filter_value(request, name)
-    if value is None:
-        return None
-    try:
-        return AwareDateTimeField().to_internal_value(value)
-    except exceptions.ValidationError as error:
-        raise exceptions.ValidationError({name: error.detail}) from None
-
-
-def _choice_filter(request, name, choices):
-    value = _filter_value(request, name)
-    if value is not None and value not in choices:
-        raise exceptions.ValidationError({name: [f"Must be one of: {', '.join(choices)}."]})
-    return value
+RECORD_FILTERS = [
+    OpenApiParameter("model_version", str, description="Exact model version."),
+    OpenApiParameter("since", str, description="Started at or after (ISO 8601, with zone)."),
+    OpenApiParameter("until", str, description="Started before (ISO 8601, with zone)."),
+    OpenApiParameter("git_commit", str, description="Commit hash or its prefix."),
+]
 
 
 class RecordList(mixins.ListModelMixin, ApiView):
@@ -61,51 +48,68 @@ class RecordList(mixins.ListModelMixin, ApiView):
     scopes = ApiView.scopes | {"POST": Scope.RECORDS_WRITE}
     model = None
     cursor_ordering = "-started_at"
+    filters = {"model_version", "status", "since", "until", "git_commit", "ordering"}
 
-    def filtered(self, project):
-        request = self.request
+    def filtered(self, project, query):
         records = self.model.objects.filter(project=project).select_related(
             "model_version", "project"
         )
-        version = _filter_value(request, "model_version")
+        version = query.text("model_version")
         if version is not None:
             records = records.filter(model_version__version=version)
-        record_status = _choice_filter(request, "status", self.model.Status.values)
+        record_status = query.choice("status", self.model.Status.values)
         if record_status is not None:
             records = records.filter(status=record_status)
-        since, until = _time_filter(request, "since"), _time_filter(request, "until")
+        since, until = query.time("since"), query.time("until")
         if since is not None:
             records = records.filter(started_at__gte=since)
         if until is not None:
             records = records.filter(started_at__lt=until)
+        commit = query.text("git_commit")
+        if commit is not None:
+            records = records.filter(git_commit__istartswith=commit)
         return records
 
-    def order(self, records):
-        ordering = _choice_filter(self.request, "ordering", ["started_at", "-started_at"])
-        if ordering == "started_at":
+    def order(self, records, query):
+        if query.choice("ordering", ["started_at", "-started_at"]) == "started_at":
             self.cursor_ordering = "started_at"
         return records
 
     def get_queryset(self):
-        return self.order(self.filtered(self.get_project()))
+        query = Filters(self.request, self.filters)
+        return self.order(self.filtered(self.get_project(), query), query)
+
+    def create(self, record):
+        """Validate the body, store it with ``record(project, actor, **data)``: 201."""
+        project = self.get_project()
+
+        def write():
+            serializer = self.get_serializer(data=self.request.data)
+            serializer.is_valid(raise_exception=True)
+            data = serializer.validated_data
+            # The same serializer shows the stored record (one serializer per request).
+            serializer.instance = record(project, actor=self.actor(), **data)
+            return serializer.data
+
+        return idempotent(self, project, write, status.HTTP_201_CREATED)
 
 
 class TrainingRunList(RecordList):
+    """Training runs of a project, newest first. Post each run once it ended: records are
+    append-only."""
+
     model = TrainingRun
     serializer_class = TrainingRunSerializer
 
-    def filtered(self, project):
-        records = super().filtered(project)
-        commit = _filter_value(self.request, "git_commit")
-        if commit is not None:
-            records = records.filter(git_commit__startswith=commit)
-        return records
-
-    def order(self, records):
-        ordering = _filter_value(self.request, "ordering") or "-started_at"
+    def order(self, records, query):
+        ordering = query.text("ordering") or "-started_at"
         name = ordering.lstrip("-")
         if not name.startswith("metric:"):
-            return super().order(records)
+            if name != "started_at":
+                raise exceptions.ValidationError(
+                    {"ordering": ["Use started_at, -started_at, metric:<name> or -metric:<name>."]}
+                )
+            return super().order(records, query)
         metric = name.removeprefix("metric:")
         if not metric:
             raise exceptions.ValidationError({"ordering": ["Name a metric: metric:<name>."]})
@@ -118,13 +122,8 @@ class TrainingRunList(RecordList):
 
     @extend_schema(
         parameters=[
-            OpenApiParameter("model_version", str, description="Exact model version."),
+            *RECORD_FILTERS,
             OpenApiParameter("status", str, enum=TrainingRun.Status.values),
-            OpenApiParameter(
-                "since", str, description="Started at or after (ISO 8601, with zone)."
-            ),
-            OpenApiParameter("until", str, description="Started before (ISO 8601, with zone)."),
-            OpenApiParameter("git_commit", str, description="Commit hash or its prefix."),
             OpenApiParameter(
                 "ordering",
                 str,
@@ -132,63 +131,56 @@ class TrainingRunList(RecordList):
                 "-metric:<name> (runs without that metric are left out).",
             ),
         ],  # fmt: skip
+        responses=responses({200: TrainingRunSerializer(many=True)}, 400, 404),
     )
     def get(self, request, project):
         return self.list(request)
 
-    @extend_schema(parameters=[IDEMPOTENCY_KEY], responses={201: TrainingRunSerializer})
+    @extend_schema(
+        parameters=[IDEMPOTENCY_KEY, REPLAYED, LOCATION],
+        responses=responses(
+            {201: TrainingRunSerializer}, 400, 404, 413, 415, 422, replay=TrainingRunSerializer
+        ),
+    )
     def post(self, request, project):
-        project = self.get_project()
-
-        def write():
-            serializer = self.get_serializer(data=request.data)
-            serializer.is_valid(raise_exception=True)
-            data = serializer.validated_data
-            # The same serializer shows the stored run (one serializer per request).
-            serializer.instance = record_training_run(project, actor=self.actor(), **data)
-            return serializer.data
-
-        return idempotent(self, project, write, status.HTTP_201_CREATED)
+        return self.create(record_training_run)
 
 
 class DeploymentList(RecordList):
+    """Deployments of a project, newest first. Post one as it starts (pending or
+    in_progress) and PATCH it forward, or post it once it ended."""
+
     model = Deployment
     serializer_class = DeploymentSerializer
+    filters = RecordList.filters | {"environment"}
 
-    def filtered(self, project):
-        records = super().filtered(project)
-        environment = _filter_value(self.request, "environment")
+    def filtered(self, project, query):
+        records = super().filtered(project, query)
+        environment = query.text("environment")
         if environment is not None:
             records = records.filter(environment=environment)
         return records
 
     @extend_schema(
         parameters=[
-            OpenApiParameter("model_version", str, description="Exact model version."),
+            *RECORD_FILTERS,
             OpenApiParameter("environment", str, description="e.g. staging, production."),
             OpenApiParameter("status", str, enum=Deployment.Status.values),
-            OpenApiParameter(
-                "since", str, description="Started at or after (ISO 8601, with zone)."
-            ),
-            OpenApiParameter("until", str, description="Started before (ISO 8601, with zone)."),
             OpenApiParameter("ordering", str, enum=["started_at", "-started_at"]),
         ],
+        responses=responses({200: DeploymentSerializer(many=True)}, 400, 404),
     )
     def get(self, request, project):
         return self.list(request)
 
-    @extend_schema(parameters=[IDEMPOTENCY_KEY], responses={201: DeploymentSerializer})
+    @extend_schema(
+        parameters=[IDEMPOTENCY_KEY, REPLAYED, LOCATION],
+        responses=responses(
+            {201: DeploymentSerializer}, 400, 404, 413, 415, 422, replay=DeploymentSerializer
+        ),
+    )
     def post(self, request, project):
-        project = self.get_project()
-
-        def write():
-            serializer = self.get_serializer(data=request.data)
-            serializer.is_valid(raise_exception=True)
-            data = serializer.validated_data
-            serializer.instance = record_deployment(project, actor=self.actor(), **data)
-            return serializer.data
-
-        return idempotent(self, project, write, status.HTTP_201_CREATED)
+        return self.create(record_deployment)
 
 
 class RecordDetail(ApiView):
@@ -216,17 +208,28 @@ class TrainingRunDetail(RecordDetail):
     model = TrainingRun
     serializer_class = TrainingRunSerializer
 
+    @extend_schema(responses=responses({200: TrainingRunSerializer}, 404))
+    def get(self, request, project, pk):
+        return super().get(request, project, pk)
+
 
 class DeploymentDetail(RecordDetail):
+    """A deployment, and its way forward: status (pending → in_progress → succeeded |
+    failed; succeeded → rolled_back), finished_at (once, with a final status; stamped now
+    if not given) and checks (added to those recorded). Any other change is a 409."""
+
     model = Deployment
     serializer_class = DeploymentSerializer
     scopes = ApiView.scopes | {"PATCH": Scope.RECORDS_WRITE}
 
+    @extend_schema(responses=responses({200: DeploymentSerializer}, 404))
+    def get(self, request, project, pk):
+        return super().get(request, project, pk)
+
     @extend_schema(
-        parameters=[IDEMPOTENCY_KEY],
-        description="Move the deployment forward: status (pending → in_progress → succeeded "
-        "| failed; succeeded → rolled_back), finished_at (once) and checks (appended). Any "
-        "other change is a 409.",
+        request=DeploymentUpdateSerializer,
+        parameters=[IDEMPOTENCY_KEY, REPLAYED],
+        responses=responses({200: DeploymentSerializer}, 400, 404, 409, 413, 415, 422),
     )
     def patch(self, request, project, pk):
         deployment = self.get_record()
@@ -251,22 +254,49 @@ class DeploymentDetail(RecordDetail):
 
 
 class ModelVersionList(mixins.ListModelMixin, ApiView):
+    """Model versions of a project, newest first. They are made by the records that name
+    them; register one by hand ahead of its records with pages:write."""
+
     serializer_class = ModelVersionSerializer
     pagination_class = NumberedPages
     scopes = ApiView.scopes | {"POST": Scope.PAGES_WRITE}
 
     def get_queryset(self):
-        return ModelVersion.objects.filter(project=self.get_project()).order_by(
-            "-created_at", "-id"
-        )
+        query = Filters(self.request, {"version"})
+        versions = ModelVersion.objects.filter(project=self.get_project())
+        prefix = query.text("version")
+        if prefix is not None:
+            versions = versions.filter(version__startswith=prefix)
+        return versions.order_by("-created_at", "-id")
 
+    @extend_schema(
+        parameters=[OpenApiParameter("version", str, description="Version or its prefix.")],
+        responses=responses({200: ModelVersionSerializer(many=True)}, 400, 404),
+    )
     def get(self, request, project):
         return self.list(request)
 
+    @extend_schema(
+        parameters=[IDEMPOTENCY_KEY, REPLAYED],
+        responses=responses(
+            {201: ModelVersionSerializer},
+            400,
+            404,
+            409,
+            413,
+            415,
+            422,
+            replay=ModelVersionSerializer,
+        ),  # fmt: skip
+    )
     def post(self, request, project):
-        serializer = self.get_serializer(data=request.data)
-        serializer.is_valid(raise_exception=True)
-        version = create_model_version(
-            self.get_project(), actor=self.actor(), **serializer.validated_data
-        )
-        return Response(self.get_serializer(version).data, status=status.HTTP_201_CREATED)
+        project = self.get_project()
+
+        def write():
+            serializer = self.get_serializer(data=request.data)
+            serializer.is_valid(raise_exception=True)
+            data = serializer.validated_data
+            serializer.instance = create_model_version(project, actor=self.actor(), **data)
+            return serializer.data
+
+        return idempotent(self, project, write, status.HTTP_201_CREATED)

@@ -3,33 +3,39 @@
 
 One file, Python 3.8+ standard library only: copy it into the pipeline. Configuration:
 
-  MLWIKI_URL    the wiki, e.g. https://wiki.example.com
+  MLWIKI_URL    the wiki, e.g. https://wiki.example.com (not a URL that redirects)
   MLWIKI_TOKEN  a token with the records:write scope for the project
-  MLWIKI_RUN_ID the pipeline run's id (default: GitHub Actions' GITHUB_RUN_ID and
-                GITHUB_RUN_ATTEMPT, or GitLab's CI_JOB_ID)
+  MLWIKI_RUN_ID the pipeline run's id; by default GitHub Actions' GITHUB_RUN_ID with
+                GITHUB_JOB, or GitLab's CI_PIPELINE_ID with CI_JOB_NAME. Both stay the
+                same when a job is retried or re-run.
 
-Every write carries an Idempotency-Key derived from the run id, so retries (this client's
-own, on connection errors, 429 and 5xx, or a re-run of the step) never record twice: a
-re-run sends the same body and gets the first answer back. So a training run needs its
---started-at (the job's start time), while deployment times default to when the wiki
-receives the start and the outcome.
+Every write carries an Idempotency-Key made of the run id and what identifies the record
+(a training run's model version and start time; a deployment's environment and model
+version; a deployment's id and outcome). So this client's own retries (on connection
+errors, 429 and 5xx) and a re-run of the step that sends the same record get the first
+answer back and never record twice. A re-run that sends a different record under the same
+identity (other metrics for the same start time, say) is refused by the wiki (422, exit 1)
+rather than recorded twice: pass --idempotency-key to record it as new, on purpose.
+Hence a training run needs its --started-at (the job's start time, not "now"); deployment
+times default to when the wiki receives the start and the outcome.
 
 Examples:
   mlwiki_ci.py training-run --project churn --model-version 1.4.0 --status succeeded \\
-      --metric auc=0.84 --param learning_rate=0.05 --dataset-name customers
+      --started-at 2024-06-01T10:00:00Z --metric auc=0.84 --param learning_rate=0.05
   mlwiki_ci.py training-run --project churn --file run.json
   ID=$(mlwiki_ci.py deployment-start --project churn --model-version 1.4.0 \\
       --environment production --reason "Retrained on June data")
   mlwiki_ci.py deployment-finish --project churn --id "$ID" --status succeeded \\
-      --check smoke=pass --check latency_p99_ms=pass:87
+      --check smoke=pass --check latency_p99_ms=pass:87 --checks-file checks.json
 
 Exit status: 0 on success, 1 when the wiki refuses the request (its message is printed),
-2 on bad arguments, 3 when the wiki cannot be reached after the retries.
+2 on bad arguments or input files, 3 when the wiki cannot be reached after the retries.
 """
 
 import argparse
 import hashlib
 import json
+import math
 import os
 import sys
 import time
@@ -41,7 +47,7 @@ USER_AGENT = "mlwiki-ci/1"
 
 
 class UsageError(Exception):
-    """The arguments or the environment are wrong."""
+    """The arguments, the environment or an input file are wrong."""
 
 
 class Refused(Exception):
@@ -50,6 +56,16 @@ class Refused(Exception):
 
 class Unreachable(Exception):
     """No usable answer after every retry."""
+
+
+class RefuseRedirects(urllib.request.HTTPRedirectHandler):
+    """A redirect would turn the POST into a GET (and record nothing): stop instead."""
+
+    def redirect_request(self, req, fp, code, msg, headers, newurl):
+        raise UsageError(f"MLWIKI_URL redirects ({code}) to {newurl}: use that address")
+
+
+OPENER = urllib.request.build_opener(RefuseRedirects)
 
 
 def log(message):
@@ -61,23 +77,25 @@ def run_id():
     if explicit:
         return explicit
     if os.environ.get("GITHUB_RUN_ID"):
-        return f"gh-{os.environ['GITHUB_RUN_ID']}-{os.environ.get('GITHUB_RUN_ATTEMPT', '1')}"
-    if os.environ.get("CI_JOB_ID"):
-        return f"gl-{os.environ['CI_JOB_ID']}"
+        return f"gh-{os.environ['GITHUB_RUN_ID']}-{os.environ.get('GITHUB_JOB', '')}"
+    if os.environ.get("CI_PIPELINE_ID"):
+        return f"gl-{os.environ['CI_PIPELINE_ID']}-{os.environ.get('CI_JOB_NAME', '')}"
     return None
 
 
-def idempotency_key(*parts):
-    """A stable key for one logical write of one pipeline run (None without a run id)."""
+def idempotency_key(args, *identity):
+    """The write's key: --idempotency-key, else the run id and the record's identity."""
+    if args.idempotency_key:
+        return args.idempotency_key
     rid = run_id()
     if rid is None:
         return None
-    digest = hashlib.sha256("|".join([rid, *map(str, parts)]).encode()).hexdigest()
+    digest = hashlib.sha256("|".join([rid, *map(str, identity)]).encode()).hexdigest()
     return f"mlwiki-ci-{digest[:48]}"
 
 
-def request(method, path, body, key, retries, backoff):
-    """Send one JSON request; returns (status, parsed body). Retries what may pass later."""
+def request(method, path, body, key, args):
+    """Send one JSON request; returns the parsed answer. Retries what may pass later."""
     base = os.environ.get("MLWIKI_URL", "").rstrip("/")
     token = os.environ.get("MLWIKI_TOKEN", "")
     if not base or not token:
@@ -93,19 +111,19 @@ def request(method, path, body, key, retries, backoff):
     if key:
         headers["Idempotency-Key"] = key
     data = json.dumps(body).encode()
-    for attempt in range(retries + 1):
-        wait = backoff * 2**attempt
+    for attempt in range(args.retries + 1):
+        wait = args.backoff * 2**attempt
         # The scheme is checked above: only http(s) is ever opened.
         req = urllib.request.Request(base + path, data=data, headers=headers, method=method)  # noqa: S310
         try:
-            with urllib.request.urlopen(req, timeout=30) as response:  # noqa: S310
-                return response.status, json.loads(response.read() or b"{}")
+            with OPENER.open(req, timeout=30) as response:
+                return json.loads(response.read() or b"{}")
         except urllib.error.HTTPError as error:
             payload = error.read()
             try:
                 detail = json.loads(payload).get("detail", "")
             except (ValueError, AttributeError):
-                detail = payload.decode("utf-8", "replace")[:500]
+                detail = payload.decode("utf-8", "replace")[:300]
             if error.code == 429 or error.code >= 500:
                 retry_after = error.headers.get("Retry-After", "")
                 if retry_after.isdigit():
@@ -115,10 +133,29 @@ def request(method, path, body, key, retries, backoff):
                 raise Refused(f"{error.code}: {detail or error.reason}") from None
         except (urllib.error.URLError, ConnectionError, TimeoutError) as error:
             problem = str(getattr(error, "reason", error))
-        if attempt < retries:
+        except ValueError:
+            problem = "the answer was not JSON"
+        if attempt < args.retries:
             log(f"mlwiki_ci: {problem}; retrying in {wait:g} s")
             time.sleep(wait)
-    raise Unreachable(f"giving up after {retries + 1} attempts: {problem}")
+    raise Unreachable(f"giving up after {args.retries + 1} attempts: {problem}")
+
+
+def read_json(path, kind, missing_ok=False):
+    """The JSON in ``path``, which must be a ``kind`` (dict or list)."""
+    try:
+        with open(path, encoding="utf-8") as handle:
+            value = json.load(handle)
+    except FileNotFoundError:
+        if missing_ok:
+            log(f"mlwiki_ci: {path} does not exist; recording without it")
+            return kind()
+        raise UsageError(f"{path} does not exist") from None
+    except (OSError, ValueError) as error:
+        raise UsageError(f"{path} is not readable JSON: {error}") from None
+    if not isinstance(value, kind):
+        raise UsageError(f"{path} must hold a JSON {'object' if kind is dict else 'list'}")
+    return value
 
 
 def pairs(items, convert, what):
@@ -147,6 +184,8 @@ def number(value, name):
         parsed = None
     if isinstance(parsed, bool) or not isinstance(parsed, (int, float)):
         raise UsageError(f"metric {name} must be a number, got {value!r}")
+    if not math.isfinite(parsed):
+        raise UsageError(f"metric {name} must be a finite number, got {value!r}")
     return parsed
 
 
@@ -166,36 +205,30 @@ def check(value, name):
 
 
 def project_path(project, *rest):
-    return (
-        "/api/v1/projects/"
-        + "/".join(urllib.parse.quote(p, safe="") for p in (project, *rest))
-        + "/"
-    )
+    parts = (urllib.parse.quote(part, safe="") for part in (project, *rest))
+    return "/api/v1/projects/" + "/".join(parts) + "/"
+
+
+def commit(args):
+    return args.git_commit or os.environ.get("GITHUB_SHA") or os.environ.get("CI_COMMIT_SHA")
 
 
 def training_run(args):
-    body = {}
-    if args.file:
-        with open(args.file, encoding="utf-8") as handle:
-            body = json.load(handle)
+    body = read_json(args.file, dict) if args.file else {}
     flags = {
         "model_version": args.model_version,
         "status": args.status,
         "started_at": args.started_at,
         "finished_at": args.finished_at,
-        "git_commit": args.git_commit
-        or os.environ.get("GITHUB_SHA")
-        or os.environ.get("CI_COMMIT_SHA"),
+        "git_commit": commit(args),
         "pipeline_url": args.pipeline_url,
         "notes": args.notes,
     }
     body.update({k: v for k, v in flags.items() if v is not None})
     dataset = {"name": args.dataset_name, "version": args.dataset_version, "uri": args.dataset_uri}
     if any(v is not None for v in dataset.values()):
-        body["dataset"] = {
-            **body.get("dataset", {}),
-            **{k: v for k, v in dataset.items() if v is not None},
-        }
+        given = {k: v for k, v in dataset.items() if v is not None}
+        body["dataset"] = {**body.get("dataset", {}), **given}
     for field, values, convert in (
         ("hyperparameters", args.param, scalar),
         ("metrics", args.metric, number),
@@ -206,10 +239,12 @@ def training_run(args):
     body.setdefault("status", "succeeded")
     if "started_at" not in body:
         raise UsageError("give the run's --started-at (or started_at in --file)")
-    key = idempotency_key("training-run", args.project, body.get("model_version"))
-    _, record = request(
-        "POST", project_path(args.project, "training-runs"), body, key, args.retries, args.backoff
+    key = idempotency_key(
+        args, "training-run", args.project, body.get("model_version"), body["started_at"]
     )
+    record = request("POST", project_path(args.project, "training-runs"), body, key, args)
+    if "id" not in record:
+        raise Unreachable(f"unexpected answer: {json.dumps(record)[:300]}")
     print(json.dumps(record, indent=2))
 
 
@@ -221,18 +256,17 @@ def deployment_start(args):
         "target": args.target or "",
         "reason": args.reason or "",
         "config": pairs(args.config, scalar, "config"),
-        "git_commit": args.git_commit
-        or os.environ.get("GITHUB_SHA")
-        or os.environ.get("CI_COMMIT_SHA")
-        or "",
+        "git_commit": commit(args) or "",
         "pipeline_url": args.pipeline_url or "",
     }
     if args.started_at:
         body["started_at"] = args.started_at
-    key = idempotency_key("deployment-start", args.project, args.environment, args.model_version)
-    _, record = request(
-        "POST", project_path(args.project, "deployments"), body, key, args.retries, args.backoff
+    key = idempotency_key(
+        args, "deployment-start", args.project, args.environment, args.model_version
     )
+    record = request("POST", project_path(args.project, "deployments"), body, key, args)
+    if "id" not in record:
+        raise Unreachable(f"unexpected answer: {json.dumps(record)[:300]}")
     log(f"mlwiki_ci: deployment {record['id']} recorded: {record['url']}")
     print(record["id"])
 
@@ -240,17 +274,16 @@ def deployment_start(args):
 def deployment_finish(args):
     checks = list(pairs(args.check, check, "check").values())
     if args.checks_file:
-        with open(args.checks_file, encoding="utf-8") as handle:
-            checks += json.load(handle)
+        # A deployment that failed before its tests ran still has an outcome to record.
+        checks += read_json(args.checks_file, list, missing_ok=True)
     body = {"status": args.status}
     if args.finished_at:
         body["finished_at"] = args.finished_at
     if checks:
         body["checks"] = checks
-    key = idempotency_key("deployment-finish", args.project, args.id, args.status)
+    key = idempotency_key(args, "deployment-finish", args.project, args.id, args.status)
     path = project_path(args.project, "deployments", str(args.id))
-    _, record = request("PATCH", path, body, key, args.retries, args.backoff)
-    print(json.dumps(record, indent=2))
+    print(json.dumps(request("PATCH", path, body, key, args), indent=2))
 
 
 def parser():
@@ -265,9 +298,13 @@ def parser():
         help="first wait in seconds, doubled each retry",
     )
     commands = main.add_subparsers(dest="command", required=True)
+    shared = argparse.ArgumentParser(add_help=False)
+    shared.add_argument("--project", required=True)
+    shared.add_argument(
+        "--idempotency-key", help="record this write under this key (default: derived)"
+    )
 
-    run = commands.add_parser("training-run", help="record a training run")
-    run.add_argument("--project", required=True)
+    run = commands.add_parser("training-run", parents=[shared], help="record a training run")
     run.add_argument("--file", help="JSON body (flags below override its fields)")
     run.add_argument("--model-version")
     run.add_argument("--status", choices=["running", "succeeded", "failed"])
@@ -284,8 +321,9 @@ def parser():
     run.add_argument("--notes")
     run.set_defaults(handler=training_run)
 
-    start = commands.add_parser("deployment-start", help="record a deployment; prints its id")
-    start.add_argument("--project", required=True)
+    start = commands.add_parser(
+        "deployment-start", parents=[shared], help="record a deployment; prints its id"
+    )
     start.add_argument("--model-version", required=True)
     start.add_argument("--environment", required=True)
     start.add_argument("--status", default="in_progress", choices=["pending", "in_progress"])
@@ -298,13 +336,15 @@ def parser():
     start.set_defaults(handler=deployment_start)
 
     finish = commands.add_parser(
-        "deployment-finish", help="record a deployment's outcome and checks"
+        "deployment-finish", parents=[shared], help="record a deployment's outcome and checks"
     )
-    finish.add_argument("--project", required=True)
     finish.add_argument("--id", required=True, type=int)
     finish.add_argument("--status", required=True, choices=["succeeded", "failed", "rolled_back"])
     finish.add_argument("--check", action="append", metavar="NAME=pass|fail[:VALUE]")
-    finish.add_argument("--checks-file", help='JSON list of {"name", "passed", "value", "details"}')
+    finish.add_argument(
+        "--checks-file",
+        help='JSON list of {"name", "passed", "value", "details"}; if missing, none',
+    )
     finish.add_argument("--finished-at", help="default: when the wiki receives it")
     finish.set_defaults(handler=deployment_finish)
     return main
@@ -312,9 +352,9 @@ def parser():
 
 def main(argv=None):
     args = parser().parse_args(argv)
-    if run_id() is None:
+    if args.idempotency_key is None and run_id() is None:
         log(
-            "mlwiki_ci: no run id (MLWIKI_RUN_ID, GITHUB_RUN_ID or CI_JOB_ID): "
+            "mlwiki_ci: no run id (MLWIKI_RUN_ID, GITHUB_RUN_ID or CI_PIPELINE_ID): "
             "retries are not protected against duplicates"
         )
     try:

@@ -1,18 +1,18 @@
 """Exactly-once record writes for retried requests (the Idempotency-Key header).
 
-``run_once`` makes the write and stores its answer under (project, key) in one
-transaction. The unique constraint on (project, key) is what guarantees one record: of
-two requests racing with one key, the second's insert of the key waits for the first to
-commit, fails, and takes the second's whole transaction (its record too) with it; that
-request then answers with the stored first answer. A plain retry takes the same path:
-the key is not looked up first, which would cost every first attempt a query to spare
-the rare retry some work.
+``run_once`` claims (project, key) first, in the transaction that makes the write, with an
+insert that the unique constraint turns into nothing when the key exists. A request that
+finds the key answers with the stored first answer without writing anything; one racing
+a first request still in flight waits on the constraint until that one commits (then
+replays) or rolls back (then claims the key itself). So however retries arrive, one
+write happens and every retry gets its answer.
 """
 
 import hashlib
 import json
 
-from django.db import IntegrityError, transaction
+from django.db import connection, transaction
+from django.utils import timezone
 
 from wiki.models import IdempotencyKey
 
@@ -34,11 +34,23 @@ def valid_key(key):
     return 0 < len(key) <= KEY_MAX_LENGTH and all(" " <= c <= "~" for c in key)
 
 
-def _stored(project, key, request_fingerprint):
-    stored = IdempotencyKey.objects.filter(project=project, key=key).first()
-    if stored is not None and stored.fingerprint != request_fingerprint:
-        raise KeyReused
-    return stored
+def _claim(project, key, request_fingerprint):
+    """Insert the key's row (answer to come); its id, or None if the key is taken.
+
+    INSERT … ON CONFLICT DO NOTHING (PostgreSQL and SQLite alike): unlike a plain insert,
+    a taken key is no error, so no savepoint is needed around it.
+    """
+    table = connection.ops.quote_name(IdempotencyKey._meta.db_table)
+    now = connection.ops.adapt_datetimefield_value(timezone.now())
+    with connection.cursor() as cursor:
+        cursor.execute(
+            f"INSERT INTO {table} (project_id, key, fingerprint, response_status, "  # noqa: S608
+            "response_body, created_at) VALUES (%s, %s, %s, 0, %s, %s) "
+            "ON CONFLICT (project_id, key) DO NOTHING RETURNING id",
+            [project.pk, key, request_fingerprint, "{}", now],
+        )
+        row = cursor.fetchone()
+    return row[0] if row else None
 
 
 def run_once(project, key, request_fingerprint, write):
@@ -46,17 +58,13 @@ def run_once(project, key, request_fingerprint, write):
     replayed). A replay returns the first answer; another request under the key raises
     KeyReused. If ``write`` raises, nothing is stored and a retry runs it again.
     """
-    try:
-        with transaction.atomic():
-            status, body = write()
-            IdempotencyKey.objects.create(
-                project=project, key=key, fingerprint=request_fingerprint,
-                response_status=status, response_body=body,
-            )  # fmt: skip
-        return status, body, False
-    except IntegrityError:
-        # A request with the same key committed first; our write was rolled back.
-        stored = _stored(project, key, request_fingerprint)
-        if stored is None:
-            raise  # some other constraint failed: not ours to hide
-    return stored.response_status, stored.response_body, True
+    with transaction.atomic():
+        claimed = _claim(project, key, request_fingerprint)
+        if claimed is None:
+            stored = IdempotencyKey.objects.get(project=project, key=key)
+            if stored.fingerprint != request_fingerprint:
+                raise KeyReused
+            return stored.response_status, stored.response_body, True
+        status, body = write()
+        IdempotencyKey.objects.filter(pk=claimed).update(response_status=status, response_body=body)
+    return status, body, False

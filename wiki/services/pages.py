@@ -60,21 +60,34 @@ def check_page_changes(page, *, fields=None, body=None, title=None):
     return changes
 
 
-def edit_page(page, *, actor, base_revision, change_reason, fields=None, body=None, title=None):
+def edit_page(
+    page, *, actor, base_revision, change_reason, fields=None, body=None, title=None,
+    merge_fields=False,
+):  # fmt: skip
     """Save a new revision of ``page`` with the given parts replaced.
 
     ``base_revision`` is the revision the editor started from; if the page has moved on
     since, EditConflict is raised and nothing is saved (None skips the check, for
     scripted writes). Only what is given (not None) is replaced; an edit that changes
-    nothing saves no revision. Returns the page as saved.
+    nothing saves no revision. With ``merge_fields``, ``fields`` changes the fields it
+    names (None removes one) and keeps the others as they are at the time of saving.
+    Returns the page as saved.
     """
-    changes = check_page_changes(page, fields=fields, body=body, title=title)
+    if not merge_fields:
+        changes = check_page_changes(page, fields=fields, body=body, title=title)
     with transaction.atomic(), recording(actor, change_reason):
         # The row lock makes concurrent editors of one page queue up here, so only one
         # of two edits from the same base revision can pass the check below.
         current = Page.objects.select_for_update().get(pk=page.pk)
         if base_revision is not None and current.revision != base_revision:
             raise EditConflict(current)
+        if merge_fields:
+            if fields is not None and not isinstance(fields, dict):
+                raise ValidationError({"fields": "Must be an object of field name to value."})
+            merged = None
+            if fields is not None:
+                merged = {k: v for k, v in (current.fields | fields).items() if v is not None}
+            changes = check_page_changes(current, fields=merged, body=body, title=title)
         if all(getattr(current, name) == value for name, value in changes.items()):
             return current
         for name, value in changes.items():

@@ -5,7 +5,7 @@ from django.db import IntegrityError, transaction
 from django.utils import timezone
 
 from wiki.history import recording
-from wiki.models import Deployment, ModelVersion, TrainingRun
+from wiki.models import Deployment, ModelVersion, TrainingRun, validate_version
 
 RUN_FIELDS = {
     "status", "started_at", "finished_at", "git_commit", "pipeline_url", "dataset_name",
@@ -25,10 +25,12 @@ def _version_name(version):
             {"model_version": "A model version (a non-empty string) is required."}
         )
     version = version.strip()
-    if "\x00" in version:
-        raise ValidationError({"model_version": "Must not contain NUL (\\x00) characters."})
     if len(version) > ModelVersion._meta.get_field("version").max_length:
         raise ValidationError({"model_version": "The model version is too long."})
+    try:
+        validate_version(version)
+    except ValidationError as error:
+        raise ValidationError({"model_version": error.messages}) from None
     return version
 
 
@@ -65,7 +67,19 @@ def record_training_run(project, *, actor, model_version, change_reason="", **at
 
 
 def record_deployment(project, *, actor, model_version, change_reason="", **attrs):
-    """Store a deployment posted by a pipeline (creating its model version if new)."""
+    """Store a deployment posted by a pipeline (creating its model version if new).
+
+    It may be recorded as it starts (pending, in_progress) or once it ended (succeeded,
+    failed: finished now unless it says when); a rollback is a change of a deployment
+    that succeeded, never a new record.
+    """
+    status = attrs.get("status")
+    if status == Deployment.Status.ROLLED_BACK:
+        raise ValidationError(
+            {"status": "Record the deployment, then PATCH it to rolled_back when rolled back."}
+        )
+    if status in Deployment.FINISHED and not attrs.get("finished_at"):
+        attrs["finished_at"] = timezone.now()
     reason = change_reason or "Recorded deployment"
     return _record(Deployment, DEPLOYMENT_FIELDS, project, actor, model_version, reason, attrs)
 
@@ -75,29 +89,30 @@ class RecordConflict(Exception):
 
 
 # Where a deployment may go from each status: forward only.
+# Where a deployment may go from each status: pending → in_progress → succeeded | failed;
+# succeeded → rolled_back.
 NEXT_STATUSES = {
-    Deployment.Status.PENDING: {
-        Deployment.Status.IN_PROGRESS, Deployment.Status.SUCCEEDED, Deployment.Status.FAILED,
-    },
+    Deployment.Status.PENDING: {Deployment.Status.IN_PROGRESS},
     Deployment.Status.IN_PROGRESS: {Deployment.Status.SUCCEEDED, Deployment.Status.FAILED},
     Deployment.Status.SUCCEEDED: {Deployment.Status.ROLLED_BACK},
     Deployment.Status.FAILED: set(),
     Deployment.Status.ROLLED_BACK: set(),
-}  # fmt: skip
+}
 DEPLOYMENT_UPDATE_FIELDS = {"status", "finished_at", "checks"}
 
 
-FINISHED_STATUSES = {
-    Deployment.Status.SUCCEEDED, Deployment.Status.FAILED, Deployment.Status.ROLLED_BACK,
-}  # fmt: skip
+def _new_checks(recorded, sent):
+    """The checks of ``sent`` to add: a client that sends back the recorded ones (what it
+    read) followed by new ones adds only the new ones."""
+    return sent[len(recorded) :] if sent[: len(recorded)] == recorded else sent
 
 
 def update_deployment(deployment, *, actor, change_reason="", **changes):
     """Move a deployment forward: a later status, its finished_at (once), more checks.
 
     Checks are appended to those already recorded. Reaching a final status without a
-    finished_at stamps it now. Anything else raises RecordConflict; invalid values raise
-    ValidationError. Returns the deployment as saved.
+    finished_at stamps it now; finished_at goes only with a final status. Anything else
+    raises RecordConflict; invalid values raise ValidationError. Returns the deployment.
     """
     other = sorted(set(changes) - DEPLOYMENT_UPDATE_FIELDS)
     if other:
@@ -106,7 +121,11 @@ def update_deployment(deployment, *, actor, change_reason="", **changes):
             "status (forward), finished_at (once) and checks (added) can."
         )
     with transaction.atomic(), recording(actor, change_reason or "Updated deployment"):
-        current = Deployment.objects.select_for_update().get(pk=deployment.pk)
+        current = (
+            Deployment.objects.select_for_update(of=("self",))
+            .select_related("project", "model_version")
+            .get(pk=deployment.pk)
+        )
         status = changes.get("status", current.status)
         if status not in Deployment.Status.values:
             choices = ", ".join(Deployment.Status.values)
@@ -123,9 +142,10 @@ def update_deployment(deployment, *, actor, change_reason="", **changes):
         checks = changes.get("checks") or []
         if not isinstance(checks, list):
             raise ValidationError({"checks": "Must be a list of check results."})
+        checks = _new_checks(current.checks, checks)
         if status == current.status and not checks and finished_at in (None, current.finished_at):
             return current  # nothing new: no revision
-        if status in FINISHED_STATUSES and finished_at is None and current.finished_at is None:
+        if status in Deployment.FINISHED and finished_at is None and current.finished_at is None:
             finished_at = timezone.now()
         current.status = status
         current.finished_at = finished_at or current.finished_at

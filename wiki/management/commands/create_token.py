@@ -49,4 +49,7 @@ class Command(BaseCommand):
                     for field, messages in error.message_dict.items()
                 )
             ) from None
+        if not projects:
+            # stderr: stdout carries the key alone, for scripts.
+            self.stderr.write("Note: without --project the token is valid for every project.")
         self.stdout.write(key)
