@@ -16,7 +16,8 @@ RUN pip install -r requirements.txt
 
 COPY . .
 # Static files are collected at build time; the key is only needed to load the settings.
-RUN DEBUG=false SECRET_KEY=collectstatic-only-not-a-secret python manage.py collectstatic --noinput
+RUN DEBUG=false SECRET_KEY=collectstatic-only AUDIT_HMAC_KEY=collectstatic-only \
+    python manage.py collectstatic --noinput
 
 USER mlwiki
 EXPOSE 8000

@@ -3,7 +3,7 @@ from django.http import JsonResponse
 from django.urls import path, re_path
 from django.views.decorators.csrf import csrf_exempt
 
-from api.views import pages, projects, records
+from api.views import audit, pages, projects, records
 
 app_name = "api"
 
@@ -44,5 +44,6 @@ urlpatterns = [
         records.ModelVersionList.as_view(),
         name="model-version-list",
     ),
+    path(f"{PROJECT}audit/verify/", audit.AuditVerify.as_view(), name="audit-verify"),
     re_path(r"", not_found),
 ]

@@ -1,10 +1,13 @@
 """Browser forms. They shape input for the services in wiki/services, which validate it."""
 
+from datetime import UTC, datetime, timedelta
+
 from django import forms
 from django.core.exceptions import ValidationError
 
 from wiki.categories import MARKDOWN, TABLE, TEXT
-from wiki.models import ApiToken, Page, Project
+from wiki.history import Source
+from wiki.models import ApiToken, Membership, Page, Project
 
 CHANGE_REASON_HELP = "What changed and why; shown in the page history and in audit reports."
 
@@ -217,5 +220,56 @@ class TokenForm(forms.Form):
         help_text="Leave empty for a token that never expires.",
     )
 
+    def __init__(self, *args, projects, **kwargs):
+        super().__init__(*args, **kwargs)
+        # Only the projects the user sees: a token acts as its user.
+        self.fields["projects"].queryset = projects.order_by("name")
+
     def clean_projects(self):
         return [project.slug for project in self.cleaned_data["projects"]]
+
+
+KINDS = [
+    ("", "all kinds"), ("project", "project"), ("page", "page"), ("modelversion", "model version"),
+    ("trainingrun", "training run"), ("deployment", "deployment"), ("membership", "membership"),
+]  # fmt: skip
+
+
+class ActivityFilterForm(forms.Form):
+    user = forms.CharField(required=False, max_length=150)
+    source = forms.ChoiceField(required=False, choices=[("", "all sources"), *Source.choices])
+    kind = forms.ChoiceField(required=False, choices=KINDS)
+    since = forms.DateField(required=False, widget=forms.DateInput(attrs={"type": "date"}))
+    until = forms.DateField(
+        required=False,
+        widget=forms.DateInput(attrs={"type": "date"}),
+        help_text="Up to and including this day (UTC).",
+    )
+
+    def filters(self):
+        """Keyword arguments for wiki.audit.activity (empty when the form is invalid)."""
+        if not self.is_valid():
+            return {}
+        data = dict(self.cleaned_data)
+        for name, shift in (("since", 0), ("until", 1)):
+            if data[name]:
+                day = data[name] + timedelta(days=shift)
+                data[name] = datetime(day.year, day.month, day.day, tzinfo=UTC)
+        return data
+
+
+class MemberForm(forms.Form):
+    username = forms.CharField(max_length=150)
+    role = forms.ChoiceField(choices=Membership.Role.choices)
+
+
+class RestoreForm(forms.Form):
+    base_revision = forms.IntegerField(widget=forms.HiddenInput, min_value=1)
+    change_reason = forms.CharField(
+        label="Why restore it", max_length=500, help_text="Kept in the history."
+    )
+
+
+class ApproveForm(forms.Form):
+    revision = forms.IntegerField(widget=forms.HiddenInput, min_value=1)
+    comment = forms.CharField(required=False, max_length=2000, widget=forms.Textarea({"rows": 2}))

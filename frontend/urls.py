@@ -1,22 +1,43 @@
 from django.urls import path
 from django.views.generic import RedirectView
 
-from frontend import views
+from frontend.views import pages, projects, tokens
 
 app_name = "frontend"
 
+PROJECT = "projects/<slug:project>/"
+PAGE = f"{PROJECT}<slug:page>/"
+
 urlpatterns = [
-    path("", views.project_list, name="project-list"),
-    path("tokens/", views.tokens, name="tokens"),
-    path("tokens/<int:pk>/revoke/", views.token_revoke, name="token-revoke"),
+    path("", projects.project_list, name="project-list"),
+    path("tokens/", tokens.tokens, name="tokens"),
+    path("tokens/<int:pk>/revoke/", tokens.token_revoke, name="token-revoke"),
     path("projects/", RedirectView.as_view(pattern_name="frontend:project-list")),
-    path("projects/new/", views.project_create, name="project-create"),
-    path("projects/<slug:project>/", views.project_detail, name="project-detail"),
-    path("projects/<slug:project>/settings/", views.project_settings, name="project-settings"),
-    path("projects/<slug:project>/records/", views.records, name="records"),
-    path("projects/<slug:project>/pages/", views.page_list, name="page-list"),
-    path("projects/<slug:project>/pages/new/", views.page_create, name="page-create"),
-    path("projects/<slug:project>/<slug:page>/", views.page_detail, name="page"),
-    path("projects/<slug:project>/<slug:page>/edit/", views.page_edit, name="page-edit"),
-    path("projects/<slug:project>/<slug:page>/history/", views.page_history, name="page-history"),
+    path("projects/new/", projects.project_create, name="project-create"),
+    path(PROJECT, pages.project_detail, name="project-detail"),
+    path(f"{PROJECT}settings/", projects.project_settings, name="project-settings"),
+    path(f"{PROJECT}members/", projects.members, name="members"),
+    path(f"{PROJECT}members/<int:pk>/remove/", projects.member_remove, name="member-remove"),
+    path(
+        f"{PROJECT}tokens/<int:pk>/revoke/",
+        projects.project_token_revoke,
+        name="project-token-revoke",
+    ),
+    path(f"{PROJECT}activity/", projects.activity_log, name="activity"),
+    path(f"{PROJECT}records/", projects.records, name="records"),
+    path(f"{PROJECT}audit/verify/", projects.audit_verify, name="audit-verify"),
+    path(f"{PROJECT}pages/", pages.page_list, name="page-list"),
+    path(f"{PROJECT}pages/new/", pages.page_create, name="page-create"),
+    path(PAGE, pages.page_detail, name="page"),
+    path(f"{PAGE}edit/", pages.page_edit, name="page-edit"),
+    path(f"{PAGE}history/", pages.page_history, name="page-history"),
+    path(f"{PAGE}compare/", pages.revision_compare, name="page-compare"),
+    path(f"{PAGE}revisions/<int:number>/", pages.revision_detail, name="revision"),
+    path(
+        f"{PAGE}revisions/<int:number>/restore/",
+        pages.revision_restore,
+        name="revision-restore",
+    ),
+    path(f"{PAGE}review/", pages.page_submit, name="page-submit"),
+    path(f"{PAGE}approve/", pages.page_approve, name="page-approve"),
 ]

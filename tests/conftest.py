@@ -4,6 +4,7 @@ from rest_framework.test import APIClient
 
 from tests.factories import ProjectFactory, UserFactory, make_token
 from wiki.celery import app as celery_app
+from wiki.models import Membership
 
 
 @pytest.fixture(autouse=True)
@@ -49,8 +50,11 @@ def admin_client_logged_in(admin_user):
 
 
 @pytest.fixture
-def project(db):
-    return ProjectFactory(slug="churn", name="Churn model")
+def project(user):
+    """The project "churn", which ``user`` (alice) maintains."""
+    project = ProjectFactory(slug="churn", name="Churn model")
+    Membership.objects.create(project=project, user=user, role=Membership.Role.MAINTAINER)
+    return project
 
 
 @pytest.fixture

@@ -9,7 +9,7 @@ from django.test import RequestFactory
 from api import auth
 from api.errors import csrf_failure, server_error
 from tests.factories import ProjectFactory, make_deployment, make_token
-from wiki.models import Deployment, ModelVersion, Project, TrainingRun
+from wiki.models import Deployment, Membership, ModelVersion, Project, TrainingRun
 
 pytestmark = pytest.mark.django_db
 
@@ -205,7 +205,8 @@ def test_registering_a_model_version_is_retry_safe(api, user, project):
 
 
 def test_lists_filter_projects_pages_and_versions(api, user, project):
-    ProjectFactory(slug="fraud", owner_team="Risk", tags=["real-time"])
+    fraud = ProjectFactory(slug="fraud", owner_team="Risk", tags=["real-time"])
+    Membership.objects.create(project=fraud, user=user, role="viewer")
     _, key = make_token(user, scopes=["admin"])
     client = api(key)
 
@@ -255,9 +256,10 @@ def test_creating_and_moving_deployments_take_a_fixed_number_of_queries(
     client = api(pipeline_key)
     body = {**RUN, "environment": "prod", "status": "in_progress"}
     client.post(DEPLOYMENTS, body)  # the version exists and the token's last use is recorded
-    with django_assert_max_num_queries(9):
-        created = client.post(DEPLOYMENTS, body, HTTP_IDEMPOTENCY_KEY="d-1")
-    # token, project, deployment, claim, lock, save, history, answer (+ the test's savepoints)
     with django_assert_max_num_queries(12):
+        created = client.post(DEPLOYMENTS, body, HTTP_IDEMPOTENCY_KEY="d-1")
+    # token, project, deployment, claim, lock, save, history (+ its 3-statement audit link),
+    # answer, and the test's savepoints
+    with django_assert_max_num_queries(15):
         client.patch(created.json()["url"], {"status": "succeeded"}, HTTP_IDEMPOTENCY_KEY="d-2")
     assert Project.objects.count() == 1

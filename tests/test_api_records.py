@@ -6,7 +6,7 @@ from datetime import UTC, datetime, timedelta
 import pytest
 
 from tests.factories import ProjectFactory, UserFactory, make_deployment, make_token
-from wiki.models import Deployment, IdempotencyKey, ModelVersion, TrainingRun
+from wiki.models import Deployment, IdempotencyKey, Membership, ModelVersion, TrainingRun
 
 pytestmark = pytest.mark.django_db
 
@@ -239,12 +239,12 @@ def test_creating_a_run_takes_a_fixed_number_of_queries(
 ):
     client = api(pipeline_key)
     client.post(RUNS, run_body())  # the version exists and the token's last use is recorded
-    # token, project, claim of the key, model version, run, its history row, the answer
-    # stored under the key; and the savepoint pair the test's own transaction turns the
-    # request's transaction into
-    with django_assert_max_num_queries(9):
+    # token, project, claim of the key, model version, run, its history row and its audit
+    # link (head, entry, head digest), the answer stored under the key; and the savepoint
+    # pair the test's own transaction turns the request's transaction into
+    with django_assert_max_num_queries(12):
         assert client.post(RUNS, run_body(), HTTP_IDEMPOTENCY_KEY="k-1").status_code == 201
-    with django_assert_max_num_queries(5):
+    with django_assert_max_num_queries(8):
         assert client.post(RUNS, run_body()).status_code == 201
 
 
@@ -275,7 +275,7 @@ def test_the_same_key_with_another_body_is_a_422(api, pipeline_key, project):
 
 
 def test_keys_are_per_project_and_failed_writes_do_not_use_them_up(api, user, project):
-    ProjectFactory(slug="fraud")
+    Membership.objects.create(project=ProjectFactory(slug="fraud"), user=user, role="editor")
     _, key = make_token(user, scopes=["records:write"])
     client = api(key)
     bad = client.post(RUNS, run_body(status="done"), HTTP_IDEMPOTENCY_KEY="k")
@@ -427,9 +427,9 @@ def test_records_time_filters_compare_instants(api, pipeline_key, project):
 
 
 def test_another_users_token_for_the_project_works_too(api, project):
-    _, key = make_token(
-        UserFactory(username="ci-bot"), scopes=["records:write"], projects=["churn"]
-    )
+    bot = UserFactory(username="ci-bot")
+    Membership.objects.create(project=project, user=bot, role="editor")
+    _, key = make_token(bot, scopes=["records:write"], projects=["churn"])
     response = api(key).post(RUNS, run_body())
     assert response.status_code == 201
     assert TrainingRun.objects.get().history.get().history_username == "ci-bot"

@@ -13,7 +13,8 @@ from django.utils import timezone
 from rest_framework.test import APIClient
 
 from tests.factories import ProjectFactory, cli_actor, make_token
-from wiki.models import ModelVersion, Page, Project, TrainingRun
+from wiki.audit import head_for, verify
+from wiki.models import AuditEntry, ModelVersion, Page, Project, TrainingRun
 from wiki.services import EditConflict
 from wiki.services.pages import edit_page
 from wiki.services.projects import create_project
@@ -115,3 +116,23 @@ def test_fifty_concurrent_posts_with_one_idempotency_key_make_one_record(user):
     assert statuses == [200] * 49 + [201], statuses
     assert TrainingRun.objects.filter(project=project).count() == 1
     assert len({r.json()["id"] for r in responses}) == 1
+
+
+def test_concurrent_writers_never_fork_a_chain():
+    project = ProjectFactory()
+
+    def run(number):
+        return lambda: record_training_run(
+            project, actor=cli_actor(), model_version="1.0", status="succeeded",
+            started_at=timezone.now(), notes=f"run {number}",
+        )  # fmt: skip
+
+    results = race(*(run(n) for n in range(8)))
+    assert all(isinstance(r, TrainingRun) for r in results), results
+    seqs = list(
+        AuditEntry.objects.filter(chain=head_for(project))
+        .order_by("seq")
+        .values_list("seq", flat=True)
+    )
+    assert seqs == list(range(1, len(seqs) + 1))
+    assert verify(head_for(project)).ok

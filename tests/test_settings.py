@@ -13,6 +13,7 @@ ROOT = Path(__file__).resolve().parent.parent
 SETTING_NAMES = [
     "DEBUG", "SECRET_KEY", "SECRET_KEY_FILE", "ALLOWED_HOSTS", "CSRF_TRUSTED_ORIGINS",
     "DATABASE_URL", "REDIS_URL", "CELERY_BROKER_URL", "SECURE_SSL_REDIRECT", "API_THROTTLE_RATE",
+    "AUDIT_HMAC_KEY", "AUDIT_CHAIN_ENABLED",
 ]  # fmt: skip
 
 
@@ -31,6 +32,7 @@ def manage(*args, **env):
 PRODUCTION = {
     "DEBUG": "false",
     "SECRET_KEY": secrets.token_urlsafe(50),
+    "AUDIT_HMAC_KEY": secrets.token_urlsafe(50),
     "ALLOWED_HOSTS": "wiki.example.com",
     "DATABASE_URL": "postgres://mlwiki@db.example.com:5432/mlwiki",
     "REDIS_URL": "redis://redis.example.com:6379/0",
@@ -60,8 +62,28 @@ def test_secret_key_can_come_from_a_file(tmp_path):
     assert result.returncode == 0, result.stderr
 
 
+def test_production_refuses_to_start_without_an_audit_key():
+    env = dict(PRODUCTION)
+    del env["AUDIT_HMAC_KEY"]
+    result = manage("check", **env)
+    assert result.returncode != 0
+    assert "no AUDIT_HMAC_KEY" in result.stderr
+
+
+def test_a_switched_off_chain_and_the_development_audit_key_are_deploy_warnings():
+    env = PRODUCTION | {
+        "AUDIT_CHAIN_ENABLED": "false",
+        "AUDIT_HMAC_KEY": "mlwiki-development-audit-key",
+    }
+    result = manage("check", "--deploy", **env)
+    assert "wiki.W003" in result.stderr and "wiki.W004" in result.stderr
+
+
 def test_sqlite_and_eager_celery_are_deploy_warnings():
-    env = {"DEBUG": "false", "SECRET_KEY": secrets.token_urlsafe(50), "ALLOWED_HOSTS": "x"}
+    env = {
+        "DEBUG": "false", "SECRET_KEY": secrets.token_urlsafe(50), "ALLOWED_HOSTS": "x",
+        "AUDIT_HMAC_KEY": secrets.token_urlsafe(50),
+    }  # fmt: skip
     result = manage("check", "--deploy", **env)
     assert "wiki.W001" in result.stderr and "wiki.W002" in result.stderr
 

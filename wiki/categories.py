@@ -318,7 +318,9 @@ CATEGORY_NAMES = tuple(c.name for c in CATEGORIES)
 _BY_NAME = {c.name: c for c in CATEGORIES}
 
 # Free-page slugs that would clash with category pages or the project's own URLs.
-RESERVED_SLUGS = frozenset(CATEGORY_NAMES) | {"pages", "records", "settings"}
+RESERVED_SLUGS = frozenset(CATEGORY_NAMES) | {
+    "pages", "records", "settings", "members", "activity", "audit", "tokens",
+}  # fmt: skip
 
 
 def get_category(name):

@@ -18,6 +18,22 @@ def check_production_services(app_configs, **kwargs):
                 id="wiki.W001",
             )
         )
+    if not settings.AUDIT_CHAIN_ENABLED:
+        warnings.append(
+            Warning(
+                "The audit chain is switched off: new history rows are not sealed.",
+                hint="Unset AUDIT_CHAIN_ENABLED (it exists to measure the chain's cost).",
+                id="wiki.W003",
+            )
+        )
+    if settings.AUDIT_HMAC_KEY == settings.DEVELOPMENT_AUDIT_KEY:
+        warnings.append(
+            Warning(
+                "AUDIT_HMAC_KEY is the public development key.",
+                hint="Set AUDIT_HMAC_KEY to a long random secret kept outside the database.",
+                id="wiki.W004",
+            )
+        )
     if settings.CELERY_TASK_ALWAYS_EAGER:
         warnings.append(
             Warning(

@@ -2,18 +2,22 @@
 
 Service functions run their writes inside ``recording(actor, reason)``; every historical
 row created meanwhile (django-simple-history) is stamped with the acting user, the user
-name as text, the API token (id and name) if any, the source and the reason. A write made
-outside any recording context (a stray ``save()`` in the shell, a data migration) is still
-kept, with source ``system``.
+name as text, the API token (id and name) if any, the source, the reason and a request id
+(a UUID shared by everything one request, command or task changed). Outside a service, a
+write during a request is stamped with the request's user and source (the admin's user
+pages, say); a write outside any request and any recording context (a stray ``save()`` in
+the shell, a data migration) is still kept, with source ``system``.
 """
 
 import functools
+import uuid
 from contextlib import contextmanager
 from contextvars import ContextVar
 from dataclasses import dataclass
 
 from django.core.exceptions import ValidationError
 from django.db import models
+from django.utils import timezone
 from simple_history.manager import HistoryManager
 
 CHANGE_REASON_MAX_LENGTH = 1000
@@ -43,7 +47,26 @@ class Actor:
 
 SYSTEM = Actor(user=None, source=Source.SYSTEM)
 
+# (actor, reason, request id) of the innermost recording block.
 _current = ContextVar("mlwiki_revision", default=None)
+# (request id, function returning the request's actor) while a request is served.
+_request = ContextVar("mlwiki_request", default=None)
+
+
+@contextmanager
+def request_scope(request_id, actor):
+    """Everything changed inside belongs to one request: ``request_id``, and ``actor()``
+    (called only if needed) for writes made outside the services."""
+    token = _request.set((request_id, actor))
+    try:
+        yield
+    finally:
+        _request.reset(token)
+
+
+def current_request_id():
+    scope = _request.get()
+    return scope[0] if scope else None
 
 
 def check_reason(reason):
@@ -65,7 +88,11 @@ def recording(actor, reason):
 
     The reason is checked first (ValidationError), so a bad one stops the write.
     """
-    token = _current.set((actor, check_reason(reason)))
+    reason = check_reason(reason)
+    outer = _current.get()
+    # One id for all a request changed; outside a request, one per outermost block.
+    request_id = current_request_id() or (outer[2] if outer else uuid.uuid4())
+    token = _current.set((actor, reason, request_id))
     try:
         yield
     finally:
@@ -95,6 +122,8 @@ class RevisionInfo(models.Model):
     # The API token a change was made with (id and name as text: tokens may be deleted).
     history_token_id = models.PositiveBigIntegerField(null=True, blank=True)
     history_token_name = models.CharField(max_length=100, blank=True)
+    # Shared by every row one request (or command, or task) wrote; X-Request-ID tells clients.
+    history_request_id = models.UUIDField(null=True, blank=True, db_index=True)
 
     class Meta:
         abstract = True
@@ -103,16 +132,24 @@ class RevisionInfo(models.Model):
 def stamp_revision(sender, history_instance, **kwargs):
     """pre_create_historical_record receiver: fill the revision facts from the context."""
     current = _current.get()
-    if current is None:
-        history_instance.history_source = Source.SYSTEM
-        user = history_instance.history_user
-        history_instance.history_username = user.get_username() if user else ""
-        return
-    actor, reason = current
+    scope = _request.get()
+    if current is not None:
+        actor, reason, request_id = current
+        history_instance.history_change_reason = reason
+    elif scope is not None:
+        request_id, actor = scope[0], scope[1]()
+    else:
+        actor, request_id = SYSTEM, uuid.uuid4()
     history_instance.history_user = actor.user
     history_instance.history_username = actor.username
     history_instance.history_source = actor.source
-    history_instance.history_change_reason = reason
+    history_instance.history_request_id = request_id
     if actor.token is not None:
         history_instance.history_token_id = actor.token.pk
         history_instance.history_token_name = actor.token.name
+
+
+def record_login(sender, user, **kwargs):
+    """user_logged_in receiver: note the time without a history row (Django's own receiver
+    saves the user, which would make every login a revision of the account)."""
+    type(user).objects.filter(pk=user.pk).update(last_login=timezone.now())

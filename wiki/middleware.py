@@ -1,7 +1,11 @@
 """Project-wide middleware: the health check and the headers every response carries."""
 
+import uuid
+
 from django.db import connection
 from django.http import HttpResponse
+
+from wiki.history import Actor, Source, request_scope
 
 
 def content_security_policy(img_src="'self' https:", style_src="'self'"):
@@ -55,4 +59,28 @@ class HealthCheckMiddleware:
             cursor.execute("SELECT 1")
         response = HttpResponse("ok", content_type="text/plain")
         response["Cache-Control"] = "no-store"
+        return response
+
+
+class RequestIdMiddleware:
+    """Gives each request an id, shared by every revision it writes and returned to the
+    client as X-Request-ID; writes made outside the services (the admin's user pages) are
+    stamped with the request's user and source."""
+
+    def __init__(self, get_response):
+        self.get_response = get_response
+
+    def __call__(self, request):
+        request_id = uuid.uuid4()
+
+        def actor():
+            user = request.user if request.user.is_authenticated else None
+            path = request.path_info
+            if path.startswith("/admin/"):
+                return Actor(user, Source.ADMIN)
+            return Actor(user, Source.API if path.startswith("/api/") else Source.WEB)
+
+        with request_scope(request_id, actor):
+            response = self.get_response(request)
+        response["X-Request-ID"] = str(request_id)
         return response

@@ -8,11 +8,13 @@ import math
 from datetime import UTC, datetime, timedelta
 
 from django.conf import settings
+from django.contrib.auth import get_user_model
 from django.core.exceptions import ValidationError
 from django.core.validators import RegexValidator, URLValidator
 from django.db import models
 from django.db.models import OuterRef, Prefetch, Q, Subquery
 from django.utils import timezone
+from simple_history import register
 from simple_history.models import HistoricalRecords
 
 from wiki.categories import CATEGORY_NAMES, RESERVED_SLUGS, get_category, missing_required
@@ -182,6 +184,25 @@ class Page(DomainModel):
     revision = models.PositiveIntegerField(default=1)
     created_at = models.DateTimeField(auto_now_add=True)
     updated_at = models.DateTimeField(auto_now=True)
+
+    class ReviewState(models.TextChoices):
+        DRAFT = "draft"
+        IN_REVIEW = "in_review", "In review"
+        APPROVED = "approved"
+
+    # Four eyes: a maintainer other than its last editor approves a revision. The latest
+    # approval stays on record after further edits ("approved revision N; current differs").
+    review_state = models.CharField(
+        max_length=20, choices=ReviewState.choices, default=ReviewState.DRAFT
+    )
+    approved_revision = models.PositiveIntegerField(null=True, blank=True)
+    approved_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL,
+        related_name="+",
+    )  # fmt: skip
+    approved_by_name = models.CharField(max_length=150, blank=True)
+    approved_at = models.DateTimeField(null=True, blank=True)
+    approval_comment = models.TextField(blank=True)
 
     history = history()
     objects = PageQuerySet.as_manager()
@@ -521,6 +542,97 @@ class IdempotencyKey(models.Model):
     def __str__(self):
         return f"{self.project_id}:{self.key}"
 
+
+class Membership(DomainModel):
+    """A user's role in a project: viewer (reads), editor (writes documentation and
+    records), maintainer (also members, tokens, settings and approvals)."""
+
+    class Role(models.TextChoices):
+        VIEWER = "viewer"
+        EDITOR = "editor"
+        MAINTAINER = "maintainer"
+
+    project = models.ForeignKey(Project, on_delete=models.CASCADE, related_name="memberships")
+    user = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="memberships"
+    )
+    role = models.CharField(max_length=20, choices=Role.choices)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    history = history()
+
+    class Meta:
+        ordering = ["project_id", "user__username"]
+        constraints = [
+            models.UniqueConstraint(fields=["project", "user"], name="membership_unique")
+        ]
+
+    def __str__(self):
+        return f"{self.user} is {self.role} of {self.project}"
+
+
+class ChainHead(models.Model):
+    """The end of an audit chain (one per project, one global): the last entry's number and
+    digest, locked by every append so concurrent writers never fork the chain; and what
+    the latest verification found."""
+
+    key = models.CharField(max_length=40, unique=True)
+    project = models.OneToOneField(
+        Project, null=True, blank=True, on_delete=models.PROTECT, related_name="chain"
+    )
+    seq = models.PositiveBigIntegerField(default=0)
+    digest = models.CharField(max_length=64)
+    verified_at = models.DateTimeField(null=True, blank=True)
+    verified_ok = models.BooleanField(null=True)
+    verified_entries = models.PositiveBigIntegerField(default=0)
+    first_bad = models.JSONField(null=True, blank=True)
+
+    def __str__(self):
+        return self.key
+
+
+class AuditEntry(models.Model):
+    """One history row's link in its chain: digest = SHA-256(previous digest + canonical
+    JSON of the row); seal = HMAC-SHA-256(AUDIT_HMAC_KEY, digest). The other columns copy
+    what the activity log filters and shows."""
+
+    chain = models.ForeignKey(ChainHead, on_delete=models.PROTECT, related_name="entries")
+    seq = models.PositiveBigIntegerField()
+    table = models.CharField(max_length=100)
+    history_id = models.BigIntegerField()
+    object_id = models.BigIntegerField()
+    kind = models.CharField(max_length=40)
+    action = models.CharField(max_length=1)
+    at = models.DateTimeField()
+    username = models.CharField(max_length=150, blank=True)
+    source = models.CharField(max_length=10)
+    reason = models.TextField(blank=True)
+    request_id = models.UUIDField(null=True, blank=True)
+    object_repr = models.CharField(max_length=200, blank=True)
+    digest = models.CharField(max_length=64)
+    seal = models.CharField(max_length=64)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["chain", "seq"], name="audit_entry_unique_seq")
+        ]
+        indexes = [
+            models.Index(fields=["chain", "table", "history_id"]),
+            models.Index(fields=["chain", "at"]),
+        ]
+
+    def __str__(self):
+        return f"{self.chain.key}#{self.seq}"
+
+
+# Accounts have history too (in the global audit chain); never their password hash.
+register(
+    get_user_model(),
+    app="wiki",
+    bases=[RevisionInfo],
+    history_manager=RevisionManager,
+    excluded_fields=["password", "last_login"],
+)
 
 HistoricalProject = Project.history.model
 HistoricalPage = Page.history.model

@@ -30,13 +30,26 @@ if not DEBUG and SECRET_KEY == DEVELOPMENT_SECRET_KEY:
         "or set DEBUG=true for local development."
     )
 
+# Seals the audit chain (HMAC-SHA-256). Never stored in the database; keep it safe and
+# stable: with another key, every seal fails verification.
+DEVELOPMENT_AUDIT_KEY = "mlwiki-development-audit-key"  # noqa: S105
+AUDIT_HMAC_KEY = env.str("AUDIT_HMAC_KEY", default=DEVELOPMENT_AUDIT_KEY if DEBUG else "")
+if not AUDIT_HMAC_KEY:
+    raise ImproperlyConfigured(
+        "mlwiki refuses to start with DEBUG off and no AUDIT_HMAC_KEY: the audit chain's "
+        "seals need a secret key kept outside the database. Set AUDIT_HMAC_KEY to a long "
+        "random value (and keep it: verification needs the same key)."
+    )
+# Only for measuring what the chain costs (bench/): a deploy check warns when it is off.
+AUDIT_CHAIN_ENABLED = env.bool("AUDIT_CHAIN_ENABLED", default=True)
+
 ALLOWED_HOSTS = env.list(
     "ALLOWED_HOSTS", default=["127.0.0.1", "localhost", "[::1]"] if DEBUG else []
 )
 CSRF_TRUSTED_ORIGINS = env.list("CSRF_TRUSTED_ORIGINS", default=[])
 
 INSTALLED_APPS = [
-    "django.contrib.admin",
+    "wiki.apps.WikiAdminConfig",
     "django.contrib.auth",
     "django.contrib.contenttypes",
     "django.contrib.sessions",
@@ -55,6 +68,7 @@ INSTALLED_APPS = [
 
 MIDDLEWARE = [
     "wiki.middleware.HealthCheckMiddleware",
+    "wiki.middleware.RequestIdMiddleware",
     "django.middleware.security.SecurityMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",

@@ -10,6 +10,7 @@ from rest_framework.response import Response
 from api.auth import Scope, request_token
 from api.errors import PreconditionRequired
 from api.serializers import AwareDateTimeField, ErrorSerializer
+from wiki.access import EDIT, VIEW, rights, with_role
 from wiki.history import Actor, Source
 from wiki.models import Project
 from wiki.services.idempotency import fingerprint, run_once, valid_key
@@ -60,9 +61,11 @@ class Filters:
 
 
 class ApiView(generics.GenericAPIView):
-    """Base of the API's views. ``scopes`` maps a method to the token scope it needs."""
+    """Base of the API's views. ``scopes`` maps a method to the token scope it needs,
+    ``needs`` to the right in the project (wiki.access) the caller's user needs."""
 
     scopes = {"GET": Scope.READ, "HEAD": Scope.READ}
+    needs = {"GET": VIEW, "HEAD": VIEW}
     # OPTIONS would describe forms of a browsable API this one does not serve: the OpenAPI
     # schema describes it. Without it here, it is neither served nor listed in Allow.
     http_method_names = [m for m in generics.GenericAPIView.http_method_names if m != "options"]
@@ -71,15 +74,28 @@ class ApiView(generics.GenericAPIView):
         return Actor(user=self.request.user, source=Source.API, token=request_token(self.request))
 
     def get_project(self):
-        """The project named in the URL: 404 if unknown, 403 if the token may not use it."""
+        """The project named in the URL: 404 if unknown (or invisible to the user), 403 if
+        the token may not use it or the user's role does not allow the method."""
         if not hasattr(self, "_project"):
             slug = self.kwargs["project"]
-            project = next(iter(Project.objects.filter(slug=slug).order_by()[:1]), None)
+            found = with_role(Project.objects.filter(slug=slug).order_by(), self.request.user)
+            project = next(iter(found[:1]), None)
             if project is None:
                 raise exceptions.NotFound(f"There is no project '{slug}'.")
             token = request_token(self.request)
             if token is not None and not token.allows_project(slug):
                 raise exceptions.PermissionDenied(f"This token is not valid for project '{slug}'.")
+            granted = rights(self.request.user, project)
+            if VIEW not in granted:
+                if token is None:
+                    raise exceptions.NotFound(f"There is no project '{slug}'.")
+                raise exceptions.PermissionDenied(
+                    f"The token's user, {self.request.user}, is not a member of '{slug}'."
+                )
+            if self.needs.get(self.request.method, EDIT) not in granted:
+                raise exceptions.PermissionDenied(
+                    f"{self.request.user}'s role in '{slug}' does not allow this."
+                )
             self._project = project
         return self._project
 

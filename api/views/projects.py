@@ -15,6 +15,7 @@ from api.views.base import (
     responses,
     with_etag,
 )
+from wiki.access import MAINTAIN, visible_projects
 from wiki.models import Project
 from wiki.services.projects import create_project, update_project
 
@@ -28,7 +29,7 @@ class ProjectList(mixins.ListModelMixin, ApiView):
 
     def get_queryset(self):
         query = Filters(self.request, {"tag", "owner_team"})
-        projects = Project.objects.with_category_pages().order_by("slug")
+        projects = visible_projects(self.request.user).with_category_pages().order_by("slug")
         token = request_token(self.request)
         if token is not None and not token.all_projects:
             projects = projects.filter(slug__in=token.projects)
@@ -72,10 +73,12 @@ class ProjectList(mixins.ListModelMixin, ApiView):
 
 
 class ProjectDetail(ApiView):
-    """A project; its ETag is its revision. Changing it needs an admin token and If-Match."""
+    """A project; its ETag is its revision. Changing it needs an admin token, a maintainer
+    and If-Match."""
 
     serializer_class = ProjectSerializer
     scopes = ApiView.scopes | {"PATCH": Scope.ADMIN}
+    needs = ApiView.needs | {"PATCH": MAINTAIN}
 
     def project(self):
         self.get_project()

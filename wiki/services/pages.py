@@ -2,9 +2,11 @@
 
 import copy
 
-from django.core.exceptions import ValidationError
+from django.core.exceptions import PermissionDenied, ValidationError
 from django.db import IntegrityError, transaction
+from django.utils import timezone
 
+from wiki.access import MAINTAIN, can
 from wiki.categories import MARKDOWN_MAX_LENGTH, normalize_newlines, validate_fields
 from wiki.history import recording
 from wiki.models import Page
@@ -93,6 +95,78 @@ def edit_page(
         for name, value in changes.items():
             setattr(current, name, value)
         current.revision += 1
+        if current.review_state == Page.ReviewState.APPROVED:
+            # The approval stays on record for the revision it approved; this one is new.
+            current.review_state = Page.ReviewState.DRAFT
+        current.save()
+    return current
+
+
+def revision_of(page, number):
+    """The history row holding revision ``number`` of ``page``'s content, or None."""
+    return page.history.filter(revision=number).order_by("-history_date", "-history_id").first()
+
+
+def restore_page(page, *, actor, revision, base_revision, change_reason):
+    """Save, as a new revision, the content ``page`` had at ``revision``.
+
+    Nothing is rewritten: the restore is one more revision, whose reason says which one
+    it restores. Restoring what the page already says saves nothing.
+    """
+    old = revision_of(page, revision) if isinstance(revision, int) else None
+    if old is None:
+        raise ValidationError({"revision": f"{page} has no revision {revision}."})
+    reason = f"Restored revision {revision}" + (f": {change_reason}" if change_reason else "")
+    return edit_page(
+        page,
+        actor=actor,
+        base_revision=base_revision,
+        change_reason=reason,
+        fields=old.fields,
+        body=old.body,
+        title=None if page.category else old.title,
+    )
+
+
+def submit_for_review(page, *, actor, change_reason=""):
+    """Ask the maintainers to review the page's current revision."""
+    with transaction.atomic(), recording(actor, change_reason or "Submitted for review"):
+        current = Page.objects.select_for_update().get(pk=page.pk)
+        if current.review_state != Page.ReviewState.IN_REVIEW:
+            current.review_state = Page.ReviewState.IN_REVIEW
+            current.save()
+    return current
+
+
+def approve_page(page, *, actor, revision, comment=""):
+    """Four eyes: a maintainer who did not write ``revision`` approves it (the current one).
+
+    PermissionDenied for anyone else; EditConflict if the page moved past ``revision``.
+    """
+    if not can(actor.user, MAINTAIN, page.project):
+        raise PermissionDenied("Only a maintainer of the project approves its pages.")
+    if not isinstance(comment, str) or len(comment) > 2000:
+        raise ValidationError({"comment": "A comment is text of at most 2,000 characters."})
+    with transaction.atomic(), recording(actor, f"Approved revision {revision}"):
+        current = Page.objects.select_for_update().get(pk=page.pk)
+        if revision != current.revision:
+            raise EditConflict(current)
+        written = (
+            current.history.filter(revision=revision)
+            .order_by("history_date", "history_id")
+            .values_list("history_user_id", flat=True)
+            .first()
+        )
+        if written is not None and written == actor.user.pk:
+            raise PermissionDenied(
+                "Four eyes: you wrote this revision, so another maintainer approves it."
+            )
+        current.review_state = Page.ReviewState.APPROVED
+        current.approved_revision = revision
+        current.approved_by = actor.user
+        current.approved_by_name = actor.username
+        current.approved_at = timezone.now()
+        current.approval_comment = comment.strip()
         current.save()
     return current
 

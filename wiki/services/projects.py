@@ -5,7 +5,7 @@ from django.db import IntegrityError, transaction
 
 from wiki.categories import CATEGORIES
 from wiki.history import recording
-from wiki.models import Page, Project
+from wiki.models import Membership, Page, Project
 from wiki.services import EditConflict
 
 TAG_MAX_LENGTH = 50
@@ -33,7 +33,7 @@ def _tags(tags):
 
 
 def create_project(*, actor, slug, name, owner_team, summary="", tags=(), change_reason=""):
-    """Create a project together with its six category pages."""
+    """Create a project together with its six category pages; its creator maintains it."""
     project = Project(
         slug=slug, name=name, owner_team=owner_team, summary=summary, tags=_tags(tags)
     )
@@ -47,6 +47,10 @@ def create_project(*, actor, slug, name, owner_team, summary="", tags=(), change
                     category=category.name,
                     slug=category.name,
                     title=category.label,
+                )
+            if actor.user is not None:
+                Membership.objects.create(
+                    project=project, user=actor.user, role=Membership.Role.MAINTAINER
                 )
     except IntegrityError:
         # Another request created the same slug between our check and our insert.

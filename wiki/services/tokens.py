@@ -78,6 +78,7 @@ def authenticate_key(key):
             "name",
             "user__username",
             "user__is_active",
+            "user__is_superuser",
             "scopes",
             "all_projects",
             "projects",

@@ -1,0 +1,35 @@
+"""The audit chain over the API: verification."""
+
+from drf_spectacular.utils import extend_schema
+from rest_framework import serializers
+from rest_framework.response import Response
+
+from api.views.base import ApiView, responses
+from wiki.audit import head_for, verify
+
+
+class BadEntrySerializer(serializers.Serializer):
+    kind = serializers.ChoiceField(choices=["altered", "deleted", "inserted", "reordered"])
+    seq = serializers.IntegerField(allow_null=True, help_text="The entry's number, from 1.")
+    table = serializers.CharField(help_text="The history table of the row, if one is named.")
+    history_id = serializers.IntegerField(allow_null=True)
+    detail = serializers.CharField()
+
+
+class VerdictSerializer(serializers.Serializer):
+    ok = serializers.BooleanField()
+    entries = serializers.IntegerField(help_text="Entries found intact, in order.")
+    head = serializers.CharField(help_text="The chain head's digest.")
+    first_bad = BadEntrySerializer(allow_null=True)
+
+
+class AuditVerify(ApiView):
+    """Recompute the project's audit chain from its history rows: ``ok``, the entries
+    intact, the head digest, and the first entry altered, deleted, inserted or reordered
+    behind the application's back (null when intact)."""
+
+    serializer_class = VerdictSerializer
+
+    @extend_schema(responses=responses({200: VerdictSerializer}, 404))
+    def get(self, request, project):
+        return Response(VerdictSerializer(verify(head_for(self.get_project()))).data)

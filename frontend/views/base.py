@@ -1,0 +1,51 @@
+"""What the browser views share: the acting user, and the project or page a URL names,
+found only if the user may see it."""
+
+from django.core.exceptions import PermissionDenied
+from django.http import Http404
+
+from wiki.access import EDIT, MAINTAIN, VIEW, rights, with_role
+from wiki.categories import CATEGORIES
+from wiki.history import Actor, Source
+from wiki.models import Page, Project
+
+
+def actor(request):
+    return Actor(user=request.user, source=Source.WEB)
+
+
+def project_for(request, slug, right=VIEW):
+    """The project ``slug``: 404 if the user may not see it (or it does not exist, which
+    looks the same), 403 if they see it but lack ``right``."""
+    project = with_role(Project.objects.filter(slug=slug), request.user).first()
+    granted = rights(request.user, project) if project is not None else set()
+    if VIEW not in granted:
+        raise Http404("There is no such project.")
+    if right not in granted:
+        raise PermissionDenied
+    return project
+
+
+def page_for(request, project_slug, page_slug, right=VIEW):
+    project = project_for(request, project_slug, right)
+    page = Page.objects.filter(project=project, slug=page_slug).first()
+    if page is None:
+        raise Http404("There is no such page.")
+    page.project = project
+    return page
+
+
+def project_context(request, project, active):
+    """What the project header and its tabs need: the category pages with their scores,
+    and what the user may do here."""
+    pages = project.pages.categories().only("project", "category", "fields")
+    by_category = {page.category: page for page in pages}
+    tabs = [(c, by_category[c.name]) for c in CATEGORIES if c.name in by_category]
+    granted = rights(request.user, project)
+    return {
+        "project": project,
+        "tabs": tabs,
+        "active": active,
+        "can_edit": EDIT in granted,
+        "can_maintain": MAINTAIN in granted,
+    }

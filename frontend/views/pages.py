@@ -1,0 +1,304 @@
+"""Pages: reading, editing (with preview and conflicts), free pages, history, comparing
+and restoring revisions, review and approval."""
+
+import contextlib
+
+from django.contrib import messages
+from django.core.exceptions import PermissionDenied, ValidationError
+from django.core.paginator import Paginator
+from django.http import Http404
+from django.shortcuts import redirect, render
+from django.views.decorators.http import require_http_methods, require_POST, require_safe
+
+from frontend.forms import ApproveForm, FreePageCreateForm, PageForm, RestoreForm, apply_errors
+from frontend.views.base import actor, page_for, project_context, project_for
+from frontend.views.projects import conflict_row
+from wiki.access import EDIT, MAINTAIN
+from wiki.audit import head_for
+from wiki.diff import compare, content
+from wiki.models import Page
+from wiki.rendering import render_markdown_many, render_page, to_slug
+from wiki.services import EditConflict
+from wiki.services.pages import (
+    approve_page,
+    check_page_changes,
+    create_free_page,
+    edit_page,
+    restore_page,
+    revision_of,
+    submit_for_review,
+)
+from wiki.summaries import records_summary
+
+REVISIONS_PER_PAGE = 50
+
+
+@require_safe
+def project_detail(request, project):
+    return page_detail(request, project, "overview")
+
+
+@require_safe
+def page_detail(request, project, page):
+    project = project_for(request, project)
+    found = Page.objects.filter(project=project, slug=page).first()
+    if found is None:
+        context = project_context(request, project, "pages") | {"slug": to_slug(page)}
+        return render(request, "frontend/page_missing.html", context, status=404)
+    found.project = project
+    fields, body_html = render_page(found.spec, found.fields, found.body, project.slug)
+    summary = records_summary(found)
+    if summary and "updates" in summary:
+        reasons = render_markdown_many([u["reason"] for u in summary["updates"]], project.slug)
+        for update, reason_html in zip(summary["updates"], reasons, strict=True):
+            update["reason_html"] = reason_html
+    context = project_context(request, project, found.category or "pages") | {
+        "page": found,
+        "fields": fields,
+        "body_html": body_html,
+        "last": found.history.only("history_date", "history_username").first(),
+        "summary": summary,
+        "approve_form": ApproveForm(initial={"revision": found.revision}),
+    }
+    if found.category == "overview":
+        # The overview carries the project's review states and its audit chain's state.
+        context["reviews"] = project.pages.only(
+            "project", "slug", "title", "category", "revision", "review_state",
+            "approved_revision", "approved_by_name", "approved_at",
+        ).order_by("-category", "title")  # fmt: skip
+        context["chain"] = head_for(project)
+    return render(request, "frontend/page_detail.html", context)
+
+
+@require_http_methods(["GET", "HEAD", "POST"])
+def page_edit(request, project, page):
+    page = page_for(request, project, page, EDIT)
+    previewing = "preview" in request.POST
+    form = PageForm(page, request.POST or None, reason_required=not previewing)
+    preview = conflict = changes = None
+    if request.method == "POST" and form.is_valid():
+        if previewing:
+            preview = _preview(page, form)
+        else:
+            try:
+                saved = _save_page(request, page, form)
+            except EditConflict as e:
+                conflict = conflict_row(form, e)
+                changes = _conflict_changes(page, form, e.current)
+            else:
+                if saved:
+                    return redirect("frontend:page", saved.project.slug, saved.slug)
+    context = project_context(request, page.project, page.category or "pages") | {
+        "page": page,
+        "form": form,
+        "preview": preview,
+        "conflict": conflict,
+        "changes": changes,
+    }
+    return render(request, "frontend/page_edit.html", context)
+
+
+def _conflict_changes(page, form, current):
+    """How the user's text differs from the version saved meanwhile, field by field."""
+    data = form.cleaned_data
+    theirs = {
+        "title": data.get("title", current.title),
+        "fields": form.field_values(),
+        "body": data["body"],
+    }
+    with contextlib.suppress(ValidationError):  # invalid input is compared as typed
+        theirs |= {k: v for k, v in check_page_changes(page, **theirs).items() if k != "title"}
+    return [change for change in compare(page.spec, content(current), theirs) if change.changed]
+
+
+def _preview(page, form):
+    """What the page would look like with the submitted values, or None if they are invalid."""
+    try:
+        changes = check_page_changes(
+            page, fields=form.field_values(), body=form.cleaned_data["body"]
+        )
+    except ValidationError as e:
+        apply_errors(form, e)
+        return None
+    fields, body_html = render_page(
+        page.spec, changes.get("fields", {}), changes["body"], page.project.slug
+    )
+    return {
+        "title": form.cleaned_data.get("title", page.title),
+        "fields": fields,
+        "body_html": body_html,
+    }
+
+
+def _save_page(request, page, form):
+    """Save the edit; returns the saved page, or None with the errors put on ``form``."""
+    data = form.cleaned_data
+    try:
+        saved = edit_page(
+            page,
+            actor=actor(request),
+            base_revision=data["base_revision"],
+            change_reason=data["change_reason"],
+            fields=form.field_values(),
+            body=data["body"],
+            title=data.get("title"),
+        )
+    except ValidationError as e:
+        apply_errors(form, e)
+        return None
+    if saved.revision == page.revision:
+        messages.info(request, "Nothing changed, so no new revision was saved.")
+    else:
+        messages.success(request, f"Saved revision {saved.revision}.")
+    return saved
+
+
+@require_http_methods(["GET", "HEAD", "POST"])
+def page_create(request, project):
+    project = project_for(request, project, EDIT)
+    slug = to_slug(request.GET.get("slug", ""))
+    initial = {"slug": slug, "title": slug.replace("-", " ").capitalize()}
+    form = FreePageCreateForm(request.POST or None, initial=initial)
+    if request.method == "POST" and form.is_valid():
+        try:
+            page = create_free_page(project, actor=actor(request), **form.cleaned_data)
+        except ValidationError as e:
+            apply_errors(form, e)
+        else:
+            messages.success(request, f"Created page {page.title}.")
+            return redirect("frontend:page", project.slug, page.slug)
+    context = project_context(request, project, "pages") | {"form": form}
+    return render(request, "frontend/page_create.html", context)
+
+
+@require_safe
+def page_list(request, project):
+    project = project_for(request, project)
+    pages = project.pages.free().only("project", "slug", "title", "updated_at").order_by("title")
+    context = project_context(request, project, "pages") | {"pages": pages}
+    return render(request, "frontend/page_list.html", context)
+
+
+@require_safe
+def page_history(request, project, page):
+    page = page_for(request, project, page)
+    revisions = page.history.only(
+        "history_id", "revision", "history_date", "history_username", "history_source",
+        "history_change_reason", "history_type", "history_token_name", "history_request_id",
+    )  # fmt: skip
+    page_obj = Paginator(revisions, REVISIONS_PER_PAGE).get_page(request.GET.get("page"))
+    context = project_context(request, page.project, page.category or "pages") | {
+        "page": page,
+        "page_obj": page_obj,
+    }
+    return render(request, "frontend/page_history.html", context)
+
+
+def _revision(page, number):
+    """The history row of revision ``number`` (a URL or query value): 404 if none."""
+    try:
+        row = revision_of(page, int(number))
+    except (TypeError, ValueError):
+        row = None
+    if row is None:
+        raise Http404("There is no such revision.")
+    return row
+
+
+@require_safe
+def revision_detail(request, project, page, number):
+    page = page_for(request, project, page)
+    row = _revision(page, number)
+    fields, body_html = render_page(page.spec, row.fields, row.body, page.project.slug)
+    context = project_context(request, page.project, page.category or "pages") | {
+        "page": page,
+        "row": row,
+        "fields": fields,
+        "body_html": body_html,
+    }
+    return render(request, "frontend/revision.html", context)
+
+
+@require_safe
+def revision_compare(request, project, page):
+    page = page_for(request, project, page)
+    older = _revision(page, request.GET.get("from"))
+    newer = _revision(page, request.GET.get("to"))
+    context = project_context(request, page.project, page.category or "pages") | {
+        "page": page,
+        "older": older,
+        "newer": newer,
+        "changes": compare(page.spec, content(older), content(newer)),
+    }
+    return render(request, "frontend/compare.html", context)
+
+
+@require_http_methods(["GET", "HEAD", "POST"])
+def revision_restore(request, project, page, number):
+    """Confirm, with a reason, then save the old content as a new revision."""
+    page = page_for(request, project, page, EDIT)
+    row = _revision(page, number)
+    form = RestoreForm(request.POST or None, initial={"base_revision": page.revision})
+    conflict = None
+    if request.method == "POST" and form.is_valid():
+        try:
+            saved = restore_page(
+                page,
+                actor=actor(request),
+                revision=row.revision,
+                base_revision=form.cleaned_data["base_revision"],
+                change_reason=form.cleaned_data["change_reason"],
+            )
+        except EditConflict as e:
+            conflict = conflict_row(form, e)
+        else:
+            if saved.revision == page.revision:
+                messages.info(request, "The page already says this: nothing was saved.")
+            else:
+                messages.success(
+                    request, f"Restored revision {row.revision} as revision {saved.revision}."
+                )
+            return redirect("frontend:page", page.project.slug, page.slug)
+    context = project_context(request, page.project, page.category or "pages") | {
+        "page": page,
+        "row": row,
+        "form": form,
+        "conflict": conflict,
+        "changes": compare(page.spec, content(page), content(row)),
+    }
+    return render(request, "frontend/restore.html", context)
+
+
+@require_POST
+def page_submit(request, project, page):
+    page = page_for(request, project, page, EDIT)
+    submit_for_review(page, actor=actor(request))
+    messages.success(request, "Submitted for review: a maintainer can now approve it.")
+    return redirect("frontend:page", page.project.slug, page.slug)
+
+
+@require_POST
+def page_approve(request, project, page):
+    page = page_for(request, project, page, MAINTAIN)
+    form = ApproveForm(request.POST)
+    if not form.is_valid():
+        messages.error(request, "The approval was not understood; reload the page and retry.")
+        return redirect("frontend:page", page.project.slug, page.slug)
+    try:
+        approve_page(
+            page,
+            actor=actor(request),
+            revision=form.cleaned_data["revision"],
+            comment=form.cleaned_data["comment"],
+        )
+    except EditConflict as e:
+        messages.error(
+            request,
+            f"The page changed meanwhile (now revision {e.current.revision}): read it again "
+            "before approving.",
+        )
+    except PermissionDenied as e:
+        messages.error(request, str(e))
+    else:
+        messages.success(request, f"Approved revision {form.cleaned_data['revision']}.")
+    return redirect("frontend:page", page.project.slug, page.slug)

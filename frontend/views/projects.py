@@ -1,0 +1,212 @@
+"""Projects: the list, creation, settings, members, activity, records and the audit chain."""
+
+import csv
+
+from django.contrib import messages
+from django.core.exceptions import PermissionDenied, ValidationError
+from django.core.paginator import Paginator
+from django.db.models import Count
+from django.http import StreamingHttpResponse
+from django.shortcuts import get_object_or_404, redirect, render
+from django.views.decorators.http import require_http_methods, require_POST, require_safe
+
+from frontend.forms import (
+    ActivityFilterForm,
+    MemberForm,
+    ProjectCreateForm,
+    ProjectSettingsForm,
+    apply_errors,
+)
+from frontend.views.base import actor, project_context, project_for
+from wiki.access import MAINTAIN, visible_projects
+from wiki.audit import activity, activity_rows, head_for, verify
+from wiki.models import ApiToken, Deployment, Membership, ModelVersion, TrainingRun
+from wiki.services import EditConflict
+from wiki.services.members import remove_member, set_member
+from wiki.services.projects import create_project, update_project
+from wiki.services.records import RecordConflict
+from wiki.services.tokens import revoke_token
+
+PROJECTS_PER_PAGE = 50
+ACTIVITY_PER_PAGE = 100
+RECORDS_SHOWN = 50
+
+
+@require_safe
+def project_list(request):
+    projects = visible_projects(request.user).with_last_change().with_category_pages()
+    page_obj = Paginator(projects, PROJECTS_PER_PAGE).get_page(request.GET.get("page"))
+    return render(request, "frontend/project_list.html", {"page_obj": page_obj})
+
+
+@require_http_methods(["GET", "HEAD", "POST"])
+def project_create(request):
+    form = ProjectCreateForm(request.POST or None)
+    if request.method == "POST" and form.is_valid():
+        try:
+            project = create_project(actor=actor(request), **form.cleaned_data)
+        except ValidationError as e:
+            apply_errors(form, e)
+        else:
+            messages.success(request, f"Created {project.name}. Start with its overview.")
+            return redirect("frontend:page-edit", project.slug, "overview")
+    return render(request, "frontend/project_create.html", {"form": form})
+
+
+def conflict_row(form, conflict):
+    """Keep the user's input and let a second, deliberate save replace the newer revision.
+
+    Returns the latest revision's history row (who saved it, when, why) for the template.
+    """
+    current = conflict.current
+    data = form.data.copy()
+    data["base_revision"] = current.revision
+    form.data = data
+    return current.history.first()
+
+
+@require_http_methods(["GET", "HEAD", "POST"])
+def project_settings(request, project):
+    project = project_for(request, project, MAINTAIN)
+    form = ProjectSettingsForm.for_project(project, request.POST or None)
+    conflict = None
+    if request.method == "POST" and form.is_valid():
+        data = dict(form.cleaned_data)
+        try:
+            update_project(
+                project,
+                actor=actor(request),
+                base_revision=data.pop("base_revision"),
+                change_reason=data.pop("change_reason"),
+                **data,
+            )
+        except EditConflict as e:
+            conflict = conflict_row(form, e)
+        except ValidationError as e:
+            apply_errors(form, e)
+        else:
+            messages.success(request, "Project settings saved.")
+            return redirect("frontend:project-detail", project.slug)
+    context = project_context(request, project, "settings") | {"form": form, "conflict": conflict}
+    return render(request, "frontend/project_settings.html", context)
+
+
+def _project_tokens(project):
+    """The tokens limited to this project (all-project tokens belong to their owners)."""
+    return [
+        token
+        for token in ApiToken.objects.filter(all_projects=False).select_related("user")
+        if project.slug in token.projects
+    ]
+
+
+@require_http_methods(["GET", "HEAD", "POST"])
+def members(request, project):
+    project = project_for(request, project, MAINTAIN)
+    form = MemberForm(request.POST or None)
+    if request.method == "POST" and form.is_valid():
+        try:
+            set_member(project, actor=actor(request), **form.cleaned_data)
+        except ValidationError as e:
+            apply_errors(form, e)
+        except RecordConflict as e:
+            form.add_error(None, str(e))
+        else:
+            messages.success(
+                request, f"{form.cleaned_data['username']} is now {form.cleaned_data['role']}."
+            )
+            return redirect("frontend:members", project.slug)
+    context = project_context(request, project, "members") | {
+        "form": form,
+        "memberships": project.memberships.select_related("user").order_by("user__username"),
+        "tokens": _project_tokens(project),
+    }
+    return render(request, "frontend/members.html", context)
+
+
+@require_POST
+def member_remove(request, project, pk):
+    project = project_for(request, project, MAINTAIN)
+    membership = get_object_or_404(Membership, project=project, pk=pk)
+    try:
+        remove_member(membership, actor=actor(request))
+    except RecordConflict as e:
+        messages.error(request, str(e))
+    else:
+        messages.success(request, f"{membership.user} is no longer a member.")
+    return redirect("frontend:members", project.slug)
+
+
+@require_POST
+def project_token_revoke(request, project, pk):
+    project = project_for(request, project, MAINTAIN)
+    token = get_object_or_404(ApiToken, pk=pk)
+    if token.all_projects or project.slug not in token.projects:
+        raise PermissionDenied
+    revoke_token(token, actor=actor(request))
+    messages.success(request, f"Revoked {token.name} ({token.prefix}…).")
+    return redirect("frontend:members", project.slug)
+
+
+class Echo:
+    """A file-like object that hands back what is written to it (csv into a stream)."""
+
+    def write(self, value):
+        return value
+
+
+@require_safe
+def activity_log(request, project):
+    project = project_for(request, project)
+    form = ActivityFilterForm(request.GET or None)
+    entries = activity(project, **form.filters())
+    if request.GET.get("format") == "csv":
+        writer = csv.writer(Echo())
+        response = StreamingHttpResponse(
+            (writer.writerow(row) for row in activity_rows(entries)), content_type="text/csv"
+        )
+        response["Content-Disposition"] = f'attachment; filename="{project.slug}-activity.csv"'
+        return response
+    page_obj = Paginator(entries, ACTIVITY_PER_PAGE).get_page(request.GET.get("page"))
+    query = request.GET.copy()
+    query.pop("page", None)
+    context = project_context(request, project, "activity") | {
+        "form": form,
+        "page_obj": page_obj,
+        "query": query.urlencode(),
+    }
+    return render(request, "frontend/activity.html", context)
+
+
+@require_safe
+def records(request, project):
+    project = project_for(request, project)
+    context = project_context(request, project, "records") | {
+        "model_versions": ModelVersion.objects.filter(project=project).annotate(
+            runs=Count("training_runs", distinct=True),
+            deploys=Count("deployments", distinct=True),
+        ),
+        "training_runs": TrainingRun.objects.filter(project=project).select_related(
+            "model_version"
+        )[:RECORDS_SHOWN],
+        "deployments": Deployment.objects.filter(project=project).select_related("model_version")[
+            :RECORDS_SHOWN
+        ],
+    }
+    return render(request, "frontend/records.html", context)
+
+
+@require_POST
+def audit_verify(request, project):
+    """Recompute the project's audit chain now (its verdict shows on the overview)."""
+    project = project_for(request, project)
+    verdict = verify(head_for(project))
+    if verdict.ok:
+        messages.success(request, f"The audit chain is intact: {verdict.entries} entries.")
+    else:
+        bad = verdict.first_bad
+        messages.error(
+            request,
+            f"The audit chain is broken at entry {bad['seq']}: {bad['kind']}, {bad['detail']}.",
+        )
+    return redirect("frontend:project-detail", project.slug)

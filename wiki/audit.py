@@ -1,0 +1,333 @@
+"""The tamper-evident audit chain over every history row.
+
+Each history row, as it is written, is appended to its chain (its project's, or the
+global one for users and tokens) in the same transaction:
+
+    digest = SHA-256(previous digest + canonical JSON of the row)
+    seal   = HMAC-SHA-256(AUDIT_HMAC_KEY, digest)
+
+The key lives in the environment, never in the database: someone who rewrites history
+rows and recomputes the digests still cannot make the seals. ``verify`` walks a chain in
+order, streaming, and names the first entry that was altered, deleted, inserted or
+reordered behind the application's back.
+"""
+
+import hashlib
+import heapq
+import hmac
+import json
+import uuid
+from dataclasses import asdict, dataclass
+from datetime import UTC, datetime
+from decimal import Decimal
+from itertools import islice
+
+from django.apps import apps
+from django.conf import settings
+from django.db import connection, transaction
+from django.utils import timezone
+
+from wiki.models import AuditEntry, ChainHead, Project
+
+GENESIS = "0" * 64
+GLOBAL = "global"
+VERIFY_BATCH = 2000
+
+
+def _plain(value):
+    if isinstance(value, datetime):
+        return value.astimezone(UTC).isoformat()
+    if isinstance(value, (uuid.UUID, Decimal)):
+        return str(value)
+    raise TypeError(f"{type(value).__name__} in a history row")
+
+
+def canonical(row):
+    """The bytes a row's digest covers: its columns as JSON, keys sorted, no spaces."""
+    return json.dumps(
+        row, sort_keys=True, separators=(",", ":"), ensure_ascii=False, default=_plain
+    ).encode()
+
+
+def _columns(model):
+    return [field.attname for field in model._meta.concrete_fields]
+
+
+def _row(history_instance):
+    return {name: getattr(history_instance, name) for name in _columns(type(history_instance))}
+
+
+def seal(digest):
+    key = settings.AUDIT_HMAC_KEY.encode()
+    return hmac.new(key, digest.encode(), hashlib.sha256).hexdigest()
+
+
+def chain_of(history_instance):
+    """(chain key, project id or None) a history row belongs to."""
+    if history_instance.instance_type is Project:
+        project_id = history_instance.id
+    else:
+        project_id = getattr(history_instance, "project_id", None)
+    return (f"project:{project_id}", project_id) if project_id else (GLOBAL, None)
+
+
+def _advance_head(key, project_id):
+    """Lock the chain's head and take the next number: (head id, seq, previous digest).
+
+    One UPDATE … RETURNING both locks the row (concurrent appends wait here, so the chain
+    never forks) and reserves the number.
+    """
+    table = connection.ops.quote_name(ChainHead._meta.db_table)
+    with connection.cursor() as cursor:
+        cursor.execute(
+            f"UPDATE {table} SET seq = seq + 1 WHERE key = %s RETURNING id, seq, digest",  # noqa: S608
+            [key],
+        )
+        row = cursor.fetchone()
+    if row is not None:
+        return row
+    head = ChainHead.objects.create(key=key, project_id=project_id, seq=1, digest=GENESIS)
+    return head.pk, 1, GENESIS
+
+
+def append(sender, history_instance, instance=None, **kwargs):
+    """post_create_historical_record receiver: link the new row into its chain.
+
+    ``instance``, the object as saved, names it in the activity log (cheaper than the
+    history row's, which would load its related objects again)."""
+    if not settings.AUDIT_CHAIN_ENABLED:
+        return
+    key, project_id = chain_of(history_instance)
+    data = canonical(_row(history_instance))
+    with transaction.atomic(savepoint=False):
+        head_id, seq, previous = _advance_head(key, project_id)
+        digest = hashlib.sha256(previous.encode() + data).hexdigest()
+        AuditEntry.objects.create(
+            chain_id=head_id,
+            seq=seq,
+            table=history_instance._meta.label,
+            history_id=history_instance.history_id,
+            object_id=history_instance.id,
+            kind=history_instance.instance_type._meta.model_name,
+            action=history_instance.history_type,
+            at=history_instance.history_date,
+            username=history_instance.history_username,
+            source=history_instance.history_source,
+            reason=history_instance.history_change_reason or "",
+            request_id=history_instance.history_request_id,
+            object_repr=str(instance if instance is not None else history_instance.instance)[:200],
+            digest=digest,
+            seal=seal(digest),
+        )
+        ChainHead.objects.filter(pk=head_id).update(digest=digest)
+
+
+@dataclass
+class Verdict:
+    ok: bool
+    entries: int
+    head: str
+    first_bad: dict | None = None
+
+    def as_dict(self):
+        return asdict(self)
+
+
+def _bad(kind, seq, detail, table="", history_id=None):
+    return {"kind": kind, "seq": seq, "table": table, "history_id": history_id, "detail": detail}
+
+
+def _batches(iterable, size):
+    iterator = iter(iterable)
+    while batch := list(islice(iterator, size)):
+        yield batch
+
+
+def _rows(batch):
+    """The history rows a batch of entries names, fetched with one query per table."""
+    wanted = {}
+    for _, table, history_id, _, _ in batch:
+        wanted.setdefault(table, []).append(history_id)
+    rows = {}
+    for table, ids in wanted.items():
+        model = apps.get_model(table)
+        for row in model.objects.filter(history_id__in=ids).values(*_columns(model)):
+            rows[(table, row["history_id"])] = row
+    return rows
+
+
+def _walk(head, batch_size):
+    """Check the entries up to the head, in order; (entries checked, last digest, first
+    problem or None)."""
+    previous, expected = GENESIS, 1
+    entries = (
+        AuditEntry.objects.filter(chain=head, seq__lte=head.seq)
+        .order_by("seq")
+        .values_list("seq", "table", "history_id", "digest", "seal")
+        .iterator(chunk_size=batch_size)
+    )
+    for batch in _batches(entries, batch_size):
+        rows = _rows(batch)
+        for seq, table, history_id, digest, entry_seal in batch:
+            if seq != expected:
+                return (
+                    expected - 1,
+                    previous,
+                    _bad("deleted", expected, f"entries {expected} to {seq - 1} are missing"),
+                )
+            row = rows.get((table, history_id))
+            if row is None:
+                return (
+                    seq - 1,
+                    previous,
+                    _bad("deleted", seq, "the history row it links was deleted", table, history_id),
+                )
+            computed = hashlib.sha256(previous.encode() + canonical(row)).hexdigest()
+            if not hmac.compare_digest(seal(digest), entry_seal):
+                detail = "its digest was rewritten: the seal does not match (no key)"
+                return seq - 1, previous, _bad("altered", seq, detail, table, history_id)
+            if computed != digest:
+                kind, detail = _mismatch(head, seq, row, table)
+                return seq - 1, previous, _bad(kind, seq, detail, table, history_id)
+            previous, expected = digest, expected + 1
+    return expected - 1, previous, None
+
+
+# How far from an entry to look for the place its row belongs (a reordering is local).
+REORDER_WINDOW = 100
+
+
+def _mismatch(head, seq, row, table):
+    """Why a sealed entry's digest does not cover its row: the row changed, or the row is
+    intact but its entry was moved (its digest follows another entry's, nearby)."""
+    data = canonical(row)
+    target = AuditEntry.objects.get(chain=head, seq=seq).digest
+    nearby = AuditEntry.objects.filter(
+        chain=head, seq__gte=max(seq - REORDER_WINDOW, 1), seq__lte=seq + REORDER_WINDOW
+    ).values_list("seq", "digest")
+    for other_seq, digest in nearby:
+        if hashlib.sha256(digest.encode() + data).hexdigest() == target:
+            return "reordered", f"the entry was moved: it follows entry {other_seq}"
+    if seq > 1 and hashlib.sha256(GENESIS.encode() + data).hexdigest() == target:
+        return "reordered", "the entry was moved: it is the chain's first"
+    return "altered", "the history row no longer matches its digest"
+
+
+def _unlinked(head):
+    """A history row of the chain that no entry links (inserted behind the app's back)."""
+    for model in _history_models():
+        linked = AuditEntry.objects.filter(chain=head, table=model._meta.label).values("history_id")
+        rows = model.objects.exclude(history_id__in=linked)
+        if head.project_id is None:
+            rows = rows.filter(**_global_filter(model))
+        else:
+            rows = rows.filter(**_project_filter(model, head.project_id))
+        first = rows.order_by("history_id").values_list("history_id", flat=True).first()
+        if first is not None:
+            return _bad(
+                "inserted", None, "a history row that no entry links", model._meta.label, first
+            )
+    return None
+
+
+def _history_models():
+    return [m for m in apps.get_app_config("wiki").get_models() if hasattr(m, "instance_type")]
+
+
+def _project_filter(model, project_id):
+    if model.instance_type is Project:
+        return {"id": project_id}
+    if "project_id" in _columns(model):
+        return {"project_id": project_id}
+    return {"pk__in": []}
+
+
+def _global_filter(model):
+    if model.instance_type is Project or "project_id" in _columns(model):
+        return {"pk__in": []}
+    return {}
+
+
+def verify(head, batch_size=VERIFY_BATCH):
+    """Walk ``head``'s chain and record the verdict on it; memory stays flat however long
+    the history (entries and rows are read a batch at a time)."""
+    head.refresh_from_db()
+    checked, last, problem = _walk(head, batch_size)
+    if problem is None and (head.seq != checked or head.digest != last):
+        problem = _bad(
+            "deleted", checked + 1, f"the chain ends at entry {checked}, its head says {head.seq}"
+        )
+    if problem is None:
+        # An append moves the head in the entry's own transaction, so an entry past the
+        # head, read after it, was put there behind the application's back.
+        last_seq = (
+            AuditEntry.objects.filter(chain=head)
+            .order_by("-seq")
+            .values_list("seq", flat=True)
+            .first()
+        )
+        if last_seq and last_seq > ChainHead.objects.get(pk=head.pk).seq:
+            problem = _bad("inserted", last_seq, "an entry past the chain's head")
+    if problem is None:
+        problem = _unlinked(head)
+    verdict = Verdict(ok=problem is None, entries=checked, head=head.digest, first_bad=problem)
+    ChainHead.objects.filter(pk=head.pk).update(
+        verified_at=timezone.now(),
+        verified_ok=verdict.ok,
+        verified_entries=checked,
+        first_bad=problem,
+    )
+    return verdict
+
+
+def head_for(project=None):
+    """The chain head of ``project`` (None: the global chain), made if it has none yet."""
+    key = f"project:{project.pk}" if project else GLOBAL
+    return ChainHead.objects.get_or_create(
+        key=key, defaults={"project": project, "digest": GENESIS}
+    )[0]
+
+
+def link_existing():
+    """Append, oldest first, every history row no chain has yet (history written before
+    the chain existed)."""
+    streams = []
+    for model in _history_models():
+        linked = AuditEntry.objects.filter(table=model._meta.label).values("history_id")
+        rows = model.objects.exclude(history_id__in=linked).order_by("history_date", "history_id")
+        streams.append(rows.iterator(chunk_size=VERIFY_BATCH))
+    for row in heapq.merge(*streams, key=lambda r: (r.history_date, r.history_id)):
+        append(type(row), row)
+
+
+ACTIONS = {"+": "created", "~": "changed", "-": "deleted"}
+CSV_HEADER = [
+    "seq", "at", "user", "source", "kind", "action", "object", "object id", "reason",
+    "request id", "digest",
+]  # fmt: skip
+
+
+def activity(project, *, user=None, source=None, kind=None, since=None, until=None):
+    """Every change of ``project``, newest first: its chain's entries, filtered."""
+    entries = AuditEntry.objects.filter(chain__project=project).order_by("-seq")
+    if user:
+        entries = entries.filter(username=user)
+    if source:
+        entries = entries.filter(source=source)
+    if kind:
+        entries = entries.filter(kind=kind)
+    if since:
+        entries = entries.filter(at__gte=since)
+    if until:
+        entries = entries.filter(at__lt=until)
+    return entries
+
+
+def activity_rows(entries):
+    """CSV rows of ``entries`` (header first), read a batch at a time."""
+    yield CSV_HEADER
+    for e in entries.iterator(chunk_size=VERIFY_BATCH):
+        yield [
+            e.seq, e.at.isoformat(), e.username, e.source, e.kind, ACTIONS[e.action],
+            e.object_repr, e.object_id, e.reason, e.request_id or "", e.digest,
+        ]  # fmt: skip

@@ -1,0 +1,71 @@
+"""What changed between two states of a page: field by field, and line by line.
+
+Only content is compared (title, structured fields, body): timestamps, revision numbers
+and review state are left out. Values are returned as plain text; whoever shows them
+escapes them (templates do by default, JSON needs nothing).
+"""
+
+import difflib
+from dataclasses import dataclass
+from itertools import zip_longest
+
+from wiki.categories import TABLE
+
+
+@dataclass
+class Change:
+    name: str
+    label: str
+    changed: bool
+    old: str
+    new: str
+    # Side by side: one dict per line pair, op "equal", "delete", "insert" or "replace".
+    lines: list
+
+
+def as_text(value, kind=None):
+    """A field value as the lines a person reads (a table as "key: value" lines)."""
+    if value in (None, "", []):
+        return ""
+    if kind == TABLE:
+        return "\n".join(f"{row['key']}: {row['value']}" for row in value)
+    return str(value)
+
+
+def line_diff(old, new):
+    """Line pairs of two texts, side by side."""
+    a, b = old.splitlines(), new.splitlines()
+    rows = []
+    for op, i1, i2, j1, j2 in difflib.SequenceMatcher(a=a, b=b, autojunk=False).get_opcodes():
+        for left, right in zip_longest(a[i1:i2], b[j1:j2]):
+            rows.append({"op": op, "old": left, "new": right})
+    return rows
+
+
+def compare(spec, old, new):
+    """Changes from ``old`` to ``new`` ({"title", "fields", "body"} each) of a page whose
+    category is ``spec`` (None for a free page), in the order a reader meets them."""
+    parts = [("title", "Title", old["title"], new["title"], None)]
+    for field in spec.fields if spec else ():
+        parts.append(
+            (
+                field.name,
+                field.label,
+                old["fields"].get(field.name),
+                new["fields"].get(field.name),
+                field.kind,
+            )
+        )
+    parts.append(("body", "Body", old["body"], new["body"], None))
+    changes = []
+    for name, label, before, after, kind in parts:
+        before, after = as_text(before, kind), as_text(after, kind)
+        changes.append(
+            Change(name, label, before != after, before, after, line_diff(before, after))
+        )
+    return changes
+
+
+def content(row):
+    """The comparable content of a page or of one of its history rows."""
+    return {"title": row.title, "fields": row.fields, "body": row.body}
