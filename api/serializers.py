@@ -8,7 +8,7 @@ from rest_framework import serializers
 from rest_framework.reverse import reverse
 
 from wiki.history import CHANGE_REASON_MAX_LENGTH
-from wiki.models import Deployment, ModelVersion, TrainingRun
+from wiki.models import Deployment, ModelVersion, Page, TrainingRun
 
 
 class StrictSerializer(serializers.Serializer):
@@ -180,13 +180,33 @@ class PageListSerializer(serializers.Serializer):
         return filled / required if required else 1.0
 
 
+class ApprovalSerializer(serializers.Serializer):
+    """The latest approval of a page: which revision, by whom, when (null if none)."""
+
+    revision = serializers.IntegerField(source="approved_revision")
+    by = serializers.CharField(source="approved_by_name")
+    at = serializers.DateTimeField(source="approved_at")
+    comment = serializers.CharField(source="approval_comment")
+    current = serializers.SerializerMethodField()
+
+    def get_current(self, page) -> bool:
+        """Whether the approved revision is the page's current one."""
+        return page.approved_revision == page.revision
+
+
 class PageSerializer(PageListSerializer):
     fields = serializers.JSONField(read_only=True)
     body = serializers.CharField(read_only=True)
     body_html = serializers.SerializerMethodField()
     missing_fields = serializers.SerializerMethodField()
     updated_by = serializers.SerializerMethodField()
+    review_state = serializers.ChoiceField(choices=Page.ReviewState.choices, read_only=True)
+    approval = serializers.SerializerMethodField()
     records_summary = serializers.SerializerMethodField()
+
+    @extend_schema_field(ApprovalSerializer(allow_null=True))
+    def get_approval(self, page):
+        return ApprovalSerializer(page).data if page.approved_revision else None
 
     def get_body_html(self, page) -> str:
         """The body rendered to sanitized HTML."""
@@ -312,3 +332,80 @@ class ModelVersionSerializer(StrictSerializer):
     change_reason = serializers.CharField(
         write_only=True, required=False, allow_blank=True, max_length=CHANGE_REASON_MAX_LENGTH
     )
+
+
+class RevisionSerializer(serializers.Serializer):
+    """A page's revision: who saved it, when, from where, why, in which request."""
+
+    revision = serializers.IntegerField()
+    at = serializers.DateTimeField(source="history_date")
+    user = serializers.CharField(source="history_username")
+    token = serializers.CharField(source="history_token_name")
+    source = serializers.CharField(source="history_source")
+    reason = serializers.CharField(source="history_change_reason", allow_null=True)
+    request_id = serializers.UUIDField(source="history_request_id", allow_null=True)
+    review_state = serializers.CharField()
+
+
+class RevisionDetailSerializer(RevisionSerializer):
+    title = serializers.CharField()
+    fields = serializers.JSONField()
+    body = serializers.CharField()
+    body_html = serializers.SerializerMethodField()
+
+    def get_body_html(self, row) -> str:
+        """The body of this revision, rendered and sanitized."""
+        return self.context["body_html"]
+
+
+class LineSerializer(serializers.Serializer):
+    op = serializers.ChoiceField(choices=["equal", "delete", "insert", "replace"])
+    old = serializers.CharField(allow_null=True)
+    new = serializers.CharField(allow_null=True)
+
+
+class ChangeSerializer(serializers.Serializer):
+    name = serializers.CharField()
+    label = serializers.CharField()
+    changed = serializers.BooleanField()
+    old = serializers.CharField()
+    new = serializers.CharField()
+    lines = LineSerializer(many=True)
+
+
+class DiffSerializer(serializers.Serializer):
+    from_revision = serializers.IntegerField()
+    to_revision = serializers.IntegerField()
+    changes = ChangeSerializer(many=True)
+
+
+class RestoreSerializer(StrictSerializer):
+    revision = serializers.IntegerField(min_value=1)
+    change_reason = StrictCharField(
+        required=False, allow_blank=True, max_length=CHANGE_REASON_MAX_LENGTH
+    )
+
+
+class ApproveSerializer(StrictSerializer):
+    revision = serializers.IntegerField(
+        min_value=1, help_text="The revision you approve: the current one."
+    )
+    comment = StrictCharField(required=False, allow_blank=True, max_length=2000)
+
+
+class ActivitySerializer(serializers.Serializer):
+    seq = serializers.IntegerField()
+    at = serializers.DateTimeField()
+    user = serializers.CharField(source="username")
+    source = serializers.CharField()
+    kind = serializers.CharField()
+    action = serializers.SerializerMethodField()
+    object = serializers.CharField(source="object_repr")
+    object_id = serializers.IntegerField()
+    reason = serializers.CharField()
+    request_id = serializers.UUIDField(allow_null=True)
+    digest = serializers.CharField()
+
+    def get_action(self, entry) -> str:
+        """created, changed or deleted."""
+        return {"+": "created", "~": "changed", "-": "deleted"}[entry.action]

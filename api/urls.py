@@ -3,7 +3,7 @@ from django.http import JsonResponse
 from django.urls import path, re_path
 from django.views.decorators.csrf import csrf_exempt
 
-from api.views import audit, pages, projects, records
+from api.views import audit, history, pages, projects, records
 
 app_name = "api"
 
@@ -17,12 +17,23 @@ def not_found(request):
 
 
 PROJECT = "projects/<slug:project>/"
+PAGE = f"{PROJECT}pages/<slug:page>/"
 
 urlpatterns = [
     path("projects/", projects.ProjectList.as_view(), name="project-list"),
     path(PROJECT, projects.ProjectDetail.as_view(), name="project-detail"),
     path(f"{PROJECT}pages/", pages.PageList.as_view(), name="page-list"),
     path(f"{PROJECT}pages/<slug:page>/", pages.PageDetail.as_view(), name="page-detail"),
+    path(f"{PAGE}revisions/", history.RevisionList.as_view(), name="revision-list"),
+    path(
+        f"{PAGE}revisions/<int:number>/",
+        history.RevisionDetail.as_view(),
+        name="revision-detail",
+    ),
+    path(f"{PAGE}diff/", history.RevisionDiff.as_view(), name="page-diff"),
+    path(f"{PAGE}restore/", history.RevisionRestore.as_view(), name="page-restore"),
+    path(f"{PAGE}review/", history.PageReview.as_view(), name="page-review"),
+    path(f"{PAGE}approve/", history.PageApprove.as_view(), name="page-approve"),
     path(
         f"{PROJECT}training-runs/",
         records.TrainingRunList.as_view(),
@@ -44,6 +55,8 @@ urlpatterns = [
         records.ModelVersionList.as_view(),
         name="model-version-list",
     ),
+    path(f"{PROJECT}activity/", history.ActivityList.as_view(), name="activity-list"),
+    path(f"{PROJECT}activity/export/", history.ActivityExport.as_view(), name="activity-export"),
     path(f"{PROJECT}audit/verify/", audit.AuditVerify.as_view(), name="audit-verify"),
     re_path(r"", not_found),
 ]

@@ -5,6 +5,7 @@ from datetime import UTC, datetime, timedelta
 from django import forms
 from django.core.exceptions import ValidationError
 
+from wiki.audit import ACTIVITY_KINDS
 from wiki.categories import MARKDOWN, TABLE, TEXT
 from wiki.history import Source
 from wiki.models import ApiToken, Membership, Page, Project
@@ -229,16 +230,10 @@ class TokenForm(forms.Form):
         return [project.slug for project in self.cleaned_data["projects"]]
 
 
-KINDS = [
-    ("", "all kinds"), ("project", "project"), ("page", "page"), ("modelversion", "model version"),
-    ("trainingrun", "training run"), ("deployment", "deployment"), ("membership", "membership"),
-]  # fmt: skip
-
-
 class ActivityFilterForm(forms.Form):
     user = forms.CharField(required=False, max_length=150)
     source = forms.ChoiceField(required=False, choices=[("", "all sources"), *Source.choices])
-    kind = forms.ChoiceField(required=False, choices=KINDS)
+    kind = forms.ChoiceField(required=False, choices=[("", "all kinds"), *ACTIVITY_KINDS.items()])
     since = forms.DateField(required=False, widget=forms.DateInput(attrs={"type": "date"}))
     until = forms.DateField(
         required=False,

@@ -10,7 +10,7 @@ from rest_framework.test import APIClient
 
 from tests.factories import ProjectFactory, UserFactory, make_token
 from wiki.history import Actor, Source
-from wiki.models import ApiToken
+from wiki.models import ApiToken, Membership
 from wiki.services.tokens import hash_key, revoke_token
 
 pytestmark = pytest.mark.django_db
@@ -86,7 +86,8 @@ def test_last_use_is_recorded_once_a_minute_not_on_every_request(api, user, proj
 
 
 def test_a_token_sees_only_its_projects(api, user, project):
-    ProjectFactory(slug="fraud")
+    fraud = ProjectFactory(slug="fraud")
+    Membership.objects.create(project=fraud, user=user, role=Membership.Role.VIEWER)
     _, key = make_token(user, projects=["churn"])
     client = api(key)
     assert [p["slug"] for p in client.get("/api/v1/projects/").json()["results"]] == ["churn"]

@@ -122,7 +122,8 @@ def test_created_records_say_where_they_are(api, pipeline_key, project):
 
 
 def test_the_project_is_checked_before_if_match(api, user, project):
-    ProjectFactory(slug="fraud")
+    fraud = ProjectFactory(slug="fraud")
+    Membership.objects.create(project=fraud, user=user, role=Membership.Role.EDITOR)
     _, key = make_token(user, scopes=["pages:write"], projects=["churn"])
     assert api(key).patch("/api/v1/projects/fraud/pages/overview/", {}).status_code == 403
     assert api(key).patch("/api/v1/projects/nope/pages/overview/", {}).status_code == 404
@@ -131,6 +132,7 @@ def test_the_project_is_checked_before_if_match(api, user, project):
 
 def test_a_pipeline_token_writes_nothing_in_another_project(api, user, project):
     other = ProjectFactory(slug="fraud")
+    Membership.objects.create(project=other, user=user, role=Membership.Role.MAINTAINER)
     deployment = make_deployment(other, status="in_progress")
     _, key = make_token(user, scopes=["records:write", "pages:write"], projects=["churn"])
     client = api(key)

@@ -4,10 +4,12 @@ import pytest
 from django.contrib.auth import get_user_model
 from django.core.management import CommandError, call_command
 
+from wiki.access import EDIT, MAINTAIN, VIEW, rights
 from wiki.models import (
     Deployment,
     HistoricalPage,
     HistoricalProject,
+    Membership,
     ModelVersion,
     Page,
     Project,
@@ -16,7 +18,10 @@ from wiki.models import (
 
 pytestmark = pytest.mark.django_db
 
-TABLES = [Project, Page, ModelVersion, TrainingRun, Deployment, HistoricalPage, HistoricalProject]
+TABLES = [
+    Project, Page, ModelVersion, TrainingRun, Deployment, HistoricalPage, HistoricalProject,
+    Membership, get_user_model(),
+]  # fmt: skip
 
 
 def seed(*args):
@@ -43,11 +48,30 @@ def test_seed_demo_fills_every_category_of_the_demo_project_and_prints_credentia
     assert any(page.missing_fields for page in fraud.pages.categories())
 
 
+def test_seed_demo_shares_the_projects_with_colleagues_in_each_role(settings):
+    settings.DEBUG = True
+    assert "audrey (auditor)" in seed()
+    churn = Project.objects.get(slug="churn-prediction")
+    fraud = Project.objects.get(slug="fraud-detection")
+    user = get_user_model().objects.get
+    assert rights(user(username="maria"), churn) == {VIEW, EDIT, MAINTAIN}
+    assert rights(user(username="erik"), fraud) == {VIEW, EDIT}
+    assert rights(user(username="vera"), fraud) == {VIEW}
+    assert rights(user(username="vera"), churn) == set()
+    assert rights(user(username="audrey"), churn) == {VIEW}
+    assert user(username="vera").check_password("mlwiki-demo")
+    overview = churn.pages.get(category="overview")
+    assert (overview.review_state, overview.approved_by_name) == ("approved", "maria")
+    assert churn.pages.get(category="model").review_state == "in_review"
+
+
 def test_seed_demo_is_recorded_as_the_demo_user_from_the_command_line(settings):
     settings.DEBUG = True
     seed()
     rows = HistoricalPage.objects.filter(project__slug="churn-prediction")
-    assert {(r.history_source, r.history_username) for r in rows} == {("cli", "demo")}
+    assert {(r.history_source, r.history_username) for r in rows} == {
+        ("cli", "demo"), ("cli", "maria"),  # maria approved the overview
+    }  # fmt: skip
     assert rows.filter(history_change_reason="Demo content").count() == 6
 
 

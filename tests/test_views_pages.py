@@ -152,7 +152,7 @@ def test_page_view_queries_are_bounded(client_logged_in, project, django_assert_
     client_logged_in.post(EDIT_URL, overview_form())
     # session, user, project with the user's role, page, last revision, tabs, wiki-link
     # pages and projects; the overview also shows the review states and the audit chain
-    with django_assert_max_num_queries(10):
+    with django_assert_max_num_queries(11):
         assert client_logged_in.get("/projects/churn/overview/").status_code == 200
 
 
@@ -317,6 +317,6 @@ def test_a_fully_documented_page_renders_with_a_fixed_number_of_queries(
     )
     # session, user, project with the user's role, page, last revision, tabs, and one
     # lookup of all links (pages, projects)
-    with django_assert_max_num_queries(8):
+    with django_assert_max_num_queries(9):
         response = client_logged_in.get("/projects/churn/data/")
     assert response.content.decode().count('class="wikilink" href="/projects/churn/model/"') == 7

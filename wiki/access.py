@@ -77,6 +77,13 @@ def can(user, right, project):
     return right in rights(user, project)
 
 
+def may_create_projects(user):
+    """Any active user may start a project (and maintains it); an auditor changes nothing."""
+    if not user.is_authenticated or not user.is_active:
+        return False
+    return user.is_superuser or not is_auditor(user)
+
+
 def visible_projects(user):
     """The projects ``user`` may see."""
     if not user.is_authenticated or not user.is_active:

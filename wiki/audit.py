@@ -12,6 +12,7 @@ order, streaming, and names the first entry that was altered, deleted, inserted 
 reordered behind the application's back.
 """
 
+import csv
 import hashlib
 import heapq
 import hmac
@@ -301,6 +302,11 @@ def link_existing():
 
 
 ACTIONS = {"+": "created", "~": "changed", "-": "deleted"}
+# What a project's activity log holds: the kinds (model names) of its history rows.
+ACTIVITY_KINDS = {
+    "project": "project", "page": "page", "modelversion": "model version",
+    "trainingrun": "training run", "deployment": "deployment", "membership": "membership",
+}  # fmt: skip
 CSV_HEADER = [
     "seq", "at", "user", "source", "kind", "action", "object", "object id", "reason",
     "request id", "digest",
@@ -323,11 +329,27 @@ def activity(project, *, user=None, source=None, kind=None, since=None, until=No
     return entries
 
 
-def activity_rows(entries):
-    """CSV rows of ``entries`` (header first), read a batch at a time."""
-    yield CSV_HEADER
+class _Echo:
+    """A file-like object that hands back what is written to it (csv into a stream)."""
+
+    def write(self, value):
+        return value
+
+
+def _cell(value):
+    # A spreadsheet would run a text cell starting with = + - @ as a formula; the
+    # apostrophe keeps a change reason such as "=HYPERLINK(...)" plain text.
+    text = str(value)
+    return "'" + text if text[:1] in ("=", "+", "-", "@", "\t", "\r") else text
+
+
+def activity_csv(entries):
+    """``entries`` as CSV lines (header first), read from the database a batch at a time."""
+    writer = csv.writer(_Echo())
+    yield writer.writerow(CSV_HEADER)
     for e in entries.iterator(chunk_size=VERIFY_BATCH):
-        yield [
+        row = [
             e.seq, e.at.isoformat(), e.username, e.source, e.kind, ACTIONS[e.action],
             e.object_repr, e.object_id, e.reason, e.request_id or "", e.digest,
         ]  # fmt: skip
+        yield writer.writerow([_cell(value) for value in row])

@@ -80,18 +80,15 @@ class ApiView(generics.GenericAPIView):
             slug = self.kwargs["project"]
             found = with_role(Project.objects.filter(slug=slug).order_by(), self.request.user)
             project = next(iter(found[:1]), None)
-            if project is None:
-                raise exceptions.NotFound(f"There is no project '{slug}'.")
+            granted = rights(self.request.user, project) if project is not None else set()
+            if VIEW not in granted:
+                # The same answer whether it does not exist or is hidden: no existence leak.
+                raise exceptions.NotFound(
+                    f"There is no project '{slug}' that {self.request.user} may see."
+                )
             token = request_token(self.request)
             if token is not None and not token.allows_project(slug):
                 raise exceptions.PermissionDenied(f"This token is not valid for project '{slug}'.")
-            granted = rights(self.request.user, project)
-            if VIEW not in granted:
-                if token is None:
-                    raise exceptions.NotFound(f"There is no project '{slug}'.")
-                raise exceptions.PermissionDenied(
-                    f"The token's user, {self.request.user}, is not a member of '{slug}'."
-                )
             if self.needs.get(self.request.method, EDIT) not in granted:
                 raise exceptions.PermissionDenied(
                     f"{self.request.user}'s role in '{slug}' does not allow this."

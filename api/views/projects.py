@@ -15,7 +15,7 @@ from api.views.base import (
     responses,
     with_etag,
 )
-from wiki.access import MAINTAIN, visible_projects
+from wiki.access import MAINTAIN, may_create_projects, visible_projects
 from wiki.models import Project
 from wiki.services.projects import create_project, update_project
 
@@ -58,6 +58,8 @@ class ProjectList(mixins.ListModelMixin, ApiView):
         responses=responses({201: ProjectSerializer}, 400, 413, 415),
     )
     def post(self, request):
+        if not may_create_projects(request.user):
+            raise exceptions.PermissionDenied("An auditor reads projects but creates none.")
         token = request_token(request)
         if token is not None and not token.all_projects:
             raise exceptions.PermissionDenied(

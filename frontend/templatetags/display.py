@@ -2,6 +2,8 @@ import json
 
 from django import template
 
+from wiki import access
+
 register = template.Library()
 
 
@@ -10,3 +12,9 @@ def as_json(value):
     """Values pipelines posted, as they posted them: true, null, [1, 2] (not Python's
     True, None); text is shown as it is."""
     return value if isinstance(value, str) else json.dumps(value, ensure_ascii=False)
+
+
+@register.filter
+def may_create_projects(user):
+    """Whether to offer "New project" (auditors read only)."""
+    return access.may_create_projects(user)

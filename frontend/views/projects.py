@@ -1,7 +1,5 @@
 """Projects: the list, creation, settings, members, activity, records and the audit chain."""
 
-import csv
-
 from django.contrib import messages
 from django.core.exceptions import PermissionDenied, ValidationError
 from django.core.paginator import Paginator
@@ -18,8 +16,8 @@ from frontend.forms import (
     apply_errors,
 )
 from frontend.views.base import actor, project_context, project_for
-from wiki.access import MAINTAIN, visible_projects
-from wiki.audit import activity, activity_rows, head_for, verify
+from wiki.access import MAINTAIN, may_create_projects, visible_projects
+from wiki.audit import activity, activity_csv, head_for, verify
 from wiki.models import ApiToken, Deployment, Membership, ModelVersion, TrainingRun
 from wiki.services import EditConflict
 from wiki.services.members import remove_member, set_member
@@ -41,6 +39,8 @@ def project_list(request):
 
 @require_http_methods(["GET", "HEAD", "POST"])
 def project_create(request):
+    if not may_create_projects(request.user):
+        raise PermissionDenied
     form = ProjectCreateForm(request.POST or None)
     if request.method == "POST" and form.is_valid():
         try:
@@ -148,23 +148,13 @@ def project_token_revoke(request, project, pk):
     return redirect("frontend:members", project.slug)
 
 
-class Echo:
-    """A file-like object that hands back what is written to it (csv into a stream)."""
-
-    def write(self, value):
-        return value
-
-
 @require_safe
 def activity_log(request, project):
     project = project_for(request, project)
     form = ActivityFilterForm(request.GET or None)
     entries = activity(project, **form.filters())
     if request.GET.get("format") == "csv":
-        writer = csv.writer(Echo())
-        response = StreamingHttpResponse(
-            (writer.writerow(row) for row in activity_rows(entries)), content_type="text/csv"
-        )
+        response = StreamingHttpResponse(activity_csv(entries), content_type="text/csv")
         response["Content-Disposition"] = f'attachment; filename="{project.slug}-activity.csv"'
         return response
     page_obj = Paginator(entries, ACTIVITY_PER_PAGE).get_page(request.GET.get("page"))

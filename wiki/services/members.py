@@ -17,8 +17,12 @@ def _role(role):
 
 def _keeps_a_maintainer(project, leaving):
     """Refuse to leave a project without any maintainer (nobody could manage it)."""
-    others = Membership.objects.filter(project=project, role=Membership.Role.MAINTAINER)
-    if not others.exclude(pk=leaving.pk).exists():
+    # Locking every maintainer's row keeps two maintainers leaving at once from both
+    # seeing the other one still there.
+    maintainers = Membership.objects.select_for_update().filter(
+        project=project, role=Membership.Role.MAINTAINER
+    )
+    if not [m for m in maintainers if m.pk != leaving.pk]:
         raise RecordConflict(f"{leaving.user} is the last maintainer of {project}.")
 
 

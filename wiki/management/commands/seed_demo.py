@@ -1,21 +1,32 @@
-"""Create a demo user and two demo projects; running it again changes nothing."""
+"""Create a demo user, a few colleagues with roles, and two demo projects; running it
+again changes nothing."""
 
 import hashlib
 from datetime import UTC, date, datetime, time, timedelta
 
 from django.conf import settings
 from django.contrib.auth import get_user_model
+from django.contrib.auth.models import Group
 from django.core.management.base import BaseCommand, CommandError
 from django.db import transaction
 
+from wiki.access import AUDITOR_GROUP
 from wiki.history import Actor, Source
 from wiki.models import Project
-from wiki.services.pages import create_free_page, edit_page
+from wiki.services.members import set_member
+from wiki.services.pages import approve_page, create_free_page, edit_page, submit_for_review
 from wiki.services.projects import create_project
 from wiki.services.records import record_deployment, record_training_run
 
 DEMO_USERNAME = "demo"
 DEMO_PASSWORD = "mlwiki-demo"  # noqa: S105  (refused unless DEBUG is on)
+# Colleagues to try the roles with (same password): name -> (role per project, auditor).
+DEMO_PEOPLE = {
+    "maria": ({"churn-prediction": "maintainer"}, False),
+    "erik": ({"churn-prediction": "editor", "fraud-detection": "editor"}, False),
+    "vera": ({"fraud-detection": "viewer"}, False),
+    "audrey": ({}, True),
+}
 
 
 def rows(pairs):
@@ -223,12 +234,13 @@ class Command(BaseCommand):
             password = DEMO_PASSWORD
         user, created = self._demo_user(password)
         actor = Actor(user=user, source=Source.CLI)
+        people = self._people(password)
         made = []
         if not Project.objects.filter(slug="churn-prediction").exists():
-            self._churn(actor)
+            self._churn(actor, people)
             made.append("churn-prediction")
         if not Project.objects.filter(slug="fraud-detection").exists():
-            self._fraud(actor)
+            self._fraud(actor, people)
             made.append("fraud-detection")
         if made:
             self.stdout.write(f"Created demo projects: {', '.join(made)}.")
@@ -236,6 +248,10 @@ class Command(BaseCommand):
             self.stdout.write("Demo projects already present; nothing changed.")
         if created:
             self.stdout.write(f"Log in as '{user.username}' with password '{password}'.")
+            self.stdout.write(
+                "Colleagues with the same password: maria (maintains churn-prediction), "
+                "erik (edits both), vera (views fraud-detection), audrey (auditor)."
+            )
         else:
             self.stdout.write(
                 f"Demo user '{user.username}' already exists; its password was left as is."
@@ -251,6 +267,24 @@ class Command(BaseCommand):
         )
         return user, True
 
+    def _people(self, password):
+        User = get_user_model()
+        auditors = Group.objects.get_or_create(name=AUDITOR_GROUP)[0]
+        people = {}
+        for name, (_, auditor) in DEMO_PEOPLE.items():
+            person = User.objects.filter(username=name).first()
+            if person is None:
+                person = User.objects.create_user(name, password=password)
+                if auditor:
+                    person.groups.add(auditors)
+            people[name] = person
+        return people
+
+    def _share(self, project, actor, people):
+        for name, (roles, _) in DEMO_PEOPLE.items():
+            if project.slug in roles:
+                set_member(project, actor=actor, username=name, role=roles[project.slug])
+
     def _fill(self, project, actor, pages, bodies):
         for page in project.pages.categories():
             if page.category in pages or page.category in bodies:
@@ -264,7 +298,7 @@ class Command(BaseCommand):
                 )
 
     @transaction.atomic
-    def _churn(self, actor):
+    def _churn(self, actor, people):
         project = create_project(
             actor=actor,
             slug="churn-prediction",
@@ -274,6 +308,12 @@ class Command(BaseCommand):
             tags=["churn", "tabular", "batch"],
         )
         self._fill(project, actor, CHURN_PAGES, CHURN_BODIES)
+        self._share(project, actor, people)
+        # Four eyes: maria approves the overview the demo user wrote; the model page waits.
+        overview = project.pages.get(category="overview")
+        maria = Actor(user=people["maria"], source=Source.CLI)
+        approve_page(overview, actor=maria, revision=overview.revision, comment="Reviewed.")
+        submit_for_review(project.pages.get(category="model"), actor=actor)
         create_free_page(
             project,
             actor=actor,
@@ -326,7 +366,7 @@ class Command(BaseCommand):
                 )
 
     @transaction.atomic
-    def _fraud(self, actor):
+    def _fraud(self, actor, people):
         project = create_project(
             actor=actor,
             slug="fraud-detection",
@@ -336,3 +376,4 @@ class Command(BaseCommand):
             tags=["fraud", "real-time"],
         )
         self._fill(project, actor, FRAUD_PAGES, {})
+        self._share(project, actor, people)

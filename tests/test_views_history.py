@@ -1,0 +1,228 @@
+"""History in the browser: old revisions, comparing, restoring, review and approval, the
+activity log, members and the audit chain's state."""
+
+import csv
+import io
+
+import pytest
+from django.test import Client
+
+from tests.factories import UserFactory
+from wiki.history import Actor, Source
+from wiki.models import Membership
+from wiki.services.pages import approve_page, edit_page
+
+pytestmark = pytest.mark.django_db
+
+PAGE = "/projects/churn/overview/"
+
+
+def overview(project):
+    return project.pages.get(category="overview")
+
+
+@pytest.fixture
+def revisions(project, user):
+    """The overview in three revisions: created (1), then edited by alice (2) and bob (3)."""
+    edit_page(
+        overview(project), actor=Actor(user, Source.WEB), base_revision=1,
+        change_reason="first words", fields={"purpose": "Predict churn."},
+        body="one\n<b>two</b>\nthree",
+    )  # fmt: skip
+    return edit_page(
+        overview(project), actor=Actor(UserFactory(username="bob"), Source.WEB), base_revision=2,
+        change_reason="bob's turn", fields={"purpose": "Predict churn monthly."},
+        body="one\n<i>2</i>\nthree",
+    )  # fmt: skip
+
+
+def logged_in(project, username, role):
+    person = UserFactory(username=username)
+    Membership.objects.create(project=project, user=person, role=role)
+    client = Client()
+    client.force_login(person)
+    return client
+
+
+def test_history_links_each_revision_and_compares_any_two(client_logged_in, revisions):
+    html = client_logged_in.get(f"{PAGE}history/").content.decode()
+    assert f'href="{PAGE}revisions/2/"' in html
+    assert 'name="from"' in html and 'name="to"' in html
+
+
+def test_an_old_revision_is_shown_rendered_with_who_and_why(client_logged_in, revisions):
+    response = client_logged_in.get(f"{PAGE}revisions/2/")
+    assert response.status_code == 200
+    html = response.content.decode()
+    assert "Predict churn." in html and "Predict churn monthly." not in html
+    assert "first words" in html
+    assert "<b>two</b>" in html  # sanitized HTML keeps harmless tags
+    assert client_logged_in.get(f"{PAGE}revisions/9/").status_code == 404
+
+
+def test_compare_shows_changed_fields_side_by_side_escaped(client_logged_in, revisions):
+    response = client_logged_in.get(f"{PAGE}compare/?from=2&to=3")
+    assert response.status_code == 200
+    html = response.content.decode()
+    assert "revision 2 → revision 3" in html
+    assert "Predict churn.</td>" in html and "Predict churn monthly.</td>" in html
+    assert "&lt;b&gt;two&lt;/b&gt;" in html and "&lt;i&gt;2&lt;/i&gt;" in html
+    assert "<i>2</i>" not in html
+    changes = {c.name: c for c in response.context["changes"]}
+    assert changes["purpose"].changed and changes["body"].changed
+    assert not changes["owners"].changed
+    assert "updated_at" not in changes
+
+
+@pytest.mark.parametrize("query", ["", "?from=2", "?from=2&to=99", "?from=two&to=3"])
+def test_compare_with_a_missing_or_unknown_revision_is_404(client_logged_in, revisions, query):
+    assert client_logged_in.get(f"{PAGE}compare/{query}").status_code == 404
+
+
+def test_restore_asks_for_confirmation_and_a_reason_then_adds_a_revision(
+    client_logged_in, revisions, project
+):
+    url = f"{PAGE}revisions/2/restore/"
+    confirm = client_logged_in.get(url)
+    assert confirm.status_code == 200
+    assert "Restore revision 2 of Overview?" in confirm.content.decode()
+    assert overview(project).revision == 3  # a GET changes nothing
+
+    missing_reason = client_logged_in.post(url, {"base_revision": "3", "change_reason": ""})
+    assert missing_reason.status_code == 200
+    assert "change_reason" in missing_reason.context["form"].errors
+    assert overview(project).revision == 3
+
+    history_before = set(overview(project).history.values_list("history_id", flat=True))
+    response = client_logged_in.post(url, {"base_revision": "3", "change_reason": "bob erred"})
+    assert response.status_code == 302
+    page = overview(project)
+    assert (page.revision, page.fields, page.body) == (
+        4, {"purpose": "Predict churn."}, "one\n<b>two</b>\nthree",
+    )  # fmt: skip
+    latest = page.history.first()
+    assert latest.history_change_reason == "Restored revision 2: bob erred"
+    assert latest.history_source == "web"
+    assert history_before < set(page.history.values_list("history_id", flat=True))
+
+
+def test_restore_from_a_stale_confirmation_is_refused(client_logged_in, revisions, project):
+    response = client_logged_in.post(
+        f"{PAGE}revisions/1/restore/", {"base_revision": "2", "change_reason": "back"}
+    )
+    assert response.status_code == 200
+    assert "This was changed while you were editing" in response.content.decode()
+    assert overview(project).revision == 3
+
+
+def test_the_edit_conflict_screen_shows_both_texts_and_their_difference(
+    client_logged_in, revisions
+):
+    form = {
+        "purpose": "Predict churn yearly.", "owners": "", "stakeholders": "", "status": "",
+        "risk_level": "", "out_of_scope": "", "body": "mine", "change_reason": "x",
+        "base_revision": "2", "save": "",
+    }  # fmt: skip
+    response = client_logged_in.post(f"{PAGE}edit/", form)
+    html = response.content.decode()
+    assert "How your text differs from revision 3" in html
+    assert "Predict churn monthly.</td>" in html and "Predict churn yearly.</td>" in html
+    assert "&lt;i&gt;2&lt;/i&gt;" in html
+    assert ">\nmine</textarea>" in html
+
+
+def test_review_and_four_eyes_approval_in_the_browser(client_logged_in, revisions, project):
+    # bob wrote revision 3; alice (maintainer) may approve it, bob may not.
+    assert client_logged_in.post(f"{PAGE}review/").status_code == 302
+    assert overview(project).review_state == "in_review"
+    html = client_logged_in.get(PAGE).content.decode()
+    assert "In review" in html and "Approve revision 3" in html
+
+    response = client_logged_in.post(
+        f"{PAGE}approve/", {"revision": "3", "comment": "Checked."}, follow=True
+    )
+    page = overview(project)
+    assert (page.review_state, page.approved_revision, page.approved_by_name) == (
+        "approved", 3, "alice",
+    )  # fmt: skip
+    assert "Approved</strong>: revision 3, by alice" in response.content.decode()
+
+    edit_page(page, actor=Actor(None, Source.CLI), base_revision=3, change_reason="", body="new")
+    html = client_logged_in.get(PAGE).content.decode()
+    assert "Approved revision 3; current revision 4 differs" in html
+    assert f'href="{PAGE}compare/?from=3&amp;to=4"' in html
+    overview_table = client_logged_in.get("/projects/churn/").content.decode()
+    assert "Approved revision 3; current revision 4 differs" in overview_table
+
+
+def test_the_writer_of_a_revision_is_told_another_maintainer_must_approve(
+    client_logged_in, project, user
+):
+    edit_page(overview(project), actor=Actor(user, Source.WEB), base_revision=1,
+              change_reason="", body="alice wrote this")  # fmt: skip
+    response = client_logged_in.post(f"{PAGE}approve/", {"revision": "2"}, follow=True)
+    assert "Four eyes" in response.content.decode()
+    assert overview(project).review_state == "draft"
+
+
+def test_approving_a_page_that_moved_on_is_refused(client_logged_in, revisions, project):
+    response = client_logged_in.post(f"{PAGE}approve/", {"revision": "2"}, follow=True)
+    assert "The page changed meanwhile (now revision 3)" in response.content.decode()
+    assert overview(project).approved_revision is None
+
+
+def test_an_approval_is_part_of_the_history(client_logged_in, revisions, project):
+    approve_page(overview(project), actor=Actor(project.memberships.get().user, Source.WEB),
+                 revision=3, comment="ok")  # fmt: skip
+    html = client_logged_in.get(f"{PAGE}history/").content.decode()
+    assert "Approved revision 3" in html
+
+
+def test_the_activity_log_filters_pages_and_downloads(client_logged_in, revisions, project):
+    response = client_logged_in.get("/projects/churn/activity/?kind=page&user=bob")
+    assert response.status_code == 200
+    entries = list(response.context["page_obj"])
+    assert [(e.kind, e.username, e.reason) for e in entries] == [("page", "bob", "bob's turn")]
+    everything = client_logged_in.get("/projects/churn/activity/").context["page_obj"]
+    assert everything.paginator.count == 10  # project, six pages, maintainer, two edits
+
+    download = client_logged_in.get("/projects/churn/activity/?kind=page&format=csv")
+    assert download["Content-Type"].startswith("text/csv")
+    rows = list(csv.reader(io.StringIO(b"".join(download.streaming_content).decode())))
+    assert [row[2] for row in rows[1:3]] == ["bob", "alice"]
+    assert len(rows) == 1 + 8
+
+
+def test_a_bad_activity_filter_is_shown_not_ignored(client_logged_in, revisions):
+    response = client_logged_in.get("/projects/churn/activity/?since=yesterday")
+    assert response.status_code == 200
+    assert "since" in response.context["form"].errors
+
+
+def test_maintainers_add_change_and_remove_members(client_logged_in, project, user):
+    UserFactory(username="dana")
+    url = "/projects/churn/members/"
+    assert client_logged_in.post(url, {"username": "dana", "role": "viewer"}).status_code == 302
+    dana = project.memberships.get(user__username="dana")
+    assert dana.role == "viewer"
+    client_logged_in.post(url, {"username": "dana", "role": "editor"})
+    dana.refresh_from_db()
+    assert dana.role == "editor"
+    unknown = client_logged_in.post(url, {"username": "nobody", "role": "viewer"})
+    assert "There is no active user" in unknown.content.decode()
+    client_logged_in.post(f"{url}{dana.pk}/remove/")
+    assert not project.memberships.filter(pk=dana.pk).exists()
+    mine = project.memberships.get(user=user)
+    response = client_logged_in.post(f"{url}{mine.pk}/remove/", follow=True)
+    assert "last maintainer" in response.content.decode()
+    assert project.memberships.filter(pk=mine.pk).exists()
+    kinds = [e.reason for e in project.chain.entries.filter(kind="membership").order_by("seq")]
+    assert kinds[-3:] == ["dana is now viewer", "dana is now editor", "dana left"]
+
+
+def test_the_overview_shows_the_chain_and_verifies_it_on_request(client_logged_in, revisions):
+    html = client_logged_in.get("/projects/churn/").content.decode()
+    head = revisions.project.chain.digest
+    assert head[:16] in html
+    response = client_logged_in.post("/projects/churn/audit/verify/", follow=True)
+    assert "The audit chain is intact: 10 entries." in response.content.decode()
