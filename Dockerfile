@@ -9,7 +9,12 @@ ENV DEBUG=false \
     PIP_DISABLE_PIP_VERSION_CHECK=1
 
 WORKDIR /app
-RUN useradd --create-home --uid 1000 mlwiki
+RUN useradd --create-home --uid 1000 mlwiki \
+    && mkdir -p /app/media && chown mlwiki /app/media
+# WeasyPrint (PDF reports) renders text with Pango; DejaVu gives it fonts.
+RUN apt-get update \
+    && apt-get install -y --no-install-recommends libpango-1.0-0 libpangoft2-1.0-0 fonts-dejavu-core \
+    && rm -rf /var/lib/apt/lists/*
 
 COPY requirements.txt .
 RUN pip install -r requirements.txt

@@ -8,7 +8,7 @@ from rest_framework import serializers
 from rest_framework.reverse import reverse
 
 from wiki.history import CHANGE_REASON_MAX_LENGTH
-from wiki.models import Deployment, ModelVersion, Page, TrainingRun
+from wiki.models import Deployment, ExportJob, ModelVersion, Page, TrainingRun
 
 
 class StrictSerializer(serializers.Serializer):
@@ -409,3 +409,47 @@ class ActivitySerializer(serializers.Serializer):
     def get_action(self, entry) -> str:
         """created, changed or deleted."""
         return {"+": "created", "~": "changed", "-": "deleted"}[entry.action]
+
+
+class ExportRequestSerializer(StrictSerializer):
+    format = serializers.ChoiceField(choices=ExportJob.Format.values)
+    since = serializers.DateField(required=False, allow_null=True, help_text="First day (UTC).")
+    until = serializers.DateField(required=False, allow_null=True, help_text="Last day (UTC).")
+    include_diffs = StrictBooleanField(
+        required=False, default=False, help_text="Full diffs of page changes, not only a list."
+    )
+
+    def validate(self, attrs):
+        if attrs.get("since") and attrs.get("until") and attrs["since"] > attrs["until"]:
+            raise serializers.ValidationError({"until": ["The period ends before it starts."]})
+        return attrs
+
+
+class ExportSerializer(serializers.Serializer):
+    id = serializers.IntegerField()
+    url = serializers.SerializerMethodField(help_text="This status resource.")
+    project = serializers.CharField(source="project.slug")
+    format = serializers.CharField()
+    since = serializers.DateField(allow_null=True)
+    until = serializers.DateField(allow_null=True)
+    include_diffs = serializers.BooleanField()
+    status = serializers.ChoiceField(choices=ExportJob.Status.values)
+    progress = serializers.IntegerField(help_text="0 to 100.")
+    last_error = serializers.CharField(help_text="Why it failed; empty otherwise.")
+    requested_by = serializers.CharField(source="requested_by_name")
+    created_at = serializers.DateTimeField()
+    started_at = serializers.DateTimeField(allow_null=True)
+    finished_at = serializers.DateTimeField(allow_null=True)
+    size = serializers.IntegerField(allow_null=True, help_text="Bytes, once done.")
+    sha256 = serializers.CharField(help_text="Of the file, once done.")
+    downloads = serializers.IntegerField()
+    download_url = serializers.SerializerMethodField()
+
+    def _absolute(self, name, job):
+        return self.context["request"].build_absolute_uri(reverse(name, kwargs={"pk": job.pk}))
+
+    def get_url(self, job) -> str:
+        return self._absolute("api:export-detail", job)
+
+    def get_download_url(self, job) -> str | None:
+        return self._absolute("api:export-download", job) if job.status == "done" else None

@@ -3,7 +3,7 @@ from django.http import JsonResponse
 from django.urls import path, re_path
 from django.views.decorators.csrf import csrf_exempt
 
-from api.views import audit, history, pages, projects, records
+from api.views import audit, exports, history, pages, projects, records
 
 app_name = "api"
 
@@ -58,5 +58,8 @@ urlpatterns = [
     path(f"{PROJECT}activity/", history.ActivityList.as_view(), name="activity-list"),
     path(f"{PROJECT}activity/export/", history.ActivityExport.as_view(), name="activity-export"),
     path(f"{PROJECT}audit/verify/", audit.AuditVerify.as_view(), name="audit-verify"),
+    path(f"{PROJECT}exports/", exports.ExportList.as_view(), name="export-list"),
+    path("exports/<int:pk>/", exports.ExportDetail.as_view(), name="export-detail"),
+    path("exports/<int:pk>/download/", exports.ExportDownload.as_view(), name="export-download"),
     re_path(r"", not_found),
 ]

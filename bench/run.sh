@@ -12,6 +12,9 @@ export DATABASE_URL=${BENCH_DATABASE_URL:-postgres://mlwiki@127.0.0.1:5432/mlwik
 export REDIS_URL=${BENCH_REDIS_URL:-redis://127.0.0.1:6379/14}
 export DEBUG=false ALLOWED_HOSTS=127.0.0.1 SECURE_SSL_REDIRECT=false
 export SECRET_KEY=$($PY -c 'import secrets; print(secrets.token_urlsafe(50))')
+export AUDIT_HMAC_KEY=$($PY -c 'import secrets; print(secrets.token_urlsafe(50))')
+# AUDIT_CHAIN_ENABLED=false measures what the audit chain costs a record post.
+export AUDIT_CHAIN_ENABLED=${AUDIT_CHAIN_ENABLED:-true}
 export API_THROTTLE_RATE=100000000/minute   # measure the server, not the throttle
 # deploy/gunicorn.conf.py as shipped: one synchronous worker per core.
 export WEB_CONCURRENCY=${WEB_CONCURRENCY:-2}
@@ -34,7 +37,7 @@ SERVER=$!
 trap 'kill $SERVER' EXIT
 for _ in $(seq 50); do curl -sf http://127.0.0.1:$PORT/healthz/ >/dev/null && break; sleep 0.2; done
 
-echo "gunicorn: $WEB_CONCURRENCY workers ${GUNICORN_CMD_ARGS:-}; $(nproc) cores; $N records per run"
+echo "gunicorn: $WEB_CONCURRENCY workers ${GUNICORN_CMD_ARGS:-}; $(nproc) cores; $N records per run; audit chain ${AUDIT_CHAIN_ENABLED}"
 $PY bench/ingest.py --url http://127.0.0.1:$PORT --token "$KEY" --project bench -n 200 -c 8 >/dev/null  # warm-up
 for c in ${BENCH_CONCURRENCY:-1 8 32}; do
   $PY bench/ingest.py --url http://127.0.0.1:$PORT --token "$KEY" --project bench -n "$N" -c "$c"

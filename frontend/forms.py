@@ -8,7 +8,7 @@ from django.core.exceptions import ValidationError
 from wiki.audit import ACTIVITY_KINDS
 from wiki.categories import MARKDOWN, TABLE, TEXT
 from wiki.history import Source
-from wiki.models import ApiToken, Membership, Page, Project
+from wiki.models import ApiToken, ExportJob, Membership, Page, Project
 
 CHANGE_REASON_HELP = "What changed and why; shown in the page history and in audit reports."
 
@@ -268,3 +268,28 @@ class RestoreForm(forms.Form):
 class ApproveForm(forms.Form):
     revision = forms.IntegerField(widget=forms.HiddenInput, min_value=1)
     comment = forms.CharField(required=False, max_length=2000, widget=forms.Textarea({"rows": 2}))
+
+
+class ExportForm(forms.Form):
+    format = forms.ChoiceField(choices=ExportJob.Format.choices, initial=ExportJob.Format.PDF)
+    since = forms.DateField(
+        required=False,
+        widget=forms.DateInput(attrs={"type": "date"}),
+        help_text="First day of the period (UTC); empty: from the beginning.",
+    )
+    until = forms.DateField(
+        required=False,
+        widget=forms.DateInput(attrs={"type": "date"}),
+        help_text="Last day, included; empty: up to now.",
+    )
+    include_diffs = forms.BooleanField(
+        required=False,
+        label="Include full diffs",
+        help_text="Every page change with its line-by-line difference, not only the list.",
+    )
+
+    def clean(self):
+        data = super().clean()
+        if data.get("since") and data.get("until") and data["since"] > data["until"]:
+            self.add_error("until", "The period ends before it starts.")
+        return data

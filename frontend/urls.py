@@ -1,7 +1,7 @@
 from django.urls import path
 from django.views.generic import RedirectView
 
-from frontend.views import pages, projects, tokens
+from frontend.views import exports, pages, projects, tokens
 
 app_name = "frontend"
 
@@ -26,6 +26,8 @@ urlpatterns = [
     path(f"{PROJECT}activity/", projects.activity_log, name="activity"),
     path(f"{PROJECT}records/", projects.records, name="records"),
     path(f"{PROJECT}audit/verify/", projects.audit_verify, name="audit-verify"),
+    path(f"{PROJECT}exports/", exports.exports, name="exports"),
+    path(f"{PROJECT}exports/<int:pk>/download/", exports.export_download, name="export-download"),
     path(f"{PROJECT}pages/", pages.page_list, name="page-list"),
     path(f"{PROJECT}pages/new/", pages.page_create, name="page-create"),
     path(PAGE, pages.page_detail, name="page"),

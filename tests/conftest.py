@@ -8,12 +8,14 @@ from wiki.models import Membership
 
 
 @pytest.fixture(autouse=True)
-def _fast_and_isolated(settings):
+def _fast_and_isolated(settings, tmp_path):
     # Fast password hashing; plain static files (no collectstatic manifest in tests).
     settings.PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
     settings.STORAGES = settings.STORAGES | {
         "staticfiles": {"BACKEND": "django.contrib.staticfiles.storage.StaticFilesStorage"}
     }
+    # Exports are written here, never in the checkout.
+    settings.MEDIA_ROOT = tmp_path / "media"
 
 
 @pytest.fixture(autouse=True)

@@ -1,5 +1,6 @@
 """Background tasks: in-process without a broker, and through Redis to a real worker."""
 
+import json
 import os
 import subprocess
 import sys
@@ -16,8 +17,12 @@ from django.contrib.sessions.models import Session
 from django.db import connection
 from django.utils import timezone
 
+from deploy.audit.verify_bundle import verify as verify_bundle
+from tests.factories import ProjectFactory, make_training_run
 from wiki.celery import app as celery_app
-from wiki.models import IdempotencyKey
+from wiki.history import Actor, Source
+from wiki.models import ExportJob, IdempotencyKey
+from wiki.services.exports import request_export
 from wiki.tasks import clear_expired_sessions, purge_idempotency_keys
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -53,13 +58,15 @@ def worker(transactional_db):
             "worker",
             "--pool=solo",
             "--queues",
-            queue,
+            # Its own queue, and the default one that tasks sent by the code go to.
+            f"{queue},{celery_app.conf.task_default_queue}",
             "--without-gossip",
             "--without-mingle",
             "--loglevel=INFO",
         ],  # fmt: skip
         cwd=ROOT,
-        env=os.environ | {"DATABASE_URL": test_db_url},
+        # The worker writes exports where the test reads them.
+        env=os.environ | {"DATABASE_URL": test_db_url, "MEDIA_ROOT": str(settings.MEDIA_ROOT)},
         stdout=subprocess.PIPE,
         stderr=subprocess.STDOUT,
         text=True,
@@ -110,3 +117,22 @@ def test_old_idempotency_keys_are_forgotten(project, settings):
     IdempotencyKey.objects.filter(pk=old.pk).update(created_at=timezone.now() - timedelta(days=31))
     purge_idempotency_keys.delay()
     assert list(IdempotencyKey.objects.values_list("key", flat=True)) == [keep.key]
+
+
+@pytest.mark.redis
+@needs_real_worker
+def test_an_export_is_built_by_a_real_worker_through_redis(worker, settings):
+    """The whole path: the request commits, the task goes through Redis to the worker,
+    which builds the JSON bundle into storage; the bundle verifies offline."""
+    project = ProjectFactory(slug="worker-export")
+    make_training_run(project, metrics={"auc": 0.91})
+    job = request_export(project, actor=Actor(None, Source.CLI), format="json")
+    deadline = time.monotonic() + 120
+    while (job := ExportJob.objects.get(pk=job.pk)).status in ("queued", "running"):
+        assert time.monotonic() < deadline, "the worker did not build the export in 120 s"
+        time.sleep(0.3)
+    assert job.status == "done", job.last_error
+    with job.file.open("rb") as handle:
+        bundle = json.load(handle)
+    assert bundle["training_runs"][0]["metrics"] == {"auc": 0.91}
+    assert verify_bundle(bundle, settings.AUDIT_HMAC_KEY) is None

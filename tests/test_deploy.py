@@ -39,7 +39,10 @@ def test_compose_keeps_data_in_named_volumes(compose):
     services = compose["services"]
     assert "pgdata:/var/lib/postgresql/data" in services["postgres"]["volumes"]
     assert "redisdata:/data" in services["redis"]["volumes"]
-    assert set(compose["volumes"]) == {"pgdata", "redisdata"}
+    assert set(compose["volumes"]) == {"pgdata", "redisdata", "media"}
+    # Exports are written by the worker and downloaded through web: one shared volume.
+    for name in ["web", "worker"]:
+        assert "media:/app/media" in services[name]["volumes"]
 
 
 def test_app_services_use_postgres_redis_and_production_mode(compose):

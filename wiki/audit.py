@@ -19,27 +19,32 @@ import hmac
 import json
 import uuid
 from dataclasses import asdict, dataclass
-from datetime import UTC, datetime
+from datetime import UTC, date, datetime
 from decimal import Decimal
 from itertools import islice
 
 from django.apps import apps
 from django.conf import settings
 from django.db import connection, transaction
+from django.db.models.fields.files import FieldFile
 from django.utils import timezone
 
 from wiki.models import AuditEntry, ChainHead, Project
 
 GENESIS = "0" * 64
 GLOBAL = "global"
-VERIFY_BATCH = 2000
+VERIFY_BATCH = 5000  # rows read per query: fewer round trips, memory still bounded
 
 
 def _plain(value):
     if isinstance(value, datetime):
         return value.astimezone(UTC).isoformat()
+    if isinstance(value, date):
+        return value.isoformat()
     if isinstance(value, (uuid.UUID, Decimal)):
         return str(value)
+    if isinstance(value, FieldFile):  # a row read with .values() holds the name
+        return value.name or ""
     raise TypeError(f"{type(value).__name__} in a history row")
 
 
@@ -58,9 +63,10 @@ def _row(history_instance):
     return {name: getattr(history_instance, name) for name in _columns(type(history_instance))}
 
 
-def seal(digest):
-    key = settings.AUDIT_HMAC_KEY.encode()
-    return hmac.new(key, digest.encode(), hashlib.sha256).hexdigest()
+def seal(digest, key=None):
+    """HMAC-SHA-256 of ``digest`` under ``key`` (bytes; default: AUDIT_HMAC_KEY)."""
+    key = settings.AUDIT_HMAC_KEY.encode() if key is None else key
+    return hmac.digest(key, digest.encode(), "sha256").hex()
 
 
 def chain_of(history_instance):
@@ -161,6 +167,7 @@ def _walk(head, batch_size):
     """Check the entries up to the head, in order; (entries checked, last digest, first
     problem or None)."""
     previous, expected = GENESIS, 1
+    key = settings.AUDIT_HMAC_KEY.encode()
     entries = (
         AuditEntry.objects.filter(chain=head, seq__lte=head.seq)
         .order_by("seq")
@@ -184,7 +191,7 @@ def _walk(head, batch_size):
                     _bad("deleted", seq, "the history row it links was deleted", table, history_id),
                 )
             computed = hashlib.sha256(previous.encode() + canonical(row)).hexdigest()
-            if not hmac.compare_digest(seal(digest), entry_seal):
+            if not hmac.compare_digest(seal(digest, key), entry_seal):
                 detail = "its digest was rewritten: the seal does not match (no key)"
                 return seq - 1, previous, _bad("altered", seq, detail, table, history_id)
             if computed != digest:
@@ -249,9 +256,9 @@ def _global_filter(model):
     return {}
 
 
-def verify(head, batch_size=VERIFY_BATCH):
-    """Walk ``head``'s chain and record the verdict on it; memory stays flat however long
-    the history (entries and rows are read a batch at a time)."""
+def verify(head, batch_size=VERIFY_BATCH, record=True):
+    """Walk ``head``'s chain and (if ``record``) keep the verdict on it; memory stays flat
+    however long the history (entries and rows are read a batch at a time)."""
     head.refresh_from_db()
     checked, last, problem = _walk(head, batch_size)
     if problem is None and (head.seq != checked or head.digest != last):
@@ -272,6 +279,8 @@ def verify(head, batch_size=VERIFY_BATCH):
     if problem is None:
         problem = _unlinked(head)
     verdict = Verdict(ok=problem is None, entries=checked, head=head.digest, first_bad=problem)
+    if not record:
+        return verdict
     ChainHead.objects.filter(pk=head.pk).update(
         verified_at=timezone.now(),
         verified_ok=verdict.ok,
@@ -306,6 +315,7 @@ ACTIONS = {"+": "created", "~": "changed", "-": "deleted"}
 ACTIVITY_KINDS = {
     "project": "project", "page": "page", "modelversion": "model version",
     "trainingrun": "training run", "deployment": "deployment", "membership": "membership",
+    "exportjob": "export",
 }  # fmt: skip
 CSV_HEADER = [
     "seq", "at", "user", "source", "kind", "action", "object", "object id", "reason",

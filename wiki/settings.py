@@ -6,6 +6,7 @@ eagerly in-process, in-memory cache, DEBUG on. Every variable is listed in
 """
 
 import re
+import tomllib
 from pathlib import Path
 
 import environ
@@ -13,6 +14,8 @@ from celery.schedules import crontab
 from django.core.exceptions import ImproperlyConfigured
 
 BASE_DIR = Path(__file__).resolve().parent.parent
+# The version reports and the API name: pyproject.toml's, the one place it is written.
+APP_VERSION = tomllib.loads((BASE_DIR / "pyproject.toml").read_text())["project"]["version"]
 
 # FileAwareEnv also reads NAME_FILE (e.g. SECRET_KEY_FILE), for container secrets.
 env = environ.FileAwareEnv()
@@ -147,6 +150,10 @@ CELERY_BEAT_SCHEDULE = {
         "task": "wiki.tasks.purge_idempotency_keys",
         "schedule": crontab(hour=3, minute=27),
     },
+    "fail-stale-exports": {
+        "task": "wiki.tasks.fail_stale_exports",
+        "schedule": crontab(minute="*/5"),
+    },
 }
 
 AUTH_PASSWORD_VALIDATORS = [
@@ -163,6 +170,12 @@ LANGUAGE_CODE = "en-us"
 TIME_ZONE = env.str("TIME_ZONE", default="UTC")
 USE_I18N = True
 USE_TZ = True
+
+# Uploaded and generated files (audit report exports): never served as static files; the
+# app streams them to whoever may read them.
+MEDIA_ROOT = env.path("MEDIA_ROOT", default=BASE_DIR / "media")
+# An export with no progress for this long is failed by the stale-job sweep.
+EXPORT_STALE_MINUTES = env.int("EXPORT_STALE_MINUTES", default=15)
 
 STATIC_URL = "static/"
 STATIC_ROOT = BASE_DIR / "staticfiles"
@@ -248,4 +261,7 @@ LOGGING = {
     "disable_existing_loggers": False,
     "handlers": {"console": {"class": "logging.StreamHandler"}},
     "root": {"handlers": ["console"], "level": env.str("LOG_LEVEL", default="INFO")},
+    # WeasyPrint's font subsetting logs every table of every font at INFO, and WeasyPrint
+    # warns on every PDF that it subsets fonts with fontTools.
+    "loggers": {"fontTools": {"level": "WARNING"}, "weasyprint": {"level": "ERROR"}},
 }

@@ -8,6 +8,7 @@ from django.conf import settings
 from django.utils import timezone
 
 from wiki.models import IdempotencyKey
+from wiki.services import exports
 
 
 @shared_task
@@ -25,3 +26,22 @@ def purge_idempotency_keys():
     """
     cutoff = timezone.now() - timedelta(days=settings.IDEMPOTENCY_KEYS_KEPT_DAYS)
     IdempotencyKey.objects.filter(created_at__lt=cutoff).delete()
+
+
+@shared_task(bind=True, max_retries=3, acks_late=True)
+def build_export(self, job_id):
+    """Build one audit report (wiki.services.exports.build). A database hiccup is retried
+    with a growing delay; after the last try, or on any other error, the job is failed."""
+    try:
+        exports.build(job_id)
+    except exports.TRANSIENT as error:
+        if self.request.retries >= self.max_retries:
+            exports.fail(job_id, f"Gave up after {self.max_retries + 1} tries: {error}")
+            return
+        raise self.retry(exc=error, countdown=10 * 2**self.request.retries) from error
+
+
+@shared_task
+def fail_stale_exports():
+    """Fail exports whose worker died mid-job (scheduled every few minutes)."""
+    return exports.fail_stale()

@@ -1,0 +1,105 @@
+"""Audit report exports over the API: ask for one (202), follow it, download it."""
+
+from django.http import FileResponse
+from drf_spectacular.types import OpenApiTypes
+from drf_spectacular.utils import OpenApiResponse, extend_schema
+from rest_framework import exceptions, mixins
+from rest_framework.response import Response
+
+from api.pagination import NumberedPages
+from api.serializers import ExportRequestSerializer, ExportSerializer
+from api.views.base import ApiView, responses
+from wiki.access import VIEW
+from wiki.models import ExportJob
+from wiki.services.exports import record_download, request_export
+
+CONTENT_TYPES = {
+    "pdf": "application/pdf",
+    "html": "text/html; charset=utf-8",
+    "markdown": "text/markdown; charset=utf-8",
+    "json": "application/json",
+}
+
+
+class NotReady(exceptions.APIException):
+    status_code = 409
+    default_code = "not_ready"
+
+
+class ExportList(mixins.ListModelMixin, ApiView):
+    """A project's audit report exports, newest first; POST asks for a new one, built in
+    the background: follow its ``url`` until ``status`` is ``done``, then download it.
+    Anyone who may read the project may ask (auditors included)."""
+
+    serializer_class = ExportSerializer
+    pagination_class = NumberedPages
+    # Asking for a report reads the project; it changes none of its documentation.
+    needs = ApiView.needs | {"POST": VIEW}
+
+    def get_queryset(self):
+        return ExportJob.objects.filter(project=self.get_project()).select_related("project")
+
+    @extend_schema(responses=responses({200: ExportSerializer(many=True)}, 404))
+    def get(self, request, project):
+        return self.list(request)
+
+    @extend_schema(
+        request=ExportRequestSerializer,
+        responses=responses({202: ExportSerializer}, 400, 404),
+    )
+    def post(self, request, project):
+        serializer = ExportRequestSerializer(data=request.data)
+        serializer.is_valid(raise_exception=True)
+        job = request_export(self.get_project(), actor=self.actor(), **serializer.validated_data)
+        job.refresh_from_db()  # without a broker it is already built
+        data = ExportSerializer(job, context={"request": request}).data
+        return Response(data, status=202, headers={"Location": data["url"]})
+
+
+class ExportView(ApiView):
+    """An export found by id, if the caller may read its project (404 otherwise)."""
+
+    def get_job(self):
+        job = ExportJob.objects.select_related("project").filter(pk=self.kwargs["pk"]).first()
+        if job is not None:
+            self.kwargs["project"] = job.project.slug
+            try:
+                self.get_project()
+            except exceptions.NotFound:
+                job = None
+        if job is None:
+            raise exceptions.NotFound(f"There is no export {self.kwargs['pk']} you may see.")
+        return job
+
+
+class ExportDetail(ExportView):
+    """An export's status and progress."""
+
+    serializer_class = ExportSerializer
+
+    @extend_schema(responses=responses({200: ExportSerializer}, 404))
+    def get(self, request, pk):
+        return Response(ExportSerializer(self.get_job(), context={"request": request}).data)
+
+
+class ExportDownload(ExportView):
+    """The report file (409 until the export is done). Each download is recorded."""
+
+    @extend_schema(
+        responses=responses(
+            {200: OpenApiResponse(OpenApiTypes.BINARY, description="The report.")}, 404, 409
+        )
+    )
+    def get(self, request, pk):
+        job = self.get_job()
+        if job.status == ExportJob.Status.FAILED:
+            raise NotReady(f"Export {job.pk} failed: {job.last_error}")
+        if job.status != ExportJob.Status.DONE:
+            raise NotReady(f"Export {job.pk} is {job.status} ({job.progress}%); try again later.")
+        record_download(job, actor=self.actor())
+        response = FileResponse(
+            job.file.open("rb"), as_attachment=True, filename=job.filename,
+            content_type=CONTENT_TYPES[job.format],
+        )  # fmt: skip
+        response["X-Content-SHA256"] = job.sha256
+        return response

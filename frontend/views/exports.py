@@ -1,0 +1,42 @@
+"""A project's audit report exports in the browser: ask for one, watch it, download it."""
+
+from django.contrib import messages
+from django.http import FileResponse, Http404
+from django.shortcuts import redirect, render
+from django.views.decorators.http import require_http_methods, require_safe
+
+from frontend.forms import ExportForm
+from frontend.views.base import actor, project_context, project_for
+from wiki.models import ExportJob
+from wiki.services.exports import record_download, request_export
+
+EXPORTS_SHOWN = 50
+
+
+@require_http_methods(["GET", "HEAD", "POST"])
+def exports(request, project):
+    """The export form and the project's earlier exports. Anyone who may read the project
+    may ask for a report; while one is being built its progress bar moves (exports.js),
+    and without JavaScript a reload shows how far it got."""
+    project = project_for(request, project)
+    form = ExportForm(request.POST or None)
+    if request.method == "POST" and form.is_valid():
+        job = request_export(project, actor=actor(request), **form.cleaned_data)
+        messages.success(request, f"Export #{job.pk} requested; it is built in the background.")
+        return redirect("frontend:exports", project.slug)
+    jobs = ExportJob.objects.filter(project=project)[:EXPORTS_SHOWN]
+    context = project_context(request, project, "exports") | {"form": form, "jobs": jobs}
+    return render(request, "frontend/exports.html", context, status=400 if form.errors else 200)
+
+
+@require_safe
+def export_download(request, project, pk):
+    project = project_for(request, project)
+    job = ExportJob.objects.filter(project=project, pk=pk).first()
+    if job is None:
+        raise Http404("There is no such export.")
+    if job.status != ExportJob.Status.DONE:
+        messages.error(request, f"Export #{job.pk} is {job.status}: it cannot be downloaded yet.")
+        return redirect("frontend:exports", project.slug)
+    record_download(job, actor=actor(request))
+    return FileResponse(job.file.open("rb"), as_attachment=True, filename=job.filename)

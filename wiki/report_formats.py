@@ -1,0 +1,330 @@
+"""The four renderings of an audit report (wiki.reports): a JSON bundle, Markdown, a
+self-contained HTML file, and PDF (WeasyPrint, from the same HTML).
+
+Each writes to a binary file object and tells ``progress(percent)`` how far it got
+(55 when called, up to 95; the caller says 100 once the file is in place).
+"""
+
+import json
+
+from django.template.loader import render_to_string
+
+from wiki import reports
+from wiki.categories import MARKDOWN, TABLE
+from wiki.rendering import render_markdown_many
+
+STATES = {"covered": "Covered", "partial": "Partial", "missing": "Missing"}
+
+
+def write(format, report, handle, progress):
+    WRITERS[format](report, handle, progress)
+    progress(95)
+
+
+def write_json(report, handle, progress):
+    bundle = reports.seal_bundle(report)
+    progress(70)
+    handle.write(json.dumps(bundle, ensure_ascii=False, indent=1).encode())
+
+
+# Markdown ----------------------------------------------------------------------------
+
+
+def _cell(value):
+    """Text for a Markdown table cell: one line, pipes escaped."""
+    if value is None:
+        return ""
+    if isinstance(value, dict):
+        value = ", ".join(f"{k}={v}" for k, v in value.items())
+    return str(value).replace("\\", "\\\\").replace("|", "\\|").replace("\n", " ").strip()
+
+
+def _table(header, rows):
+    yield "| " + " | ".join(header) + " |"
+    yield "|" + "---|" * len(header)
+    for row in rows:
+        yield "| " + " | ".join(_cell(v) for v in row) + " |"
+    yield ""
+
+
+def _value_lines(field):
+    value = field["value"]
+    if field["kind"] == TABLE:
+        return [f"- {row['key']}: {row['value']}" for row in value or []]
+    if field["kind"] == MARKDOWN:
+        return (value or "").splitlines()
+    return [value or ""]
+
+
+def markdown_lines(report):
+    dc, inv = report["document_control"], report["inventory"]
+    project = dc["project"]
+    yield f"# Audit report: {project['name']}"
+    yield ""
+    yield "## Document control"
+    yield ""
+    yield from _table(["Fact", "Value"], control_facts(report))
+    yield "### Approval state of every page"
+    yield ""
+    yield from _table(
+        ["Page", "Revision", "State", "Approved revision", "Approved by", "Approved at"],
+        [
+            [a["title"], a["revision"], approval_state(a), a["approved_revision"],
+             a["approved_by"], a["approved_at"]]
+            for a in dc["approvals"]
+        ],
+    )  # fmt: skip
+    yield "## Model inventory"
+    yield ""
+    yield from _table(["Fact", "Value"], inventory_facts(inv))
+    yield "## Documentation"
+    yield ""
+    for page in report["documentation"]:
+        yield f"### {page['label']}: {page['title']} (revision {page['revision']})"
+        yield ""
+        completeness = page.get("completeness")
+        if completeness:
+            filled, required = completeness["filled"], completeness["required"]
+            yield f"Completeness: {filled} of {required} required fields."
+            for missing in completeness["missing"]:
+                yield f"- **Missing: {missing['label']}.** {missing['help']}"
+            yield ""
+        for field in page["fields"]:
+            yield f"#### {field['label']}"
+            yield ""
+            yield from (_value_lines(field) if not field["missing"] else ["*Missing.*"])
+            yield ""
+        if page["body"]:
+            yield "#### Notes"
+            yield ""
+            yield from page["body"].splitlines()
+            yield ""
+    yield "## Model versions and lineage"
+    yield ""
+    yield from _table(
+        ["Model version", "Created", "Datasets", "Training runs", "Deployments"],
+        [lineage_row(v) for v in report["model_versions"]],
+    )
+    yield f"## Training runs ({len(report['training_runs'])})"
+    yield ""
+    yield from _table(RUN_HEADER, [run_row(r) for r in report["training_runs"]])
+    yield f"## Deployments ({len(report['deployments'])})"
+    yield ""
+    yield from _table(DEPLOYMENT_HEADER, [deployment_row(d) for d in report["deployments"]])
+    yield f"## Change log ({len(report['change_log'])})"
+    yield ""
+    yield from _table(CHANGE_HEADER, [change_row(c) for c in report["change_log"]])
+    diffs = [c for c in report["change_log"] if c.get("diff")]
+    for change in diffs:
+        yield f"### Change {change['seq']}: {change['object']}"
+        yield ""
+        for part in change["diff"]:
+            yield f"{part['label']}:"
+            yield ""
+            yield "```diff"
+            for line in part["lines"]:
+                if line["op"] == "equal":
+                    yield f"  {line['old']}"
+                    continue
+                if line["old"] is not None:
+                    yield f"- {line['old']}"
+                if line["new"] is not None:
+                    yield f"+ {line['new']}"
+            yield "```"
+            yield ""
+    yield "## Appendix: EU AI Act Annex IV"
+    yield ""
+    yield from _table(
+        ["Item", "Requirement", "State", "Documented by"],
+        [[i["item"], i["title"], STATES[i["state"]], annex_sources(i)] for i in report["annex_iv"]],
+    )
+
+
+def write_markdown(report, handle, progress):
+    for number, line in enumerate(markdown_lines(report)):
+        handle.write(line.encode() + b"\n")
+        if number % 5000 == 0:
+            progress(min(90, 60 + number // 1000))
+
+
+# Facts shared by the templates and Markdown ------------------------------------------
+
+
+def approval_state(a):
+    if a["approved_revision"] is None:
+        return {"draft": "Draft", "in_review": "In review"}.get(a["review_state"], "Draft")
+    if a["current_differs"]:
+        return f"Approved revision {a['approved_revision']}; current revision differs"
+    return "Approved"
+
+
+def control_facts(report):
+    dc = report["document_control"]
+    chain = dc["audit_chain"]
+    period = dc["period"]
+    verified = "intact" if chain["verified"] else f"NOT intact: {chain['first_bad']}"
+    return [
+        ("Project", f"{dc['project']['name']} ({dc['project']['slug']})"),
+        ("Period", f"{period['since'] or 'the beginning'} to {period['until'] or 'now'}"),
+        ("Generated at", dc["generated_at"]),
+        ("Generated by", dc["generated_by"]),
+        ("Application version", f"mlwiki {dc['application_version']}"),
+        ("Audit chain head", chain["head"]),
+        ("Audit chain entries", chain["entries"]),
+        ("Audit chain verification", verified),
+        (
+            "Required fields filled",
+            f"{dc['completeness']['filled']} of {dc['completeness']['required']}",
+        ),
+        ("Full diffs included", "yes" if dc["options"]["include_diffs"] else "no"),
+    ]
+
+
+def inventory_facts(inv):
+    return [
+        ("System", inv["name"]),
+        ("Purpose", inv["purpose"] or "Missing"),
+        ("Owner", " / ".join(x for x in (inv["owner_team"], inv["owners"]) if x)),
+        ("Risk level", inv["risk_level"] or "Missing"),
+        ("Status", inv["status"] or "Missing"),
+        ("Production version", inv["production_version"] or "none in production"),
+        ("In production since", inv["in_production_since"] or ""),
+        ("Validated (model page approved)", _when_by(inv["validated_at"], inv["validated_by"])),
+        ("Approved (overview approved)", _when_by(inv["approved_at"], inv["approved_by"])),
+        ("Known limitations", inv["known_limitations"] or "Missing"),
+    ]
+
+
+def _when_by(at, by):
+    return f"{at} by {by}" if at else "not yet"
+
+
+def lineage_row(v):
+    runs = v["training_runs"]
+    shown = ", ".join(f"#{r}" for r in runs[:5]) + (f" … #{runs[-1]}" if len(runs) > 5 else "")
+    deployments = ", ".join(
+        f"#{d['id']} {d['environment']} {d['status']}" for d in v["deployments"]
+    )
+    return [
+        v["version"], v["created_at"], ", ".join(v["datasets"]),
+        f"{len(runs)}: {shown}" if runs else "0", deployments,
+    ]  # fmt: skip
+
+
+def run_row(r):
+    dataset = r["dataset"]
+    name = "@".join(x for x in (dataset["name"], dataset["version"]) if x)
+    return [
+        f"#{r['id']}", r["model_version"], r["status"], r["started_at"], name,
+        r["hyperparameters"], r["metrics"],
+    ]  # fmt: skip
+
+
+def deployment_row(d):
+    checks = ", ".join(
+        f"{c.get('name')}: {'passed' if c.get('passed') else 'FAILED'}" for c in d["checks"]
+    )
+    return [
+        f"#{d['id']}", d["model_version"], d["environment"], d["status"], d["started_at"],
+        d["reason"], checks,
+    ]  # fmt: skip
+
+
+def change_row(c):
+    return [
+        c["seq"], c["at"], c["user"] or "system", c["source"], f"{c['kind']}: {c['object']}",
+        c["action"], c["reason"], ", ".join(c["fields_changed"]),
+    ]  # fmt: skip
+
+
+def annex_sources(item):
+    return "; ".join(
+        f"{d['label']} ({'yes' if d['present'] else 'missing'})" for d in item["documented_by"]
+    )
+
+
+# HTML and PDF ------------------------------------------------------------------------
+
+
+def html(report, *, pdf=False):
+    """The report as one HTML document, styles inline, nothing fetched from elsewhere."""
+    project = report["document_control"]["project"]["slug"]
+    pages = report["documentation"]
+    texts = [p["body"] for p in pages]
+    texts += [f["value"] or "" for p in pages for f in p["fields"] if f["kind"] == MARKDOWN]
+    rendered = iter(render_markdown_many(texts, project))
+    bodies = [next(rendered) for _ in pages]
+    for page in pages:
+        for field in page["fields"]:
+            if field["kind"] == MARKDOWN:
+                field["html"] = next(rendered)
+    return render_to_string(
+        "wiki/report.html",
+        {
+            "report": report,
+            "pdf": pdf,
+            "control": control_facts(report),
+            "inventory": inventory_facts(report["inventory"]),
+            "documentation": list(zip(pages, bodies, strict=True)),
+            "lineage": [lineage_row(v) for v in report["model_versions"]],
+            "runs": [run_row(r) for r in report["training_runs"]],
+            "deployments": [deployment_row(d) for d in report["deployments"]],
+            "changes": [change_row(c) for c in report["change_log"]],
+            "diffs": [c for c in report["change_log"] if c.get("diff")],
+            "approvals": [(a, approval_state(a)) for a in report["document_control"]["approvals"]],
+            "annex": [(i, STATES[i["state"]]) for i in report["annex_iv"]],
+            "runs_ledger": pdf and list(ledger(RUN_HEADER, map(run_row, report["training_runs"]))),
+            "changes_ledger": pdf
+            and list(ledger(CHANGE_HEADER, map(change_row, report["change_log"]))),
+        },
+    )
+
+
+LEDGER_LINES = 60
+LEDGER_WIDTH = 40  # widest a column but the last may be, in characters
+
+
+def ledger(header, rows):
+    """Long listings for the PDF: blocks of fixed-width text lines, a header atop each.
+
+    WeasyPrint lays out every table cell as boxes of its own: ten thousand runs as a
+    table take minutes and gigabytes, the same lines as preformatted text seconds."""
+    rows = [[_cell(v) for v in row] for row in rows]
+    widths = [
+        min(LEDGER_WIDTH, max([len(h)] + [len(r[i]) for r in rows])) for i, h in enumerate(header)
+    ]
+
+    def line(cells):
+        padded = [c.ljust(w) for c, w in zip(cells[:-1], widths, strict=False)]
+        return "  ".join(padded + [cells[-1]])
+
+    top = line(header) + "\n" + line(["-" * w for w in widths[:-1]] + ["-" * len(header[-1])])
+    for start in range(0, len(rows), LEDGER_LINES):
+        yield top + "\n" + "\n".join(line(r) for r in rows[start : start + LEDGER_LINES])
+
+
+RUN_HEADER = ["Run", "Model version", "Status", "Started", "Dataset", "Hyperparameters", "Metrics"]
+DEPLOYMENT_HEADER = [
+    "Deployment", "Model version", "Environment", "Status", "Started", "Reason", "Checks",
+]  # fmt: skip
+CHANGE_HEADER = ["#", "When", "Who", "Source", "What", "Action", "Reason", "Fields changed"]
+
+
+def write_html(report, handle, progress):
+    handle.write(html(report).encode())
+
+
+def _no_fetching(url, *args, **kwargs):
+    # A page body may link an image anywhere: the server that renders PDFs fetches nothing.
+    raise ValueError(f"not fetched: {url}")
+
+
+def write_pdf(report, handle, progress):
+    from weasyprint import HTML  # imported when needed: it loads pango
+
+    document = html(report, pdf=True)
+    progress(65)
+    HTML(string=document, url_fetcher=_no_fetching).write_pdf(handle)
+
+
+WRITERS = {"json": write_json, "markdown": write_markdown, "html": write_html, "pdf": write_pdf}

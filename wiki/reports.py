@@ -1,0 +1,493 @@
+"""Audit reports: everything an auditor asks about one project, as one plain structure.
+
+``build`` reads a consistent snapshot of the project and returns a dict of plain JSON
+values (text, numbers, lists, dicts; times as ISO 8601 in UTC), in a fixed order, so the
+same database state and options always give the same report. The renderers
+(wiki.report_formats) turn it into a JSON bundle, Markdown, HTML or PDF with the same
+content.
+
+Sections: document control (ISO/IEC 42001 7.5), the model inventory header (SR 11-7),
+the current documentation with its completeness, model versions and their lineage,
+training runs and deployments of the period, the change log of the period, the EU AI Act
+Annex IV mapping, and (for the JSON bundle) every history row of the project's audit chain
+with its digest and seal, which deploy/audit/verify_bundle.py checks offline.
+"""
+
+import hashlib
+import hmac
+import json
+from datetime import UTC, datetime, time, timedelta
+
+from django.conf import settings
+
+from wiki import audit, diff
+from wiki.categories import CATEGORIES, get_category, missing_required
+from wiki.models import AuditEntry, Deployment, ModelVersion, Page, TrainingRun
+
+REPORT_FORMAT = "mlwiki-audit-report/1"
+ACTIONS = audit.ACTIONS
+
+# Columns that say when and by whom, not what: left out of "fields changed".
+BOOKKEEPING = {
+    "history_id", "history_date", "history_change_reason", "history_type", "history_user_id",
+    "history_username", "history_source", "history_token_id", "history_token_name",
+    "history_request_id", "updated_at", "created_at", "revision",
+}  # fmt: skip
+
+# EU AI Act Annex IV (technical documentation, Article 11(1)): each item and what in the
+# wiki documents it. "category.field" is a structured field; "records:…" the pipeline
+# records; "history" the audit chain; "page:slug" a free page of that slug.
+ANNEX_IV = [
+    (1, "A general description of the AI system: intended purpose, provider, versions, "
+        "how it is deployed",
+     ["overview.purpose", "overview.owners", "overview.status", "deployment.environment",
+      "records:model_versions"]),
+    (2, "A detailed description of the elements of the AI system and of the process for "
+        "its development: methods, design, architecture, data, training, validation",
+     ["model.architecture", "model.training_algorithm", "model.hyperparameters",
+      "data.sources", "data.preprocessing", "data.feature_engineering", "data.split",
+      "data.dataset_versions", "workflow.workflow", "records:training_runs"]),
+    (3, "Detailed information about the monitoring, functioning and control of the AI "
+        "system: capabilities and limitations, foreseeable unintended outcomes, oversight",
+     ["model.limitations", "data.limitations_bias", "overview.out_of_scope",
+      "deployment.monitoring", "deployment.rollback"]),
+    (4, "A description of the appropriateness of the performance metrics",
+     ["model.evaluation_metrics", "records:metrics"]),
+    (5, "A detailed description of the risk management system (Article 9)",
+     ["overview.risk_level", "data.limitations_bias", "data.personal_data_licensing",
+      "deployment.rollback"]),
+    (6, "A description of relevant changes made to the system through its lifecycle",
+     ["maintenance.update_log", "maintenance.update_reasons", "records:deployments",
+      "history"]),
+    (7, "A list of the harmonised standards applied, or of the other solutions adopted",
+     ["page:standards"]),
+    (8, "A copy of the EU declaration of conformity (Article 47)",
+     ["page:declaration-of-conformity"]),
+    (9, "A description of the system in place to evaluate the AI system's performance in "
+        "the post-market phase (Article 72)",
+     ["deployment.monitoring", "maintenance.post_update_tests", "workflow.scheduled_jobs",
+      "records:deployment_checks"]),
+]  # fmt: skip
+RECORD_SOURCES = {
+    "records:model_versions": "Model versions (pipeline records)",
+    "records:training_runs": "Training runs (pipeline records)",
+    "records:metrics": "Training-run metrics (pipeline records)",
+    "records:deployments": "Deployments (pipeline records)",
+    "records:deployment_checks": "Post-deployment checks (pipeline records)",
+    "history": "The revision history and its audit chain",
+}
+
+
+def iso(value):
+    """A time as ISO 8601 in UTC (how the audit chain writes it); dates as YYYY-MM-DD."""
+    if value is None:
+        return None
+    if isinstance(value, datetime):
+        return value.astimezone(UTC).isoformat()
+    return value.isoformat()
+
+
+def period_bounds(since, until):
+    """The period's [start, end) in UTC; both dates are whole days, inclusive."""
+    start = datetime.combine(since, time.min, UTC) if since else None
+    end = datetime.combine(until + timedelta(days=1), time.min, UTC) if until else None
+    return start, end
+
+
+def _in_period(queryset, column, start, end):
+    if start:
+        queryset = queryset.filter(**{f"{column}__gte": start})
+    if end:
+        queryset = queryset.filter(**{f"{column}__lt": end})
+    return queryset
+
+
+def plain(row):
+    """A history row's columns as the JSON the chain's digest covers."""
+    return json.loads(audit.canonical(row))
+
+
+def _page_entry(page):
+    spec = page.spec
+    entry = {
+        "id": page.id,
+        "slug": page.slug,
+        "category": page.category,
+        "label": spec.label if spec else "Free page",
+        "title": page.title,
+        "revision": page.revision,
+        "updated_at": iso(page.updated_at),
+        "fields": [],
+        "body": page.body,
+    }
+    if spec:
+        missing = {f.name for f in missing_required(spec, page.fields)}
+        entry["fields"] = [
+            {
+                "name": f.name,
+                "label": f.label,
+                "kind": f.kind,
+                "required": f.required,
+                "value": page.fields.get(f.name),
+                "missing": f.name in missing,
+            }
+            for f in spec.fields
+        ]
+        filled, required = page.completeness
+        entry["completeness"] = {
+            "filled": filled,
+            "required": required,
+            "missing": [
+                {"name": f.name, "label": f.label, "help": f.help_text}
+                for f in spec.fields
+                if f.name in missing
+            ],
+        }
+    return entry
+
+
+def _approval(page):
+    return {
+        "page": page.slug,
+        "title": page.title,
+        "revision": page.revision,
+        "review_state": page.review_state,
+        "approved_revision": page.approved_revision,
+        "approved_by": page.approved_by_name,
+        "approved_at": iso(page.approved_at),
+        "comment": page.approval_comment,
+        "current_differs": page.approved_revision is not None
+        and page.approved_revision != page.revision,
+    }
+
+
+def _field(pages, category, name):
+    page = pages.get(category)
+    return page.fields.get(name) if page else None
+
+
+def _text(value):
+    """A field value as one text: a key-value table as "key: value; key: value"."""
+    if isinstance(value, list):
+        return "; ".join(f"{row['key']}: {row['value']}" for row in value)
+    return diff.as_text(value)
+
+
+def _inventory(project, pages, production):
+    overview, model = pages.get("overview"), pages.get("model")
+    return {
+        "name": project.name,
+        "purpose": _text(_field(pages, "overview", "purpose")),
+        "owner_team": project.owner_team,
+        "owners": _text(_field(pages, "overview", "owners")),
+        "risk_level": _text(_field(pages, "overview", "risk_level")),
+        "status": _text(_field(pages, "overview", "status")),
+        "production_version": production["model_version"] if production else None,
+        "in_production_since": production["since"] if production else None,
+        # Validation: the four-eyes approval of the model page; approval: of the overview.
+        "validated_at": iso(model.approved_at) if model else None,
+        "validated_by": model.approved_by_name if model else "",
+        "approved_at": iso(overview.approved_at) if overview else None,
+        "approved_by": overview.approved_by_name if overview else "",
+        "known_limitations": _text(_field(pages, "model", "limitations")),
+    }
+
+
+def _run(run):
+    return {
+        "id": run.id,
+        "model_version": run.model_version.version,
+        "status": run.status,
+        "started_at": iso(run.started_at),
+        "finished_at": iso(run.finished_at),
+        "git_commit": run.git_commit,
+        "pipeline_url": run.pipeline_url,
+        "dataset": {
+            "name": run.dataset_name,
+            "version": run.dataset_version,
+            "uri": run.dataset_uri,
+        },
+        "hyperparameters": run.hyperparameters,
+        "metrics": run.metrics,
+        "tags": run.tags,
+        "environment": run.environment,
+        "notes": run.notes,
+    }
+
+
+def _deployment(d):
+    return {
+        "id": d.id,
+        "model_version": d.model_version.version,
+        "environment": d.environment,
+        "target": d.target,
+        "status": d.status,
+        "started_at": iso(d.started_at),
+        "finished_at": iso(d.finished_at),
+        "git_commit": d.git_commit,
+        "pipeline_url": d.pipeline_url,
+        "reason": d.reason,
+        "config": d.config,
+        "checks": d.checks,
+    }
+
+
+def _lineage(project):
+    """Each model version with the datasets and runs that made it and where it went."""
+    versions = {
+        v.id: {
+            "id": v.id,
+            "version": v.version,
+            "created_at": iso(v.created_at),
+            "description": v.description,
+            "datasets": set(),
+            "training_runs": [],
+            "deployments": [],
+        }
+        for v in ModelVersion.objects.filter(project=project).order_by("created_at", "id")
+    }
+    runs = (
+        TrainingRun.objects.filter(project=project)
+        .order_by("started_at", "id")
+        .values_list("model_version_id", "id", "dataset_name", "dataset_version")
+    )
+    for version_id, run_id, name, version in runs.iterator(chunk_size=2000):
+        versions[version_id]["training_runs"].append(run_id)
+        if name:
+            versions[version_id]["datasets"].add(f"{name}@{version}" if version else name)
+    deployments = (
+        Deployment.objects.filter(project=project)
+        .order_by("started_at", "id")
+        .values_list("model_version_id", "id", "environment", "status", "started_at")
+    )
+    for version_id, deployment_id, environment, status, started_at in deployments:
+        versions[version_id]["deployments"].append(
+            {"id": deployment_id, "environment": environment, "status": status,
+             "started_at": iso(started_at)}
+        )  # fmt: skip
+    for version in versions.values():
+        version["datasets"] = sorted(version["datasets"])
+    return list(versions.values())
+
+
+def _production(project):
+    """The version whose latest succeeded production deployment is the newest, if any."""
+    live = (
+        Deployment.objects.filter(
+            project=project, environment="production", status=Deployment.Status.SUCCEEDED
+        )
+        .select_related("model_version")
+        .order_by("-started_at", "-id")
+        .first()
+    )
+    if live is None:
+        return None
+    return {
+        "model_version": live.model_version.version,
+        "since": iso(live.finished_at or live.started_at),
+    }
+
+
+def _history(project, head):
+    """Every history row of the project's chain up to ``head``, in chain order, with the
+    entry's digest and seal; and the rows by (table, history id)."""
+    rows = {}
+    for model in audit._history_models():
+        label = model._meta.label
+        chosen = model.objects.filter(**audit._project_filter(model, project.id))
+        for row in chosen.values(*audit._columns(model)).iterator(chunk_size=2000):
+            rows[(label, row["history_id"])] = row
+    entries = (
+        AuditEntry.objects.filter(chain=head, seq__lte=head.seq)
+        .order_by("seq")
+        .values_list("seq", "table", "history_id", "digest", "seal", "at")
+    )
+    return [
+        {"seq": seq, "table": table, "history_id": history_id, "digest": digest, "seal": seal}
+        for seq, table, history_id, digest, seal, _ in entries.iterator(chunk_size=5000)
+    ], rows
+
+
+def _changes(entries, rows):
+    """{(table, history id): (changed column names, previous row)} for every row."""
+    latest, changes = {}, {}
+    for entry in entries:
+        key = (entry["table"], entry["history_id"])
+        row = rows.get(key)
+        if row is None:
+            continue
+        before = latest.get((entry["table"], row["id"]))
+        changed = (
+            sorted(
+                name
+                for name, value in row.items()
+                if name not in BOOKKEEPING and before.get(name) != value
+            )
+            if before is not None
+            else []
+        )
+        changes[key] = (changed, before)
+        latest[(entry["table"], row["id"])] = row
+    return changes
+
+
+def _page_diff(row, before):
+    spec = get_category(row["category"]) if row.get("category") else None
+    old = {"title": before["title"], "fields": before["fields"], "body": before["body"]}
+    new = {"title": row["title"], "fields": row["fields"], "body": row["body"]}
+    return [
+        {"field": c.name, "label": c.label, "old": c.old, "new": c.new, "lines": c.lines}
+        for c in diff.compare(spec, old, new)
+        if c.changed
+    ]
+
+
+def _change_log(project, start, end, entries, rows, include_diffs):
+    changes = _changes(entries, rows)
+    chosen = _in_period(AuditEntry.objects.filter(chain__project=project), "at", start, end)
+    log = []
+    for e in chosen.order_by("seq").iterator(chunk_size=5000):
+        changed, before = changes.get((e.table, e.history_id), ([], None))
+        item = {
+            "seq": e.seq,
+            "at": iso(e.at),
+            "user": e.username,
+            "source": e.source,
+            "kind": e.kind,
+            "action": ACTIONS[e.action],
+            "object": e.object_repr,
+            "reason": e.reason,
+            "request_id": str(e.request_id) if e.request_id else None,
+            "fields_changed": changed,
+        }
+        if include_diffs and e.kind == "page" and before is not None:
+            item["diff"] = _page_diff(rows[(e.table, e.history_id)], before)
+        log.append(item)
+    return log
+
+
+def _annex_iv(pages, free_pages, facts):
+    items = []
+    for number, title, sources in ANNEX_IV:
+        documented_by = []
+        for source in sources:
+            if source.startswith("page:"):
+                slug = source.removeprefix("page:")
+                page = free_pages.get(slug)
+                label = f"Free page '{slug}'"
+                present = bool(page and page.body.strip())
+            elif "." in source:
+                category, name = source.split(".")
+                spec = get_category(category)
+                label = f"{spec.label}: {spec.get_field(name).label}"
+                page = pages.get(category)
+                present = bool(page and _text(page.fields.get(name)).strip())
+            else:
+                label, present = RECORD_SOURCES[source], facts[source]
+            documented_by.append({"source": source, "label": label, "present": present})
+        found = sum(d["present"] for d in documented_by)
+        state = "covered" if found == len(documented_by) else "partial" if found else "missing"
+        items.append(
+            {"item": number, "title": title, "state": state, "documented_by": documented_by}
+        )
+    return items
+
+
+def build(
+    project,
+    *,
+    since=None,
+    until=None,
+    include_diffs=False,
+    generated_by="",
+    generated_at,
+    with_history=True,
+):
+    """The audit report of ``project`` for the period (dates, inclusive; None: open).
+
+    Call it inside one transaction with a consistent snapshot (wiki.services.exports does),
+    so the documentation, the records and the history agree.
+    """
+    start, end = period_bounds(since, until)
+    head = audit.head_for(project)
+    verdict = audit.verify(head, record=False)
+
+    all_pages = list(Page.objects.filter(project=project).order_by("slug"))
+    order = {c.name: i for i, c in enumerate(CATEGORIES)}
+    categories = {p.category: p for p in all_pages if p.category}
+    free_pages = {p.slug: p for p in all_pages if not p.category}
+    documentation = [_page_entry(categories[c]) for c in sorted(categories, key=order.get)]
+    documentation += [_page_entry(p) for p in free_pages.values()]
+    filled = sum(p.get("completeness", {}).get("filled", 0) for p in documentation)
+    required = sum(p.get("completeness", {}).get("required", 0) for p in documentation)
+
+    runs = _in_period(TrainingRun.objects.filter(project=project), "started_at", start, end)
+    runs = runs.select_related("model_version").order_by("started_at", "id")
+    deployments = _in_period(Deployment.objects.filter(project=project), "started_at", start, end)
+    deployments = deployments.select_related("model_version").order_by("started_at", "id")
+    production = _production(project)
+    lineage = _lineage(project)
+    run_list = [_run(r) for r in runs.iterator(chunk_size=2000)]
+    deployment_list = [_deployment(d) for d in deployments]
+
+    entries, rows = _history(project, head)
+    change_log = _change_log(project, start, end, entries, rows, include_diffs)
+    facts = {
+        "records:model_versions": bool(lineage),
+        "records:training_runs": TrainingRun.objects.filter(project=project).exists(),
+        "records:metrics": TrainingRun.objects.filter(project=project).exclude(metrics={}).exists(),
+        "records:deployments": Deployment.objects.filter(project=project).exists(),
+        "records:deployment_checks": Deployment.objects.filter(project=project)
+        .exclude(checks=[])
+        .exists(),
+        "history": head.seq > 0,
+    }
+    report = {
+        "report": REPORT_FORMAT,
+        "document_control": {
+            "project": {
+                "id": project.id,
+                "slug": project.slug,
+                "name": project.name,
+                "summary": project.summary,
+                "owner_team": project.owner_team,
+                "tags": project.tags,
+            },
+            "period": {"since": iso(since), "until": iso(until)},
+            "options": {"include_diffs": include_diffs},
+            "generated_at": iso(generated_at),
+            "generated_by": generated_by,
+            "application_version": settings.APP_VERSION,
+            "audit_chain": {
+                "head": verdict.head,
+                "entries": verdict.entries,
+                "verified": verdict.ok,
+                "first_bad": verdict.first_bad,
+            },
+            "completeness": {"filled": filled, "required": required},
+            "approvals": [_approval(categories[c]) for c in sorted(categories, key=order.get)],
+        },
+        "inventory": _inventory(project, categories, production),
+        "documentation": documentation,
+        "model_versions": lineage,
+        "training_runs": run_list,
+        "deployments": deployment_list,
+        "change_log": change_log,
+        "annex_iv": _annex_iv(categories, free_pages, facts),
+    }
+    if with_history:
+        for entry in entries:
+            row = rows.get((entry["table"], entry["history_id"]))
+            entry["row"] = plain(row) if row is not None else None
+        report["history"] = entries
+    return report
+
+
+def seal_bundle(report):
+    """The report with its integrity block: a SHA-256 of its canonical JSON, and an HMAC of
+    that digest under AUDIT_HMAC_KEY (an edit anywhere breaks one or the other)."""
+    digest = hashlib.sha256(audit.canonical(report)).hexdigest()
+    seal = hmac.digest(settings.AUDIT_HMAC_KEY.encode(), digest.encode(), "sha256").hex()
+    return report | {
+        "integrity": {"algorithm": "sha256+hmac-sha256", "digest": digest, "seal": seal}
+    }

@@ -1,0 +1,209 @@
+"""Audit report exports: asking for one, building it (in a Celery task), downloading it.
+
+A job's history shows who asked, when it started, how it ended and every download. The
+progress ticks in between are not revisions: they are written with a plain UPDATE (no
+history row, no audit-chain entry), since they say nothing an auditor needs and a report
+of ten thousand records would otherwise add hundreds of entries to the chain it reports on.
+"""
+
+import hashlib
+import logging
+import os
+import tempfile
+from contextlib import contextmanager
+from datetime import timedelta
+
+from django.conf import settings
+from django.core.exceptions import ValidationError
+from django.core.files import File
+from django.core.files.storage import default_storage
+from django.db import InterfaceError, OperationalError, connection, transaction
+from django.utils import timezone
+
+from wiki import report_formats, reports
+from wiki.history import SYSTEM, recording
+from wiki.models import ExportJob
+
+logger = logging.getLogger(__name__)
+TEMP_SUFFIX = ".part"
+# What a retry may cure (the database restarting, a dropped connection); anything else is
+# a bug or bad data, and the job fails with the reason.
+TRANSIENT = (OperationalError, InterfaceError)
+
+
+def request_export(
+    project, *, actor, format, since=None, until=None, include_diffs=False, enqueue=True
+):
+    """Queue an export of ``project``: the job is saved (a revision), and its task is sent
+    once the transaction commits, so a worker never looks for a job that is not there.
+    With ``enqueue`` false the caller builds it (the export_audit_report command)."""
+    job = ExportJob(
+        project=project,
+        requested_by=actor.user,
+        requested_by_name=actor.username,
+        format=format,
+        since=since,
+        until=until,
+        include_diffs=bool(include_diffs),
+    )
+    job.full_clean()
+    reason = f"Requested a {job.get_format_display()} audit report"
+    with recording(actor, reason), transaction.atomic():
+        job.save()
+        if enqueue:
+            transaction.on_commit(lambda: _enqueue(job.pk))
+    return job
+
+
+def _enqueue(job_id):
+    from wiki.tasks import build_export  # wiki.tasks imports this module
+
+    build_export.delay(job_id)
+
+
+def _set_progress(job_id, percent):
+    ExportJob.objects.filter(pk=job_id).update(progress=percent, heartbeat_at=timezone.now())
+
+
+def _claim(job_id):
+    """Move a queued job to running; None if it is not queued (done, failed, or taken by
+    another delivery of the same message)."""
+    now = timezone.now()
+    with recording(SYSTEM, "Started building the report"), transaction.atomic():
+        job = ExportJob.objects.select_for_update().filter(pk=job_id).first()
+        if job is None or job.status != ExportJob.Status.QUEUED:
+            return None
+        job.status, job.started_at, job.heartbeat_at, job.progress = (
+            ExportJob.Status.RUNNING, now, now, 1,
+        )  # fmt: skip
+        job.save()
+    return job
+
+
+class _TemporaryFile(File):
+    """A finished file on disk: FileSystemStorage moves it into place instead of copying."""
+
+    def temporary_file_path(self):
+        return self.file.name
+
+
+def build(job_id):
+    """Build job ``job_id`` into storage: the report is read in one consistent snapshot,
+    written to a temporary file, then moved into place; the job ends done or failed.
+
+    Returns the job, or None when it was not queued. Database errors propagate (the task
+    retries them); any other error fails the job with a readable ``last_error``.
+    """
+    job = _claim(job_id)
+    if job is None:
+        return None
+    # Progress is told between steps: inside the snapshot nothing it writes would show.
+    temporary = None
+    try:
+        with _snapshot():
+            report = reports.build(
+                job.project,
+                since=job.since,
+                until=job.until,
+                include_diffs=job.include_diffs,
+                generated_by=job.requested_by_name or "mlwiki",
+                generated_at=job.started_at,
+                with_history=job.format == ExportJob.Format.JSON,
+            )
+        _set_progress(job.pk, 55)
+        directory = os.path.join(settings.MEDIA_ROOT, "exports")
+        os.makedirs(directory, exist_ok=True)
+        with tempfile.NamedTemporaryFile(dir=directory, suffix=TEMP_SUFFIX, delete=False) as out:
+            temporary = out.name
+            report_formats.write(job.format, report, out, lambda p: _set_progress(job.pk, p))
+        digest, size = _checksum(temporary)
+        with open(temporary, "rb") as finished:
+            name = default_storage.save(f"exports/{job.filename}", _TemporaryFile(finished))
+    except TRANSIENT:
+        _requeue(job.pk)
+        raise
+    except Exception as error:  # noqa: BLE001  any bug or bad data: the job says what
+        logger.exception("Export %s failed", job.pk)
+        return fail(job.pk, f"The report could not be built: {type(error).__name__}: {error}")
+    finally:
+        if temporary and os.path.exists(temporary):  # moved into place, or abandoned
+            os.unlink(temporary)
+    with recording(SYSTEM, "Built the report"), transaction.atomic():
+        job = ExportJob.objects.select_for_update().get(pk=job.pk)
+        job.file.name = name
+        job.size, job.sha256 = size, digest
+        job.status, job.progress, job.finished_at = ExportJob.Status.DONE, 100, timezone.now()
+        job.save()
+    return job
+
+
+def _checksum(path):
+    sha, size = hashlib.sha256(), 0
+    with open(path, "rb") as handle:
+        while chunk := handle.read(1 << 20):
+            sha.update(chunk)
+            size += len(chunk)
+    return sha.hexdigest(), size
+
+
+@contextmanager
+def _snapshot():
+    """One transaction that sees one state of the database throughout: REPEATABLE READ
+    on PostgreSQL; SQLite's transactions are snapshots already."""
+    outermost = not connection.in_atomic_block
+    with transaction.atomic():
+        if outermost and connection.vendor == "postgresql":
+            with connection.cursor() as cursor:
+                cursor.execute("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ")
+        yield
+
+
+def _requeue(job_id):
+    """Give a job that met a transient error back to the queue, for the task's retry."""
+    try:
+        ExportJob.objects.filter(pk=job_id, status=ExportJob.Status.RUNNING).update(
+            status=ExportJob.Status.QUEUED, progress=0
+        )
+    except TRANSIENT:  # the database is away: the stale-job sweep will fail it later
+        logger.warning("Export %s could not be put back in the queue", job_id)
+
+
+def fail(job_id, error):
+    """End a job as failed with ``error`` (what a person reads)."""
+    with recording(SYSTEM, "The report could not be built"), transaction.atomic():
+        job = ExportJob.objects.select_for_update().get(pk=job_id)
+        if job.status in (ExportJob.Status.DONE, ExportJob.Status.FAILED):
+            return job
+        job.status, job.last_error, job.finished_at = (
+            ExportJob.Status.FAILED, error[:2000], timezone.now(),
+        )  # fmt: skip
+        job.save()
+    return job
+
+
+def fail_stale(now=None):
+    """Fail every running job whose worker stopped telling its progress (a crash, a kill):
+    no job stays 'running' forever. Returns how many were failed."""
+    now = now or timezone.now()
+    cutoff = now - timedelta(minutes=settings.EXPORT_STALE_MINUTES)
+    stale = ExportJob.objects.filter(status=ExportJob.Status.RUNNING, heartbeat_at__lt=cutoff)
+    failed = 0
+    for job_id in stale.values_list("pk", flat=True):
+        message = (
+            f"The worker building this report stopped (no progress for "
+            f"{settings.EXPORT_STALE_MINUTES} minutes). Request the export again."
+        )
+        if fail(job_id, message).status == ExportJob.Status.FAILED:
+            failed += 1
+    return failed
+
+
+def record_download(job, *, actor):
+    """Note a download of a finished report in its history (who, when, from where)."""
+    if job.status != ExportJob.Status.DONE:
+        raise ValidationError("The report is not ready: it can be downloaded once it is done.")
+    with recording(actor, "Downloaded the report"), transaction.atomic():
+        job = ExportJob.objects.select_for_update().get(pk=job.pk)
+        job.downloads += 1
+        job.save()
+    return job
