@@ -90,6 +90,17 @@ def _page_row(project, number):
     ).history_id
 
 
+def test_numbers_the_database_stores_differently_still_verify(project):
+    """jsonb gives 3.2e18 back as an integer and -0.0 as 0.0: the chain hashes numbers as
+    stored, so such a record verifies on PostgreSQL as on SQLite."""
+    metrics = {"flops": 3.2e18, "huge": 1e300, "zero": -0.0, "tiny": 1.5e-7, "auc": 0.91}
+    run = make_training_run(project, metrics=metrics, hyperparameters={"tokens": 2e16})
+    run.refresh_from_db()
+    assert run.metrics["flops"] == 3.2e18
+    verdict = verify(head_for(project))
+    assert verdict.ok, verdict.first_bad
+
+
 def test_an_altered_row_is_named(history):
     history_id = _page_row(history, 3)
     sql("UPDATE wiki_historicalpage SET body = 'rewritten' WHERE history_id = %s", [history_id])

@@ -266,7 +266,23 @@ def _drop_run(b):
     del b["training_runs"][0]
 
 
+def _drop_change(b):
+    del b["change_log"][5]
+
+
+def _edit_change_reason(b):
+    b["change_log"][0]["reason"] = "Nothing to see"
+
+
+def _drop_page(b):
+    del b["documentation"][1]
+
+
 TAMPERING = [
+    (_drop_run, "training run"),
+    (_drop_change, "change log"),
+    (_edit_change_reason, "change log"),
+    (_drop_page, "page"),
     (_edit_history_row, "history entry"),
     (_edit_page_text, "page"),
     (_edit_page_field, "page"),
@@ -287,7 +303,15 @@ def test_each_edit_is_caught_even_without_the_key(bundle, tmp_path, tamper, name
     assert "NOT INTACT" in result.stdout and named in result.stdout
 
 
-@pytest.mark.parametrize("tamper", [_edit_document_control, _edit_period, _drop_run])
+def _edit_inventory(b):
+    b["inventory"]["risk_level"] = "low"
+
+
+def _edit_annex(b):
+    b["annex_iv"][7]["state"] = "covered"
+
+
+@pytest.mark.parametrize("tamper", [_edit_document_control, _edit_inventory, _edit_annex])
 def test_edits_history_cannot_show_are_caught_by_the_bundle_seal(bundle, tamper):
     tampered = copy.deepcopy(bundle)
     tamper(tampered)
@@ -548,3 +572,81 @@ def test_membership_roles_all_may_export_but_an_outsider_may_not(demo):
     client.force_login(vera)
     assert client.get("/projects/fraud-detection/exports/").status_code == 200
     assert client.get("/projects/churn-prediction/exports/").status_code == 404
+
+
+def test_a_person_may_have_only_a_few_exports_waiting(demo, api, settings):
+    settings.EXPORTS_IN_FLIGHT = 2
+    maria = demo["users"]["maria"]
+    _, key = make_token(maria, projects=["churn-prediction"])
+    url = "/api/v1/projects/churn-prediction/exports/"
+    for _ in range(2):  # queued: no worker runs them in this test
+        assert api(key).post(url, {"format": "pdf"}, format="json").status_code == 202
+    refused = api(key).post(url, {"format": "pdf"}, format="json")
+    assert refused.status_code == 429
+    assert "2 exports waiting" in refused.json()["detail"]
+    browser = Client()
+    browser.force_login(maria)
+    page = browser.post("/projects/churn-prediction/exports/", {"format": "json"})
+    assert page.status_code == 429 and b"2 exports waiting" in page.content
+    assert ExportJob.objects.count() == 2
+    # Someone else is not held back by maria's queue.
+    other = export(demo["churn"], "markdown", demo["users"]["audrey"])
+    assert other.status == "done"
+
+
+def test_a_job_queued_for_too_long_is_failed_by_the_sweep(demo, settings):
+    settings.EXPORT_STALE_MINUTES = 15
+    lost = request_export(demo["churn"], actor=Actor(None, Source.WEB), format="pdf", enqueue=False)
+    recent = request_export(
+        demo["churn"], actor=Actor(None, Source.WEB), format="pdf", enqueue=False
+    )
+    ExportJob.objects.filter(pk=lost.pk).update(created_at=timezone.now() - timedelta(hours=2))
+    assert fail_stale() == 1
+    assert ExportJob.objects.get(pk=lost.pk).last_error.startswith("No worker took this export")
+    assert ExportJob.objects.get(pk=recent.pk).status == "queued"
+
+
+def test_a_job_failed_while_it_was_built_stays_failed(
+    demo, monkeypatch, settings, django_capture_on_commit_callbacks
+):
+    """The sweep may give up on a slow worker: when that worker ends, the job is not
+    turned into 'done' behind the sweep's back, and its file is not kept."""
+    from wiki.services.exports import fail
+
+    job = request_export(
+        demo["churn"], actor=Actor(None, Source.WEB), format="markdown", enqueue=False
+    )
+    write = report_formats.WRITERS["markdown"]
+
+    def slow(report, handle, progress):
+        write(report, handle, progress)
+        fail(job.pk, "swept")
+
+    monkeypatch.setitem(report_formats.WRITERS, "markdown", slow)
+    with django_capture_on_commit_callbacks(execute=True):
+        built = build(job.pk)
+    assert built.status == "failed" and built.last_error == "swept"
+    assert not list((Path(settings.MEDIA_ROOT) / "exports").glob("*"))
+
+
+def test_head_requests_download_nothing_and_a_lost_file_is_a_410(demo, api):
+    job = export(demo["churn"], "markdown")
+    _, key = make_token(demo["users"]["maria"], projects=["churn-prediction"])
+    url = f"/api/v1/exports/{job.pk}/download/"
+    assert api(key).head(url).status_code == 200
+    assert ExportJob.objects.get(pk=job.pk).downloads == 0
+    job.file.delete(save=False)
+    gone = api(key).get(url)
+    assert gone.status_code == 410 and "gone" in gone.json()["detail"]
+    assert ExportJob.objects.get(pk=job.pk).downloads == 0
+    browser = Client()
+    browser.force_login(demo["users"]["maria"])
+    response = browser.get(f"/projects/churn-prediction/exports/{job.pk}/download/", follow=True)
+    assert b"is gone; ask for a new export" in response.content
+
+
+def test_a_token_for_other_projects_learns_nothing_of_an_export(demo, api):
+    job = export(demo["churn"], "markdown")
+    _, key = make_token(demo["users"]["maria"], projects=["fraud-detection"])
+    response = api(key).get(f"/api/v1/exports/{job.pk}/")
+    assert response.status_code == 404 and b"churn" not in response.content

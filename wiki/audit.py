@@ -48,8 +48,27 @@ def _plain(value):
     raise TypeError(f"{type(value).__name__} in a history row")
 
 
+def _as_stored(value):
+    """A JSON value as the database gives it back. PostgreSQL's jsonb keeps numbers as
+    ``numeric``: 3.2e18 comes back as the integer 3200000000000000000 and -0.0 as 0.0.
+    Hashing that form, on every database, makes a digest the same whether its row was
+    just written or read back later."""
+    if isinstance(value, float):
+        if value == 0:
+            return 0.0
+        text = repr(value)
+        return int(Decimal(text)) if "e+" in text else value
+    if isinstance(value, dict):
+        return {key: _as_stored(item) for key, item in value.items()}
+    if isinstance(value, list):
+        return [_as_stored(item) for item in value]
+    return value
+
+
 def canonical(row):
     """The bytes a row's digest covers: its columns as JSON, keys sorted, no spaces."""
+    if isinstance(row, dict):  # JSON columns (fields, metrics, config, …) as stored
+        row = {k: _as_stored(v) if isinstance(v, (dict, list)) else v for k, v in row.items()}
     return json.dumps(
         row, sort_keys=True, separators=(",", ":"), ensure_ascii=False, default=_plain
     ).encode()

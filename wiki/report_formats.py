@@ -5,11 +5,13 @@ Each writes to a binary file object and tells ``progress(percent)`` how far it g
 (55 when called, up to 95; the caller says 100 once the file is in place).
 """
 
+import hashlib
 import json
 
 from django.template.loader import render_to_string
 
 from wiki import reports
+from wiki.audit import canonical
 from wiki.categories import MARKDOWN, TABLE
 from wiki.rendering import render_markdown_many
 
@@ -22,9 +24,38 @@ def write(format, report, handle, progress):
 
 
 def write_json(report, handle, progress):
-    bundle = reports.seal_bundle(report)
-    progress(70)
-    handle.write(json.dumps(bundle, ensure_ascii=False, indent=1).encode())
+    """The bundle: each section indented, then the history one entry per line, then the
+    integrity block: a SHA-256 of the canonical JSON of everything before it (what
+    deploy/audit/verify_bundle.py recomputes) and its seal.
+
+    The history is read from the database while it is written (it can be large), so the
+    digest is computed piece by piece, in the canonical order (keys sorted); pieces
+    joined are byte for byte wiki.audit.canonical(report)."""
+    digest = hashlib.sha256(b"{")
+    handle.write(b"{")
+    for number, key in enumerate(sorted(report)):
+        name = json.dumps(key)
+        digest.update(("," if number else "").encode() + name.encode() + b":")
+        handle.write(("," if number else "").encode() + b"\n" + name.encode() + b": ")
+        if key == "history":
+            handle.write(b"[")
+            digest.update(b"[")
+            for index, entry in enumerate(report[key]):
+                piece = canonical(entry)
+                digest.update(b"," + piece if index else piece)
+                handle.write((b",\n" if index else b"\n") + piece)
+            handle.write(b"\n]")
+            digest.update(b"]")
+        else:
+            digest.update(canonical(report[key]))
+            handle.write(json.dumps(report[key], ensure_ascii=False, indent=1).encode())
+    digest.update(b"}")
+    integrity = {
+        "algorithm": "sha256+hmac-sha256",
+        "digest": digest.hexdigest(),
+        "seal": reports.seal(digest.hexdigest()),
+    }
+    handle.write(b',\n"integrity": ' + json.dumps(integrity, indent=1).encode() + b"\n}\n")
 
 
 # Markdown ----------------------------------------------------------------------------

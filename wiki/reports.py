@@ -13,7 +13,6 @@ Annex IV mapping, and (for the JSON bundle) every history row of the project's a
 with its digest and seal, which deploy/audit/verify_bundle.py checks offline.
 """
 
-import hashlib
 import hmac
 import json
 from datetime import UTC, datetime, time, timedelta
@@ -25,6 +24,7 @@ from wiki.categories import CATEGORIES, get_category, missing_required
 from wiki.models import AuditEntry, Deployment, ModelVersion, Page, TrainingRun
 
 REPORT_FORMAT = "mlwiki-audit-report/1"
+PAGE_TABLE = "wiki.HistoricalPage"
 ACTIONS = audit.ACTIONS
 
 # Columns that say when and by whom, not what: left out of "fields changed".
@@ -288,46 +288,50 @@ def _production(project):
     }
 
 
-def _history(project, head):
-    """Every history row of the project's chain up to ``head``, in chain order, with the
-    entry's digest and seal; and the rows by (table, history id)."""
-    rows = {}
-    for model in audit._history_models():
-        label = model._meta.label
-        chosen = model.objects.filter(**audit._project_filter(model, project.id))
-        for row in chosen.values(*audit._columns(model)).iterator(chunk_size=2000):
-            rows[(label, row["history_id"])] = row
+def history(head):
+    """Every history row of ``head``'s chain, in chain order, with its entry's digest and
+    seal: read a batch at a time (as verification reads them), so a bundle of any size is
+    written without holding its history in memory. Read it inside the report's snapshot."""
     entries = (
         AuditEntry.objects.filter(chain=head, seq__lte=head.seq)
         .order_by("seq")
-        .values_list("seq", "table", "history_id", "digest", "seal", "at")
+        .values_list("seq", "table", "history_id", "digest", "seal")
+        .iterator(chunk_size=audit.VERIFY_BATCH)
     )
-    return [
-        {"seq": seq, "table": table, "history_id": history_id, "digest": digest, "seal": seal}
-        for seq, table, history_id, digest, seal, _ in entries.iterator(chunk_size=5000)
-    ], rows
+    for batch in audit._batches(entries, audit.VERIFY_BATCH):
+        rows = audit._rows(batch)
+        for seq, table, history_id, digest, seal in batch:
+            row = rows.get((table, history_id))
+            yield {
+                "seq": seq, "table": table, "history_id": history_id, "digest": digest,
+                "seal": seal, "row": plain(row) if row is not None else None,
+            }  # fmt: skip
 
 
-def _changes(entries, rows):
-    """{(table, history id): (changed column names, previous row)} for every row."""
-    latest, changes = {}, {}
-    for entry in entries:
-        key = (entry["table"], entry["history_id"])
-        row = rows.get(key)
-        if row is None:
-            continue
-        before = latest.get((entry["table"], row["id"]))
-        changed = (
-            sorted(
-                name
-                for name, value in row.items()
-                if name not in BOOKKEEPING and before.get(name) != value
-            )
-            if before is not None
-            else []
-        )
-        changes[key] = (changed, before)
-        latest[(entry["table"], row["id"])] = row
+def _changes(project, include_diffs):
+    """{(table, history id): (names of the columns it changed, page diff or None)}.
+
+    Each history table is read once, ordered by object and then revision, so only the
+    previous row of the current object is held."""
+    changes = {}
+    for model in audit._history_models():
+        label, before = model._meta.label, None
+        rows = model.objects.filter(**audit._project_filter(model, project.id))
+        ordered = rows.order_by("id", "history_id").values(*audit._columns(model))
+        for row in ordered.iterator(chunk_size=2000):
+            if before is None or before["id"] != row["id"]:
+                changes[(label, row["history_id"])] = ([], None)
+            else:
+                changed = sorted(
+                    name
+                    for name, value in row.items()
+                    if name not in BOOKKEEPING and before[name] != value
+                )
+                page_diff = (
+                    _page_diff(row, before) if include_diffs and label == PAGE_TABLE else None
+                )
+                changes[(label, row["history_id"])] = (changed, page_diff)
+            before = row
     return changes
 
 
@@ -342,12 +346,12 @@ def _page_diff(row, before):
     ]
 
 
-def _change_log(project, start, end, entries, rows, include_diffs):
-    changes = _changes(entries, rows)
+def _change_log(project, start, end, include_diffs):
+    changes = _changes(project, include_diffs)
     chosen = _in_period(AuditEntry.objects.filter(chain__project=project), "at", start, end)
     log = []
     for e in chosen.order_by("seq").iterator(chunk_size=5000):
-        changed, before = changes.get((e.table, e.history_id), ([], None))
+        changed, page_diff = changes.get((e.table, e.history_id), ([], None))
         item = {
             "seq": e.seq,
             "at": iso(e.at),
@@ -360,8 +364,8 @@ def _change_log(project, start, end, entries, rows, include_diffs):
             "request_id": str(e.request_id) if e.request_id else None,
             "fields_changed": changed,
         }
-        if include_diffs and e.kind == "page" and before is not None:
-            item["diff"] = _page_diff(rows[(e.table, e.history_id)], before)
+        if page_diff is not None:
+            item["diff"] = page_diff
         log.append(item)
     return log
 
@@ -430,8 +434,7 @@ def build(
     run_list = [_run(r) for r in runs.iterator(chunk_size=2000)]
     deployment_list = [_deployment(d) for d in deployments]
 
-    entries, rows = _history(project, head)
-    change_log = _change_log(project, start, end, entries, rows, include_diffs)
+    change_log = _change_log(project, start, end, include_diffs)
     facts = {
         "records:model_versions": bool(lineage),
         "records:training_runs": TrainingRun.objects.filter(project=project).exists(),
@@ -465,7 +468,8 @@ def build(
                 "first_bad": verdict.first_bad,
             },
             "completeness": {"filled": filled, "required": required},
-            "approvals": [_approval(categories[c]) for c in sorted(categories, key=order.get)],
+            "approvals": [_approval(categories[c]) for c in sorted(categories, key=order.get)]
+            + [_approval(page) for page in free_pages.values()],
         },
         "inventory": _inventory(project, categories, production),
         "documentation": documentation,
@@ -476,18 +480,10 @@ def build(
         "annex_iv": _annex_iv(categories, free_pages, facts),
     }
     if with_history:
-        for entry in entries:
-            row = rows.get((entry["table"], entry["history_id"]))
-            entry["row"] = plain(row) if row is not None else None
-        report["history"] = entries
+        report["history"] = history(head)  # read as it is written: see write_json
     return report
 
 
-def seal_bundle(report):
-    """The report with its integrity block: a SHA-256 of its canonical JSON, and an HMAC of
-    that digest under AUDIT_HMAC_KEY (an edit anywhere breaks one or the other)."""
-    digest = hashlib.sha256(audit.canonical(report)).hexdigest()
-    seal = hmac.digest(settings.AUDIT_HMAC_KEY.encode(), digest.encode(), "sha256").hex()
-    return report | {
-        "integrity": {"algorithm": "sha256+hmac-sha256", "digest": digest, "seal": seal}
-    }
+def seal(digest):
+    """The bundle's seal: HMAC-SHA-256 of its digest under AUDIT_HMAC_KEY."""
+    return hmac.digest(settings.AUDIT_HMAC_KEY.encode(), digest.encode(), "sha256").hex()

@@ -176,6 +176,8 @@ USE_TZ = True
 MEDIA_ROOT = env.path("MEDIA_ROOT", default=BASE_DIR / "media")
 # An export with no progress for this long is failed by the stale-job sweep.
 EXPORT_STALE_MINUTES = env.int("EXPORT_STALE_MINUTES", default=15)
+# Exports one person may have waiting or being built at once (each costs a worker minutes).
+EXPORTS_IN_FLIGHT = env.int("EXPORTS_IN_FLIGHT", default=3)
 
 STATIC_URL = "static/"
 STATIC_ROOT = BASE_DIR / "staticfiles"

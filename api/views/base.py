@@ -151,6 +151,7 @@ _ERROR_MEANINGS = {
     403: "The token lacks the scope, or is not valid for this project.",
     404: "No such project or object.",
     409: "A change the record's life cycle does not allow, a duplicate, or an export not done.",
+    410: "The export's file is gone from storage.",
     412: "If-Match names a revision that is no longer current (ETag: the current one).",
     413: "The body is over 1 MiB.",
     415: "The body is not JSON.",

@@ -11,7 +11,7 @@ from api.serializers import ExportRequestSerializer, ExportSerializer
 from api.views.base import ApiView, responses
 from wiki.access import VIEW
 from wiki.models import ExportJob
-from wiki.services.exports import record_download, request_export
+from wiki.services.exports import TooManyExports, open_for_download, request_export
 
 CONTENT_TYPES = {
     "pdf": "application/pdf",
@@ -24,6 +24,11 @@ CONTENT_TYPES = {
 class NotReady(exceptions.APIException):
     status_code = 409
     default_code = "not_ready"
+
+
+class Gone(exceptions.APIException):
+    status_code = 410
+    default_code = "gone"
 
 
 class ExportList(mixins.ListModelMixin, ApiView):
@@ -46,11 +51,17 @@ class ExportList(mixins.ListModelMixin, ApiView):
     @extend_schema(
         request=ExportRequestSerializer,
         responses=responses({202: ExportSerializer}, 400, 404),
+        description="429 when the caller already has EXPORTS_IN_FLIGHT exports unfinished.",
     )
     def post(self, request, project):
         serializer = ExportRequestSerializer(data=request.data)
         serializer.is_valid(raise_exception=True)
-        job = request_export(self.get_project(), actor=self.actor(), **serializer.validated_data)
+        try:
+            job = request_export(
+                self.get_project(), actor=self.actor(), **serializer.validated_data
+            )
+        except TooManyExports as error:
+            raise exceptions.Throttled(wait=60, detail=str(error)) from None
         job.refresh_from_db()  # without a broker it is already built
         data = ExportSerializer(job, context={"request": request}).data
         return Response(data, status=202, headers={"Location": data["url"]})
@@ -65,8 +76,8 @@ class ExportView(ApiView):
             self.kwargs["project"] = job.project.slug
             try:
                 self.get_project()
-            except exceptions.NotFound:
-                job = None
+            except (exceptions.NotFound, exceptions.PermissionDenied):
+                job = None  # a token for other projects learns nothing either
         if job is None:
             raise exceptions.NotFound(f"There is no export {self.kwargs['pk']} you may see.")
         return job
@@ -87,7 +98,7 @@ class ExportDownload(ExportView):
 
     @extend_schema(
         responses=responses(
-            {200: OpenApiResponse(OpenApiTypes.BINARY, description="The report.")}, 404, 409
+            {200: OpenApiResponse(OpenApiTypes.BINARY, description="The report.")}, 404, 409, 410
         )
     )
     def get(self, request, pk):
@@ -96,9 +107,12 @@ class ExportDownload(ExportView):
             raise NotReady(f"Export {job.pk} failed: {job.last_error}")
         if job.status != ExportJob.Status.DONE:
             raise NotReady(f"Export {job.pk} is {job.status} ({job.progress}%); try again later.")
-        record_download(job, actor=self.actor())
+        try:
+            handle = open_for_download(job, actor=self.actor(), record=request.method != "HEAD")
+        except FileNotFoundError:
+            raise Gone(f"The file of export {job.pk} is gone; ask for a new export.") from None
         response = FileResponse(
-            job.file.open("rb"), as_attachment=True, filename=job.filename,
+            handle, as_attachment=True, filename=job.filename,
             content_type=CONTENT_TYPES[job.format],
         )  # fmt: skip
         response["X-Content-SHA256"] = job.sha256

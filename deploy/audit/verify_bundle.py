@@ -8,9 +8,12 @@
    with the key (the wiki's AUDIT_HMAC_KEY), each seal = HMAC-SHA-256(key, digest) too.
 2. The report against its history: the project, every page (its text, fields, revision
    and approval), every training run, deployment and model version in the bundle must
-   equal its latest history row.
+   equal its latest history row; none that history holds (for records: in the period)
+   may be missing; the change log must be exactly the history entries of the period.
 3. The bundle itself: the integrity digest covers everything else in the file; with the
-   key, its seal proves the wiki wrote it (document control, period, generated at and by).
+   key, its seal proves the wiki wrote it, including what history cannot show (the
+   period, generated at and by, the inventory and completeness summaries, the Annex IV
+   mapping).
 
 Exits 0 when intact; 1 naming the first bad entry; 2 when the file cannot be read.
 """
@@ -20,6 +23,7 @@ import hashlib
 import hmac
 import json
 import sys
+from datetime import date, datetime, timedelta
 
 GENESIS = "0" * 64
 
@@ -81,6 +85,82 @@ def compare(what, facts, latest, table, object_id, names):
                 f"{what}: its {report_name} is not what history entry {seq} says "
                 f"({facts.get(report_name)!r} instead of {row.get(row_name)!r})"
             )
+
+
+def _period(dc):
+    """The report's period as [start, end) ISO strings in UTC (None: open)."""
+    since, until = dc["period"]["since"], dc["period"]["until"]
+    start = f"{since}T00:00:00+00:00" if since else None
+    end = None
+    if until:
+        end = (date.fromisoformat(until) + timedelta(days=1)).isoformat() + "T00:00:00+00:00"
+    return start, end
+
+
+def _within(moment, start, end):
+    when = datetime.fromisoformat(moment)
+    return (start is None or when >= datetime.fromisoformat(start)) and (
+        end is None or when < datetime.fromisoformat(end)
+    )
+
+
+def _alive(latest, table):
+    """Ids of the objects of ``table`` whose latest history row is not a deletion."""
+    return {
+        object_id: row
+        for (name, object_id), (_, row) in latest.items()
+        if name == table and row.get("history_type") != "-"
+    }
+
+
+def check_complete(bundle, latest):
+    """Nothing that history says exists (in the period) is left out of the report."""
+    dc = bundle["document_control"]
+    start, end = _period(dc)
+    listed = {p["id"] for p in bundle["documentation"]}
+    for page_id, row in _alive(latest, "wiki.HistoricalPage").items():
+        if page_id not in listed:
+            raise Bad(f"page '{row.get('slug')}' exists in history but is missing from the report")
+    listed = {v["id"] for v in bundle["model_versions"]}
+    for version_id, row in _alive(latest, "wiki.HistoricalModelVersion").items():
+        if version_id not in listed:
+            raise Bad(f"model version {row.get('version')} is missing from the report")
+    for key, table, what in (
+        ("training_runs", "wiki.HistoricalTrainingRun", "training run"),
+        ("deployments", "wiki.HistoricalDeployment", "deployment"),
+    ):
+        listed = {r["id"] for r in bundle[key]}
+        for record_id, row in _alive(latest, table).items():
+            if _within(row["started_at"], start, end) and record_id not in listed:
+                raise Bad(f"{what} #{record_id} of the period is missing from the report")
+        for record in bundle[key]:
+            if not _within(record["started_at"], start, end):
+                raise Bad(f"{what} #{record['id']} is outside the report's period")
+
+
+def check_change_log(bundle):
+    """The change log is the history of the period: every entry, as its row says."""
+    start, end = _period(bundle["document_control"])
+    entries = {e["seq"]: e for e in bundle["history"]}
+    logged = {c["seq"]: c for c in bundle["change_log"]}
+    for seq, entry in entries.items():
+        row = entry["row"]
+        if not _within(row["history_date"], start, end):
+            continue
+        change = logged.pop(seq, None)
+        if change is None:
+            raise Bad(f"change log: history entry {seq} of the period is missing")
+        facts = {
+            "at": row["history_date"],
+            "user": row.get("history_username", ""),
+            "source": row.get("history_source"),
+            "reason": row.get("history_change_reason") or "",
+        }
+        for name, value in facts.items():
+            if change.get(name) != value:
+                raise Bad(f"change log: entry {seq}'s {name} is not what its history row says")
+    if logged:
+        raise Bad(f"change log: entry {min(logged)} is not a history entry of the period")
 
 
 def check_contents(bundle, latest):
@@ -146,7 +226,9 @@ def verify(bundle, key=None):
     key = key.encode() if isinstance(key, str) else key
     try:
         latest = check_chain(bundle, key)
+        check_complete(bundle, latest)
         check_contents(bundle, latest)
+        check_change_log(bundle)
         check_integrity(bundle, key)
     except Bad as problem:
         return str(problem)

@@ -8,7 +8,7 @@ from django.views.decorators.http import require_http_methods, require_safe
 from frontend.forms import ExportForm
 from frontend.views.base import actor, project_context, project_for
 from wiki.models import ExportJob
-from wiki.services.exports import record_download, request_export
+from wiki.services.exports import TooManyExports, open_for_download, request_export
 
 EXPORTS_SHOWN = 50
 
@@ -20,13 +20,21 @@ def exports(request, project):
     and without JavaScript a reload shows how far it got."""
     project = project_for(request, project)
     form = ExportForm(request.POST or None)
-    if request.method == "POST" and form.is_valid():
-        job = request_export(project, actor=actor(request), **form.cleaned_data)
-        messages.success(request, f"Export #{job.pk} requested; it is built in the background.")
-        return redirect("frontend:exports", project.slug)
+    status = 200
+    if request.method == "POST":
+        status = 400
+        if form.is_valid():
+            try:
+                job = request_export(project, actor=actor(request), **form.cleaned_data)
+            except TooManyExports as error:
+                form.add_error(None, str(error))
+                status = 429
+            else:
+                messages.success(request, f"Export #{job.pk} requested; it is built meanwhile.")
+                return redirect("frontend:exports", project.slug)
     jobs = ExportJob.objects.filter(project=project)[:EXPORTS_SHOWN]
     context = project_context(request, project, "exports") | {"form": form, "jobs": jobs}
-    return render(request, "frontend/exports.html", context, status=400 if form.errors else 200)
+    return render(request, "frontend/exports.html", context, status=status)
 
 
 @require_safe
@@ -38,5 +46,9 @@ def export_download(request, project, pk):
     if job.status != ExportJob.Status.DONE:
         messages.error(request, f"Export #{job.pk} is {job.status}: it cannot be downloaded yet.")
         return redirect("frontend:exports", project.slug)
-    record_download(job, actor=actor(request))
-    return FileResponse(job.file.open("rb"), as_attachment=True, filename=job.filename)
+    try:
+        handle = open_for_download(job, actor=actor(request), record=request.method != "HEAD")
+    except FileNotFoundError:
+        messages.error(request, f"The file of export #{job.pk} is gone; ask for a new export.")
+        return redirect("frontend:exports", project.slug)
+    return FileResponse(handle, as_attachment=True, filename=job.filename)

@@ -14,6 +14,7 @@ from contextlib import contextmanager
 from datetime import timedelta
 
 from django.conf import settings
+from django.contrib.auth import get_user_model
 from django.core.exceptions import ValidationError
 from django.core.files import File
 from django.core.files.storage import default_storage
@@ -29,6 +30,11 @@ TEMP_SUFFIX = ".part"
 # What a retry may cure (the database restarting, a dropped connection); anything else is
 # a bug or bad data, and the job fails with the reason.
 TRANSIENT = (OperationalError, InterfaceError)
+UNFINISHED = (ExportJob.Status.QUEUED, ExportJob.Status.RUNNING)
+
+
+class TooManyExports(Exception):
+    """The user already has EXPORTS_IN_FLIGHT exports queued or running."""
 
 
 def request_export(
@@ -36,7 +42,10 @@ def request_export(
 ):
     """Queue an export of ``project``: the job is saved (a revision), and its task is sent
     once the transaction commits, so a worker never looks for a job that is not there.
-    With ``enqueue`` false the caller builds it (the export_audit_report command)."""
+    With ``enqueue`` false the caller builds it (the export_audit_report command).
+
+    A report costs up to a minute of a worker's CPU: a person may have at most
+    EXPORTS_IN_FLIGHT of them waiting or being built (TooManyExports)."""
     job = ExportJob(
         project=project,
         requested_by=actor.user,
@@ -49,6 +58,15 @@ def request_export(
     job.full_clean()
     reason = f"Requested a {job.get_format_display()} audit report"
     with recording(actor, reason), transaction.atomic():
+        if actor.user is not None:
+            # Locking the user's row makes the count and the insert one step.
+            get_user_model().objects.select_for_update().filter(pk=actor.user.pk).first()
+            waiting = ExportJob.objects.filter(requested_by=actor.user, status__in=UNFINISHED)
+            if waiting.count() >= settings.EXPORTS_IN_FLIGHT:
+                raise TooManyExports(
+                    f"You have {settings.EXPORTS_IN_FLIGHT} exports waiting or being built; "
+                    "ask for another once one of them is done."
+                )
         job.save()
         if enqueue:
             transaction.on_commit(lambda: _enqueue(job.pk))
@@ -58,7 +76,11 @@ def request_export(
 def _enqueue(job_id):
     from wiki.tasks import build_export  # wiki.tasks imports this module
 
-    build_export.delay(job_id)
+    try:
+        build_export.delay(job_id)
+    except Exception as error:  # noqa: BLE001  the broker is away: say so on the job
+        logger.exception("Export %s could not be queued", job_id)
+        fail(job_id, f"The export could not be queued (is the task broker up?): {error}")
 
 
 def _set_progress(job_id, percent):
@@ -98,24 +120,30 @@ def build(job_id):
     if job is None:
         return None
     # Progress is told between steps: inside the snapshot nothing it writes would show.
+    # The JSON bundle reads the history while it writes it, so it is written inside the
+    # snapshot; the other formats are rendered after it ends.
+    inside = job.format == ExportJob.Format.JSON
     temporary = None
     try:
-        with _snapshot():
-            report = reports.build(
-                job.project,
-                since=job.since,
-                until=job.until,
-                include_diffs=job.include_diffs,
-                generated_by=job.requested_by_name or "mlwiki",
-                generated_at=job.started_at,
-                with_history=job.format == ExportJob.Format.JSON,
-            )
-        _set_progress(job.pk, 55)
         directory = os.path.join(settings.MEDIA_ROOT, "exports")
         os.makedirs(directory, exist_ok=True)
         with tempfile.NamedTemporaryFile(dir=directory, suffix=TEMP_SUFFIX, delete=False) as out:
             temporary = out.name
-            report_formats.write(job.format, report, out, lambda p: _set_progress(job.pk, p))
+            with _snapshot():
+                report = reports.build(
+                    job.project,
+                    since=job.since,
+                    until=job.until,
+                    include_diffs=job.include_diffs,
+                    generated_by=job.requested_by_name or "mlwiki",
+                    generated_at=job.started_at,
+                    with_history=inside,
+                )
+                if inside:
+                    report_formats.write(job.format, report, out, lambda percent: None)
+            _set_progress(job.pk, 55)
+            if not inside:
+                report_formats.write(job.format, report, out, lambda p: _set_progress(job.pk, p))
         digest, size = _checksum(temporary)
         with open(temporary, "rb") as finished:
             name = default_storage.save(f"exports/{job.filename}", _TemporaryFile(finished))
@@ -130,6 +158,9 @@ def build(job_id):
             os.unlink(temporary)
     with recording(SYSTEM, "Built the report"), transaction.atomic():
         job = ExportJob.objects.select_for_update().get(pk=job.pk)
+        if job.status != ExportJob.Status.RUNNING:  # failed meanwhile by the stale sweep
+            transaction.on_commit(lambda: default_storage.delete(name))
+            return job
         job.file.name = name
         job.size, job.sha256 = size, digest
         job.status, job.progress, job.finished_at = ExportJob.Status.DONE, 100, timezone.now()
@@ -182,28 +213,41 @@ def fail(job_id, error):
 
 
 def fail_stale(now=None):
-    """Fail every running job whose worker stopped telling its progress (a crash, a kill):
-    no job stays 'running' forever. Returns how many were failed."""
+    """Fail every export whose worker stopped telling its progress (a crash, a kill), and
+    every one still queued long after it was asked for (its message lost): no job stays
+    queued or running forever. Returns how many were failed."""
     now = now or timezone.now()
-    cutoff = now - timedelta(minutes=settings.EXPORT_STALE_MINUTES)
-    stale = ExportJob.objects.filter(status=ExportJob.Status.RUNNING, heartbeat_at__lt=cutoff)
+    minutes = settings.EXPORT_STALE_MINUTES
+    stopped = ExportJob.objects.filter(
+        status=ExportJob.Status.RUNNING, heartbeat_at__lt=now - timedelta(minutes=minutes)
+    )
+    # A queue may hold many reports before this one: a queued job gets six times as long.
+    lost = ExportJob.objects.filter(
+        status=ExportJob.Status.QUEUED, created_at__lt=now - timedelta(minutes=6 * minutes)
+    )
+    messages = {
+        ExportJob.Status.RUNNING: f"The worker building this report stopped (no progress for "
+        f"{minutes} minutes). Ask for the export again.",
+        ExportJob.Status.QUEUED: f"No worker took this export in {6 * minutes} minutes. "
+        "Ask for it again.",
+    }
     failed = 0
-    for job_id in stale.values_list("pk", flat=True):
-        message = (
-            f"The worker building this report stopped (no progress for "
-            f"{settings.EXPORT_STALE_MINUTES} minutes). Request the export again."
-        )
-        if fail(job_id, message).status == ExportJob.Status.FAILED:
+    for job_id, status in (stopped | lost).values_list("pk", "status"):
+        if fail(job_id, messages[status]).status == ExportJob.Status.FAILED:
             failed += 1
     return failed
 
 
-def record_download(job, *, actor):
-    """Note a download of a finished report in its history (who, when, from where)."""
+def open_for_download(job, *, actor, record=True):
+    """The finished report's file, opened; the download is noted in the job's history
+    (who, when, from where) once the file is known to be there. ``record`` is false for
+    HEAD requests, which download nothing."""
     if job.status != ExportJob.Status.DONE:
         raise ValidationError("The report is not ready: it can be downloaded once it is done.")
-    with recording(actor, "Downloaded the report"), transaction.atomic():
-        job = ExportJob.objects.select_for_update().get(pk=job.pk)
-        job.downloads += 1
-        job.save()
-    return job
+    handle = job.file.open("rb")  # FileNotFoundError if the storage lost it
+    if record:
+        with recording(actor, "Downloaded the report"), transaction.atomic():
+            locked = ExportJob.objects.select_for_update().get(pk=job.pk)
+            locked.downloads += 1
+            locked.save()
+    return handle
