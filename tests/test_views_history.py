@@ -193,6 +193,13 @@ def test_the_activity_log_filters_pages_and_downloads(client_logged_in, revision
     assert len(rows) == 1 + 8
 
 
+def test_the_activity_log_pages_keep_their_filters(client_logged_in, project, monkeypatch):
+    monkeypatch.setattr("frontend.views.projects.ACTIVITY_PER_PAGE", 3)
+    response = client_logged_in.get("/projects/churn/activity/?kind=page")
+    assert response.context["page_obj"].paginator.num_pages == 2  # the six category pages
+    assert 'href="?kind=page&amp;page=2"' in response.content.decode()
+
+
 def test_a_bad_activity_filter_is_shown_not_ignored(client_logged_in, revisions):
     response = client_logged_in.get("/projects/churn/activity/?since=yesterday")
     assert response.status_code == 200
