@@ -203,6 +203,9 @@ class PageSerializer(PageListSerializer):
     review_state = serializers.ChoiceField(choices=Page.ReviewState.choices, read_only=True)
     approval = serializers.SerializerMethodField()
     records_summary = serializers.SerializerMethodField()
+    stale = serializers.SerializerMethodField()
+    stale_reasons = serializers.SerializerMethodField()
+    edited_at = serializers.DateTimeField(read_only=True)
 
     @extend_schema_field(ApprovalSerializer(allow_null=True))
     def get_approval(self, page):
@@ -227,6 +230,14 @@ class PageSerializer(PageListSerializer):
     def get_records_summary(self, page):
         """Model, deployment and maintenance pages: what the records say (else null)."""
         return self.context["records_summary"]
+
+    def get_stale(self, page) -> bool:
+        """Whether records that concern the page arrived since its last edit."""
+        return bool(self.context["stale_reasons"])
+
+    def get_stale_reasons(self, page) -> list[str]:
+        """What arrived since the page's last edit (edited_at), newest first."""
+        return self.context["stale_reasons"]
 
 
 class PageWriteSerializer(StrictSerializer):

@@ -315,8 +315,8 @@ def test_a_fully_documented_page_renders_with_a_fixed_number_of_queries(
         },
         body=text,
     )
-    # session, user, project with the user's role, page, last revision, tabs, and one
-    # lookup of all links (pages, projects)
-    with django_assert_max_num_queries(9):
+    # session, user, project with the user's role, page, last revision, tabs, one lookup
+    # of all links (pages, projects), and the dataset versions new since the last edit
+    with django_assert_max_num_queries(10):
         response = client_logged_in.get("/projects/churn/data/")
     assert response.content.decode().count('class="wikilink" href="/projects/churn/model/"') == 7

@@ -3,7 +3,7 @@ from django.test import Client
 
 from tests.factories import PASSWORD, ProjectFactory, make_deployment, make_training_run
 from wiki.history import Actor, Source
-from wiki.models import HistoricalProject, Membership, Project
+from wiki.models import AuditEntry, HistoricalProject, Membership, Project
 from wiki.services.pages import edit_page
 
 pytestmark = pytest.mark.django_db
@@ -75,17 +75,58 @@ def test_pages_carry_security_headers(client_logged_in, project):
     assert response["X-Content-Type-Options"] == "nosniff"
 
 
-def test_project_list_shows_name_summary_owner_and_last_change(client_logged_in, project):
+def test_the_dashboard_shows_each_project_and_its_documentation_health(client_logged_in, project):
     page = project.pages.get(category="overview")
     bob = Actor(user=None, source=Source.CLI)
     edit_page(page, actor=bob, base_revision=1, change_reason="", fields={"purpose": "P"})
+    run = make_training_run(project, "2.1", dataset_name="customers", dataset_version="v1")
+    make_deployment(project, "2.1", environment="production")
     response = client_logged_in.get("/")
     assert response.status_code == 200
     html = response.content.decode()
     assert "Churn model" in html and "A model under test." in html and "ML platform" in html
-    listed = response.context["page_obj"][0]
-    assert listed.last_change[0] == page.history.first().history_date
-    assert listed.completeness == 4  # 1 of 27 required fields
+    (row,) = response.context["page_obj"]
+    assert row.completeness == 4  # 1 of 26 required fields
+    assert row.missing == 25
+    assert row.stale == ["Data", "Model", "Deployment", "Maintenance"]
+    assert row.latest_version == "2.1"
+    assert row.environments == [("production", "2.1")]
+    assert (row.approved, row.pages) == (0, 6)
+    last = AuditEntry.objects.filter(chain__project=project).order_by("-seq").first()
+    assert row.last_at == last.at and last.kind == "deployment"
+    assert run.pk and "production: <code>2.1</code>" in html
+
+
+def test_the_dashboard_puts_the_projects_most_in_need_of_attention_first(client_logged_in, user):
+    done, half, empty = (ProjectFactory(name=n) for n in ("Done", "Half", "Empty"))
+    for project in (done, half, empty):
+        Membership.objects.create(project=project, user=user, role="editor")
+    for project, share in ((done, 1.0), (half, 0.5)):
+        for page in project.pages.categories():
+            names = [f.name for f in page.spec.required_fields]
+            chosen = names[: max(1, int(len(names) * share))]
+            values = {name: _filler(page.spec.get_field(name)) for name in chosen}
+            edit_page(page, actor=Actor(user, Source.WEB), base_revision=1, change_reason="",
+                      fields=values)  # fmt: skip
+
+    def names(response):
+        return [row.project.name for row in response.context["page_obj"]]
+
+    assert names(client_logged_in.get("/")) == ["Empty", "Half", "Done"]
+    assert names(client_logged_in.get("/?sort=name")) == ["Done", "Empty", "Half"]
+    assert names(client_logged_in.get("/?sort=documented")) == ["Empty", "Half", "Done"]
+    make_training_run(done, "1.0")
+    assert names(client_logged_in.get("/?sort=stale"))[0] == "Done"
+    assert names(client_logged_in.get("/?sort=activity"))[0] == "Done"
+    assert names(client_logged_in.get("/?sort=nonsense")) == ["Empty", "Half", "Done"]
+    by_name = client_logged_in.get("/?sort=name").content.decode()
+    assert 'aria-sort="ascending"><a href="?sort=name">' in by_name
+
+
+def _filler(field):
+    if field.kind == "table":
+        return [{"key": "k", "value": "v"}]
+    return field.choices[0] if field.choices else "Something"
 
 
 def test_project_list_queries_do_not_grow_with_projects(

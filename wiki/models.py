@@ -12,7 +12,7 @@ from django.contrib.auth import get_user_model
 from django.core.exceptions import ValidationError
 from django.core.validators import RegexValidator, URLValidator
 from django.db import models
-from django.db.models import OuterRef, Prefetch, Q, Subquery
+from django.db.models import Prefetch, Q
 from django.utils import timezone
 from simple_history import register
 from simple_history.models import HistoricalRecords
@@ -46,8 +46,10 @@ def validate_project_slug(value):
         raise ValidationError(f"'{value}' is reserved; choose another slug.")
 
 
-def history():
-    return HistoricalRecords(bases=[RevisionInfo], history_manager=RevisionManager)
+def history(excluded_fields=()):
+    return HistoricalRecords(
+        bases=[RevisionInfo], history_manager=RevisionManager, excluded_fields=list(excluded_fields)
+    )
 
 
 # Deeper JSON than this is not documentation; refusing it also keeps every walk over it
@@ -100,18 +102,6 @@ class DomainModel(models.Model):
 
 
 class ProjectQuerySet(models.QuerySet):
-    def with_last_change(self):
-        """Annotate when and by whom the project or any of its pages last changed."""
-        latest = ["-history_date", "-history_id"]
-        pages = HistoricalPage.objects.filter(project_id=OuterRef("pk")).order_by(*latest)
-        own = HistoricalProject.objects.filter(id=OuterRef("pk")).order_by(*latest)
-        return self.annotate(
-            page_changed_at=Subquery(pages.values("history_date")[:1]),
-            page_changed_by=Subquery(pages.values("history_username")[:1]),
-            own_changed_at=Subquery(own.values("history_date")[:1]),
-            own_changed_by=Subquery(own.values("history_username")[:1]),
-        )
-
     def with_category_pages(self):
         """Prefetch each project's category pages (what completeness needs) as category_pages."""
         pages = Page.objects.categories().only("project", "category", "fields")
@@ -140,15 +130,6 @@ class Project(DomainModel):
 
     def __str__(self):
         return self.name
-
-    @property
-    def last_change(self):
-        """(time, user name) of the latest change; needs ``with_last_change()``."""
-        changes = [
-            (self.page_changed_at, self.page_changed_by),
-            (self.own_changed_at, self.own_changed_by),
-        ]
-        return max((c for c in changes if c[0] is not None), default=(None, ""))
 
     @property
     def completeness(self):
@@ -184,6 +165,11 @@ class Page(DomainModel):
     revision = models.PositiveIntegerField(default=1)
     created_at = models.DateTimeField(auto_now_add=True)
     updated_at = models.DateTimeField(auto_now=True)
+    # When its content last changed (a review or an approval moves updated_at, not this):
+    # records that arrived since make the page stale (wiki.health). Not in the history
+    # rows: a new column there would change the digest of every sealed row (wiki.audit),
+    # and the history already says when each revision was made.
+    edited_at = models.DateTimeField(default=timezone.now)
 
     class ReviewState(models.TextChoices):
         DRAFT = "draft"
@@ -204,7 +190,7 @@ class Page(DomainModel):
     approved_at = models.DateTimeField(null=True, blank=True)
     approval_comment = models.TextField(blank=True)
 
-    history = history()
+    history = history(excluded_fields=["edited_at"])
     objects = PageQuerySet.as_manager()
 
     class Meta:
@@ -360,8 +346,12 @@ class TrainingRun(Record):
 
     class Meta:
         ordering = ["project_id", "-started_at", "-id"]
-        # The API pages through a project's runs by (started_at, id).
-        indexes = [models.Index(fields=["project", "started_at", "id"])]
+        # The API pages through a project's runs by (started_at, id); staleness asks what
+        # arrived after a page's last edit (created_at).
+        indexes = [
+            models.Index(fields=["project", "started_at", "id"]),
+            models.Index(fields=["project", "created_at"]),
+        ]
 
     def __str__(self):
         return f"training run {self.pk} ({self.model_version})"
@@ -409,7 +399,10 @@ class Deployment(Record):
 
     class Meta:
         ordering = ["project_id", "-started_at", "-id"]
-        indexes = [models.Index(fields=["project", "started_at", "id"])]
+        indexes = [
+            models.Index(fields=["project", "started_at", "id"]),
+            models.Index(fields=["project", "created_at"]),
+        ]
 
     def __str__(self):
         return f"{self.model_version} to {self.environment}"

@@ -10,6 +10,7 @@ from api.auth import Scope
 from api.serializers import PageListSerializer, PageSerializer, PageWriteSerializer
 from api.views.base import IF_MATCH, ApiView, Filters, if_match_revision, responses, with_etag
 from wiki.categories import CATEGORY_NAMES
+from wiki.health import stale_reasons
 from wiki.rendering import render_markdown
 from wiki.services.pages import edit_page
 from wiki.summaries import records_summary
@@ -68,6 +69,7 @@ class PageDetail(ApiView):
             "body_html": render_markdown(page.body, page.project.slug),
             "updated_by": page.history.values_list("history_username", flat=True).first() or "",
             "records_summary": records_summary(page),
+            "stale_reasons": stale_reasons(page),
         }
         return with_etag(Response(PageSerializer(page, context=context).data), page.revision)
 

@@ -6,6 +6,7 @@ from django.http import Http404
 
 from wiki.access import EDIT, MAINTAIN, VIEW, rights, with_role
 from wiki.categories import CATEGORIES
+from wiki.health import is_stale, with_staleness
 from wiki.history import Actor, Source
 from wiki.models import Page, Project
 
@@ -38,8 +39,12 @@ def page_for(request, project_slug, page_slug, right=VIEW):
 def project_context(request, project, active):
     """What the project header and its tabs need: the category pages with their scores,
     and what the user may do here."""
-    pages = project.pages.categories().only("project", "category", "fields")
+    pages = with_staleness(
+        project.pages.categories().only("project", "category", "fields", "edited_at")
+    )
     by_category = {page.category: page for page in pages}
+    for page in by_category.values():
+        page.stale = is_stale(page)
     tabs = [(c, by_category[c.name]) for c in CATEGORIES if c.name in by_category]
     granted = rights(request.user, project)
     return {

@@ -16,6 +16,7 @@ from frontend.views.projects import conflict_row
 from wiki.access import EDIT, MAINTAIN
 from wiki.audit import head_for
 from wiki.diff import compare, content
+from wiki.health import stale_reasons
 from wiki.models import Page
 from wiki.rendering import render_markdown_many, render_page, to_slug
 from wiki.services import EditConflict
@@ -59,6 +60,7 @@ def page_detail(request, project, page):
         "last": found.history.only("history_date", "history_username").first(),
         "summary": summary,
         "approve_form": ApproveForm(initial={"revision": found.revision}),
+        "stale_reasons": stale_reasons(found),
     }
     if found.category == "overview":
         # The overview carries the project's review states and its audit chain's state.

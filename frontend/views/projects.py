@@ -1,5 +1,7 @@
 """Projects: the list, creation, settings, members, activity, records and the audit chain."""
 
+from datetime import UTC, datetime
+
 from django.contrib import messages
 from django.core.exceptions import PermissionDenied, ValidationError
 from django.core.paginator import Paginator
@@ -18,6 +20,7 @@ from frontend.forms import (
 from frontend.views.base import actor, project_context, project_for
 from wiki.access import MAINTAIN, may_create_projects, visible_projects
 from wiki.audit import activity, activity_csv, head_for, verify
+from wiki.health import dashboard
 from wiki.models import ApiToken, Deployment, Membership, ModelVersion, TrainingRun
 from wiki.services import EditConflict
 from wiki.services.members import remove_member, set_member
@@ -26,15 +29,38 @@ from wiki.services.records import RecordConflict
 from wiki.services.tokens import revoke_token
 
 PROJECTS_PER_PAGE = 50
+_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+# ?sort= on the dashboard: (key, descending).
+DASHBOARD_SORTS = {
+    "attention": (lambda row: row.attention, False),
+    "name": (lambda row: (row.project.name.lower(), row.project.slug), False),
+    "documented": (lambda row: (row.completeness, row.project.name), False),
+    "stale": (lambda row: (len(row.stale), -row.completeness), True),
+    "activity": (lambda row: row.last_at or _EPOCH, True),
+}
+# The dashboard's columns: (the sort its header asks for, or "", label).
+SORT_COLUMNS = [
+    ("name", "Project"), ("documented", "Documented"), ("stale", "Stale pages"),
+    ("", "Approved"), ("", "Model versions"), ("activity", "Last activity"),
+]  # fmt: skip
 ACTIVITY_PER_PAGE = 100
 RECORDS_SHOWN = 50
 
 
 @require_safe
 def project_list(request):
-    projects = visible_projects(request.user).with_last_change().with_category_pages()
-    page_obj = Paginator(projects, PROJECTS_PER_PAGE).get_page(request.GET.get("page"))
-    return render(request, "frontend/project_list.html", {"page_obj": page_obj})
+    """The dashboard: every project the user may see with its documentation's health,
+    the ones most in need of attention first (or sorted as asked)."""
+    sort = request.GET.get("sort", "attention")
+    if sort not in DASHBOARD_SORTS:
+        sort = "attention"
+    key, newest_first = DASHBOARD_SORTS[sort]
+    rows = sorted(dashboard(visible_projects(request.user)), key=key, reverse=newest_first)
+    page_obj = Paginator(rows, PROJECTS_PER_PAGE).get_page(request.GET.get("page"))
+    context = {
+        "page_obj": page_obj, "sort": sort, "query": f"sort={sort}", "sort_columns": SORT_COLUMNS
+    }  # fmt: skip
+    return render(request, "frontend/project_list.html", context)
 
 
 @require_http_methods(["GET", "HEAD", "POST"])

@@ -95,6 +95,7 @@ def edit_page(
         for name, value in changes.items():
             setattr(current, name, value)
         current.revision += 1
+        current.edited_at = timezone.now()
         if current.review_state == Page.ReviewState.APPROVED:
             # The approval stays on record for the revision it approved; this one is new.
             current.review_state = Page.ReviewState.DRAFT

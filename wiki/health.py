@@ -1,0 +1,221 @@
+"""Documentation health: which pages the records have overtaken.
+
+A category page is stale when a record that concerns it arrived (was posted) after its
+content last changed: a new model version or training run for the model page; a
+deployment for the deployment and maintenance pages; a training run on a dataset version
+no earlier run used, for the data page. Editing the page clears it.
+
+``with_staleness`` answers for many pages in one query (the dashboard, the project tabs);
+``stale_reasons`` says what arrived, for one page (its banner, the API); ``dashboard``
+sums up each project's health for the home page.
+"""
+
+from dataclasses import dataclass
+
+from django.db.models import Count, Exists, F, OuterRef, Q, Subquery, Window
+from django.db.models.functions import RowNumber
+
+from wiki.categories import CATEGORY_NAMES
+from wiki.models import AuditEntry, Deployment, ModelVersion, Page, Project, TrainingRun
+
+# Which kinds of record make which category's page stale.
+CONCERNS = {
+    "model": ("new_model_versions", "new_training_runs"),
+    "data": ("new_dataset_versions",),
+    "deployment": ("new_deployments",),
+    "maintenance": ("new_deployments",),
+}
+REASONS_SHOWN = 5
+
+
+def _arrived(model):
+    """Records of the page's project posted after the page's last edit."""
+    return model.objects.filter(project=OuterRef("project"), created_at__gt=OuterRef("edited_at"))
+
+
+def _new_datasets():
+    """Runs posted after the page's last edit on a dataset version no earlier run used."""
+    used_before = TrainingRun.objects.filter(
+        project=OuterRef("project"),
+        dataset_name=OuterRef("dataset_name"),
+        dataset_version=OuterRef("dataset_version"),
+        created_at__lte=OuterRef(OuterRef("edited_at")),
+    )
+    return _arrived(TrainingRun).exclude(dataset_name="").exclude(Exists(used_before))
+
+
+def with_staleness(pages):
+    """``pages`` annotated with what arrived since each one's last edit (see CONCERNS)."""
+    return pages.annotate(
+        new_model_versions=Exists(_arrived(ModelVersion)),
+        new_training_runs=Exists(_arrived(TrainingRun)),
+        new_deployments=Exists(_arrived(Deployment)),
+        new_dataset_versions=Exists(_new_datasets()),
+    )
+
+
+def is_stale(page):
+    """Whether ``page`` (annotated by ``with_staleness``) is behind its records."""
+    return any(getattr(page, name) for name in CONCERNS.get(page.category, ()))
+
+
+def _when(moment):
+    return moment.strftime("%Y-%m-%d %H:%M UTC")
+
+
+def _latest(records):
+    """The newest few of ``records`` and how many there are, in one query."""
+    shown = list(
+        records.annotate(total=Window(Count("id"))).order_by("-created_at", "-id")[:REASONS_SHOWN]
+    )
+    return shown, shown[0].total if shown else 0
+
+
+def _listed(kind, records, describe):
+    """'3 new deployments: #7 …; #6 …; and 1 more', or None when there are none."""
+    shown, total = _latest(records)
+    if not total:
+        return None
+    more = f"; and {total - len(shown)} more" if total > len(shown) else ""
+    plural = "s" if total > 1 else ""
+    return f"{total} new {kind}{plural}: " + "; ".join(describe(r) for r in shown) + more
+
+
+def stale_reasons(page):
+    """What arrived since ``page``'s last edit that concerns it, newest first, as
+    sentences (empty when it is up to date, and for pages no record concerns)."""
+    kinds = CONCERNS.get(page.category, ())
+    since = Q(project_id=page.project_id, created_at__gt=page.edited_at)
+    reasons = []
+    if "new_model_versions" in kinds:
+        reasons.append(
+            _listed(
+                "model version", ModelVersion.objects.filter(since),
+                lambda v: f"{v.version} ({_when(v.created_at)})",
+            )
+        )  # fmt: skip
+    if "new_training_runs" in kinds:
+        reasons.append(
+            _listed(
+                "training run", TrainingRun.objects.filter(since).select_related("model_version"),
+                lambda r: f"#{r.pk} of {r.model_version} {r.status} ({_when(r.created_at)})",
+            )
+        )  # fmt: skip
+    if "new_dataset_versions" in kinds:
+        used_before = TrainingRun.objects.filter(
+            project_id=page.project_id,
+            dataset_name=OuterRef("dataset_name"),
+            dataset_version=OuterRef("dataset_version"),
+            created_at__lte=page.edited_at,
+        )
+        runs = (
+            TrainingRun.objects.filter(since)
+            .exclude(dataset_name="")
+            .exclude(Exists(used_before))
+            .order_by("created_at", "id")
+            .only("id", "dataset_name", "dataset_version", "created_at")
+        )
+        firsts = {}  # each new version with the first run that used it
+        for run in runs[:200]:  # enough to name what is new
+            firsts.setdefault((run.dataset_name, run.dataset_version), run)
+        if firsts:
+            reasons.append(
+                "new dataset version"
+                + ("s" if len(firsts) > 1 else "")
+                + ": "
+                + "; ".join(
+                    f"{r.dataset_name}@{r.dataset_version} first used by training run #{r.pk} "
+                    f"({_when(r.created_at)})"
+                    for r in list(firsts.values())[:REASONS_SHOWN]
+                )
+            )
+    if "new_deployments" in kinds:
+        reasons.append(
+            _listed(
+                "deployment", Deployment.objects.filter(since).select_related("model_version"),
+                lambda d: f"#{d.pk} {d.model_version} to {d.environment}, {d.status} "
+                f"({_when(d.created_at)})",
+            )
+        )  # fmt: skip
+    return [reason for reason in reasons if reason]
+
+
+@dataclass
+class ProjectHealth:
+    """One project's line on the dashboard."""
+
+    project: Project
+    completeness: int  # percent of required fields filled
+    missing: int  # required fields empty
+    stale: list  # labels of the stale category pages
+    approved: int  # category pages whose current revision is approved
+    in_review: int
+    pages: int
+    latest_version: str | None
+    environments: list  # (environment, model version) live now, by name
+    last_at: object
+    last_by: str
+
+    @property
+    def attention(self):
+        """Sort key, the most in need of attention first: incomplete, stale, unapproved."""
+        return (self.completeness, -len(self.stale), self.approved - self.pages, self.project.name)
+
+
+def dashboard(projects):
+    """The health of each of ``projects`` (a queryset), in a fixed number of queries."""
+    latest_version = ModelVersion.objects.filter(project=OuterRef("pk")).order_by(
+        "-created_at", "-id"
+    )
+    last_entry = AuditEntry.objects.filter(chain__project=OuterRef("pk")).order_by("-seq")
+    projects = list(
+        projects.annotate(
+            latest_version=Subquery(latest_version.values("version")[:1]),
+            last_at=Subquery(last_entry.values("at")[:1]),
+            last_by=Subquery(last_entry.values("username")[:1]),
+        )
+    )
+    ids = [p.pk for p in projects]
+    pages = {}
+    chosen = Page.objects.categories().filter(project__in=ids)
+    columns = ("project", "category", "fields", "edited_at", "revision", "review_state",
+               "approved_revision")  # fmt: skip
+    for page in with_staleness(chosen.only(*columns)):
+        pages.setdefault(page.project_id, []).append(page)
+    # The version live in each environment: the latest succeeded deployment there.
+    rank = Window(
+        RowNumber(),
+        partition_by=[F("project_id"), F("environment")],
+        order_by=[F("started_at").desc(), F("id").desc()],
+    )
+    live = (
+        Deployment.objects.filter(project__in=ids, status=Deployment.Status.SUCCEEDED)
+        .annotate(rank=rank)
+        .filter(rank=1)
+        .values_list("project_id", "environment", "model_version__version")
+        .order_by("project_id", "environment")
+    )
+    environments = {}
+    for project_id, environment, version in live:
+        environments.setdefault(project_id, []).append((environment, version))
+    rows = []
+    for project in projects:
+        own = sorted(pages.get(project.pk, []), key=lambda p: CATEGORY_NAMES.index(p.category))
+        filled = sum(p.completeness[0] for p in own)
+        required = sum(p.completeness[1] for p in own)
+        rows.append(
+            ProjectHealth(
+                project=project,
+                completeness=round(100 * filled / required) if required else 100,
+                missing=required - filled,
+                stale=[p.spec.label for p in own if is_stale(p)],
+                approved=sum(p.approved_revision == p.revision for p in own),
+                in_review=sum(p.review_state == Page.ReviewState.IN_REVIEW for p in own),
+                pages=len(own),
+                latest_version=project.latest_version,
+                environments=environments.get(project.pk, []),
+                last_at=project.last_at,
+                last_by=project.last_by or "",
+            )
+        )
+    return rows
