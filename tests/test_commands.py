@@ -5,6 +5,7 @@ from django.contrib.auth import get_user_model
 from django.core.management import CommandError, call_command
 
 from wiki.access import EDIT, MAINTAIN, VIEW, rights
+from wiki.health import is_stale, with_staleness
 from wiki.models import (
     Deployment,
     HistoricalPage,
@@ -41,9 +42,13 @@ def test_seed_demo_fills_every_category_of_the_demo_project_and_prints_credentia
     for page in category_pages:
         assert page.missing_fields == [], page.category
     assert churn.pages.free().filter(slug="runbook-retraining").exists()
-    assert churn.model_versions.count() == 3
-    assert churn.training_runs.count() == 3
+    assert churn.model_versions.count() == 4
+    assert churn.training_runs.count() == 4
     assert churn.deployments.count() == 6
+    # The pages describe the released versions; a candidate run came after: only the
+    # model page is stale.
+    pages = with_staleness(churn.pages.categories())
+    assert [p.category for p in pages if is_stale(p)] == ["model"]
     fraud = Project.objects.get(slug="fraud-detection")
     assert any(page.missing_fields for page in fraud.pages.categories())
 

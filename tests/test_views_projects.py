@@ -94,7 +94,8 @@ def test_the_dashboard_shows_each_project_and_its_documentation_health(client_lo
     assert (row.approved, row.pages) == (0, 6)
     last = AuditEntry.objects.filter(chain__project=project).order_by("-seq").first()
     assert row.last_at == last.at and last.kind == "deployment"
-    assert run.pk and "production: <code>2.1</code>" in html
+    assert "production: <code>2.1</code>" in html
+    assert f"latest <code>{run.model_version}</code>" in html
 
 
 def test_the_dashboard_puts_the_projects_most_in_need_of_attention_first(client_logged_in, user):

@@ -1,9 +1,10 @@
 """Documentation health: which pages the records have overtaken.
 
 A category page is stale when a record that concerns it arrived (was posted) after its
-content last changed: a new model version or training run for the model page; a
-deployment for the deployment and maintenance pages; a training run on a dataset version
-no earlier run used, for the data page. Editing the page clears it.
+content last changed: a new model version or training run for the model page; a new or
+changed deployment (it moved on: succeeded, failed, rolled back, got checks) for the
+deployment and maintenance pages; a training run on a dataset version no earlier run
+used, for the data page. Editing the page clears it.
 
 ``with_staleness`` answers for many pages in one query (the dashboard, the project tabs);
 ``stale_reasons`` says what arrived, for one page (its banner, the API); ``dashboard``
@@ -12,7 +13,7 @@ sums up each project's health for the home page.
 
 from dataclasses import dataclass
 
-from django.db.models import Count, Exists, F, OuterRef, Q, Subquery, Window
+from django.db.models import Count, Exists, F, Min, OuterRef, Q, Subquery, Window
 from django.db.models.functions import RowNumber
 
 from wiki.categories import CATEGORY_NAMES
@@ -28,9 +29,12 @@ CONCERNS = {
 REASONS_SHOWN = 5
 
 
-def _arrived(model):
-    """Records of the page's project posted after the page's last edit."""
-    return model.objects.filter(project=OuterRef("project"), created_at__gt=OuterRef("edited_at"))
+def _arrived(model, moment="created_at"):
+    """Records of the page's project posted (or, by ``moment``, changed) after the page's
+    last edit."""
+    return model.objects.filter(
+        project=OuterRef("project"), **{f"{moment}__gt": OuterRef("edited_at")}
+    )
 
 
 def _new_datasets():
@@ -49,7 +53,7 @@ def with_staleness(pages):
     return pages.annotate(
         new_model_versions=Exists(_arrived(ModelVersion)),
         new_training_runs=Exists(_arrived(TrainingRun)),
-        new_deployments=Exists(_arrived(Deployment)),
+        new_deployments=Exists(_arrived(Deployment, "updated_at")),
         new_dataset_versions=Exists(_new_datasets()),
     )
 
@@ -63,22 +67,17 @@ def _when(moment):
     return moment.strftime("%Y-%m-%d %H:%M UTC")
 
 
-def _latest(records):
-    """The newest few of ``records`` and how many there are, in one query."""
-    shown = list(
-        records.annotate(total=Window(Count("id"))).order_by("-created_at", "-id")[:REASONS_SHOWN]
-    )
-    return shown, shown[0].total if shown else 0
-
-
-def _listed(kind, records, describe):
-    """'3 new deployments: #7 …; #6 …; and 1 more', or None when there are none."""
-    shown, total = _latest(records)
-    if not total:
+def _listed(kind, records, describe, moment="created_at"):
+    """'3 new deployments: #7 …; #6 …; and 1 more' (the newest first, counted in the same
+    query), or None when there are none."""
+    newest = records.annotate(total=Window(Count("id"))).order_by(f"-{moment}", "-id")
+    shown = list(newest[:REASONS_SHOWN])
+    if not shown:
         return None
+    total = shown[0].total
     more = f"; and {total - len(shown)} more" if total > len(shown) else ""
     plural = "s" if total > 1 else ""
-    return f"{total} new {kind}{plural}: " + "; ".join(describe(r) for r in shown) + more
+    return f"{total} {kind}{plural}: " + "; ".join(describe(r) for r in shown) + more
 
 
 def stale_reasons(page):
@@ -90,14 +89,15 @@ def stale_reasons(page):
     if "new_model_versions" in kinds:
         reasons.append(
             _listed(
-                "model version", ModelVersion.objects.filter(since),
+                "new model version", ModelVersion.objects.filter(since),
                 lambda v: f"{v.version} ({_when(v.created_at)})",
             )
         )  # fmt: skip
     if "new_training_runs" in kinds:
         reasons.append(
             _listed(
-                "training run", TrainingRun.objects.filter(since).select_related("model_version"),
+                "new training run",
+                TrainingRun.objects.filter(since).select_related("model_version"),
                 lambda r: f"#{r.pk} of {r.model_version} {r.status} ({_when(r.created_at)})",
             )
         )  # fmt: skip
@@ -108,33 +108,34 @@ def stale_reasons(page):
             dataset_version=OuterRef("dataset_version"),
             created_at__lte=page.edited_at,
         )
-        runs = (
+        versions = list(
             TrainingRun.objects.filter(since)
             .exclude(dataset_name="")
             .exclude(Exists(used_before))
-            .order_by("created_at", "id")
-            .only("id", "dataset_name", "dataset_version", "created_at")
+            .values("dataset_name", "dataset_version")
+            .annotate(first_at=Min("created_at"), first_run=Min("id"))
+            .order_by("-first_at", "dataset_name", "dataset_version")
         )
-        firsts = {}  # each new version with the first run that used it
-        for run in runs[:200]:  # enough to name what is new
-            firsts.setdefault((run.dataset_name, run.dataset_version), run)
-        if firsts:
+        if versions:
+            more = len(versions) - REASONS_SHOWN
             reasons.append(
-                "new dataset version"
-                + ("s" if len(firsts) > 1 else "")
-                + ": "
+                f"{len(versions)} new dataset version{'s' if len(versions) > 1 else ''}: "
                 + "; ".join(
-                    f"{r.dataset_name}@{r.dataset_version} first used by training run #{r.pk} "
-                    f"({_when(r.created_at)})"
-                    for r in list(firsts.values())[:REASONS_SHOWN]
+                    f"{v['dataset_name']}@{v['dataset_version']} first used by training run "
+                    f"#{v['first_run']} ({_when(v['first_at'])})"
+                    for v in versions[:REASONS_SHOWN]
                 )
+                + (f"; and {more} more" if more > 0 else "")
             )
     if "new_deployments" in kinds:
+        changed = Q(project_id=page.project_id, updated_at__gt=page.edited_at)
         reasons.append(
             _listed(
-                "deployment", Deployment.objects.filter(since).select_related("model_version"),
+                "new or changed deployment",
+                Deployment.objects.filter(changed).select_related("model_version"),
                 lambda d: f"#{d.pk} {d.model_version} to {d.environment}, {d.status} "
-                f"({_when(d.created_at)})",
+                f"({_when(d.updated_at)})",
+                moment="updated_at",
             )
         )  # fmt: skip
     return [reason for reason in reasons if reason]

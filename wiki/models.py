@@ -244,6 +244,7 @@ class ModelVersion(DomainModel):
         constraints = [
             models.UniqueConstraint(fields=["project", "version"], name="model_version_unique"),
         ]
+        indexes = [models.Index(fields=["project", "created_at"])]
 
     def __str__(self):
         return self.version
@@ -351,6 +352,8 @@ class TrainingRun(Record):
         indexes = [
             models.Index(fields=["project", "started_at", "id"]),
             models.Index(fields=["project", "created_at"]),
+            # Was this dataset version used before? (a data page's staleness)
+            models.Index(fields=["project", "dataset_name", "dataset_version", "created_at"]),
         ]
 
     def __str__(self):
@@ -394,14 +397,18 @@ class Deployment(Record):
     config = models.JSONField(default=dict, blank=True)
     reason = models.TextField(blank=True)
     checks = models.JSONField(default=list, blank=True)
+    # Moved by every change (a deployment moves forward after it is posted): pages that
+    # describe deployments are stale when one changed since their last edit. Kept out of
+    # the history rows, whose every column the audit chain has sealed.
+    updated_at = models.DateTimeField(auto_now=True)
 
-    history = history()
+    history = history(excluded_fields=["updated_at"])
 
     class Meta:
         ordering = ["project_id", "-started_at", "-id"]
         indexes = [
             models.Index(fields=["project", "started_at", "id"]),
-            models.Index(fields=["project", "created_at"]),
+            models.Index(fields=["project", "updated_at"]),
         ]
 
     def __str__(self):

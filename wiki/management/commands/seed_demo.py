@@ -307,8 +307,10 @@ class Command(BaseCommand):
             summary="Nightly churn-risk scores that drive the retention team's call list.",
             tags=["churn", "tabular", "batch"],
         )
-        self._fill(project, actor, CHURN_PAGES, CHURN_BODIES)
         self._share(project, actor, people)
+        self._churn_records(project, actor)
+        # The pages are written after the records they describe, so they are current ...
+        self._fill(project, actor, CHURN_PAGES, CHURN_BODIES)
         # Four eyes: maria approves the overview the demo user wrote; the model page waits.
         overview = project.pages.get(category="overview")
         maria = Actor(user=people["maria"], source=Source.CLI)
@@ -321,6 +323,17 @@ class Command(BaseCommand):
             title="Runbook: retraining",
             body=RUNBOOK,
         )
+        # ... but for one candidate run that arrived since: the model page is stale.
+        record_training_run(
+            project, actor=actor, model_version="1.3.0-rc1", status="succeeded",
+            started_at=datetime.combine(date(2024, 9, 2), time(3, 0), tzinfo=UTC),
+            dataset_name="customers", dataset_version="2024-06-30",
+            hyperparameters={"leaves": 127, "learning_rate": 0.03},
+            metrics={"auc": 0.841, "precision_at_2000": 0.32}, tags={"trigger": "experiment"},
+            notes="Candidate with deeper trees; not released yet.",
+        )  # fmt: skip
+
+    def _churn_records(self, project, actor):
         # The dates match the maintenance page's update log: production a week after training.
         history = [
             ("1.0.0", date(2023, 11, 20), {"auc": 0.761, "precision_at_2000": 0.21}, {"C": 1.0}),
