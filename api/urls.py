@@ -3,7 +3,7 @@ from django.http import JsonResponse
 from django.urls import path, re_path
 from django.views.decorators.csrf import csrf_exempt
 
-from api.views import audit, exports, history, pages, projects, records
+from api.views import audit, exports, history, pages, projects, records, search
 
 app_name = "api"
 
@@ -21,6 +21,7 @@ PAGE = f"{PROJECT}pages/<slug:page>/"
 
 urlpatterns = [
     path("projects/", projects.ProjectList.as_view(), name="project-list"),
+    path("search/", search.Search.as_view(), name="search"),
     path(PROJECT, projects.ProjectDetail.as_view(), name="project-detail"),
     path(f"{PROJECT}pages/", pages.PageList.as_view(), name="page-list"),
     path(f"{PROJECT}pages/<slug:page>/", pages.PageDetail.as_view(), name="page-detail"),

@@ -1,7 +1,7 @@
 from django.urls import path
 from django.views.generic import RedirectView
 
-from frontend.views import exports, pages, projects, tokens
+from frontend.views import exports, pages, projects, search, tokens
 
 app_name = "frontend"
 
@@ -11,6 +11,7 @@ PAGE = f"{PROJECT}<slug:page>/"
 urlpatterns = [
     path("", projects.project_list, name="project-list"),
     path("tokens/", tokens.tokens, name="tokens"),
+    path("search/", search.search_page, name="search"),
     path("tokens/<int:pk>/revoke/", tokens.token_revoke, name="token-revoke"),
     path("projects/", RedirectView.as_view(pattern_name="frontend:project-list")),
     path("projects/new/", projects.project_create, name="project-create"),

@@ -239,12 +239,12 @@ def test_creating_a_run_takes_a_fixed_number_of_queries(
 ):
     client = api(pipeline_key)
     client.post(RUNS, run_body())  # the version exists and the token's last use is recorded
-    # token, project, claim of the key, model version, run, its history row and its audit
-    # link (head, entry, head digest), the answer stored under the key; and the savepoint
-    # pair the test's own transaction turns the request's transaction into
-    with django_assert_max_num_queries(12):
+    # token, project, claim of the key, model version, run, its history row, its audit
+    # link (head, entry, head digest) and its search entry, the answer stored under the
+    # key; and the savepoint pair the test's own transaction turns the request's into
+    with django_assert_max_num_queries(13):
         assert client.post(RUNS, run_body(), HTTP_IDEMPOTENCY_KEY="k-1").status_code == 201
-    with django_assert_max_num_queries(8):
+    with django_assert_max_num_queries(9):
         assert client.post(RUNS, run_body()).status_code == 201
 
 

@@ -9,6 +9,7 @@ from datetime import UTC, datetime, timedelta
 
 from django.conf import settings
 from django.contrib.auth import get_user_model
+from django.contrib.postgres.search import SearchVectorField
 from django.core.exceptions import ValidationError
 from django.core.validators import RegexValidator, URLValidator
 from django.db import models
@@ -640,6 +641,29 @@ class ExportJob(DomainModel):
         if self.started_at and self.finished_at:
             return self.finished_at - self.started_at
         return None
+
+
+class SearchEntry(models.Model):
+    """What search finds of a project, a page or a training run: its title and text, and
+    on PostgreSQL their stored, GIN-indexed tsvector. Kept up to date in the transaction
+    of every write (wiki.search.index, on each new history row)."""
+
+    project = models.ForeignKey(Project, on_delete=models.CASCADE, related_name="+")
+    kind = models.CharField(max_length=12)
+    object_id = models.BigIntegerField()
+    title = models.CharField(max_length=300)
+    category = models.CharField(max_length=20, blank=True)
+    slug = models.CharField(max_length=60, blank=True)
+    text = models.TextField(blank=True)
+    vector = SearchVectorField(null=True)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["kind", "object_id"], name="search_entry_unique")
+        ]
+
+    def __str__(self):
+        return f"{self.kind} {self.object_id}: {self.title}"
 
 
 class ChainHead(models.Model):

@@ -1,0 +1,160 @@
+"""Search over project names and summaries, pages (titles, fields, bodies) and training
+runs (notes, tags, datasets).
+
+Each searchable object has a SearchEntry, written in the transaction of every change
+(``index``, on each new history row, so no write path can forget it). On PostgreSQL the
+entry stores its tsvector (title weighted above text, English stemming) behind a GIN
+index, and a search is ranked full-text with highlighted snippets; on SQLite it is a
+plain substring search. Results are limited to the projects the caller may see.
+"""
+
+import re
+
+from django.apps import apps as django_apps
+from django.contrib.postgres.search import SearchHeadline, SearchQuery, SearchRank, SearchVector
+from django.db import connection
+from django.db.models import Case, F, Q, TextField, Value, When
+from django.utils.html import escape
+from django.utils.safestring import mark_safe
+
+from wiki.categories import get_category
+from wiki.diff import as_text
+from wiki.models import SearchEntry
+
+CONFIG = "english"
+SNIPPET_WORDS = 30
+# Markers around matches in snippets, replaced by <mark> once the snippet is escaped. A
+# text that holds these control characters itself gets a stray <mark>, nothing worse.
+START, STOP = "\x02", "\x03"
+MAX_QUERY = 200
+
+
+def _texts(*parts):
+    return "\n".join(p for p in parts if p)
+
+
+def entry_values(obj):
+    """(kind, project id, title, category, slug, text) of a project, page or run; None for
+    anything else. Asks only for columns, so a migration's models serve as well."""
+    name = obj._meta.model_name
+    if name == "project":
+        text = _texts(obj.summary, obj.owner_team, " ".join(obj.tags))
+        return "project", obj.pk, obj.name, "", "", text
+    if name == "page":
+        spec = get_category(obj.category) if obj.category else None
+        fields = [as_text(obj.fields.get(f.name), f.kind) for f in spec.fields] if spec else []
+        return "page", obj.project_id, obj.title, obj.category, obj.slug, _texts(*fields, obj.body)
+    if name == "trainingrun":
+        tags = " ".join(f"{k} {v}" for k, v in obj.tags.items())
+        dataset = " ".join(x for x in (obj.dataset_name, obj.dataset_version) if x)
+        title = f"Training run #{obj.pk} of {obj.model_version.version}"
+        return "run", obj.project_id, title, "", "", _texts(obj.notes, tags, dataset)
+    return None
+
+
+def _vector(title, text):
+    """The weighted tsvector of an entry, computed by PostgreSQL as the row is written."""
+    return SearchVector(
+        Value(title, output_field=TextField()), weight="A", config=CONFIG
+    ) + SearchVector(Value(text, output_field=TextField()), weight="B", config=CONFIG)
+
+
+def index(sender, history_instance, instance=None, **kwargs):
+    """post_create_historical_record receiver: bring the object's search entry up to date."""
+    values = entry_values(instance) if instance is not None else None
+    if values is None:
+        return
+    kind, project_id, title, category, slug, text = values
+    fields = {"project_id": project_id, "title": title[:300], "category": category,
+              "slug": slug, "text": text}  # fmt: skip
+    if connection.vendor == "postgresql":
+        fields["vector"] = _vector(fields["title"], text)
+    if history_instance.history_type == "+":  # new: one INSERT
+        SearchEntry.objects.create(kind=kind, object_id=instance.pk, **fields)
+    else:
+        SearchEntry.objects.update_or_create(kind=kind, object_id=instance.pk, defaults=fields)
+
+
+def reindex(apps=None):
+    """Write every search entry anew (the migration that made them calls it with its
+    models; run it again when what is indexed changes)."""
+    get = (apps or django_apps).get_model
+    Entry = get("wiki", "SearchEntry")
+    Entry.objects.all().delete()
+    for model in (get("wiki", "Project"), get("wiki", "Page"), get("wiki", "TrainingRun")):
+        objects = model.objects.all()
+        if model._meta.model_name == "trainingrun":
+            objects = objects.select_related("model_version")
+        batch = []
+        for obj in objects.iterator(chunk_size=2000):
+            kind, project_id, title, category, slug, text = entry_values(obj)
+            batch.append(
+                Entry(kind=kind, object_id=obj.pk, project_id=project_id,
+                      title=title[:300], category=category, slug=slug, text=text)
+            )  # fmt: skip
+            if len(batch) == 2000:
+                Entry.objects.bulk_create(batch)
+                batch = []
+        Entry.objects.bulk_create(batch)
+    if connection.vendor == "postgresql":
+        Entry.objects.update(
+            vector=SearchVector("title", weight="A", config=CONFIG)
+            + SearchVector("text", weight="B", config=CONFIG)
+        )
+
+
+def _highlight(snippet):
+    return mark_safe(  # noqa: S308  escaped first; only our markers become tags
+        escape(snippet).replace(START, "<mark>").replace(STOP, "</mark>")
+    )
+
+
+def _plain_snippet(text, words):
+    """Around the first word found in ``text``: about SNIPPET_WORDS words, matches marked."""
+    lowered = text.lower()
+    found = [lowered.find(w.lower()) for w in words if lowered.find(w.lower()) >= 0]
+    start = max(0, min(found) - 80) if found else 0
+    piece = text[start : start + 240]
+    for word in words:
+        piece = re.sub(re.escape(word), lambda m: START + m.group(0) + STOP, piece, flags=re.I)
+    return ("…" if start else "") + piece + ("…" if start + 240 < len(text) else "")
+
+
+def clean_query(q):
+    """The words of ``q``: whitespace collapsed, control characters dropped, bounded."""
+    q = "".join(c if c.isprintable() else " " for c in q)
+    return " ".join(q.split())[:MAX_QUERY]
+
+
+def search(q, projects):
+    """Entries of ``projects`` (a queryset) that match ``q``, best first, each with
+    ``project`` and a ``snippet`` (safe HTML: escaped text, matches in <mark>)."""
+    q = clean_query(q)
+    entries = SearchEntry.objects.filter(project__in=projects).select_related("project")
+    if not q:
+        return entries.none()
+    if connection.vendor == "postgresql":
+        query = SearchQuery(q, search_type="websearch", config=CONFIG)
+        headline = SearchHeadline(
+            "text", query, config=CONFIG, start_sel=START, stop_sel=STOP,
+            max_words=SNIPPET_WORDS, min_words=SNIPPET_WORDS // 2, max_fragments=2,
+        )  # fmt: skip
+        return (
+            entries.filter(vector=query)
+            .annotate(rank=SearchRank(F("vector"), query), headline=headline)
+            .order_by("-rank", "kind", "id")
+        )
+    words = q.split()
+    matches = Q()
+    for word in words:
+        matches &= Q(title__icontains=word) | Q(text__icontains=word)
+    # No ranking here: matches in the title first.
+    in_title = Case(When(title__icontains=words[0], then=1), default=0)
+    return entries.filter(matches).order_by(-in_title, "kind", "title", "id")
+
+
+def snippet(entry, q):
+    """The entry's highlighted snippet for ``q``."""
+    if getattr(entry, "headline", None) is not None:
+        return _highlight(entry.headline)
+    return _highlight(_plain_snippet(entry.text, clean_query(q).split()))
