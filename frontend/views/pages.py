@@ -15,6 +15,7 @@ from frontend.views.base import actor, page_for, project_context, project_for
 from frontend.views.projects import conflict_row
 from wiki.access import EDIT, MAINTAIN
 from wiki.audit import head_for
+from wiki.charts import deployment_timeline, metric_trend
 from wiki.diff import compare, content
 from wiki.health import stale_reasons
 from wiki.models import Page
@@ -29,7 +30,7 @@ from wiki.services.pages import (
     revision_of,
     submit_for_review,
 )
-from wiki.summaries import records_summary
+from wiki.summaries import deployment_summary, records_summary
 
 REVISIONS_PER_PAGE = 50
 
@@ -61,6 +62,7 @@ def page_detail(request, project, page):
         "summary": summary,
         "approve_form": ApproveForm(initial={"revision": found.revision}),
         "stale_reasons": stale_reasons(found),
+        "chart": _chart(found, request.GET.get("metric")),
     }
     if found.category == "overview":
         # The overview carries the project's review states and its audit chain's state.
@@ -70,6 +72,20 @@ def page_detail(request, project, page):
         ).order_by("-category", "title")  # fmt: skip
         context["chain"] = head_for(project)
     return render(request, "frontend/page_detail.html", context)
+
+
+def _chart(page, metric):
+    """The model page's metric trend (``metric`` chosen by ?metric=), the deployment
+    page's timeline; None for other pages or without records."""
+    if page.category == "model":
+        live = {
+            e["environment"]: e["model_version"]
+            for e in deployment_summary(page.project)["environments"]
+        }
+        return metric_trend(page.project, metric, live.get("production"))
+    if page.category == "deployment":
+        return deployment_timeline(page.project)
+    return None
 
 
 @require_http_methods(["GET", "HEAD", "POST"])

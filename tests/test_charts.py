@@ -1,0 +1,74 @@
+"""Charts on the model and deployment pages: SVG from the records, with a data table."""
+
+from datetime import UTC, datetime, timedelta
+
+import pytest
+
+from tests.factories import make_deployment, make_training_run
+from wiki.charts import deployment_timeline, metric_trend
+
+pytestmark = pytest.mark.django_db
+START = datetime(2024, 1, 1, tzinfo=UTC)
+
+
+def runs(project):
+    for number, auc in enumerate([0.71, 0.74, 0.8]):
+        make_training_run(
+            project, f"1.{number}", started_at=START + timedelta(days=number),
+            metrics={"auc": auc, "loss": 1 - auc},
+        )  # fmt: skip
+
+
+def test_the_trend_charts_the_chosen_metric_oldest_first(project):
+    runs(project)
+    chart = metric_trend(project, production_version="1.1")
+    assert chart["metric"] == "auc" and chart["metrics"] == ["auc", "loss"]
+    assert [p["value"] for p in chart["points"]] == [0.71, 0.74, 0.8]
+    assert [p["production"] for p in chart["points"]] == [False, True, False]
+    svg = str(chart["svg"])
+    assert svg.count("<circle") == 2 and svg.count("<rect") == 1  # the shape says production
+    assert "(production version)" in svg and "a run of 1.1, in production" in svg
+    loss = metric_trend(project, "loss")
+    assert loss["metric"] == "loss" and loss["points"][0]["value"] == pytest.approx(0.29)
+    assert metric_trend(project, "nonsense")["metric"] == "auc"
+
+
+def test_no_metric_no_chart(project):
+    assert metric_trend(project) is None
+    make_training_run(project, "1.0", metrics={})
+    assert metric_trend(project) is None
+    assert deployment_timeline(project) is None
+
+
+def test_the_timeline_marks_each_outcome_by_shape(project):
+    make_deployment(project, "1.0", environment="staging", started_at=START)
+    make_deployment(project, "1.0", environment="production", status="failed",
+                    started_at=START + timedelta(days=1))  # fmt: skip
+    make_deployment(project, "1.1", environment="production",
+                    started_at=START + timedelta(days=2))  # fmt: skip
+    chart = deployment_timeline(project)
+    assert chart["environments"] == ["production", "staging"]
+    assert [d["mark"] for d in chart["deployments"]] == ["●", "✗", "●"]
+    svg = str(chart["svg"])
+    assert ">✗<title>" in svg and "1.0 to production: failed" in svg
+
+
+def test_record_text_in_a_chart_is_escaped(project):
+    make_deployment(project, "1.0", environment="<script>x</script>")
+    svg = str(deployment_timeline(project)["svg"])
+    assert "<script>" not in svg and "&lt;script&gt;" in svg
+
+
+def test_the_pages_show_the_charts_and_their_tables(project, client_logged_in):
+    runs(project)
+    make_deployment(project, "1.1", environment="production", started_at=START + timedelta(days=5))
+    model = client_logged_in.get("/projects/churn/model/").content.decode()
+    assert '<svg class="chart"' in model and "auc across training runs" in model
+    assert '<option value="loss">' in model and "<td><code>1.1</code> (production)</td>" in model
+    loss = client_logged_in.get("/projects/churn/model/?metric=loss").content.decode()
+    assert "loss across training runs" in loss
+    deployment = client_logged_in.get("/projects/churn/deployment/").content.decode()
+    assert "Deployments over time" in deployment and "● succeeded" in deployment
+    assert (
+        '<svg class="chart"' not in client_logged_in.get("/projects/churn/data/").content.decode()
+    )
