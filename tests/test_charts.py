@@ -1,4 +1,5 @@
-"""Charts on the model and deployment pages: SVG from the records, with a data table."""
+"""Charts on the model and deployment pages (SVG from the records, with a data table),
+and the lineage on the records page."""
 
 from datetime import UTC, datetime, timedelta
 
@@ -6,6 +7,7 @@ import pytest
 
 from tests.factories import make_deployment, make_training_run
 from wiki.charts import deployment_timeline, metric_trend
+from wiki.summaries import lineage
 
 pytestmark = pytest.mark.django_db
 START = datetime(2024, 1, 1, tzinfo=UTC)
@@ -72,3 +74,25 @@ def test_the_pages_show_the_charts_and_their_tables(project, client_logged_in):
     assert (
         '<svg class="chart"' not in client_logged_in.get("/projects/churn/data/").content.decode()
     )
+
+
+def test_lineage_links_datasets_runs_versions_and_deployments(
+    project, client_logged_in, django_assert_max_num_queries
+):
+    make_training_run(project, "1.0", dataset_name="orders", dataset_version="v9", started_at=START)
+    for number in range(5):
+        make_training_run(
+            project, "2.0", dataset_name="customers", dataset_version=f"v{number % 2}",
+            started_at=START + timedelta(days=number),
+        )  # fmt: skip
+    production = make_deployment(project, "2.0", environment="production", started_at=START)
+    (newest, oldest) = lineage(project)
+    assert newest["version"] == "2.0" and oldest["version"] == "1.0"
+    assert newest["datasets"] == ["customers@v0", "customers@v1"]
+    assert newest["runs_total"] == 5 and len(newest["training_runs"]) == 3
+    assert [d.pk for d in newest["deployments"]] == [production.pk]
+    assert oldest["datasets"] == ["orders@v9"] and oldest["deployments"] == []
+    with django_assert_max_num_queries(14):
+        html = client_logged_in.get("/projects/churn/records/").content.decode()
+    assert f'href="/api/v1/projects/churn/deployments/{production.pk}/"' in html
+    assert "and 5 in all" in html and '<span class="chip">customers@v1</span>' in html

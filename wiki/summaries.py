@@ -6,7 +6,7 @@ in each environment; the maintenance page the update log with post-deployment ch
 Each summary is plain data (dicts, lists, datetimes): the browser and the API show the same.
 """
 
-from django.db.models import F, OuterRef, Subquery, Window
+from django.db.models import Count, F, OuterRef, Subquery, Window
 from django.db.models.functions import RowNumber
 
 from wiki.models import Deployment, ModelVersion, TrainingRun
@@ -154,6 +154,54 @@ SUMMARIES = {
     "deployment": deployment_summary,
     "maintenance": maintenance_summary,
 }
+
+
+LINEAGE_VERSIONS = 20
+LINEAGE_RUNS = 3
+LINEAGE_DEPLOYMENTS = 5
+
+
+def lineage(project):
+    """The latest model versions, each with where it came from and where it went: dataset
+    versions → training runs → model version → deployments (the latest few of each, with
+    counts), in a fixed number of queries."""
+    versions = list(
+        ModelVersion.objects.filter(project=project)
+        .annotate(
+            runs_total=Count("training_runs", distinct=True),
+            deployments_total=Count("deployments", distinct=True),
+        )
+        .order_by("-created_at", "-id")[:LINEAGE_VERSIONS]
+    )
+    runs = _latest_per_version(
+        TrainingRun, versions, ["status", "started_at", "dataset_name", "dataset_version"],
+        LINEAGE_RUNS,
+    )  # fmt: skip
+    deployments = _latest_per_version(
+        Deployment, versions, ["environment", "status", "started_at"], LINEAGE_DEPLOYMENTS
+    )
+    datasets = {}
+    used = (
+        TrainingRun.objects.filter(model_version__in=versions)
+        .exclude(dataset_name="")
+        .values_list("model_version_id", "dataset_name", "dataset_version")
+        .distinct()
+        .order_by("model_version_id", "dataset_name", "dataset_version")
+    )
+    for version_id, name, version in used:
+        datasets.setdefault(version_id, []).append(f"{name}@{version}" if version else name)
+    return [
+        {
+            "version": v.version,
+            "created_at": v.created_at,
+            "datasets": datasets.get(v.id, []),
+            "training_runs": runs.get(v.id, []),
+            "runs_total": v.runs_total,
+            "deployments": deployments.get(v.id, []),
+            "deployments_total": v.deployments_total,
+        }
+        for v in versions
+    ]
 
 
 def records_summary(page):

@@ -27,6 +27,7 @@ from wiki.services.members import remove_member, set_member
 from wiki.services.projects import create_project, update_project
 from wiki.services.records import RecordConflict
 from wiki.services.tokens import revoke_token
+from wiki.summaries import lineage
 
 PROJECTS_PER_PAGE = 50
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
@@ -198,6 +199,7 @@ def activity_log(request, project):
 def records(request, project):
     project = project_for(request, project)
     context = project_context(request, project, "records") | {
+        "lineage": lineage(project),
         "model_versions": ModelVersion.objects.filter(project=project).annotate(
             runs=Count("training_runs", distinct=True),
             deploys=Count("deployments", distinct=True),
