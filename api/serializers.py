@@ -7,6 +7,7 @@ from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 from rest_framework.reverse import reverse
 
+from wiki.audit import ACTIONS
 from wiki.history import CHANGE_REASON_MAX_LENGTH
 from wiki.models import Deployment, ExportJob, ModelVersion, Page, TrainingRun
 
@@ -419,7 +420,7 @@ class ActivitySerializer(serializers.Serializer):
 
     def get_action(self, entry) -> str:
         """created, changed or deleted."""
-        return {"+": "created", "~": "changed", "-": "deleted"}[entry.action]
+        return ACTIONS[entry.action]
 
 
 class ExportRequestSerializer(StrictSerializer):

@@ -18,7 +18,7 @@ import heapq
 import hmac
 import json
 import uuid
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 from datetime import UTC, date, datetime
 from decimal import Decimal
 from itertools import islice
@@ -27,6 +27,7 @@ from django.apps import apps
 from django.conf import settings
 from django.db import connection, transaction
 from django.db.models.fields.files import FieldFile
+from django.http import StreamingHttpResponse
 from django.utils import timezone
 
 from wiki.models import AuditEntry, ChainHead, Project
@@ -154,9 +155,6 @@ class Verdict:
     entries: int
     head: str
     first_bad: dict | None = None
-
-    def as_dict(self):
-        return asdict(self)
 
 
 def _bad(kind, seq, detail, table="", history_id=None):
@@ -370,6 +368,13 @@ def _cell(value):
     # apostrophe keeps a change reason such as "=HYPERLINK(...)" plain text.
     text = str(value)
     return "'" + text if text[:1] in ("=", "+", "-", "@", "\t", "\r") else text
+
+
+def activity_csv_response(project, entries):
+    """A download of ``entries`` as ``<project>-activity.csv``, streamed."""
+    response = StreamingHttpResponse(activity_csv(entries), content_type="text/csv")
+    response["Content-Disposition"] = f'attachment; filename="{project.slug}-activity.csv"'
+    return response
 
 
 def activity_csv(entries):

@@ -474,11 +474,7 @@ class ApiToken(DomainModel):
     last_used_at = models.DateTimeField(null=True, blank=True)
     created_at = models.DateTimeField(auto_now_add=True)
 
-    history = HistoricalRecords(
-        bases=[RevisionInfo],
-        history_manager=RevisionManager,
-        excluded_fields=["key_hash", "last_used_at"],
-    )
+    history = history(excluded_fields=["key_hash", "last_used_at"])
 
     class Meta:
         ordering = ["-created_at", "-id"]
@@ -611,11 +607,7 @@ class ExportJob(DomainModel):
     # Moved with every progress tick: a running job whose heartbeat stops lost its worker.
     heartbeat_at = models.DateTimeField(null=True, blank=True)
 
-    history = HistoricalRecords(
-        bases=[RevisionInfo],
-        history_manager=RevisionManager,
-        excluded_fields=["progress", "heartbeat_at"],
-    )
+    history = history(excluded_fields=["progress", "heartbeat_at"])
 
     class Meta:
         ordering = ["-created_at", "-id"]

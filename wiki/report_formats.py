@@ -10,8 +10,7 @@ import json
 
 from django.template.loader import render_to_string
 
-from wiki import reports
-from wiki.audit import canonical
+from wiki.audit import canonical, seal
 from wiki.categories import MARKDOWN, TABLE
 from wiki.rendering import render_markdown_many
 
@@ -53,7 +52,7 @@ def write_json(report, handle, progress):
     integrity = {
         "algorithm": "sha256+hmac-sha256",
         "digest": digest.hexdigest(),
-        "seal": reports.seal(digest.hexdigest()),
+        "seal": seal(digest.hexdigest()),
     }
     handle.write(b',\n"integrity": ' + json.dumps(integrity, indent=1).encode() + b"\n}\n")
 

@@ -13,7 +13,6 @@ Annex IV mapping, and (for the JSON bundle) every history row of the project's a
 with its digest and seal, which deploy/audit/verify_bundle.py checks offline.
 """
 
-import hmac
 import json
 from datetime import UTC, datetime, time, timedelta
 
@@ -25,7 +24,6 @@ from wiki.models import AuditEntry, Deployment, ModelVersion, Page, TrainingRun
 
 REPORT_FORMAT = "mlwiki-audit-report/1"
 PAGE_TABLE = "wiki.HistoricalPage"
-ACTIONS = audit.ACTIONS
 
 # Columns that say when and by whom, not what: left out of "fields changed".
 BOOKKEEPING = {
@@ -358,7 +356,7 @@ def _change_log(project, start, end, include_diffs):
             "user": e.username,
             "source": e.source,
             "kind": e.kind,
-            "action": ACTIONS[e.action],
+            "action": audit.ACTIONS[e.action],
             "object": e.object_repr,
             "reason": e.reason,
             "request_id": str(e.request_id) if e.request_id else None,
@@ -482,8 +480,3 @@ def build(
     if with_history:
         report["history"] = history(head)  # read as it is written: see write_json
     return report
-
-
-def seal(digest):
-    """The bundle's seal: HMAC-SHA-256 of its digest under AUDIT_HMAC_KEY."""
-    return hmac.digest(settings.AUDIT_HMAC_KEY.encode(), digest.encode(), "sha256").hex()

@@ -69,10 +69,12 @@ def index(sender, history_instance, instance=None, **kwargs):
               "slug": slug, "text": text}  # fmt: skip
     if connection.vendor == "postgresql":
         fields["vector"] = _vector(fields["title"], text)
-    if history_instance.history_type == "+":  # new: one INSERT
+    # One statement: a new object is inserted; a changed one updated (created if missing).
+    found = history_instance.history_type != "+" and SearchEntry.objects.filter(
+        kind=kind, object_id=instance.pk
+    ).update(**fields)
+    if not found:
         SearchEntry.objects.create(kind=kind, object_id=instance.pk, **fields)
-    else:
-        SearchEntry.objects.update_or_create(kind=kind, object_id=instance.pk, defaults=fields)
 
 
 def reindex(apps=None):

@@ -1,7 +1,6 @@
 """A page's history over the API (revisions, differences, restore), its review and
 approval, and the project's activity log."""
 
-from django.http import StreamingHttpResponse
 from drf_spectacular.utils import OpenApiParameter, extend_schema
 from rest_framework import exceptions, mixins
 from rest_framework.response import Response
@@ -20,7 +19,7 @@ from api.serializers import (
 from api.views.base import ApiView, Filters, if_match_revision, responses
 from api.views.pages import PageDetail
 from wiki.access import MAINTAIN
-from wiki.audit import ACTIVITY_KINDS, activity, activity_csv
+from wiki.audit import ACTIVITY_KINDS, activity, activity_csv_response
 from wiki.diff import compare, content
 from wiki.history import Source
 from wiki.rendering import render_markdown
@@ -217,8 +216,4 @@ class ActivityExport(ApiView):
         responses={(200, "text/csv"): str, **responses({}, 400, 404)},
     )
     def get(self, request, project):
-        entries = _activity(self)
-        response = StreamingHttpResponse(activity_csv(entries), content_type="text/csv")
-        slug = self.get_project().slug
-        response["Content-Disposition"] = f'attachment; filename="{slug}-activity.csv"'
-        return response
+        return activity_csv_response(self.get_project(), _activity(self))

@@ -6,7 +6,6 @@ from django.contrib import messages
 from django.core.exceptions import PermissionDenied, ValidationError
 from django.core.paginator import Paginator
 from django.db.models import Count
-from django.http import StreamingHttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
 from django.views.decorators.http import require_http_methods, require_POST, require_safe
 
@@ -19,7 +18,7 @@ from frontend.forms import (
 )
 from frontend.views.base import actor, project_context, project_for
 from wiki.access import MAINTAIN, may_create_projects, visible_projects
-from wiki.audit import activity, activity_csv, head_for, verify
+from wiki.audit import activity, activity_csv_response, head_for, verify
 from wiki.health import dashboard
 from wiki.models import ApiToken, Deployment, Membership, ModelVersion, TrainingRun
 from wiki.services import EditConflict
@@ -181,9 +180,7 @@ def activity_log(request, project):
     form = ActivityFilterForm(request.GET or None)
     entries = activity(project, **form.filters())
     if request.GET.get("format") == "csv":
-        response = StreamingHttpResponse(activity_csv(entries), content_type="text/csv")
-        response["Content-Disposition"] = f'attachment; filename="{project.slug}-activity.csv"'
-        return response
+        return activity_csv_response(project, entries)
     page_obj = Paginator(entries, ACTIVITY_PER_PAGE).get_page(request.GET.get("page"))
     query = request.GET.copy()
     query.pop("page", None)

@@ -88,7 +88,6 @@ class RecordConflict(Exception):
     """A change a record's life cycle does not allow (the message says why)."""
 
 
-# Where a deployment may go from each status: forward only.
 # Where a deployment may go from each status: pending → in_progress → succeeded | failed;
 # succeeded → rolled_back.
 NEXT_STATUSES = {

@@ -23,7 +23,10 @@ class Command(BaseCommand):
                 raise CommandError(f"There is no project '{project}'.")
             heads = [head_for(found)]
         else:
-            heads = [head_for(None), *ChainHead.objects.exclude(key="global").order_by("key")]
+            heads = [
+                head_for(None),
+                *ChainHead.objects.exclude(key="global").select_related("project").order_by("key"),
+            ]
         intact = True
         for head in heads:
             verdict = verify(head)
