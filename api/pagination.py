@@ -24,7 +24,7 @@ def _page_size(request, default, maximum):
     value = request.query_params.get("page_size")
     if value is None:
         return default
-    if not value.isdigit() or not 1 <= int(value) <= maximum:
+    if not (value.isascii() and value.isdigit()) or not 1 <= int(value) <= maximum:
         raise exceptions.ValidationError({"page_size": [f"A whole number from 1 to {maximum}."]})
     return int(value)
 
@@ -41,7 +41,7 @@ class NumberedPages(PageNumberPagination):
 
     def get_page_number(self, request, paginator):
         value = request.query_params.get(self.page_query_param, "1")
-        if not value.isdigit() or int(value) < 1:
+        if not (value.isascii() and value.isdigit()) or int(value) < 1:
             raise exceptions.ValidationError({"page": ["A page number: 1 or more."]})
         return value
 

@@ -1,6 +1,6 @@
 """Browser forms. They shape input for the services in wiki/services, which validate it."""
 
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, date, datetime, timedelta
 
 from django import forms
 from django.core.exceptions import ValidationError
@@ -240,6 +240,12 @@ class ActivityFilterForm(forms.Form):
         widget=forms.DateInput(attrs={"type": "date"}),
         help_text="Up to and including this day (UTC).",
     )
+
+    def clean_until(self):
+        until = self.cleaned_data["until"]
+        if until and until >= date.max:  # "up to and including" needs the next day
+            raise forms.ValidationError("Give a day before 9999-12-31.")
+        return until
 
     def filters(self):
         """Keyword arguments for wiki.audit.activity (empty when the form is invalid)."""

@@ -228,7 +228,10 @@ def test_lists_filter_projects_pages_and_versions(api, user, project):
     assert client.get("/api/v1/projects/churn/pages/?kind=other").status_code == 400
 
 
-@pytest.mark.parametrize("query", ["?page_size=0", "?page_size=-1", "?page_size=1000", "?page=0"])
+@pytest.mark.parametrize(
+    "query",
+    ["?page_size=0", "?page_size=-1", "?page_size=1000", "?page=0", "?page=²", "?page_size=²"],
+)
 def test_numbered_pages_refuse_impossible_sizes(api, pipeline_key, project, query):
     response = api(pipeline_key).get("/api/v1/projects/" + query)
     assert response.status_code == 400

@@ -336,6 +336,24 @@ def test_a_rewritten_chain_with_fresh_digests_is_caught_by_the_seals(bundle):
     assert "seal does not match" in verify_bundle(tampered, KEY)
 
 
+def test_a_bundle_with_a_garbled_date_is_refused_not_a_crash(bundle):
+    garbled = copy.deepcopy(bundle)
+    garbled["training_runs"][0]["started_at"] = "last Tuesday"
+    assert verify_bundle(garbled).startswith("the bundle is not an mlwiki audit report bundle")
+
+
+def test_a_job_given_back_to_the_queue_says_so_in_its_history(demo):
+    from wiki.services.exports import _requeue
+
+    job = request_export(demo["churn"], actor=Actor(None, Source.WEB), format="pdf", enqueue=False)
+    ExportJob.objects.filter(pk=job.pk).update(status="running", progress=40)
+    _requeue(job.pk)
+    job.refresh_from_db()
+    assert (job.status, job.progress) == ("queued", 0)
+    assert AuditEntry.objects.filter(kind="exportjob", object_id=job.pk, reason="Will try again")
+    assert build(job.pk).status == "done"  # the retry can claim it again
+
+
 def test_the_verifier_refuses_what_is_not_a_bundle(tmp_path):
     path = tmp_path / "x.json"
     path.write_text("not json")
@@ -556,12 +574,12 @@ def test_the_command_writes_the_report_and_records_it(demo, tmp_path):
     ],
 )  # fmt: skip
 def test_the_command_refuses_bad_input_clearly(demo, tmp_path, args, message):
+    stderr = io.StringIO()
     with pytest.raises((CommandError, SystemExit)) as error:
-        call_command(
-            "export_audit_report", *args, "--output", str(tmp_path / "x"), stderr=io.StringIO()
-        )
-    if isinstance(error.value, CommandError):
-        assert message in str(error.value)
+        call_command("export_audit_report", *args, "--output", str(tmp_path / "x"), stderr=stderr)
+    # A CommandError says it; argparse (a bad --since) prints it and exits.
+    said = str(error.value) if isinstance(error.value, CommandError) else stderr.getvalue()
+    assert message in said
     assert not ExportJob.objects.exists()
 
 

@@ -118,6 +118,10 @@ def test_results_are_paginated_with_a_bounded_number_of_queries(
     assert response.context["page_obj"].paginator.count == 25
     assert len(response.context["page_obj"]) == 20
     assert 'href="?q=pelican&amp;page=2"' in response.content.decode()
+    for number in range(21):
+        make_training_run(project, f"2.{number}", notes=f"Cats & dogs {number}.")
+    html = client_logged_in.get("/search/", {"q": "cats & dogs"}).content.decode()
+    assert 'href="?q=cats+%26+dogs&amp;page=2"' in html  # the query survives paging
 
 
 def test_odd_queries_are_no_error(documented, client_logged_in):

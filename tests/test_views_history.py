@@ -202,8 +202,13 @@ def test_the_activity_log_pages_keep_their_filters(client_logged_in, project, mo
 
 def test_a_bad_activity_filter_is_shown_not_ignored(client_logged_in, revisions):
     response = client_logged_in.get("/projects/churn/activity/?since=yesterday")
-    assert response.status_code == 200
+    assert response.status_code == 400
     assert "since" in response.context["form"].errors
+    assert response.context["page_obj"].paginator.count == 0  # not the whole log
+    csv = client_logged_in.get("/projects/churn/activity/?since=yesterday&format=csv")
+    assert csv.status_code == 400 and csv["Content-Type"].startswith("text/html")
+    last = client_logged_in.get("/projects/churn/activity/?until=9999-12-31")
+    assert last.status_code == 400 and "until" in last.context["form"].errors
 
 
 def test_maintainers_add_change_and_remove_members(client_logged_in, project, user):

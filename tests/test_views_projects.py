@@ -1,7 +1,14 @@
 import pytest
 from django.test import Client
 
-from tests.factories import PASSWORD, ProjectFactory, make_deployment, make_training_run
+from tests.factories import (
+    PASSWORD,
+    ProjectFactory,
+    UserFactory,
+    make_deployment,
+    make_token,
+    make_training_run,
+)
 from wiki.history import Actor, Source
 from wiki.models import AuditEntry, HistoricalProject, Membership, Project
 from wiki.services.pages import edit_page
@@ -122,6 +129,21 @@ def test_the_dashboard_puts_the_projects_most_in_need_of_attention_first(client_
     assert names(client_logged_in.get("/?sort=nonsense")) == ["Empty", "Half", "Done"]
     by_name = client_logged_in.get("/?sort=name").content.decode()
     assert 'aria-sort="ascending"><a href="?sort=name">' in by_name
+
+
+def test_a_maintainer_cannot_revoke_another_projects_token(client_logged_in, project, user):
+    other_maintainer = UserFactory(username="olga")
+    other = ProjectFactory(slug="other")
+    Membership.objects.create(project=other, user=other_maintainer, role="maintainer")
+    churn_token, _ = make_token(user, projects=["churn"])
+    everywhere, _ = make_token(user)
+    client = Client()
+    client.force_login(other_maintainer)
+    for token in (churn_token, everywhere):
+        response = client.post(f"/projects/other/tokens/{token.pk}/revoke/")
+        assert response.status_code == 403
+        token.refresh_from_db()
+        assert token.revoked_at is None
 
 
 def _filler(field):

@@ -7,7 +7,7 @@ Each summary is plain data (dicts, lists, datetimes): the browser and the API sh
 """
 
 from django.db.models import Count, F, OuterRef, Subquery, Window
-from django.db.models.functions import RowNumber
+from django.db.models.functions import Coalesce, RowNumber
 
 from wiki.models import Deployment, ModelVersion, TrainingRun
 
@@ -161,16 +161,22 @@ LINEAGE_RUNS = 3
 LINEAGE_DEPLOYMENTS = 5
 
 
+def _count(model):
+    """How many ``model`` records a version has: a subquery (two joined counts would
+    multiply each other's rows)."""
+    counted = model.objects.filter(model_version=OuterRef("pk")).order_by()
+    return Coalesce(
+        Subquery(counted.values("model_version").annotate(n=Count("id")).values("n")[:1]), 0
+    )
+
+
 def lineage(project):
     """The latest model versions, each with where it came from and where it went: dataset
     versions → training runs → model version → deployments (the latest few of each, with
     counts), in a fixed number of queries."""
     versions = list(
         ModelVersion.objects.filter(project=project)
-        .annotate(
-            runs_total=Count("training_runs", distinct=True),
-            deployments_total=Count("deployments", distinct=True),
-        )
+        .annotate(runs_total=_count(TrainingRun), deployments_total=_count(Deployment))
         .order_by("-created_at", "-id")[:LINEAGE_VERSIONS]
     )
     runs = _latest_per_version(

@@ -232,7 +232,7 @@ def verify(bundle, key=None):
         check_integrity(bundle, key)
     except Bad as problem:
         return str(problem)
-    except (KeyError, TypeError, AttributeError) as problem:
+    except (KeyError, TypeError, AttributeError, ValueError) as problem:
         return (
             f"the bundle is not an mlwiki audit report bundle ({type(problem).__name__}: {problem})"
         )

@@ -179,7 +179,10 @@ def activity_log(request, project):
     project = project_for(request, project)
     form = ActivityFilterForm(request.GET or None)
     entries = activity(project, **form.filters())
-    if request.GET.get("format") == "csv":
+    refused = form.is_bound and not form.is_valid()
+    if refused:  # a filter that cannot be read selects nothing, rather than everything
+        entries = entries.none()
+    elif request.GET.get("format") == "csv":
         return activity_csv_response(project, entries)
     page_obj = Paginator(entries, ACTIVITY_PER_PAGE).get_page(request.GET.get("page"))
     query = request.GET.copy()
@@ -189,7 +192,7 @@ def activity_log(request, project):
         "page_obj": page_obj,
         "query": query.urlencode(),
     }
-    return render(request, "frontend/activity.html", context)
+    return render(request, "frontend/activity.html", context, status=400 if refused else 200)
 
 
 @require_safe

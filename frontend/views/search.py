@@ -1,5 +1,7 @@
 """Search in the browser: one box in the header, results the user may see, paginated."""
 
+from urllib.parse import urlencode
+
 from django.core.paginator import Paginator
 from django.shortcuts import render
 from django.views.decorators.http import require_safe
@@ -17,5 +19,5 @@ def search_page(request):
     page_obj = Paginator(results, RESULTS_PER_PAGE).get_page(request.GET.get("page"))
     for entry in page_obj:
         entry.snippet = snippet(entry, q)
-    context = {"search_query": q, "page_obj": page_obj, "query": f"q={q}" if q else ""}
+    context = {"search_query": q, "page_obj": page_obj, "query": urlencode({"q": q}) if q else ""}
     return render(request, "frontend/search.html", context)

@@ -192,9 +192,11 @@ def _snapshot():
 def _requeue(job_id):
     """Give a job that met a transient error back to the queue, for the task's retry."""
     try:
-        ExportJob.objects.filter(pk=job_id, status=ExportJob.Status.RUNNING).update(
-            status=ExportJob.Status.QUEUED, progress=0
-        )
+        with recording(SYSTEM, "Will try again"), transaction.atomic():
+            job = ExportJob.objects.select_for_update().get(pk=job_id)
+            if job.status == ExportJob.Status.RUNNING:
+                job.status, job.progress = ExportJob.Status.QUEUED, 0
+                job.save()
     except TRANSIENT:  # the database is away: the stale-job sweep will fail it later
         logger.warning("Export %s could not be put back in the queue", job_id)
 
