@@ -3,6 +3,7 @@
 from datetime import UTC, date, datetime, timedelta
 
 from django import forms
+from django.conf import settings
 from django.core.exceptions import ValidationError
 
 from wiki.audit import ACTIVITY_KINDS
@@ -257,6 +258,35 @@ class ActivityFilterForm(forms.Form):
                 day = data[name] + timedelta(days=shift)
                 data[name] = datetime(day.year, day.month, day.day, tzinfo=UTC)
         return data
+
+
+class NotificationsForm(forms.Form):
+    webhook_url = forms.URLField(
+        label="Webhook URL", required=False, max_length=500, assume_scheme="https",
+        help_text='A Slack-compatible incoming webhook: mlwiki POSTs {"text": …} as JSON to it. '
+        "Empty for none.",
+    )  # fmt: skip
+    email_maintainers = forms.BooleanField(
+        label="E-mail the maintainers", required=False,
+        help_text="Every maintainer of the project with an e-mail address on their account.",
+    )  # fmt: skip
+    daily_digest = forms.BooleanField(label="Daily digest", required=False)
+    events = forms.BooleanField(
+        label="Events", required=False,
+        help_text="Right away when a deployment fails or is rolled back, and when a page is "
+        "approved.",
+    )  # fmt: skip
+    change_reason = forms.CharField(
+        label="Change reason (optional)", max_length=500, required=False,
+        help_text=CHANGE_REASON_HELP,
+    )  # fmt: skip
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.fields["daily_digest"].help_text = (
+            f"The stale pages and the empty required fields, every day at "
+            f"{settings.DIGEST_TIME} ({settings.TIME_ZONE}), when there are any."
+        )
 
 
 class MemberForm(forms.Form):

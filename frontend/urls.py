@@ -18,6 +18,7 @@ urlpatterns = [
     path(PROJECT, pages.project_detail, name="project-detail"),
     path(f"{PROJECT}settings/", projects.project_settings, name="project-settings"),
     path(f"{PROJECT}members/", projects.members, name="members"),
+    path(f"{PROJECT}notifications/", projects.notifications, name="notifications"),
     path(f"{PROJECT}members/<int:pk>/remove/", projects.member_remove, name="member-remove"),
     path(
         f"{PROJECT}tokens/<int:pk>/revoke/",

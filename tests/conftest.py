@@ -1,3 +1,8 @@
+import json
+import threading
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from types import SimpleNamespace
+
 import pytest
 from django.test import Client
 from rest_framework.test import APIClient
@@ -76,3 +81,27 @@ def api():
 def pipeline_key(user, project):
     """A records:write key for the ``project`` fixture only."""
     return make_token(user, scopes=["records:write"], projects=[project.slug])[1]
+
+
+@pytest.fixture
+def webhook():
+    """A webhook receiver on 127.0.0.1: ``url``, ``received`` (the JSON bodies, in order)
+    and ``statuses`` (what to answer the next requests with; 200 once they run out)."""
+    hook = SimpleNamespace(received=[], statuses=[])
+
+    class Receiver(BaseHTTPRequestHandler):
+        def do_POST(self):
+            hook.received.append(json.loads(self.rfile.read(int(self.headers["Content-Length"]))))
+            self.send_response(hook.statuses.pop(0) if hook.statuses else 200)
+            self.end_headers()
+            self.wfile.write(b"ok")
+
+        def log_message(self, *args):
+            pass
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Receiver)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    hook.url = f"http://127.0.0.1:{server.server_port}/services/T0/B0/secret"
+    yield hook
+    server.shutdown()
+    server.server_close()

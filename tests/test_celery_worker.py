@@ -11,6 +11,7 @@ from pathlib import Path
 from urllib.parse import urlsplit, urlunsplit
 
 import pytest
+import redis
 from django.conf import settings
 from django.contrib.sessions.backends.db import SessionStore
 from django.contrib.sessions.models import Session
@@ -21,9 +22,10 @@ from deploy.audit.verify_bundle import verify as verify_bundle
 from tests.factories import ProjectFactory, make_training_run
 from wiki.celery import app as celery_app
 from wiki.history import Actor, Source
-from wiki.models import ExportJob, IdempotencyKey
+from wiki.models import Delivery, ExportJob, IdempotencyKey
 from wiki.services.exports import request_export
-from wiki.tasks import clear_expired_sessions, purge_idempotency_keys
+from wiki.services.notifications import configure
+from wiki.tasks import clear_expired_sessions, purge_idempotency_keys, send_daily_digest
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -42,13 +44,11 @@ def _session(expires_in):
     return store.session_key
 
 
-@pytest.fixture
-def worker(transactional_db):
-    """A celery worker on a queue of its own, using the test database."""
-    queue = f"test-{uuid.uuid4().hex}"
+def _start_worker(queue, **env):
+    """A celery worker process on ``queue`` and the default queue, using the test database."""
     url = urlsplit(os.environ["DATABASE_URL"])
     test_db_url = urlunsplit(url._replace(path="/" + connection.settings_dict["NAME"]))
-    process = subprocess.Popen(
+    return subprocess.Popen(
         [
             sys.executable,
             "-m",
@@ -66,18 +66,46 @@ def worker(transactional_db):
         ],  # fmt: skip
         cwd=ROOT,
         # The worker writes exports where the test reads them.
-        env=os.environ | {"DATABASE_URL": test_db_url, "MEDIA_ROOT": str(settings.MEDIA_ROOT)},
+        env=os.environ
+        | {"DATABASE_URL": test_db_url, "MEDIA_ROOT": str(settings.MEDIA_ROOT)}
+        | env,
         stdout=subprocess.PIPE,
         stderr=subprocess.STDOUT,
         text=True,
     )
+
+
+def _stop(processes):
+    for process in processes:
+        process.terminate()
+    for process in processes:
+        output, _ = process.communicate(timeout=30)
+        print(output)
+
+
+@pytest.fixture
+def worker(transactional_db):
+    """A celery worker on a queue of its own; yields the queue's name."""
+    queue = f"test-{uuid.uuid4().hex}"
+    process = _start_worker(queue)
     celery_app.conf.task_always_eager = False
     try:
         yield queue
     finally:
-        process.terminate()
-        output, _ = process.communicate(timeout=30)
-        print(output)
+        _stop([process])
+
+
+@pytest.fixture
+def two_workers(transactional_db):
+    """Two celery workers sharing a queue (as two hosts would); yields the queue's name.
+    A failed delivery is retried after 1 s, then 2 s."""
+    queue = f"test-{uuid.uuid4().hex}"
+    processes = [_start_worker(queue, NOTIFY_RETRY_DELAY="1") for _ in range(2)]
+    celery_app.conf.task_always_eager = False
+    try:
+        yield queue
+    finally:
+        _stop(processes)
 
 
 @pytest.mark.django_db
@@ -136,3 +164,39 @@ def test_an_export_is_built_by_a_real_worker_through_redis(worker, settings):
         bundle = json.load(handle)
     assert bundle["training_runs"][0]["metrics"] == {"auc": 0.91}
     assert verify_bundle(bundle, settings.AUDIT_HMAC_KEY) is None
+
+
+def _until(condition, what, seconds=60):
+    deadline = time.monotonic() + seconds
+    while not condition():
+        assert time.monotonic() < deadline, f"{what} within {seconds} s"
+        time.sleep(0.2)
+
+
+def _drained(queue):
+    """Whether the broker holds no task for ``queue`` or the default queue, waiting or
+    taken but not yet acknowledged (acks_late: acknowledged once run)."""
+    broker = redis.Redis.from_url(settings.CELERY_BROKER_URL)
+    waiting = broker.llen(queue) + broker.llen(celery_app.conf.task_default_queue)
+    return waiting == 0 and broker.hlen("unacked") == 0
+
+
+@pytest.mark.redis
+@needs_real_worker
+def test_the_digest_reaches_a_webhook_exactly_once_with_two_workers(two_workers, webhook):
+    """Two beats fire the digest at once, two workers take one each: one delivery, one
+    POST; its first try fails (500) and a retry on a worker sends it."""
+    project = ProjectFactory(slug="digest-twice")
+    configure(project, actor=Actor(None, Source.CLI), webhook_url=webhook.url)
+    webhook.statuses = [500]
+    send_daily_digest.apply_async(queue=two_workers)
+    send_daily_digest.apply_async(queue=two_workers)
+
+    _until(lambda: Delivery.objects.filter(status="sent").exists(), "the digest was not sent")
+    _until(lambda: _drained(two_workers), "the workers did not finish their tasks")
+    time.sleep(1)  # anything still in flight would arrive now
+    delivery = Delivery.objects.get()
+    assert (delivery.kind, delivery.attempts) == ("digest", 2)
+    assert len(webhook.received) == 2  # the failed try and its retry
+    assert webhook.received[0] == webhook.received[1]
+    assert "documentation digest" in webhook.received[1]["text"]

@@ -111,6 +111,8 @@ BROWSER = [
     ("get", "/projects/churn/members/", MAINTAIN, None),
     ("post", "/projects/churn/members/", MAINTAIN, {"username": "leaving", "role": "editor"}),
     ("post", "/projects/churn/members/{member}/remove/", MAINTAIN, {}),
+    ("get", "/projects/churn/notifications/", MAINTAIN, None),
+    ("post", "/projects/churn/notifications/", MAINTAIN, {"events": "on", "change_reason": "r"}),
     ("post", "/projects/churn/tokens/{token}/revoke/", MAINTAIN, {}),
     ("post", "/projects/churn/overview/approve/", MAINTAIN, {"revision": "2"}),
 ]  # fmt: skip

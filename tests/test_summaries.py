@@ -45,6 +45,15 @@ def test_model_summary_lists_versions_with_runs_deployments_and_the_latest_run(p
     assert versions[1]["deployments"] == []
 
 
+def test_a_run_still_running_does_not_hide_the_key_metrics(project):
+    make_training_run(project, "1.0", started_at=at(0), metrics={"auc": 0.9})
+    running = make_training_run(project, "1.1", status="running", started_at=at(1), metrics={})
+    summary = model_summary(project)
+    assert summary["latest_run"]["id"] == running.id
+    assert summary["key_metrics"] == ["auc"]
+    assert summary["model_versions"][1]["training_runs"][0]["metrics"] == {"auc": 0.9}
+
+
 def test_model_summary_of_a_project_without_records_is_empty(project):
     assert model_summary(project) == {
         "versions_total": 0,

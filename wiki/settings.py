@@ -130,6 +130,8 @@ if REDIS_URL:
 else:
     CACHES = {"default": {"BACKEND": "django.core.cache.backends.locmem.LocMemCache"}}
 
+TIME_ZONE = env.str("TIME_ZONE", default="UTC")
+
 CELERY_BROKER_URL = env.str("CELERY_BROKER_URL", default=REDIS_URL)
 # Without a broker, tasks run in-process so the wiki works with no services at all.
 CELERY_TASK_ALWAYS_EAGER = not CELERY_BROKER_URL
@@ -140,7 +142,15 @@ CELERY_ACCEPT_CONTENT = ["json"]
 CELERY_TASK_ACKS_LATE = True
 CELERY_WORKER_PREFETCH_MULTIPLIER = 1
 CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
-CELERY_TIMEZONE = "UTC"
+CELERY_TIMEZONE = TIME_ZONE
+# The daily digest of stale and incomplete pages goes out at this time (HH:MM, TIME_ZONE).
+DIGEST_TIME = env.str("DIGEST_TIME", default="08:00")
+try:
+    DIGEST_HOUR, DIGEST_MINUTE = (int(part) for part in DIGEST_TIME.split(":"))
+    if not (0 <= DIGEST_HOUR < 24 and 0 <= DIGEST_MINUTE < 60):
+        raise ValueError
+except ValueError:
+    raise ImproperlyConfigured(f"DIGEST_TIME must be HH:MM (24 h), not {DIGEST_TIME!r}.") from None
 CELERY_BEAT_SCHEDULE = {
     "clear-expired-sessions": {
         "task": "wiki.tasks.clear_expired_sessions",
@@ -149,6 +159,10 @@ CELERY_BEAT_SCHEDULE = {
     "purge-idempotency-keys": {
         "task": "wiki.tasks.purge_idempotency_keys",
         "schedule": crontab(hour=3, minute=27),
+    },
+    "send-daily-digest": {
+        "task": "wiki.tasks.send_daily_digest",
+        "schedule": crontab(hour=DIGEST_HOUR, minute=DIGEST_MINUTE),
     },
     "fail-stale-exports": {
         "task": "wiki.tasks.fail_stale_exports",
@@ -167,7 +181,6 @@ LOGIN_REDIRECT_URL = "frontend:project-list"
 LOGOUT_REDIRECT_URL = "login"
 
 LANGUAGE_CODE = "en-us"
-TIME_ZONE = env.str("TIME_ZONE", default="UTC")
 USE_I18N = True
 USE_TZ = True
 
@@ -178,6 +191,18 @@ MEDIA_ROOT = env.path("MEDIA_ROOT", default=BASE_DIR / "media")
 EXPORT_STALE_MINUTES = env.int("EXPORT_STALE_MINUTES", default=15)
 # Exports one person may have waiting or being built at once (each costs a worker minutes).
 EXPORTS_IN_FLIGHT = env.int("EXPORTS_IN_FLIGHT", default=3)
+
+# Notifications (wiki.services.notifications): links in them start with SITE_URL; a
+# webhook gets NOTIFY_TIMEOUT seconds to answer, and a failed delivery NOTIFY_RETRIES more
+# tries. E-mail goes through EMAIL_URL (smtp://user:password@host:587/?tls=True); without
+# it, messages are written to the log (console).
+SITE_URL = env.str("SITE_URL", default="http://127.0.0.1:8000")
+NOTIFY_TIMEOUT = env.int("NOTIFY_TIMEOUT", default=10)
+NOTIFY_RETRIES = env.int("NOTIFY_RETRIES", default=5)
+NOTIFY_RETRY_DELAY = env.int("NOTIFY_RETRY_DELAY", default=30)  # doubled at each retry
+EMAIL_CONFIG = env.email_url("EMAIL_URL", default="consolemail://")
+vars().update(EMAIL_CONFIG)  # EMAIL_BACKEND, EMAIL_HOST, … (django-environ's way)
+DEFAULT_FROM_EMAIL = env.str("DEFAULT_FROM_EMAIL", default="mlwiki <mlwiki@localhost>")
 
 STATIC_URL = "static/"
 STATIC_ROOT = BASE_DIR / "staticfiles"

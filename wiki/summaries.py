@@ -44,8 +44,12 @@ def _latest_per_version(model, versions, columns, limit):
 def model_summary(project):
     """Model versions (newest first) with their runs and deployments, and the latest run."""
     latest = TrainingRun.objects.filter(project=project).select_related("model_version").first()
-    # The metrics the latest run reports are the ones worth comparing across versions.
-    names = sorted(latest.metrics)[:KEY_METRICS] if latest else []
+    # The metrics the latest run reports are the ones worth comparing across versions; a
+    # run still running (or failed) reports none, so the latest that reported some.
+    reporting = latest
+    if latest and not latest.metrics:
+        reporting = TrainingRun.objects.filter(project=project).exclude(metrics={}).first()
+    names = sorted(reporting.metrics)[:KEY_METRICS] if reporting else []
     all_versions = ModelVersion.objects.filter(project=project)
     versions = list(all_versions[:VERSIONS_SHOWN])
     runs = _latest_per_version(

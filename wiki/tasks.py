@@ -8,7 +8,7 @@ from django.conf import settings
 from django.utils import timezone
 
 from wiki.models import IdempotencyKey
-from wiki.services import exports
+from wiki.services import exports, notifications
 
 
 @shared_task
@@ -45,3 +45,21 @@ def build_export(self, job_id):
 def fail_stale_exports():
     """Fail exports whose worker died mid-job (scheduled every few minutes)."""
     return exports.fail_stale()
+
+
+@shared_task
+def send_daily_digest():
+    """Queue each project's digest of stale and incomplete pages (scheduled daily at
+    DIGEST_TIME). Two runs the same day queue it once (wiki.services.notifications)."""
+    return len(notifications.queue_digests())
+
+
+@shared_task(bind=True, max_retries=settings.NOTIFY_RETRIES, acks_late=True)
+def deliver_notification(self, delivery_id):
+    """Send one notification; a failure is retried with a growing delay (NOTIFY_RETRY_DELAY,
+    doubled each time), then the delivery is failed. Run in-process (no broker), it is tried once:
+    a retry there would hold up the request that caused it."""
+    final = self.request.is_eager or self.request.retries >= self.max_retries
+    error = notifications.deliver(delivery_id, final=final)
+    if error and not final:
+        raise self.retry(countdown=settings.NOTIFY_RETRY_DELAY * 2**self.request.retries)

@@ -12,6 +12,7 @@ from django.views.decorators.http import require_http_methods, require_POST, req
 from frontend.forms import (
     ActivityFilterForm,
     MemberForm,
+    NotificationsForm,
     ProjectCreateForm,
     ProjectSettingsForm,
     apply_errors,
@@ -22,6 +23,7 @@ from wiki.audit import activity, activity_csv_response, head_for, verify
 from wiki.health import dashboard
 from wiki.models import ApiToken, Deployment, Membership, ModelVersion, TrainingRun
 from wiki.services import EditConflict
+from wiki.services import notifications as notify
 from wiki.services.members import remove_member, set_member
 from wiki.services.projects import create_project, update_project
 from wiki.services.records import RecordConflict
@@ -44,6 +46,7 @@ SORT_COLUMNS = [
     ("", "Approved"), ("", "Model versions"), ("activity", "Last activity"),
 ]  # fmt: skip
 ACTIVITY_PER_PAGE = 100
+NOTIFICATION_FIELDS = ("webhook_url", "email_maintainers", "daily_digest", "events")
 RECORDS_SHOWN = 50
 
 
@@ -148,6 +151,41 @@ def members(request, project):
         "tokens": _project_tokens(project),
     }
     return render(request, "frontend/members.html", context)
+
+
+DELIVERIES_SHOWN = 50
+
+
+@require_http_methods(["GET", "HEAD", "POST"])
+def notifications(request, project):
+    """Where the project's notifications go (maintainers), a test message, and the log."""
+    project = project_for(request, project, MAINTAIN)
+    current = notify.settings_of(project)
+    initial = {name: getattr(current, name) for name in NOTIFICATION_FIELDS}
+    form = NotificationsForm(request.POST or None, initial=initial)
+    if request.method == "POST" and "test" in request.POST:
+        sent = notify.announce_test(project, actor(request))
+        if sent:
+            messages.success(request, "A test message is on its way: see the log below.")
+        else:
+            messages.error(request, "Nowhere to send it: set a webhook or e-mail first.")
+        return redirect("frontend:notifications", project.slug)
+    if request.method == "POST" and form.is_valid():
+        data = dict(form.cleaned_data)
+        try:
+            notify.configure(
+                project, actor=actor(request), change_reason=data.pop("change_reason"), **data
+            )
+        except ValidationError as e:
+            apply_errors(form, e)
+        else:
+            messages.success(request, "Notification settings saved.")
+            return redirect("frontend:notifications", project.slug)
+    context = project_context(request, project, "notifications") | {
+        "form": form,
+        "deliveries": project.deliveries.all()[:DELIVERIES_SHOWN],
+    }
+    return render(request, "frontend/notifications.html", context)
 
 
 @require_POST

@@ -10,7 +10,7 @@ from wiki.access import MAINTAIN, can
 from wiki.categories import MARKDOWN_MAX_LENGTH, normalize_newlines, validate_fields
 from wiki.history import recording
 from wiki.models import Page
-from wiki.services import EditConflict
+from wiki.services import EditConflict, notifications
 
 
 def _body(body):
@@ -169,6 +169,7 @@ def approve_page(page, *, actor, revision, comment=""):
         current.approved_at = timezone.now()
         current.approval_comment = comment.strip()
         current.save()
+        notifications.page_approved(current)
     return current
 
 

@@ -6,6 +6,7 @@ from django.utils import timezone
 
 from wiki.history import recording
 from wiki.models import Deployment, ModelVersion, TrainingRun, validate_version
+from wiki.services import notifications
 
 RUN_FIELDS = {
     "status", "started_at", "finished_at", "git_commit", "pipeline_url", "dataset_name",
@@ -40,7 +41,8 @@ def _check_keys(attrs, allowed):
         raise ValidationError({name: "Unknown field." for name in unknown})
 
 
-def _record(model, allowed, project, actor, model_version, change_reason, attrs):
+def _record(model, allowed, project, actor, model_version, change_reason, attrs, then=None):
+    """Validate and store a record; ``then(record)`` runs in its transaction, once saved."""
     _check_keys(attrs, allowed)
     version = _version_name(model_version)
     record = model(project=project, **attrs)
@@ -57,6 +59,8 @@ def _record(model, allowed, project, actor, model_version, change_reason, attrs)
             0
         ]
         record.save()
+        if then is not None:
+            then(record)
     return record
 
 
@@ -81,7 +85,10 @@ def record_deployment(project, *, actor, model_version, change_reason="", **attr
     if status in Deployment.FINISHED and not attrs.get("finished_at"):
         attrs["finished_at"] = timezone.now()
     reason = change_reason or "Recorded deployment"
-    return _record(Deployment, DEPLOYMENT_FIELDS, project, actor, model_version, reason, attrs)
+    return _record(
+        Deployment, DEPLOYMENT_FIELDS, project, actor, model_version, reason, attrs,
+        then=notifications.deployment_changed,
+    )  # fmt: skip
 
 
 class RecordConflict(Exception):
@@ -151,6 +158,7 @@ def update_deployment(deployment, *, actor, change_reason="", **changes):
         current.checks = current.checks + checks
         current.full_clean(exclude=["project", "model_version"])
         current.save()
+        notifications.deployment_changed(current)
     return current
 
 

@@ -1,0 +1,260 @@
+"""Notifications: where a project's go, what they say, and sending them exactly once.
+
+Two kinds: a daily digest of the stale and incomplete pages (``queue_digests``, run by
+Celery beat at DIGEST_TIME), and events announced by the writes they are about
+(``announce``: a deployment failed or was rolled back, a page was approved). Each becomes
+one Delivery per channel, created in the transaction of what it announces and sent by a
+Celery task once that commits: a webhook that is down or slow never holds up, nor undoes,
+a write. Its unique key is the claim that keeps a second beat or worker from queueing it
+again, and ``deliver`` takes a delivery from pending to sending in one UPDATE, so a task
+that runs twice sends once.
+"""
+
+import json
+import logging
+import urllib.error
+import urllib.request
+import uuid
+
+from django.conf import settings
+from django.core.exceptions import ValidationError
+from django.core.mail import send_mail
+from django.db import IntegrityError, transaction
+from django.db.models import F
+from django.urls import reverse
+from django.utils import timezone
+
+from wiki.categories import CATEGORY_NAMES
+from wiki.health import is_stale, stale_reasons, with_staleness
+from wiki.history import recording
+from wiki.models import Delivery, Membership, NotificationSettings, Page
+
+logger = logging.getLogger(__name__)
+ERROR_KEPT = 1000  # characters of a failure kept in the log
+
+
+def settings_of(project):
+    """The project's notification settings (unsaved defaults when it has none yet)."""
+    found = NotificationSettings.objects.filter(project=project).first()
+    return found or NotificationSettings(project=project)
+
+
+def configure(project, *, actor, change_reason="", **values):
+    """Set where the project's notifications go (webhook_url, email_maintainers,
+    daily_digest, events). ValidationError on a bad value, nothing saved."""
+    unknown = set(values) - {"webhook_url", "email_maintainers", "daily_digest", "events"}
+    if unknown:
+        raise ValidationError(f"Unknown notification settings: {', '.join(sorted(unknown))}.")
+    try:
+        with transaction.atomic(), recording(actor, change_reason or "Changed notifications"):
+            current = NotificationSettings.objects.select_for_update().filter(project=project)
+            current = current.first() or NotificationSettings(project=project)  # one revision
+            for name, value in values.items():
+                setattr(current, name, value)
+            current.full_clean(exclude=["project"])
+            current.save()
+    except IntegrityError:  # two first saves at once: the other one won
+        raise ValidationError(
+            "Someone else saved these settings at the same moment; reload and try again."
+        ) from None
+    return current
+
+
+def link(name, *args):
+    return settings.SITE_URL.rstrip("/") + reverse(name, args=args)
+
+
+def _recipients(project):
+    return sorted(
+        Membership.objects.filter(
+            project=project, role=Membership.Role.MAINTAINER, user__is_active=True
+        )
+        .exclude(user__email="")
+        .values_list("user__email", flat=True)
+    )
+
+
+def _queue(project, channels, key, kind, subject, text):
+    """Create the deliveries of one announcement (those its key has not claimed already)
+    and send them once the current transaction commits. Returns those created."""
+    created = []
+    for channel in channels:
+        if channel == Delivery.Channel.WEBHOOK:
+            target = project.notification_settings.webhook_url
+        else:
+            target = ", ".join(_recipients(project))
+            if not target:
+                continue  # no maintainer with an address: nobody to write to
+        with transaction.atomic():  # the savepoint get_or_create needs on PostgreSQL
+            delivery, new = Delivery.objects.get_or_create(
+                key=f"{key}:{channel}",
+                defaults={
+                    "project": project, "kind": kind, "channel": channel, "target": target,
+                    "subject": subject, "text": text,
+                },
+            )  # fmt: skip
+        if new:
+            created.append(delivery)
+    if created:
+        ids = [d.pk for d in created]
+        transaction.on_commit(lambda: _enqueue(ids))
+    return created
+
+
+def _enqueue(ids):
+    from wiki.tasks import deliver_notification  # the tasks module imports this one
+
+    for delivery_id in ids:
+        try:
+            deliver_notification.delay(delivery_id)
+        except Exception as error:  # noqa: BLE001 - the broker is down: say so in the log
+            logger.exception("Could not queue delivery %s", delivery_id)
+            Delivery.objects.filter(pk=delivery_id, status=Delivery.Status.PENDING).update(
+                status=Delivery.Status.FAILED, last_error=f"Could not be queued: {error}"
+            )
+
+
+def announce(project, kind, ref, subject, text):
+    """Tell the project's channels about an event, if it wants events. Call it inside the
+    transaction of the write it announces; ``ref`` makes its key unique."""
+    wanted = settings_of(project)
+    if not wanted.pk or not wanted.events or not wanted.channels:
+        return []
+    project.notification_settings = wanted
+    return _queue(project, wanted.channels, f"{kind}:{project.pk}:{ref}", kind, subject, text)
+
+
+def announce_test(project, actor):
+    """A test message to every channel of the project (whatever it wants announced)."""
+    wanted = settings_of(project)
+    if not wanted.pk or not wanted.channels:
+        return []
+    project.notification_settings = wanted
+    subject = f"[mlwiki] {project.name}: test message"
+    text = (
+        f"{actor.username} sent this test from {link('frontend:notifications', project.slug)}: "
+        f"notifications of {project.name} arrive here."
+    )
+    with transaction.atomic():
+        return _queue(project, wanted.channels, f"test:{uuid.uuid4().hex}", "test", subject, text)
+
+
+def deployment_changed(deployment):
+    """Announce a deployment that failed or was rolled back (other statuses are news
+    nobody needs to be woken for)."""
+    if deployment.status not in (deployment.Status.FAILED, deployment.Status.ROLLED_BACK):
+        return []
+    project = deployment.project
+    what = "failed" if deployment.status == deployment.Status.FAILED else "was rolled back"
+    subject = (
+        f"[mlwiki] {project.name}: deployment of {deployment.model_version} "
+        f"to {deployment.environment} {what}"
+    )
+    failed_checks = [c["name"] for c in deployment.checks if not c.get("passed")]
+    lines = [
+        f"Deployment #{deployment.pk} of {deployment.model_version} to "
+        f"{deployment.environment}{f' ({deployment.target})' if deployment.target else ''} "
+        f"{what}.",
+        f"Failed checks: {', '.join(failed_checks)}" if failed_checks else "",
+        f"Records: {link('frontend:records', project.slug)}",
+    ]
+    text = "\n".join(line for line in lines if line)
+    ref = f"{deployment.pk}:{deployment.status}"
+    return announce(project, f"deployment_{deployment.status}", ref, subject, text)
+
+
+def page_approved(page):
+    project = page.project
+    subject = f"[mlwiki] {project.name}: {page.title} approved"
+    text = (
+        f"{page.approved_by_name} approved revision {page.approved_revision} of "
+        f"{page.title}: {link('frontend:page', project.slug, page.slug)}"
+        + (f"\nComment: {page.approval_comment}" if page.approval_comment else "")
+    )
+    return announce(project, "page_approved", f"{page.pk}:{page.approved_revision}", subject, text)
+
+
+def digest_text(project):
+    """The digest of ``project``: its stale pages (and what arrived) and its pages with
+    required fields missing (and what to write); None when there is nothing to say."""
+    pages = with_staleness(Page.objects.categories().filter(project=project))
+    pages = sorted(pages, key=lambda page: CATEGORY_NAMES.index(page.category))
+    stale = [page for page in pages if is_stale(page)]
+    incomplete = [page for page in pages if page.missing_fields]
+    if not stale and not incomplete:
+        return None
+    lines = [f"Documentation of {project.name}: {link('frontend:project-detail', project.slug)}"]
+    if stale:
+        lines += ["", "Stale pages (records arrived since their last edit):"]
+        for page in stale:
+            lines.append(f"• {page.spec.label}: {link('frontend:page', project.slug, page.slug)}")
+            lines += [f"    {reason}" for reason in stale_reasons(page)]
+    if incomplete:
+        lines += ["", "Required fields still empty:"]
+        for page in incomplete:
+            lines.append(f"• {page.spec.label}: {link('frontend:page', project.slug, page.slug)}")
+            for field in page.missing_fields:
+                lines.append(f"    {field.label}: {field.help_text}")
+    return "\n".join(lines)
+
+
+def queue_digests(day=None):
+    """Queue today's digest of every project that wants one; a second run the same day
+    (another beat, a retried task) queues nothing. Returns the deliveries created."""
+    day = day or timezone.localdate()
+    wanting = NotificationSettings.objects.filter(daily_digest=True).select_related("project")
+    created = []
+    for wanted in wanting:
+        if not wanted.channels:
+            continue
+        project = wanted.project
+        text = digest_text(project)
+        if text is None:
+            continue
+        project.notification_settings = wanted
+        subject = f"[mlwiki] {project.name}: documentation digest of {day.isoformat()}"
+        key = f"digest:{project.pk}:{day.isoformat()}"
+        with transaction.atomic():
+            created += _queue(project, wanted.channels, key, "digest", subject, text)
+    return created
+
+
+def _post(url, subject, text):
+    body = json.dumps({"text": f"*{subject}*\n{text}"}).encode()
+    request = urllib.request.Request(  # noqa: S310 - http(s) only (the model's validator)
+        url, data=body, method="POST", headers={"Content-Type": "application/json"}
+    )
+    with urllib.request.urlopen(request, timeout=settings.NOTIFY_TIMEOUT) as response:  # noqa: S310
+        response.read(1024)
+
+
+def deliver(delivery_id, *, final):
+    """Send one delivery unless another task has taken it. Returns None when it was sent
+    or was not this task's to send, else the error; on the ``final`` try the delivery is
+    then failed, otherwise left pending for the retry."""
+    taken = Delivery.objects.filter(pk=delivery_id, status=Delivery.Status.PENDING).update(
+        status=Delivery.Status.SENDING, attempts=F("attempts") + 1
+    )
+    if not taken:
+        return None
+    delivery = Delivery.objects.get(pk=delivery_id)
+    try:
+        if delivery.channel == Delivery.Channel.WEBHOOK:
+            _post(delivery.target, delivery.subject, delivery.text)
+        else:
+            recipients = [address.strip() for address in delivery.target.split(",")]
+            send_mail(delivery.subject, delivery.text, None, recipients)
+    except (OSError, urllib.error.URLError, ValueError) as error:
+        # HTTPError is an URLError; timeouts and refused connections are OSErrors; SMTP
+        # errors too. Anything else is a bug, left to Celery's log.
+        detail = str(error)
+        if isinstance(error, urllib.error.HTTPError):
+            detail = f"HTTP {error.code}: {error.read(300).decode(errors='replace')}"
+        status = Delivery.Status.FAILED if final else Delivery.Status.PENDING
+        failed = Delivery.objects.filter(pk=delivery_id)
+        failed.update(status=status, last_error=detail[:ERROR_KEPT])
+        return detail
+    Delivery.objects.filter(pk=delivery_id).update(
+        status=Delivery.Status.SENT, sent_at=timezone.now(), last_error=""
+    )
+    return None
