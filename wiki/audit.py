@@ -117,6 +117,27 @@ def _advance_head(key, project_id):
     return head.pk, 1, GENESIS
 
 
+def _link(head_id, seq, entry, digest):
+    """Insert the chain's next entry and move its head there.
+
+    Raw SQL: this runs for every write, and the ORM took longer to compile these two
+    statements than the database took to run them."""
+    values = entry | {"chain": head_id, "seq": seq, "digest": digest, "seal": seal(digest)}
+    fields = [AuditEntry._meta.get_field(name) for name in values]
+    quote = connection.ops.quote_name
+    columns = ", ".join(quote(field.column) for field in fields)
+    params = [
+        f.get_db_prep_save(v, connection) for f, v in zip(fields, values.values(), strict=True)
+    ]
+    entries, heads = quote(AuditEntry._meta.db_table), quote(ChainHead._meta.db_table)
+    with connection.cursor() as cursor:
+        cursor.execute(
+            f"INSERT INTO {entries} ({columns}) VALUES ({', '.join(['%s'] * len(fields))})",  # noqa: S608
+            params,
+        )
+        cursor.execute(f"UPDATE {heads} SET digest = %s WHERE id = %s", [digest, head_id])  # noqa: S608
+
+
 def append(sender, history_instance, instance=None, **kwargs):
     """post_create_historical_record receiver: link the new row into its chain.
 
@@ -126,27 +147,23 @@ def append(sender, history_instance, instance=None, **kwargs):
         return
     key, project_id = chain_of(history_instance)
     data = canonical(_row(history_instance))
+    entry = {
+        "table": history_instance._meta.label,
+        "history_id": history_instance.history_id,
+        "object_id": history_instance.id,
+        "kind": history_instance.instance_type._meta.model_name,
+        "action": history_instance.history_type,
+        "at": history_instance.history_date,
+        "username": history_instance.history_username,
+        "source": history_instance.history_source,
+        "reason": history_instance.history_change_reason or "",
+        "request_id": history_instance.history_request_id,
+        "object_repr": str(instance if instance is not None else history_instance.instance)[:200],
+    }
     with transaction.atomic(savepoint=False):
         head_id, seq, previous = _advance_head(key, project_id)
         digest = hashlib.sha256(previous.encode() + data).hexdigest()
-        AuditEntry.objects.create(
-            chain_id=head_id,
-            seq=seq,
-            table=history_instance._meta.label,
-            history_id=history_instance.history_id,
-            object_id=history_instance.id,
-            kind=history_instance.instance_type._meta.model_name,
-            action=history_instance.history_type,
-            at=history_instance.history_date,
-            username=history_instance.history_username,
-            source=history_instance.history_source,
-            reason=history_instance.history_change_reason or "",
-            request_id=history_instance.history_request_id,
-            object_repr=str(instance if instance is not None else history_instance.instance)[:200],
-            digest=digest,
-            seal=seal(digest),
-        )
-        ChainHead.objects.filter(pk=head_id).update(digest=digest)
+        _link(head_id, seq, entry, digest)
 
 
 @dataclass

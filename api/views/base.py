@@ -10,9 +10,8 @@ from rest_framework.response import Response
 from api.auth import Scope, request_token
 from api.errors import PreconditionRequired
 from api.serializers import AwareDateTimeField, ErrorSerializer
-from wiki.access import EDIT, VIEW, rights, with_role
+from wiki.access import EDIT, VIEW, project_with_role, rights
 from wiki.history import Actor, Source
-from wiki.models import Project
 from wiki.services.idempotency import fingerprint, run_once, valid_key
 
 _ETAG_RE = re.compile(r'^"?(\d{1,18})"?$')
@@ -78,8 +77,7 @@ class ApiView(generics.GenericAPIView):
         the token may not use it or the user's role does not allow the method."""
         if not hasattr(self, "_project"):
             slug = self.kwargs["project"]
-            found = with_role(Project.objects.filter(slug=slug).order_by(), self.request.user)
-            project = next(iter(found[:1]), None)
+            project = project_with_role(slug, self.request.user)
             granted = rights(self.request.user, project) if project is not None else set()
             if VIEW not in granted:
                 # The same answer whether it does not exist or is hidden: no existence leak.

@@ -4,11 +4,11 @@ found only if the user may see it."""
 from django.core.exceptions import PermissionDenied
 from django.http import Http404
 
-from wiki.access import EDIT, MAINTAIN, VIEW, rights, with_role
+from wiki.access import EDIT, MAINTAIN, VIEW, project_with_role, rights
 from wiki.categories import CATEGORIES
 from wiki.health import is_stale, with_staleness
 from wiki.history import Actor, Source
-from wiki.models import Page, Project
+from wiki.models import Page
 
 
 def actor(request):
@@ -18,7 +18,7 @@ def actor(request):
 def project_for(request, slug, right=VIEW):
     """The project ``slug``: 404 if the user may not see it (or it does not exist, which
     looks the same), 403 if they see it but lack ``right``."""
-    project = with_role(Project.objects.filter(slug=slug), request.user).first()
+    project = project_with_role(slug, request.user)
     granted = rights(request.user, project) if project is not None else set()
     if VIEW not in granted:
         raise Http404("There is no such project.")

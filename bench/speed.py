@@ -1,0 +1,138 @@
+"""Server time of the screens people open every day, on a large wiki.
+
+Builds (once) a wiki of 200 projects, 10,000 page revisions and 100,000 training runs in
+the database DATABASE_URL names, then asks for the dashboard, a project page, a page's
+history and a search, each as a user who sees every project, and prints the median and
+p95 server time (the Django test client, in-process: the request's whole server side,
+no network) and the queries of each. Run through bench/speed.sh, which makes the database.
+
+Projects and page edits go through the services, as people make them (history, audit
+chain, search entries); the training runs, which only need to be there, are inserted in
+bulk, with their search entries, to keep building the data under ten minutes.
+"""
+
+import os
+import random
+import statistics
+import sys
+import time
+from datetime import timedelta
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+os.environ.setdefault("DJANGO_SETTINGS_MODULE", "wiki.settings")
+
+import django  # noqa: E402
+
+django.setup()
+
+from django.contrib.auth.models import User  # noqa: E402
+from django.db import connection  # noqa: E402
+from django.test import Client  # noqa: E402
+from django.test.utils import CaptureQueriesContext  # noqa: E402
+from django.utils import timezone  # noqa: E402
+
+from wiki.history import Actor, Source  # noqa: E402
+from wiki.models import ModelVersion, Page, Project, SearchEntry, TrainingRun  # noqa: E402
+from wiki.search import reindex  # noqa: E402
+from wiki.services.pages import edit_page  # noqa: E402
+from wiki.services.projects import create_project  # noqa: E402
+
+PROJECTS, REVISIONS, RUNS = 200, 10_000, 100_000
+VERSIONS_PER_PROJECT = 5
+REPEAT = 30
+WORDS = ["forecast", "churn", "drift", "latency", "recall", "auc", "quokka", "ledger"]
+
+
+def build():
+    rng = random.Random(6)  # noqa: S311 - the same made-up wiki every time
+    user = User.objects.create_superuser("bench", password="bench")  # noqa: S106
+    actor = Actor(user, Source.CLI)
+    projects = [
+        create_project(
+            actor=actor,
+            slug=f"project-{n}",
+            name=f"Project {n}",
+            owner_team=f"team-{n % 12}",
+            summary=f"Predicts {rng.choice(WORDS)} for team {n % 12}.",
+        )  # fmt: skip
+        for n in range(PROJECTS)
+    ]
+    print(f"  {PROJECTS} projects", flush=True)
+    pages = list(Page.objects.categories())
+    for n in range(REVISIONS - len(pages)):  # each project made one revision per page
+        page = Page.objects.get(pk=rng.choice(pages).pk)
+        edit_page(
+            page, actor=actor, base_revision=page.revision,
+            body=f"{page.body}\n\nNote {n}: {' '.join(rng.choices(WORDS, k=12))}.",
+            change_reason=f"Edit {n}",
+        )  # fmt: skip
+        if n % 2000 == 0:
+            print(f"  {n} edits", flush=True)
+    versions = [
+        ModelVersion.objects.create(project=project, version=f"1.{v}")
+        for project in projects
+        for v in range(VERSIONS_PER_PROJECT)
+    ]
+    now = timezone.now()
+    batch = []
+    for n in range(RUNS):
+        version = versions[n % len(versions)]
+        batch.append(
+            TrainingRun(
+                project_id=version.project_id, model_version=version, status="succeeded",
+                started_at=now - timedelta(minutes=RUNS - n),
+                metrics={"auc": rng.random(), "recall": rng.random()},
+                hyperparameters={"depth": rng.randint(2, 12)},
+                dataset_name="customers", dataset_version=str(n % 40),
+                notes=f"Run {n}: {' '.join(rng.choices(WORDS, k=8))}",
+            )
+        )  # fmt: skip
+        if len(batch) == 5000:
+            TrainingRun.objects.bulk_create(batch)
+            batch = []
+    print(f"  {RUNS} training runs", flush=True)
+    reindex()
+    print(f"  {SearchEntry.objects.count()} search entries", flush=True)
+
+
+def measure(client, url):
+    client.get(url)  # warm: rendering caches, connection
+    times = []
+    for _ in range(REPEAT):
+        start = time.perf_counter()
+        response = client.get(url)
+        times.append((time.perf_counter() - start) * 1000)
+        assert response.status_code == 200, (url, response.status_code)
+    with CaptureQueriesContext(connection) as queries:
+        client.get(url)
+    times.sort()
+    return statistics.median(times), times[int(len(times) * 0.95) - 1], len(queries)
+
+
+def main():
+    if not Project.objects.exists():
+        started = time.monotonic()
+        print("Building the wiki:", flush=True)
+        build()
+        print(f"  built in {time.monotonic() - started:.0f} s", flush=True)
+    client = Client()
+    client.force_login(User.objects.get(username="bench"))
+    project = Project.objects.order_by("slug")[PROJECTS // 2].slug
+    print(
+        f"{Project.objects.count()} projects, {Page.history.count()} page revisions, "
+        f"{TrainingRun.objects.count()} training runs; {REPEAT} requests each"
+    )
+    for name, url in [
+        ("dashboard", "/"),
+        ("project page (overview)", f"/projects/{project}/"),
+        ("model page (records, chart)", f"/projects/{project}/model/"),
+        ("page history", f"/projects/{project}/model/history/"),
+        ("search", "/search/?q=quokka+ledger"),
+    ]:
+        median, p95, queries = measure(client, url)
+        print(f"{name:30} median {median:6.1f} ms   p95 {p95:6.1f} ms   {queries:3} queries")
+
+
+if __name__ == "__main__":
+    main()
