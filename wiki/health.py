@@ -13,10 +13,23 @@ sums up each project's health for the home page.
 
 from dataclasses import dataclass
 
-from django.db.models import Count, Exists, F, Min, OuterRef, Q, Subquery, Window
+from django.db.models import (
+    BooleanField,
+    Case,
+    Count,
+    Exists,
+    F,
+    Min,
+    OuterRef,
+    Q,
+    Subquery,
+    Value,
+    When,
+    Window,
+)
 from django.db.models.functions import RowNumber
 
-from wiki.categories import CATEGORY_NAMES
+from wiki.categories import CATEGORY_NAMES, get_category, missing_required
 from wiki.models import AuditEntry, Deployment, ModelVersion, Page, Project, TrainingRun
 
 # Which kinds of record make which category's page stale.
@@ -26,6 +39,8 @@ CONCERNS = {
     "deployment": ("new_deployments",),
     "maintenance": ("new_deployments",),
 }
+# What with_staleness asks of each page (an annotation each).
+QUESTIONS = ("new_model_versions", "new_training_runs", "new_deployments", "new_dataset_versions")
 REASONS_SHOWN = 5
 
 
@@ -38,23 +53,45 @@ def _arrived(model, moment="created_at"):
 
 
 def _new_datasets():
-    """Runs posted after the page's last edit on a dataset version no earlier run used."""
-    used_before = TrainingRun.objects.filter(
+    """Runs posted after the page's last edit that were the first to use their dataset
+    version (so no run before the edit used it). Asked as "is this run the first use",
+    one probe of the (project, dataset, version, created_at) index per run, the database
+    stops at the first such run; "was it used before" made it sort every run since."""
+    first_use = TrainingRun.objects.filter(
         project=OuterRef("project"),
         dataset_name=OuterRef("dataset_name"),
         dataset_version=OuterRef("dataset_version"),
-        created_at__lte=OuterRef(OuterRef("edited_at")),
+    ).order_by("created_at")
+    return (
+        _arrived(TrainingRun)
+        .exclude(dataset_name="")
+        .filter(created_at=Subquery(first_use.values("created_at")[:1]))
     )
-    return _arrived(TrainingRun).exclude(dataset_name="").exclude(Exists(used_before))
 
 
 def with_staleness(pages):
-    """``pages`` annotated with what arrived since each one's last edit (see CONCERNS)."""
+    """``pages`` annotated with what arrived since each one's last edit (see CONCERNS).
+
+    Each question is asked only of the pages it concerns: the database evaluates a CASE
+    lazily, so the dataset question runs for data pages only, not for all six."""
+    questions = {  # the names of QUESTIONS
+        "new_model_versions": Exists(_arrived(ModelVersion)),
+        "new_training_runs": Exists(_arrived(TrainingRun)),
+        "new_deployments": Exists(_arrived(Deployment, "updated_at")),
+        "new_dataset_versions": Exists(_new_datasets()),
+    }
     return pages.annotate(
-        new_model_versions=Exists(_arrived(ModelVersion)),
-        new_training_runs=Exists(_arrived(TrainingRun)),
-        new_deployments=Exists(_arrived(Deployment, "updated_at")),
-        new_dataset_versions=Exists(_new_datasets()),
+        **{
+            name: Case(
+                When(
+                    category__in=[c for c, names in CONCERNS.items() if name in names],
+                    then=question,
+                ),
+                default=Value(False),
+                output_field=BooleanField(),
+            )
+            for name, question in questions.items()
+        }
     )
 
 
@@ -168,7 +205,9 @@ def dashboard(projects):
     latest_version = ModelVersion.objects.filter(project=OuterRef("pk")).order_by(
         "-created_at", "-id"
     )
-    last_entry = AuditEntry.objects.filter(chain__project=OuterRef("pk")).order_by("-seq")
+    # The chain's head knows its last number: one lookup of the (chain, seq) key, not a
+    # sort of the project's whole chain.
+    last_entry = AuditEntry.objects.filter(chain__project=OuterRef("pk"), seq=F("chain__seq"))
     projects = list(
         projects.annotate(
             latest_version=Subquery(latest_version.values("version")[:1]),
@@ -178,11 +217,17 @@ def dashboard(projects):
     )
     ids = [p.pk for p in projects]
     pages = {}
-    chosen = Page.objects.categories().filter(project__in=ids)
-    columns = ("project", "category", "fields", "edited_at", "revision", "review_state",
-               "approved_revision")  # fmt: skip
-    for page in with_staleness(chosen.only(*columns)):
-        pages.setdefault(page.project_id, []).append(page)
+    chosen = with_staleness(Page.objects.categories().filter(project__in=ids))
+    # Plain rows, not pages: building 6 model instances per project cost more than the query.
+    columns = ("project_id", "category", "fields", "revision", "review_state",
+               "approved_revision", *QUESTIONS)  # fmt: skip
+    for page in chosen.values(*columns).order_by():
+        spec = get_category(page["category"])
+        required = len(spec.required_fields)
+        page["score"] = (required - len(missing_required(spec, page["fields"])), required)
+        page["label"] = spec.label
+        page["stale"] = any(page[name] for name in CONCERNS.get(page["category"], ()))
+        pages.setdefault(page["project_id"], []).append(page)
     # The version live in each environment: the latest succeeded deployment there.
     rank = Window(
         RowNumber(),
@@ -201,17 +246,17 @@ def dashboard(projects):
         environments.setdefault(project_id, []).append((environment, version))
     rows = []
     for project in projects:
-        own = sorted(pages.get(project.pk, []), key=lambda p: CATEGORY_NAMES.index(p.category))
-        filled = sum(p.completeness[0] for p in own)
-        required = sum(p.completeness[1] for p in own)
+        own = sorted(pages.get(project.pk, []), key=lambda p: CATEGORY_NAMES.index(p["category"]))
+        filled = sum(p["score"][0] for p in own)
+        required = sum(p["score"][1] for p in own)
         rows.append(
             ProjectHealth(
                 project=project,
                 completeness=round(100 * filled / required) if required else 100,
                 missing=required - filled,
-                stale=[p.spec.label for p in own if is_stale(p)],
-                approved=sum(p.approved_revision == p.revision for p in own),
-                in_review=sum(p.review_state == Page.ReviewState.IN_REVIEW for p in own),
+                stale=[p["label"] for p in own if p["stale"]],
+                approved=sum(p["approved_revision"] == p["revision"] for p in own),
+                in_review=sum(p["review_state"] == Page.ReviewState.IN_REVIEW for p in own),
                 pages=len(own),
                 latest_version=project.latest_version,
                 environments=environments.get(project.pk, []),
