@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 HOST ?= 127.0.0.1
 PORT ?= 8000
 
-.PHONY: run test lint schema worker beat clean
+.PHONY: run test test-deps lint schema worker beat clean
 
 # Reinstalled whenever a requirements file changes.
 $(VENV)/.installed: requirements.txt requirements-dev.txt
@@ -19,8 +19,28 @@ run: $(VENV)/.installed
 	@echo "mlwiki is at http://$(HOST):$(PORT)/"
 	$(BIN)/python manage.py runserver $(HOST):$(PORT)
 
-test: $(VENV)/.installed
+test: $(VENV)/.installed test-deps
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
+
+# What some tests need besides the venv, installed when possible: Debian's Chromium for the
+# browser tests (tests/browser/) and pango for PDF exports (WeasyPrint), as root with apt;
+# axe-core from npm (package-lock.json). What cannot be installed makes those tests skip,
+# saying why (the browser tests fail instead with BROWSER_TESTS=required, as in CI).
+APT_PACKAGES := chromium chromium-driver libpango-1.0-0 libpangoft2-1.0-0
+test-deps:
+	@if { [ ! -x /usr/bin/chromium ] || ! ldconfig -p | grep -q libpangoft2-1.0; } \
+	    && [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
+	  echo "Installing $(APT_PACKAGES) for the tests (apt-get)"; \
+	  export DEBIAN_FRONTEND=noninteractive; \
+	  apt-get install -y -qq --no-install-recommends $(APT_PACKAGES) >/dev/null 2>&1 \
+	  || { apt-get update -qq >/dev/null 2>&1 && \
+	       apt-get install -y -qq --no-install-recommends $(APT_PACKAGES) >/dev/null 2>&1; } \
+	  || echo "$(APT_PACKAGES) could not be installed: the tests that need them will skip"; \
+	fi
+	@if [ ! -d node_modules/axe-core ] && command -v npm >/dev/null; then \
+	  npm ci --no-audit --no-fund --silent \
+	  || echo "axe-core could not be installed: the accessibility checks will skip"; \
+	fi
 
 # The committed OpenAPI schema (api/openapi.yaml); a test fails when it drifts from the code.
 schema: $(VENV)/.installed
@@ -39,4 +59,4 @@ beat: $(VENV)/.installed
 	$(BIN)/celery -A wiki beat --loglevel=info --schedule $(VENV)/celerybeat-schedule
 
 clean:
-	rm -rf $(VENV) staticfiles .pytest_cache .ruff_cache
+	rm -rf $(VENV) staticfiles .pytest_cache .ruff_cache node_modules test-artifacts

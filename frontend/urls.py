@@ -34,6 +34,7 @@ urlpatterns = [
     path(f"{PROJECT}pages/new/", pages.page_create, name="page-create"),
     path(PAGE, pages.page_detail, name="page"),
     path(f"{PAGE}edit/", pages.page_edit, name="page-edit"),
+    path(f"{PAGE}preview/", pages.page_preview, name="page-preview"),
     path(f"{PAGE}history/", pages.page_history, name="page-history"),
     path(f"{PAGE}compare/", pages.revision_compare, name="page-compare"),
     path(f"{PAGE}revisions/<int:number>/", pages.revision_detail, name="revision"),

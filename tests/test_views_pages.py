@@ -1,8 +1,9 @@
 import pytest
+from django.test import Client
 
 from tests.factories import UserFactory, make_free_page
 from wiki.history import Actor, Source
-from wiki.models import Page
+from wiki.models import Membership, Page
 from wiki.services.pages import edit_page
 
 pytestmark = pytest.mark.django_db
@@ -320,3 +321,72 @@ def test_a_fully_documented_page_renders_with_a_fixed_number_of_queries(
     with django_assert_max_num_queries(10):
         response = client_logged_in.get("/projects/churn/data/")
     assert response.content.decode().count('class="wikilink" href="/projects/churn/model/"') == 7
+
+
+LIVE_PREVIEW_URL = "/projects/churn/overview/preview/"
+
+
+def test_the_live_preview_answers_the_body_as_sanitized_html(client_logged_in, project):
+    make_free_page(project, slug="glossary", title="Glossary")
+    body = "# Notes\n\nSee [[glossary]] and [[nowhere]].\n\n<script>alert(1)</script>**bold**"
+    response = client_logged_in.post(LIVE_PREVIEW_URL, {"body": body})
+    assert response.status_code == 200
+    assert response["Content-Type"] == "text/html; charset=utf-8"
+    html = response.content.decode()
+    assert "<strong>bold</strong>" in html
+    assert '<a class="wikilink" href="/projects/churn/glossary/"' in html
+    assert "/projects/churn/pages/new/?slug=nowhere" in html
+    assert "<script" not in html and "alert(1)" not in html
+    assert "<html" not in html  # a fragment, not a page
+    assert overview(project).revision == 1
+
+
+def test_the_live_preview_of_an_empty_body_says_so(client_logged_in, project):
+    response = client_logged_in.post(LIVE_PREVIEW_URL, {"body": "  \r\n"})
+    assert response.status_code == 200
+    assert "Nothing to preview yet" in response.content.decode()
+
+
+@pytest.mark.parametrize(
+    ("data", "message"),
+    [({}, "There was no body to preview."), ({"body": "b" * 100_001}, "at most 100000")],
+)
+def test_the_live_preview_refuses_bad_input_with_a_message(
+    client_logged_in, project, data, message
+):
+    response = client_logged_in.post(LIVE_PREVIEW_URL, data)
+    assert response.status_code == 400
+    assert message in response.content.decode()
+
+
+def test_the_live_preview_is_post_only_and_csrf_protected(user, project):
+    client = Client(enforce_csrf_checks=True)
+    client.force_login(user)
+    assert client.get(LIVE_PREVIEW_URL).status_code == 405
+    assert client.post(LIVE_PREVIEW_URL, {"body": "x"}).status_code == 403
+
+
+def test_the_live_preview_needs_the_right_to_edit(client, project):
+    response = client.post(LIVE_PREVIEW_URL, {"body": "x"})
+    assert response.status_code == 302 and response.url.startswith("/accounts/login/")
+    people = {"viewer": UserFactory(username="vic"), "outsider": UserFactory(username="otto")}
+    Membership.objects.create(project=project, user=people["viewer"], role="viewer")
+    for role, status in [("viewer", 403), ("outsider", 404)]:
+        client.force_login(people[role])
+        response = client.post(LIVE_PREVIEW_URL, {"body": "x"})
+        assert response.status_code == status, role
+        assert b"Churn model" not in response.content
+
+
+def test_the_edit_form_ties_help_texts_to_their_inputs_and_offers_the_live_preview(
+    client_logged_in, project
+):
+    html = client_logged_in.get(EDIT_URL).content.decode()
+    assert 'aria-describedby="id_purpose_helptext"' in html
+    assert 'id="id_purpose_helptext"' in html
+    assert 'aria-describedby="id_body_helptext"' in html
+    assert f'data-preview-url="{LIVE_PREVIEW_URL}"' in html
+    assert "frontend/edit.js" in html
+    # Without JavaScript the live preview and the shortcut hint stay hidden.
+    assert '<section class="live-preview" aria-labelledby="live-preview-title" hidden>' in html
+    assert "data-save-hint hidden" in html

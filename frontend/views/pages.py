@@ -19,7 +19,7 @@ from wiki.charts import deployment_timeline, metric_trend
 from wiki.diff import compare, content
 from wiki.health import stale_reasons
 from wiki.models import Page
-from wiki.rendering import render_markdown_many, render_page, to_slug
+from wiki.rendering import render_markdown, render_markdown_many, render_page, to_slug
 from wiki.services import EditConflict
 from wiki.services.pages import (
     approve_page,
@@ -114,6 +114,23 @@ def page_edit(request, project, page):
         "changes": changes,
     }
     return render(request, "frontend/page_edit.html", context)
+
+
+@require_POST
+def page_preview(request, project, page):
+    """The body as the page would show it: the HTML fragment the edit form's live preview
+    (frontend/static/frontend/edit.js) puts beside the editor. Saves nothing."""
+    page = page_for(request, project, page, EDIT)
+    body = request.POST.get("body")
+    try:
+        if body is None:
+            raise ValidationError("There was no body to preview.")
+        # The edit form's checks: the same size limit and newline handling as a save.
+        body = check_page_changes(page, body=body)["body"]
+    except ValidationError as e:
+        return render(request, "frontend/_live_preview.html", {"errors": e.messages}, status=400)
+    context = {"body_html": render_markdown(body, page.project.slug)}
+    return render(request, "frontend/_live_preview.html", context)
 
 
 def _conflict_changes(page, form, current):
