@@ -1,5 +1,7 @@
 """The API's shapes. They check types and names; the services in wiki/ check the rest."""
 
+from datetime import UTC
+
 from django.utils import timezone
 from django.utils.dateparse import parse_datetime
 from drf_spectacular.types import OpenApiTypes
@@ -53,6 +55,10 @@ class StrictBooleanField(serializers.BooleanField):
         return data
 
 
+# No pipeline ran before this: an earlier time is a clock or a parsing bug.
+EARLIEST_YEAR = 1970
+
+
 class AwareDateTimeField(serializers.DateTimeField):
     """An ISO 8601 date and time that says its time zone (a pipeline's clock is not ours)."""
 
@@ -74,6 +80,14 @@ class AwareDateTimeField(serializers.DateTimeField):
             raise serializers.ValidationError(f"Give the time and its zone too, {self.EXAMPLE}.")
         if timezone.is_naive(parsed):
             raise serializers.ValidationError(f"Include a time zone, {self.EXAMPLE}.")
+        try:
+            in_utc = parsed.astimezone(UTC)
+        except OverflowError:  # 0001-01-01T00:00+14:00 is before the first representable time
+            in_utc = None
+        if in_utc is None or in_utc.year < EARLIEST_YEAR:
+            raise serializers.ValidationError(
+                f"Is before {EARLIEST_YEAR}; check the pipeline's clock."
+            )
         return parsed
 
 

@@ -122,6 +122,9 @@ def measure(client, url):
 
 
 def main():
+    name = connection.settings_dict["NAME"]
+    if not name.endswith("_speed"):  # it makes a superuser bench/bench: never elsewhere
+        sys.exit(f"Refusing to fill {name!r}: use a database whose name ends in _speed.")
     rng = random.Random(6)  # noqa: S311 - the same made-up wiki every time
     started = time.monotonic()
     if not Project.objects.exists():

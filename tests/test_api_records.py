@@ -100,6 +100,8 @@ def test_a_minimal_run_needs_only_version_status_and_start(api, pipeline_key, pr
         ({"started_at": "yesterday"}, "started_at", "Not a date and time"),
         ({"started_at": "2024-02-30T10:00:00Z"}, "started_at", "No such date or time"),
         ({"started_at": "2024-06-01T10:00:00+99:00"}, "started_at", "No such date or time"),
+        ({"started_at": "0001-01-01T00:00:00+14:00"}, "started_at", "Is before 1970"),
+        ({"started_at": "0001-01-01T00:00:00Z"}, "started_at", "Is before 1970"),
         ({"started_at": "2024-06-01"}, "started_at", "Give the time"),
         ({"started_at": "2099-01-01T00:00:00Z"}, "started_at", "in the future"),
         ({"metrics": {"auc": 10**400}}, "metrics", "finite number"),

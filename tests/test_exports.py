@@ -423,6 +423,8 @@ def test_asking_building_and_downloading_are_recorded_in_history(demo, api):
         ({"format": "pdf", "since": "yesterday"}, "since"),
         ({"format": "pdf", "include_diffs": "maybe"}, "include_diffs"),
         ({"format": "pdf", "colour": "red"}, "colour"),
+        ({"format": "pdf", "since": "0001-01-01"}, "since"),
+        ({"format": "pdf", "until": "9999-12-31"}, "until"),
     ],
 )
 def test_bad_export_requests_are_a_400_naming_the_field(demo, api, body, field):

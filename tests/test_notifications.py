@@ -1,5 +1,6 @@
 """Notifications: the daily digest, events, delivery with retries, the claim, the page."""
 
+import socket
 import threading
 from datetime import timedelta
 
@@ -8,10 +9,17 @@ from django.core import mail
 from django.db import connection
 from django.utils import timezone
 
-from tests.factories import UserFactory, cli_actor, make_deployment, make_training_run
+from tests.factories import (
+    ProjectFactory,
+    UserFactory,
+    cli_actor,
+    make_deployment,
+    make_training_run,
+)
 from wiki.history import Actor, Source
 from wiki.models import Delivery, Membership, NotificationSettings, Page
-from wiki.services.notifications import configure, deliver, digest_text, queue_digests
+from wiki.services import notifications
+from wiki.services.notifications import configure, deliver, digest_text, fail_stuck, queue_digests
 from wiki.services.pages import approve_page, edit_page
 from wiki.services.records import update_deployment
 from wiki.tasks import deliver_notification, send_daily_digest
@@ -131,10 +139,10 @@ def test_a_failed_try_is_logged_and_left_for_the_retry(project, webhook):
         subject="s", text="t",
     )  # fmt: skip
     webhook.statuses = [503]
-    assert deliver(delivery.pk, final=False) == "HTTP 503: ok"
+    assert deliver(delivery.pk, final=False) == "HTTP 503 Service Unavailable"
     delivery.refresh_from_db()
     assert (delivery.status, delivery.attempts) == ("pending", 1)
-    assert delivery.last_error == "HTTP 503: ok"
+    assert delivery.last_error == "HTTP 503 Service Unavailable"  # not the body
 
     unreachable = "http://127.0.0.1:9/nothing-listens-here"
     Delivery.objects.filter(pk=delivery.pk).update(target=unreachable)
@@ -155,7 +163,7 @@ def test_a_failing_webhook_never_blocks_a_write(project, webhook, api, pipeline_
     assert deployment.status == "failed"
     (delivery,) = Delivery.objects.all()
     assert delivery.kind == "deployment_failed"
-    assert (delivery.status, delivery.last_error) == ("failed", "HTTP 500: ok")
+    assert (delivery.status, delivery.last_error) == ("failed", "HTTP 500 Internal Server Error")
     assert "Deployment #" in webhook.received[0]["text"] and "failed" in webhook.received[0]["text"]
 
 
@@ -239,5 +247,87 @@ def test_the_page_saves_settings_keeps_the_secret_out_of_history_and_shows_the_l
 
 def test_the_test_button_says_when_there_is_nowhere_to_send(client_logged_in, project):
     response = client_logged_in.post("/projects/churn/notifications/", {"test": "1"}, follow=True)
-    assert b"Nowhere to send it" in response.content
+    assert b"Nothing to send it to" in response.content
     assert not Delivery.objects.exists()
+
+
+def _delivery(project, target, **values):
+    return Delivery.objects.create(
+        project=project, key=f"k-{target}", kind="test", channel="webhook", target=target,
+        subject="s", text="t", **values,
+    )  # fmt: skip
+
+
+def test_a_server_that_speaks_no_http_fails_the_delivery_instead_of_leaving_it_sending(project):
+    listener = socket.create_server(("127.0.0.1", 0))
+
+    def greet():
+        connection, _ = listener.accept()
+        connection.sendall(b"SSH-2.0-OpenSSH_9.2\r\n")
+        connection.close()
+
+    threading.Thread(target=greet, daemon=True).start()
+    delivery = _delivery(project, f"http://127.0.0.1:{listener.getsockname()[1]}/")
+    error = deliver(delivery.pk, final=True)
+    listener.close()
+    delivery.refresh_from_db()
+    assert delivery.status == "failed"
+    assert error.startswith("BadStatusLine") and delivery.last_error == error
+
+
+def test_a_redirect_is_a_failure_not_followed(project, webhook):
+    webhook.statuses = [302]
+    delivery = _delivery(project, webhook.url)
+    assert deliver(delivery.pk, final=True) == "HTTP 302 Found"
+    assert len(webhook.received) == 1
+
+
+def test_deliveries_left_sending_by_a_dead_worker_are_failed_not_resent(project, settings):
+    settings.NOTIFY_STUCK_MINUTES = 10
+    now = timezone.now()
+    stuck = _delivery(project, "http://a.example", status="sending",
+                      claimed_at=now - timedelta(minutes=11))  # fmt: skip
+    busy = _delivery(project, "http://b.example", status="sending",
+                     claimed_at=now - timedelta(minutes=9))  # fmt: skip
+    assert fail_stuck(now) == 1
+    stuck.refresh_from_db()
+    busy.refresh_from_db()
+    assert (stuck.status, busy.status) == ("failed", "sending")
+    assert "may have been sent" in stuck.last_error
+
+
+def test_long_names_make_a_subject_that_still_fits_and_slack_markup_goes_out_as_text(
+    project, webhook
+):
+    project.name = "P" * 200
+    project.save()  # (a test shortcut: the name's length is what matters here)
+    _notify(project, webhook_url=webhook.url)
+    page = Page.objects.get(project=project, category="overview")
+    Page.objects.filter(pk=page.pk).update(title="T" * 200)
+    page.refresh_from_db()
+    page.approved_by_name, page.approved_revision = "<!channel> & co", 1
+    (delivery,) = notifications.page_approved(page)
+    assert len(delivery.subject) == Delivery._meta.get_field("subject").max_length
+    assert "&lt;!channel&gt; &amp; co approved" in webhook.received[0]["text"]
+
+
+def test_the_log_shows_a_webhook_host_without_its_credentials(project):
+    delivery = _delivery(project, "https://user:pw@hooks.example.com:8443/services/secret")
+    assert delivery.shown_target == "hooks.example.com:8443"
+
+
+def test_one_project_s_trouble_does_not_cost_the_others_their_digest(project, webhook,
+                                                                       monkeypatch):  # fmt: skip
+    other = ProjectFactory(slug="other")
+    _notify(project, webhook_url=webhook.url)
+    _notify(other, webhook_url=webhook.url)
+    real = notifications.digest_text
+
+    def broken_for_churn(p):
+        if p.slug == "churn":
+            raise KeyError("a category the registry no longer has")
+        return real(p)
+
+    monkeypatch.setattr(notifications, "digest_text", broken_for_churn)
+    (delivery,) = queue_digests()
+    assert delivery.project == other

@@ -34,8 +34,8 @@ def is_auditor(user):
 def role_in(user, project):
     """``user``'s role in ``project`` (a Membership.Role), or None.
 
-    Read from ``project.user_role`` when the project was loaded ``with_role`` for this
-    user, else asked once per user and project."""
+    Read from ``project.user_role`` when the project was loaded by ``project_with_role``
+    for this user, else asked once per user and project."""
     if not user.is_authenticated:
         return None
     roles = user.__dict__.setdefault("_mlwiki_roles", {})

@@ -353,7 +353,7 @@ ACTIONS = {"+": "created", "~": "changed", "-": "deleted"}
 ACTIVITY_KINDS = {
     "project": "project", "page": "page", "modelversion": "model version",
     "trainingrun": "training run", "deployment": "deployment", "membership": "membership",
-    "exportjob": "export",
+    "exportjob": "export", "notificationsettings": "notification settings",
 }  # fmt: skip
 CSV_HEADER = [
     "seq", "at", "user", "source", "kind", "action", "object", "object id", "reason",

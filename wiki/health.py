@@ -170,7 +170,8 @@ def stale_reasons(page):
             _listed(
                 "new or changed deployment",
                 Deployment.objects.filter(changed).select_related("model_version"),
-                lambda d: f"#{d.pk} {d.model_version} to {d.environment}, {d.status} "
+                lambda d: f"#{d.pk} {d.model_version} to {d.environment}, "
+                f"{d.status.replace('_', ' ')} "
                 f"({_when(d.updated_at)})",
                 moment="updated_at",
             )

@@ -5,7 +5,7 @@ Nothing outside wiki/services writes these models.
 """
 
 import math
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, date, datetime, timedelta
 from urllib.parse import urlsplit
 
 from django.conf import settings
@@ -569,6 +569,9 @@ class Membership(DomainModel):
         return f"{self.user} is {self.role} of {self.project}"
 
 
+EARLIEST_REPORT_DAY = date(1970, 1, 1)
+
+
 class ExportJob(DomainModel):
     """An audit report someone asked for: built by a Celery task (wiki.tasks.build_export)
     into Django's storage. Its history shows who asked, when it was built and each download
@@ -618,6 +621,13 @@ class ExportJob(DomainModel):
         return f"{self.get_format_display()} report #{self.pk} of {self.project}"
 
     def clean(self):
+        for name in ("since", "until"):
+            day = getattr(self, name)
+            # A report's period is whole UTC days: one past date.max cannot be computed.
+            if isinstance(day, date) and not (EARLIEST_REPORT_DAY <= day < date.max):
+                raise ValidationError(
+                    {name: f"Give a day from {EARLIEST_REPORT_DAY} to 9999-12-30."}
+                )
         if self.since and self.until and self.since > self.until:
             raise ValidationError({"until": "The period ends before it starts."})
 
@@ -699,11 +709,16 @@ class Delivery(models.Model):
     attempts = models.PositiveSmallIntegerField(default=0)
     last_error = models.TextField(blank=True)
     created_at = models.DateTimeField(auto_now_add=True)
+    # When a task took it to send (a delivery "sending" long after lost its worker).
+    claimed_at = models.DateTimeField(null=True, blank=True)
     sent_at = models.DateTimeField(null=True, blank=True)
 
     class Meta:
         ordering = ["-created_at", "-id"]
-        indexes = [models.Index(fields=["project", "created_at"])]
+        indexes = [
+            models.Index(fields=["project", "created_at"]),
+            models.Index(fields=["status", "claimed_at"]),
+        ]
         verbose_name_plural = "deliveries"
 
     def __str__(self):
@@ -711,9 +726,11 @@ class Delivery(models.Model):
 
     @property
     def shown_target(self):
-        """The target without a webhook URL's secret path: its host only."""
+        """The target without a webhook URL's secrets (its path, any user:password@): its
+        host and port only."""
         if self.channel == self.Channel.WEBHOOK:
-            return urlsplit(self.target).netloc
+            url = urlsplit(self.target)
+            return f"{url.hostname}:{url.port}" if url.port else url.hostname
         return self.target
 
 

@@ -116,8 +116,11 @@ else:
     DATABASES["default"]["CONN_MAX_AGE"] = env.int("DB_CONN_MAX_AGE", default=60)
     # No JIT: the dashboard's EXISTS subqueries look costly to the planner (they stop at the
     # first row in fact), and compiling them took 0.5 s of a 0.6 s query (bench/speed.py).
-    options = DATABASES["default"].setdefault("OPTIONS", {})
-    options["options"] = f"{options.get('options', '')} -c jit=off".strip()
+    # Set as a connection parameter, which some poolers (PgBouncer) refuse: then set
+    # DB_DISABLE_JIT=false and turn JIT off in PostgreSQL's own configuration.
+    if env.bool("DB_DISABLE_JIT", default=True):
+        options = DATABASES["default"].setdefault("OPTIONS", {})
+        options["options"] = f"{options.get('options', '')} -c jit=off".strip()
     DATABASES["default"]["CONN_HEALTH_CHECKS"] = True
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
@@ -168,6 +171,10 @@ CELERY_BEAT_SCHEDULE = {
         "task": "wiki.tasks.send_daily_digest",
         "schedule": crontab(hour=DIGEST_HOUR, minute=DIGEST_MINUTE),
     },
+    "fail-stuck-deliveries": {
+        "task": "wiki.tasks.fail_stuck_deliveries",
+        "schedule": crontab(minute="*/5"),
+    },
     "fail-stale-exports": {
         "task": "wiki.tasks.fail_stale_exports",
         "schedule": crontab(minute="*/5"),
@@ -204,6 +211,8 @@ SITE_URL = env.str("SITE_URL", default="http://127.0.0.1:8000")
 NOTIFY_TIMEOUT = env.int("NOTIFY_TIMEOUT", default=10)
 NOTIFY_RETRIES = env.int("NOTIFY_RETRIES", default=5)
 NOTIFY_RETRY_DELAY = env.int("NOTIFY_RETRY_DELAY", default=30)  # doubled at each retry
+# A delivery still "sending" after this long lost its worker: it is failed, not resent.
+NOTIFY_STUCK_MINUTES = env.int("NOTIFY_STUCK_MINUTES", default=10)
 EMAIL_CONFIG = env.email_url("EMAIL_URL", default="consolemail://")
 vars().update(EMAIL_CONFIG)  # EMAIL_BACKEND, EMAIL_HOST, … (django-environ's way)
 DEFAULT_FROM_EMAIL = env.str("DEFAULT_FROM_EMAIL", default="mlwiki <mlwiki@localhost>")

@@ -63,3 +63,9 @@ def deliver_notification(self, delivery_id):
     error = notifications.deliver(delivery_id, final=final)
     if error and not final:
         raise self.retry(countdown=settings.NOTIFY_RETRY_DELAY * 2**self.request.retries)
+
+
+@shared_task
+def fail_stuck_deliveries():
+    """Fail notifications whose worker died mid-send (scheduled every few minutes)."""
+    return notifications.fail_stuck()

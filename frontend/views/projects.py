@@ -166,9 +166,15 @@ def notifications(request, project):
     if request.method == "POST" and "test" in request.POST:
         sent = notify.announce_test(project, actor(request))
         if sent:
-            messages.success(request, "A test message is on its way: see the log below.")
+            messages.success(
+                request, "A test message to the saved settings is on its way: see the log below."
+            )
         else:
-            messages.error(request, "Nowhere to send it: set a webhook or e-mail first.")
+            messages.error(
+                request,
+                "Nothing to send it to: no webhook URL is saved, and e-mail is off or no "
+                "maintainer has an e-mail address on their account.",
+            )
         return redirect("frontend:notifications", project.slug)
     if request.method == "POST" and form.is_valid():
         data = dict(form.cleaned_data)

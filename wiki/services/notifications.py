@@ -10,11 +10,13 @@ again, and ``deliver`` takes a delivery from pending to sending in one UPDATE, s
 that runs twice sends once.
 """
 
+import http.client
 import json
 import logging
 import urllib.error
 import urllib.request
 import uuid
+from datetime import timedelta
 
 from django.conf import settings
 from django.core.exceptions import ValidationError
@@ -31,6 +33,7 @@ from wiki.models import Delivery, Membership, NotificationSettings, Page
 
 logger = logging.getLogger(__name__)
 ERROR_KEPT = 1000  # characters of a failure kept in the log
+SUBJECT_MAX = Delivery._meta.get_field("subject").max_length  # names can make it longer
 
 
 def settings_of(project):
@@ -90,7 +93,7 @@ def _queue(project, channels, key, kind, subject, text):
                 key=f"{key}:{channel}",
                 defaults={
                     "project": project, "kind": kind, "channel": channel, "target": target,
-                    "subject": subject, "text": text,
+                    "subject": subject[:SUBJECT_MAX], "text": text,
                 },
             )  # fmt: skip
         if new:
@@ -208,7 +211,11 @@ def queue_digests(day=None):
         if not wanted.channels:
             continue
         project = wanted.project
-        text = digest_text(project)
+        try:
+            text = digest_text(project)
+        except Exception:  # one project's trouble must not cost the others their digest
+            logger.exception("No digest for project %s", project.slug)
+            continue
         if text is None:
             continue
         project.notification_settings = wanted
@@ -219,13 +226,38 @@ def queue_digests(day=None):
     return created
 
 
+def _slack_escaped(text):
+    """Slack reads <…> as links and mentions (<!channel>): names and comments go out as
+    text."""
+    return text.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
+
+
+class _NoRedirects(urllib.request.HTTPRedirectHandler):
+    """A webhook that answers with a redirect failed: following it would turn the POST
+    into a GET of wherever it points."""
+
+    def redirect_request(self, *args, **kwargs):
+        return None
+
+
+_opener = urllib.request.build_opener(_NoRedirects)
+
+
 def _post(url, subject, text):
-    body = json.dumps({"text": f"*{subject}*\n{text}"}).encode()
+    body = json.dumps({"text": _slack_escaped(f"*{subject}*\n{text}")}).encode()
     request = urllib.request.Request(  # noqa: S310 - http(s) only (the model's validator)
         url, data=body, method="POST", headers={"Content-Type": "application/json"}
     )
-    with urllib.request.urlopen(request, timeout=settings.NOTIFY_TIMEOUT) as response:  # noqa: S310
+    with _opener.open(request, timeout=settings.NOTIFY_TIMEOUT) as response:
         response.read(1024)
+
+
+def _failure(error):
+    """What the delivery log says of a failed try. Of an HTTP error, the status only: the
+    body of whatever the URL points at is not the log's business."""
+    if isinstance(error, urllib.error.HTTPError):
+        return f"HTTP {error.code} {error.reason}"
+    return f"{type(error).__name__}: {error}"
 
 
 def deliver(delivery_id, *, final):
@@ -233,7 +265,7 @@ def deliver(delivery_id, *, final):
     or was not this task's to send, else the error; on the ``final`` try the delivery is
     then failed, otherwise left pending for the retry."""
     taken = Delivery.objects.filter(pk=delivery_id, status=Delivery.Status.PENDING).update(
-        status=Delivery.Status.SENDING, attempts=F("attempts") + 1
+        status=Delivery.Status.SENDING, attempts=F("attempts") + 1, claimed_at=timezone.now()
     )
     if not taken:
         return None
@@ -244,17 +276,27 @@ def deliver(delivery_id, *, final):
         else:
             recipients = [address.strip() for address in delivery.target.split(",")]
             send_mail(delivery.subject, delivery.text, None, recipients)
-    except (OSError, urllib.error.URLError, ValueError) as error:
-        # HTTPError is an URLError; timeouts and refused connections are OSErrors; SMTP
-        # errors too. Anything else is a bug, left to Celery's log.
-        detail = str(error)
-        if isinstance(error, urllib.error.HTTPError):
-            detail = f"HTTP {error.code}: {error.read(300).decode(errors='replace')}"
+    except Exception as error:  # noqa: BLE001 - whatever went wrong, the log says so
+        # Timeouts and refused connections, HTTP errors, a server that speaks no HTTP,
+        # SMTP errors: the delivery must not stay "sending" whatever it was.
+        if not isinstance(error, (OSError, urllib.error.URLError, http.client.HTTPException)):
+            logger.exception("Delivery %s failed unexpectedly", delivery_id)
+        detail = _failure(error)[:ERROR_KEPT]
         status = Delivery.Status.FAILED if final else Delivery.Status.PENDING
-        failed = Delivery.objects.filter(pk=delivery_id)
-        failed.update(status=status, last_error=detail[:ERROR_KEPT])
+        Delivery.objects.filter(pk=delivery_id).update(status=status, last_error=detail)
         return detail
     Delivery.objects.filter(pk=delivery_id).update(
         status=Delivery.Status.SENT, sent_at=timezone.now(), last_error=""
     )
     return None
+
+
+def fail_stuck(now=None):
+    """Fail deliveries left "sending" by a worker that died mid-send (scheduled). Not sent
+    again: it may have gone out, and a notification is never sent twice."""
+    cutoff = (now or timezone.now()) - timedelta(minutes=settings.NOTIFY_STUCK_MINUTES)
+    return Delivery.objects.filter(status=Delivery.Status.SENDING, claimed_at__lt=cutoff).update(
+        status=Delivery.Status.FAILED,
+        last_error="The worker sending it stopped midway; not tried again, as it may have "
+        "been sent.",
+    )
