@@ -1,3 +1,5 @@
+import re
+
 import pytest
 from django.test import Client
 
@@ -242,6 +244,8 @@ def test_preview_works_before_a_reason_is_written(client_logged_in, project):
     response = client_logged_in.post(EDIT_URL, form)
     assert response.context["preview"] is not None
     assert not response.context["form"].errors
+    # The form shown again to be saved marks the reason as required.
+    assert re.search(r'<input[^>]*name="change_reason"[^>]*required', response.content.decode())
     # Saving still needs the reason.
     response = client_logged_in.post(EDIT_URL, overview_form(change_reason=""))
     assert "change_reason" in response.context["form"].errors

@@ -97,6 +97,8 @@ def page_edit(request, project, page):
     if request.method == "POST" and form.is_valid():
         if previewing:
             preview = _preview(page, form)
+            # Shown again to be saved, which needs a reason: marked required again.
+            form.fields["change_reason"].required = True
         else:
             try:
                 saved = _save_page(request, page, form)
