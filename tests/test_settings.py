@@ -13,7 +13,7 @@ ROOT = Path(__file__).resolve().parent.parent
 SETTING_NAMES = [
     "DEBUG", "SECRET_KEY", "SECRET_KEY_FILE", "ALLOWED_HOSTS", "CSRF_TRUSTED_ORIGINS",
     "DATABASE_URL", "REDIS_URL", "CELERY_BROKER_URL", "SECURE_SSL_REDIRECT", "API_THROTTLE_RATE",
-    "AUDIT_HMAC_KEY", "AUDIT_CHAIN_ENABLED",
+    "AUDIT_HMAC_KEY", "AUDIT_CHAIN_ENABLED", "DIGEST_TIME", "TIME_ZONE",
 ]  # fmt: skip
 
 
@@ -128,3 +128,17 @@ def test_every_environment_variable_is_documented():
     for name in names | {"SECRET_KEY_FILE"}:
         assert re.search(rf"\b{name}=", example), f"{name} missing from .env.example"
         assert f"`{name}`" in readme, f"{name} missing from the README"
+
+
+def test_the_daily_digest_time_is_configurable_and_a_bad_one_refused():
+    show = (
+        "shell", "-c",
+        "from django.conf import settings; "
+        "print(settings.CELERY_BEAT_SCHEDULE['send-daily-digest']['schedule'])",
+    )  # fmt: skip
+    result = manage(*show, DIGEST_TIME="06:45", TIME_ZONE="Europe/Lisbon")
+    assert result.returncode == 0, result.stderr
+    assert "<crontab: 45 6 * * *" in result.stdout
+    refused = manage(*show, DIGEST_TIME="25:00")
+    assert refused.returncode != 0
+    assert "DIGEST_TIME must be HH:MM (24 h), not '25:00'" in refused.stderr

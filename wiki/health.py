@@ -40,7 +40,7 @@ CONCERNS = {
     "maintenance": ("new_deployments",),
 }
 # What with_staleness asks of each page (an annotation each).
-QUESTIONS = ("new_model_versions", "new_training_runs", "new_deployments", "new_dataset_versions")
+QUESTIONS = tuple(dict.fromkeys(name for names in CONCERNS.values() for name in names))
 REASONS_SHOWN = 5
 
 
@@ -74,7 +74,7 @@ def with_staleness(pages):
 
     Each question is asked only of the pages it concerns: the database evaluates a CASE
     lazily, so the dataset question runs for data pages only, not for all six."""
-    questions = {  # the names of QUESTIONS
+    questions = {  # one for each of QUESTIONS
         "new_model_versions": Exists(_arrived(ModelVersion)),
         "new_training_runs": Exists(_arrived(TrainingRun)),
         "new_deployments": Exists(_arrived(Deployment, "updated_at")),

@@ -77,23 +77,24 @@ def _recipients(project):
     )
 
 
-def _queue(project, channels, key, kind, subject, text):
-    """Create the deliveries of one announcement (those its key has not claimed already)
-    and send them once the current transaction commits. Returns those created."""
+def _queue(wanted, key, kind, subject, text):
+    """Create the deliveries of one announcement to the channels of ``wanted`` (a project's
+    settings), those its key has not claimed already, and send them once the current
+    transaction commits. Returns those created."""
     created = []
-    for channel in channels:
+    for channel in wanted.channels:
         if channel == Delivery.Channel.WEBHOOK:
-            target = project.notification_settings.webhook_url
+            target = wanted.webhook_url
         else:
-            target = ", ".join(_recipients(project))
+            target = ", ".join(_recipients(wanted.project))
             if not target:
                 continue  # no maintainer with an address: nobody to write to
         with transaction.atomic():  # the savepoint get_or_create needs on PostgreSQL
             delivery, new = Delivery.objects.get_or_create(
                 key=f"{key}:{channel}",
                 defaults={
-                    "project": project, "kind": kind, "channel": channel, "target": target,
-                    "subject": subject[:SUBJECT_MAX], "text": text,
+                    "project": wanted.project, "kind": kind, "channel": channel,
+                    "target": target, "subject": subject[:SUBJECT_MAX], "text": text,
                 },
             )  # fmt: skip
         if new:
@@ -117,29 +118,33 @@ def _enqueue(ids):
             )
 
 
+def _saved_with_channels(project):
+    """The project's saved settings if they name somewhere to send to, else None."""
+    wanted = NotificationSettings.objects.filter(project=project).first()
+    return wanted if wanted is not None and wanted.channels else None
+
+
 def announce(project, kind, ref, subject, text):
     """Tell the project's channels about an event, if it wants events. Call it inside the
     transaction of the write it announces; ``ref`` makes its key unique."""
-    wanted = settings_of(project)
-    if not wanted.pk or not wanted.events or not wanted.channels:
+    wanted = _saved_with_channels(project)
+    if wanted is None or not wanted.events:
         return []
-    project.notification_settings = wanted
-    return _queue(project, wanted.channels, f"{kind}:{project.pk}:{ref}", kind, subject, text)
+    return _queue(wanted, f"{kind}:{project.pk}:{ref}", kind, subject, text)
 
 
 def announce_test(project, actor):
     """A test message to every channel of the project (whatever it wants announced)."""
-    wanted = settings_of(project)
-    if not wanted.pk or not wanted.channels:
+    wanted = _saved_with_channels(project)
+    if wanted is None:
         return []
-    project.notification_settings = wanted
     subject = f"[mlwiki] {project.name}: test message"
     text = (
         f"{actor.username} sent this test from {link('frontend:notifications', project.slug)}: "
         f"notifications of {project.name} arrive here."
     )
     with transaction.atomic():
-        return _queue(project, wanted.channels, f"test:{uuid.uuid4().hex}", "test", subject, text)
+        return _queue(wanted, f"test:{uuid.uuid4().hex}", "test", subject, text)
 
 
 def deployment_changed(deployment):
@@ -218,11 +223,10 @@ def queue_digests(day=None):
             continue
         if text is None:
             continue
-        project.notification_settings = wanted
         subject = f"[mlwiki] {project.name}: documentation digest of {day.isoformat()}"
         key = f"digest:{project.pk}:{day.isoformat()}"
         with transaction.atomic():
-            created += _queue(project, wanted.channels, key, "digest", subject, text)
+            created += _queue(wanted, key, "digest", subject, text)
     return created
 
 
