@@ -554,15 +554,22 @@ def test_the_export_page_asks_for_a_report_shows_progress_and_downloads(
     assert ExportJob.objects.get(pk=job.pk).downloads == 1
 
 
-def test_a_bad_period_in_the_form_is_refused_with_a_message(demo):
+@pytest.mark.parametrize(
+    ("since", "until", "message"),
+    [
+        ("2024-07-01", "2024-06-01", "The period ends before it starts."),
+        ("0001-01-01", "", "Give a day from 1970-01-01 to 9999-12-30."),
+        ("", "9999-12-31", "Give a day from 1970-01-01 to 9999-12-30."),
+    ],
+)
+def test_a_bad_period_in_the_form_is_refused_with_a_message(demo, since, until, message):
     client = Client()
     client.force_login(demo["users"]["maria"])
     response = client.post(
-        "/projects/churn-prediction/exports/",
-        {"format": "pdf", "since": "2024-07-01", "until": "2024-06-01"},
+        "/projects/churn-prediction/exports/", {"format": "pdf", "since": since, "until": until}
     )
     assert response.status_code == 400
-    assert b"The period ends before it starts." in response.content
+    assert message in response.content.decode()
     assert not ExportJob.objects.exists()
 
 

@@ -165,7 +165,7 @@ LINEAGE_RUNS = 3
 LINEAGE_DEPLOYMENTS = 5
 
 
-def _count(model):
+def count_per_version(model):
     """How many ``model`` records a version has: a subquery (two joined counts would
     multiply each other's rows)."""
     counted = model.objects.filter(model_version=OuterRef("pk")).order_by()
@@ -180,7 +180,10 @@ def lineage(project):
     counts), in a fixed number of queries."""
     versions = list(
         ModelVersion.objects.filter(project=project)
-        .annotate(runs_total=_count(TrainingRun), deployments_total=_count(Deployment))
+        .annotate(
+            runs_total=count_per_version(TrainingRun),
+            deployments_total=count_per_version(Deployment),
+        )
         .order_by("-created_at", "-id")[:LINEAGE_VERSIONS]
     )
     runs = _latest_per_version(

@@ -3,6 +3,7 @@ import json
 from django import template
 
 from wiki import access
+from wiki.audit import ACTIONS
 
 register = template.Library()
 
@@ -18,3 +19,9 @@ def as_json(value):
 def may_create_projects(user):
     """Whether to offer "New project" (auditors read only)."""
     return access.may_create_projects(user)
+
+
+@register.filter
+def action_name(action):
+    """A history action ("+", "~", "-") in words: created, changed, deleted."""
+    return ACTIONS.get(action, action)

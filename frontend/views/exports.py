@@ -1,11 +1,12 @@
 """A project's audit report exports in the browser: ask for one, watch it, download it."""
 
 from django.contrib import messages
+from django.core.exceptions import ValidationError
 from django.http import FileResponse, Http404
 from django.shortcuts import redirect, render
 from django.views.decorators.http import require_http_methods, require_safe
 
-from frontend.forms import ExportForm
+from frontend.forms import ExportForm, apply_errors
 from frontend.views.base import actor, project_context, project_for
 from wiki.models import ExportJob
 from wiki.services.exports import TooManyExports, open_for_download, request_export
@@ -29,6 +30,8 @@ def exports(request, project):
             except TooManyExports as error:
                 form.add_error(None, str(error))
                 status = 429
+            except ValidationError as error:  # e.g. a period outside the days it can cover
+                apply_errors(form, error)
             else:
                 messages.success(request, f"Export #{job.pk} requested; it is built meanwhile.")
                 return redirect("frontend:exports", project.slug)

@@ -54,14 +54,17 @@ def page_detail(request, project, page):
         reasons = render_markdown_many([u["reason"] for u in summary["updates"]], project.slug)
         for update, reason_html in zip(summary["updates"], reasons, strict=True):
             update["reason_html"] = reason_html
-    context = project_context(request, project, found.category or "pages") | {
+    header = project_context(request, project, found.category or "pages")
+    # The tabs know which pages are stale (one query for all): say why only for a stale one.
+    stale = any(tab.stale for _, tab in header["tabs"] if tab.pk == found.pk)
+    context = header | {
         "page": found,
         "fields": fields,
         "body_html": body_html,
         "last": found.history.only("history_date", "history_username").first(),
         "summary": summary,
         "approve_form": ApproveForm(initial={"revision": found.revision}),
-        "stale_reasons": stale_reasons(found),
+        "stale_reasons": stale_reasons(found) if stale else [],
         "chart": _chart(found, request.GET.get("metric")),
     }
     if found.category == "overview":

@@ -5,7 +5,6 @@ from datetime import UTC, datetime
 from django.contrib import messages
 from django.core.exceptions import PermissionDenied, ValidationError
 from django.core.paginator import Paginator
-from django.db.models import Count
 from django.shortcuts import get_object_or_404, redirect, render
 from django.views.decorators.http import require_http_methods, require_POST, require_safe
 
@@ -28,7 +27,7 @@ from wiki.services.members import remove_member, set_member
 from wiki.services.projects import create_project, update_project
 from wiki.services.records import RecordConflict
 from wiki.services.tokens import revoke_token
-from wiki.summaries import lineage
+from wiki.summaries import count_per_version, lineage
 
 PROJECTS_PER_PAGE = 50
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
@@ -245,8 +244,7 @@ def records(request, project):
     context = project_context(request, project, "records") | {
         "lineage": lineage(project),
         "model_versions": ModelVersion.objects.filter(project=project).annotate(
-            runs=Count("training_runs", distinct=True),
-            deploys=Count("deployments", distinct=True),
+            runs=count_per_version(TrainingRun), deploys=count_per_version(Deployment)
         ),
         "training_runs": TrainingRun.objects.filter(project=project).select_related(
             "model_version"
