@@ -1,0 +1,25 @@
+"""The domain: projects, their documentation pages, and the records pipelines post.
+
+Every model keeps its full history (django-simple-history, stamped by wiki.history).
+Nothing outside wiki/services writes these models. One module per subject; everything is
+imported from here (``from wiki.models import Page``).
+"""
+
+from wiki.models.audit import AuditEntry, ChainHead, SearchEntry
+from wiki.models.base import SLUG_PATTERN, validate_project_slug, validate_version
+from wiki.models.exports import ExportJob
+from wiki.models.notifications import Delivery, NotificationSettings
+from wiki.models.pages import Page
+from wiki.models.projects import Membership, Project
+from wiki.models.records import Deployment, ModelVersion, TrainingRun
+from wiki.models.tokens import ApiToken, IdempotencyKey
+
+HistoricalProject = Project.history.model
+HistoricalPage = Page.history.model
+
+__all__ = [
+    "SLUG_PATTERN", "ApiToken", "AuditEntry", "ChainHead", "Delivery", "Deployment",
+    "ExportJob", "HistoricalPage", "HistoricalProject", "IdempotencyKey", "Membership",
+    "ModelVersion", "NotificationSettings", "Page", "Project", "SearchEntry", "TrainingRun",
+    "validate_project_slug", "validate_version",
+]  # fmt: skip

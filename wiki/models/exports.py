@@ -1,0 +1,86 @@
+"""Audit report exports: a job per report someone asked for."""
+
+from datetime import date
+
+from django.conf import settings
+from django.core.exceptions import ValidationError
+from django.db import models
+
+from wiki.models.base import DomainModel, history
+from wiki.models.projects import Project
+
+EARLIEST_REPORT_DAY = date(1970, 1, 1)
+
+
+class ExportJob(DomainModel):
+    """An audit report someone asked for: built by a Celery task (wiki.tasks.build_export)
+    into Django's storage. Its history shows who asked, when it was built and each download
+    (``downloads``); progress ticks are not revisions (wiki.services.exports)."""
+
+    class Format(models.TextChoices):
+        PDF = "pdf", "PDF"
+        HTML = "html", "HTML"
+        MARKDOWN = "markdown", "Markdown"
+        JSON = "json", "JSON bundle"
+
+    class Status(models.TextChoices):
+        QUEUED = "queued"
+        RUNNING = "running"
+        DONE = "done"
+        FAILED = "failed"
+
+    project = models.ForeignKey(Project, on_delete=models.PROTECT, related_name="exports")
+    requested_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    requested_by_name = models.CharField(max_length=150, blank=True)
+    format = models.CharField(max_length=10, choices=Format.choices)
+    since = models.DateField(null=True, blank=True)
+    until = models.DateField(null=True, blank=True)
+    include_diffs = models.BooleanField(default=False)
+    status = models.CharField(max_length=10, choices=Status.choices, default=Status.QUEUED)
+    progress = models.PositiveSmallIntegerField(default=0)
+    last_error = models.TextField(blank=True)
+    file = models.FileField(upload_to="exports/", blank=True)
+    size = models.PositiveBigIntegerField(null=True, blank=True)
+    sha256 = models.CharField(max_length=64, blank=True)
+    downloads = models.PositiveIntegerField(default=0)
+    created_at = models.DateTimeField(auto_now_add=True)
+    started_at = models.DateTimeField(null=True, blank=True)
+    finished_at = models.DateTimeField(null=True, blank=True)
+    # Moved with every progress tick: a running job whose heartbeat stops lost its worker.
+    heartbeat_at = models.DateTimeField(null=True, blank=True)
+
+    history = history(excluded_fields=["progress", "heartbeat_at"])
+
+    class Meta:
+        ordering = ["-created_at", "-id"]
+        indexes = [models.Index(fields=["status", "started_at"])]
+
+    def __str__(self):
+        return f"{self.get_format_display()} report #{self.pk} of {self.project}"
+
+    def clean(self):
+        for name in ("since", "until"):
+            day = getattr(self, name)
+            # A report's period is whole UTC days: one past date.max cannot be computed.
+            if isinstance(day, date) and not (EARLIEST_REPORT_DAY <= day < date.max):
+                raise ValidationError(
+                    {name: f"Give a day from {EARLIEST_REPORT_DAY} to 9999-12-30."}
+                )
+        if self.since and self.until and self.since > self.until:
+            raise ValidationError({"until": "The period ends before it starts."})
+
+    @property
+    def extension(self):
+        return {"markdown": "md"}.get(self.format, self.format)
+
+    @property
+    def filename(self):
+        return f"{self.project.slug}-audit-report-{self.pk}.{self.extension}"
+
+    @property
+    def duration(self):
+        if self.started_at and self.finished_at:
+            return self.finished_at - self.started_at
+        return None

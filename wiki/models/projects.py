@@ -1,0 +1,75 @@
+"""Projects (the ML systems being documented) and who works on them."""
+
+from django.conf import settings
+from django.db import models
+from django.db.models import Prefetch
+
+from wiki.models.base import DomainModel, history, validate_project_slug, validate_slug
+
+
+class ProjectQuerySet(models.QuerySet):
+    def with_category_pages(self):
+        """Prefetch each project's category pages (what completeness needs) as category_pages."""
+        Page = Project._meta.get_field("pages").related_model
+        pages = Page.objects.categories().only("project", "category", "fields")
+        return self.prefetch_related(Prefetch("pages", queryset=pages, to_attr="category_pages"))
+
+
+class Project(DomainModel):
+    """An ML system being documented: the root of its pages and records."""
+
+    slug = models.CharField(
+        max_length=50, unique=True, validators=[validate_slug, validate_project_slug]
+    )
+    name = models.CharField(max_length=200)
+    summary = models.CharField(max_length=500, blank=True)
+    owner_team = models.CharField("owner team", max_length=100)
+    tags = models.JSONField(default=list, blank=True)
+    revision = models.PositiveIntegerField(default=1)
+    created_at = models.DateTimeField(auto_now_add=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    history = history()
+    objects = ProjectQuerySet.as_manager()
+
+    class Meta:
+        ordering = ["name", "slug"]
+
+    def __str__(self):
+        return self.name
+
+    @property
+    def completeness(self):
+        """Percentage of required fields filled over all category pages; needs
+        ``with_category_pages()``."""
+        filled = sum(page.completeness[0] for page in self.category_pages)
+        required = sum(page.completeness[1] for page in self.category_pages)
+        return round(100 * filled / required) if required else 100
+
+
+class Membership(DomainModel):
+    """A user's role in a project: viewer (reads), editor (writes documentation and
+    records), maintainer (also members, tokens, settings and approvals)."""
+
+    class Role(models.TextChoices):
+        VIEWER = "viewer"
+        EDITOR = "editor"
+        MAINTAINER = "maintainer"
+
+    project = models.ForeignKey(Project, on_delete=models.CASCADE, related_name="memberships")
+    user = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="memberships"
+    )
+    role = models.CharField(max_length=20, choices=Role.choices)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    history = history()
+
+    class Meta:
+        ordering = ["project_id", "user__username"]
+        constraints = [
+            models.UniqueConstraint(fields=["project", "user"], name="membership_unique")
+        ]
+
+    def __str__(self):
+        return f"{self.user} is {self.role} of {self.project}"
