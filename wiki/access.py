@@ -5,8 +5,13 @@ editor (also writes its documentation and records) or a maintainer (also its set
 members, tokens and approvals). An auditor (member of the "auditor" group) reads every
 project, history included, and may request exports, but changes nothing. Superusers may
 do everything. Anyone else sees nothing of a project: not even that it exists.
+
+Rights are checked here, once, by ``project_for``: the browser and the API both start
+every project-scoped request with it. The services in wiki/services assume their caller
+may act, and enforce the domain's own rules (four eyes, the last maintainer, conflicts).
 """
 
+from django.core.exceptions import PermissionDenied
 from django.db import connection
 
 from wiki.models import Membership, Project
@@ -34,7 +39,7 @@ def is_auditor(user):
 def role_in(user, project):
     """``user``'s role in ``project`` (a Membership.Role), or None.
 
-    Read from ``project.user_role`` when the project was loaded by ``project_with_role``
+    Read from ``project.user_role`` when the project was loaded by ``project_for``
     for this user, else asked once per user and project."""
     if not user.is_authenticated:
         return None
@@ -51,9 +56,27 @@ def role_in(user, project):
     return roles[project.pk]
 
 
-def project_with_role(slug, user):
+def project_for(user, slug, right=VIEW, token=None):
+    """The project ``slug`` if ``user`` may see it and has ``right`` in it (with the API
+    ``token`` the request came with, if any, valid for it).
+
+    Project.DoesNotExist when it does not exist or the user may not see it (the same
+    answer, so nobody learns that a hidden project exists); PermissionDenied when they see
+    it but may not do this."""
+    project = _with_role(slug, user)
+    granted = rights(user, project) if project is not None else set()
+    if VIEW not in granted:
+        raise Project.DoesNotExist(f"There is no project '{slug}' that {user} may see.")
+    if token is not None and not token.allows_project(slug):
+        raise PermissionDenied(f"This token is not valid for project '{slug}'.")
+    if right not in granted:
+        raise PermissionDenied(f"{user}'s role in '{slug}' does not allow this.")
+    return project
+
+
+def _with_role(slug, user):
     """The project ``slug`` (None if there is none), with ``user``'s role in it, in one
-    query: every project-scoped request starts here.
+    query.
 
     Raw SQL because it is the hottest query of the API: the ORM spent more time compiling
     the role subquery than the database took to answer it."""

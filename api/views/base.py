@@ -3,6 +3,7 @@ and exactly-once record writes."""
 
 import re
 
+from django.core.exceptions import PermissionDenied
 from drf_spectacular.utils import OpenApiParameter, OpenApiResponse
 from rest_framework import exceptions, generics
 from rest_framework.response import Response
@@ -10,8 +11,10 @@ from rest_framework.response import Response
 from api.auth import Scope, request_token
 from api.errors import PreconditionRequired
 from api.serializers import AwareDateTimeField, ErrorSerializer
-from wiki.access import EDIT, VIEW, project_with_role, rights
+from wiki import access
+from wiki.access import EDIT, VIEW
 from wiki.history import Actor, Source
+from wiki.models import Project
 from wiki.services.idempotency import fingerprint, run_once, valid_key
 
 _ETAG_RE = re.compile(r'^"?(\d{1,18})"?$')
@@ -76,22 +79,17 @@ class ApiView(generics.GenericAPIView):
         """The project named in the URL: 404 if unknown (or invisible to the user), 403 if
         the token may not use it or the user's role does not allow the method."""
         if not hasattr(self, "_project"):
-            slug = self.kwargs["project"]
-            project = project_with_role(slug, self.request.user)
-            granted = rights(self.request.user, project) if project is not None else set()
-            if VIEW not in granted:
-                # The same answer whether it does not exist or is hidden: no existence leak.
-                raise exceptions.NotFound(
-                    f"There is no project '{slug}' that {self.request.user} may see."
+            try:
+                self._project = access.project_for(
+                    self.request.user,
+                    self.kwargs["project"],
+                    self.needs.get(self.request.method, EDIT),
+                    token=request_token(self.request),
                 )
-            token = request_token(self.request)
-            if token is not None and not token.allows_project(slug):
-                raise exceptions.PermissionDenied(f"This token is not valid for project '{slug}'.")
-            if self.needs.get(self.request.method, EDIT) not in granted:
-                raise exceptions.PermissionDenied(
-                    f"{self.request.user}'s role in '{slug}' does not allow this."
-                )
-            self._project = project
+            except Project.DoesNotExist as error:
+                raise exceptions.NotFound(str(error)) from None
+            except PermissionDenied as error:
+                raise exceptions.PermissionDenied(str(error)) from None
         return self._project
 
 

@@ -1,14 +1,14 @@
 """What the browser views share: the acting user, and the project or page a URL names,
 found only if the user may see it."""
 
-from django.core.exceptions import PermissionDenied
 from django.http import Http404
 
-from wiki.access import EDIT, MAINTAIN, VIEW, project_with_role, rights
+from wiki import access
+from wiki.access import EDIT, MAINTAIN, VIEW, rights
 from wiki.categories import CATEGORIES
 from wiki.health import is_stale, with_staleness
 from wiki.history import Actor, Source
-from wiki.models import Page
+from wiki.models import Page, Project
 
 
 def actor(request):
@@ -18,13 +18,10 @@ def actor(request):
 def project_for(request, slug, right=VIEW):
     """The project ``slug``: 404 if the user may not see it (or it does not exist, which
     looks the same), 403 if they see it but lack ``right``."""
-    project = project_with_role(slug, request.user)
-    granted = rights(request.user, project) if project is not None else set()
-    if VIEW not in granted:
-        raise Http404("There is no such project.")
-    if right not in granted:
-        raise PermissionDenied
-    return project
+    try:
+        return access.project_for(request.user, slug, right)
+    except Project.DoesNotExist:
+        raise Http404("There is no such project.") from None
 
 
 def page_for(request, project_slug, page_slug, right=VIEW):
