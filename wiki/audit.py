@@ -138,8 +138,9 @@ def _link(head_id, seq, entry, digest):
         cursor.execute(f"UPDATE {heads} SET digest = %s WHERE id = %s", [digest, head_id])  # noqa: S608
 
 
-def append(sender, history_instance, instance=None, **kwargs):
-    """post_create_historical_record receiver: link the new row into its chain.
+def append(history_instance, instance=None):
+    """Link a new history row into its chain (wiki.signals calls it after every history
+    row is written, in the write's transaction).
 
     ``instance``, the object as saved, names it in the activity log (cheaper than the
     history row's, which would load its related objects again)."""
@@ -345,7 +346,7 @@ def link_existing():
         rows = model.objects.exclude(history_id__in=linked).order_by("history_date", "history_id")
         streams.append(rows.iterator(chunk_size=VERIFY_BATCH))
     for row in heapq.merge(*streams, key=lambda r: (r.history_date, r.history_id)):
-        append(type(row), row)
+        append(row)
 
 
 ACTIONS = {"+": "created", "~": "changed", "-": "deleted"}

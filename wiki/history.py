@@ -17,7 +17,6 @@ from dataclasses import dataclass
 
 from django.core.exceptions import ValidationError
 from django.db import models
-from django.utils import timezone
 from simple_history.manager import HistoryManager
 
 CHANGE_REASON_MAX_LENGTH = 1000
@@ -129,8 +128,9 @@ class RevisionInfo(models.Model):
         abstract = True
 
 
-def stamp_revision(sender, history_instance, **kwargs):
-    """pre_create_historical_record receiver: fill the revision facts from the context."""
+def stamp(history_instance):
+    """Fill a new history row's revision facts from the context (wiki.signals calls it
+    before every history row is written)."""
     current = _current.get()
     scope = _request.get()
     if current is not None:
@@ -147,9 +147,3 @@ def stamp_revision(sender, history_instance, **kwargs):
     if actor.token is not None:
         history_instance.history_token_id = actor.token.pk
         history_instance.history_token_name = actor.token.name
-
-
-def record_login(sender, user, **kwargs):
-    """user_logged_in receiver: note the time without a history row (Django's own receiver
-    saves the user, which would make every login a revision of the account)."""
-    type(user).objects.filter(pk=user.pk).update(last_login=timezone.now())

@@ -80,9 +80,10 @@ def _insert(kind, object_id, fields):
         )
 
 
-def index(sender, history_instance, instance=None, **kwargs):
-    """post_create_historical_record receiver: bring the object's search entry up to date."""
-    values = entry_values(instance) if instance is not None else None
+def index(history_instance, instance):
+    """Bring the search entry of ``instance`` up to date (wiki.signals calls it after every
+    history row is written, in the write's transaction)."""
+    values = entry_values(instance)
     if values is None:
         return
     kind, project_id, title, category, slug, text = values
