@@ -1,7 +1,6 @@
 """Who is calling and what they may do: token authentication, scopes, throttling."""
 
 import functools
-import logging
 import time
 
 import redis
@@ -13,11 +12,11 @@ from rest_framework.authentication import BaseAuthentication, get_authorization_
 from rest_framework.permissions import BasePermission
 from rest_framework.throttling import BaseThrottle
 
+from wiki import breaker
 from wiki.models import ApiToken
 from wiki.services.tokens import TokenRejected, authenticate_key
 
 Scope = ApiToken.Scope
-logger = logging.getLogger(__name__)
 
 
 class TokenAuthentication(BaseAuthentication):
@@ -90,8 +89,14 @@ PERIODS = {"s": 1, "m": 60, "h": 3600, "d": 86400}
 
 @functools.cache
 def _redis():
-    """A Redis client for the counters (one per process), None without REDIS_URL."""
-    return redis.Redis.from_url(settings.REDIS_URL) if settings.REDIS_URL else None
+    """A Redis client for the counters (one per process), None without REDIS_URL. It gives
+    up within REDIS_THROTTLE_TIMEOUT: counting must never hold up a request."""
+    if not settings.REDIS_URL:
+        return None
+    timeout = settings.REDIS_THROTTLE_TIMEOUT
+    return redis.Redis.from_url(
+        settings.REDIS_URL, socket_timeout=timeout, socket_connect_timeout=timeout
+    )
 
 
 def _count(key, seconds):
@@ -123,12 +128,16 @@ class TokenRateThrottle(BaseThrottle):
         seconds = PERIODS[period[0]]
         now = time.time()
         key = f"mlwiki:throttle:{self.ident(request)}:{int(now // seconds)}"
+        # Counting is a safeguard: with Redis down or hung, serve the request, don't fail
+        # it, and don't ask Redis again on every request (wiki.breaker).
+        if not breaker.throttle.closed:
+            return True
         try:
             count = _count(key, seconds)
-        except redis.RedisError:
-            # Counting is a safeguard: with Redis down, serve the request, don't fail it.
-            logger.warning("API throttle not counting: Redis unavailable", exc_info=True)
+        except redis.RedisError as error:
+            breaker.throttle.failed(error)
             return True
+        breaker.throttle.succeeded()
         self.retry_after = seconds - now % seconds
         return count <= int(allowed)
 

@@ -12,8 +12,8 @@ from rest_framework import exceptions, status
 from rest_framework.response import Response
 from rest_framework.views import exception_handler as drf_exception_handler
 
+from api.idempotency import KeyReused
 from wiki.services import EditConflict
-from wiki.services.idempotency import KeyReused
 from wiki.services.records import RecordConflict
 
 

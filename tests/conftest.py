@@ -8,6 +8,7 @@ from django.test import Client
 from rest_framework.test import APIClient
 
 from tests.factories import ProjectFactory, UserFactory, make_token
+from wiki import breaker
 from wiki.celery import app as celery_app
 from wiki.models import Membership
 
@@ -21,6 +22,13 @@ def _fast_and_isolated(settings, tmp_path):
     }
     # Exports are written here, never in the checkout.
     settings.MEDIA_ROOT = tmp_path / "media"
+
+
+@pytest.fixture(autouse=True)
+def _redis_breakers_closed():
+    """Each test starts with Redis presumed up (wiki.breaker keeps outages per process)."""
+    for each in (breaker.throttle, breaker.cache, breaker.broker):
+        each.reset()
 
 
 @pytest.fixture(autouse=True)

@@ -22,7 +22,7 @@ from tests.factories import make_token
 from wiki import report_formats, reports
 from wiki.history import Actor, Source
 from wiki.models import AuditEntry, ExportJob, Membership, Project, TrainingRun
-from wiki.services.exports import build, fail_stale, request_export
+from wiki.services.exports import build, request_export, sweep
 
 ROOT = Path(__file__).resolve().parent.parent
 VERIFY = ROOT / "deploy" / "audit" / "verify_bundle.py"
@@ -395,7 +395,7 @@ def test_asking_building_and_downloading_are_recorded_in_history(demo, api):
     job = ExportJob.objects.get(pk=response.json()["id"])
     assert response["Location"].endswith(f"/api/v1/exports/{job.pk}/")
     build(job.pk)
-    download = api(key).get(f"/api/v1/exports/{job.pk}/download/")
+    download = api(key).post(f"/api/v1/exports/{job.pk}/download/")
     assert download.status_code == 200
     body = b"".join(download.streaming_content)
     assert body.startswith(b"# Audit report: Churn prediction")
@@ -446,25 +446,26 @@ def test_exports_of_a_project_one_may_not_read_do_not_exist(demo, api):
         ).status_code
         == 404
     )
-    for url in (
-        f"/api/v1/exports/{job.pk}/",
-        f"/api/v1/exports/{job.pk}/download/",
-        "/api/v1/exports/99999/",
+    for method, url in (
+        ("get", f"/api/v1/exports/{job.pk}/"),
+        ("post", f"/api/v1/exports/{job.pk}/download/"),
+        ("get", "/api/v1/exports/99999/"),
     ):
-        response = client.get(url)
+        response = getattr(client, method)(url)
         assert response.status_code == 404
         assert b"Churn" not in response.content
     browser = Client()
     browser.force_login(vera)
-    assert browser.get(f"/projects/churn-prediction/exports/{job.pk}/download/").status_code == 404
-    assert browser.get(f"/projects/fraud-detection/exports/{job.pk}/download/").status_code == 404
+    for project in ("churn-prediction", "fraud-detection"):
+        url = f"/projects/{project}/exports/{job.pk}/download/"
+        assert browser.post(url).status_code == 404
 
 
 def test_a_download_before_the_report_is_done_is_a_409(demo, api):
     maria = demo["users"]["maria"]
     job = request_export(demo["churn"], actor=Actor(maria, Source.API), format="pdf", enqueue=False)
     _, key = make_token(maria, projects=["churn-prediction"])
-    response = api(key).get(f"/api/v1/exports/{job.pk}/download/")
+    response = api(key).post(f"/api/v1/exports/{job.pk}/download/")
     assert response.status_code == 409
     assert "queued" in response.json()["detail"]
     assert api(key).get(f"/api/v1/exports/{job.pk}/").json()["download_url"] is None
@@ -485,34 +486,34 @@ def test_a_report_that_cannot_be_built_fails_with_a_readable_error(
     leftovers = list((Path(settings.MEDIA_ROOT) / "exports").glob("*"))
     assert leftovers == [], "the temporary file was left behind"
     _, key = make_token(demo["users"]["maria"], projects=["churn-prediction"])
-    response = api(key).get(f"/api/v1/exports/{job.pk}/download/")
+    response = api(key).post(f"/api/v1/exports/{job.pk}/download/")
     assert response.status_code == 409 and "the renderer broke" in response.json()["detail"]
 
 
-def test_a_job_whose_worker_died_is_failed_by_the_sweep(demo, settings):
-    settings.EXPORT_STALE_MINUTES = 15
-    stale = request_export(
-        demo["churn"], actor=Actor(None, Source.SYSTEM), format="pdf", enqueue=False
-    )
-    alive = request_export(
-        demo["churn"], actor=Actor(None, Source.SYSTEM), format="pdf", enqueue=False
-    )
+def test_a_job_whose_worker_died_is_built_again_or_failed_after_its_attempts(demo, settings):
+    settings.EXPORT_STALE_MINUTES, settings.EXPORT_ATTEMPTS = 15, 2
+    once, twice, alive = (
+        request_export(demo["churn"], actor=Actor(None, Source.SYSTEM), format="markdown",
+                       enqueue=False)
+        for _ in range(3)
+    )  # fmt: skip
     now = timezone.now()
-    ExportJob.objects.filter(pk=stale.pk).update(
-        status="running",
-        started_at=now - timedelta(hours=1),
-        heartbeat_at=now - timedelta(minutes=20),
-    )
+    for job, attempts in ((once, 1), (twice, 2)):  # their workers died midway
+        ExportJob.objects.filter(pk=job.pk).update(
+            status="running", attempts=attempts, started_at=now - timedelta(hours=1),
+            heartbeat_at=now - timedelta(minutes=20),
+        )  # fmt: skip
     ExportJob.objects.filter(pk=alive.pk).update(
         status="running", started_at=now, heartbeat_at=now - timedelta(minutes=1)
     )
-    assert fail_stale() == 1
-    stale.refresh_from_db()
-    alive.refresh_from_db()
-    assert stale.status == "failed" and "stopped" in stale.last_error
-    assert alive.status == "running"
+    # In-process (no broker), queueing it again builds it at once.
+    assert sweep() == (1, 1)
+    once, twice = ExportJob.objects.get(pk=once.pk), ExportJob.objects.get(pk=twice.pk)
+    assert (once.status, once.attempts) == ("done", 2)
+    assert twice.status == "failed" and "stopped 2 times" in twice.last_error
+    assert ExportJob.objects.get(pk=alive.pk).status == "running"
     # A late delivery of the dead job's message builds nothing.
-    assert build(stale.pk) is None
+    assert build(twice.pk) is None
 
 
 def test_a_job_is_built_once_however_often_its_message_arrives(demo):
@@ -548,7 +549,11 @@ def test_the_export_page_asks_for_a_report_shows_progress_and_downloads(
     listing = client.get("/projects/churn-prediction/exports/").content.decode()
     assert f"/projects/churn-prediction/exports/{job.pk}/download/" in listing
     assert job.sha256[:10] in listing
-    download = client.get(f"/projects/churn-prediction/exports/{job.pk}/download/")
+    assert (
+        f'<form method="post" action="/projects/churn-prediction/exports/{job.pk}/download/"'
+        in listing
+    )
+    download = client.post(f"/projects/churn-prediction/exports/{job.pk}/download/")
     assert download.status_code == 200
     assert b'<h2 id="document-control">' in b"".join(download.streaming_content)
     assert ExportJob.objects.get(pk=job.pk).downloads == 1
@@ -637,16 +642,24 @@ def test_a_person_may_have_only_a_few_exports_waiting(demo, api, settings):
     assert other.status == "done"
 
 
-def test_a_job_queued_for_too_long_is_failed_by_the_sweep(demo, settings):
-    settings.EXPORT_STALE_MINUTES = 15
-    lost = request_export(demo["churn"], actor=Actor(None, Source.WEB), format="pdf", enqueue=False)
-    recent = request_export(
-        demo["churn"], actor=Actor(None, Source.WEB), format="pdf", enqueue=False
+def test_a_job_the_broker_never_got_or_lost_is_sent_again_by_the_sweep(demo, settings):
+    settings.REQUEUE_AFTER_MINUTES = 10
+    never = request_export(
+        demo["churn"], actor=Actor(None, Source.WEB), format="json", enqueue=False
     )
-    ExportJob.objects.filter(pk=lost.pk).update(created_at=timezone.now() - timedelta(hours=2))
-    assert fail_stale() == 1
-    assert ExportJob.objects.get(pk=lost.pk).last_error.startswith("No worker took this export")
-    assert ExportJob.objects.get(pk=recent.pk).status == "queued"
+    lost = request_export(
+        demo["churn"], actor=Actor(None, Source.WEB), format="json", enqueue=False
+    )
+    recent = request_export(
+        demo["churn"], actor=Actor(None, Source.WEB), format="json", enqueue=False
+    )
+    now = timezone.now()
+    ExportJob.objects.filter(pk=lost.pk).update(due_at=now - timedelta(minutes=11))
+    ExportJob.objects.filter(pk=recent.pk).update(due_at=now - timedelta(minutes=9))
+    # In-process (no broker), "sending" a job builds it.
+    assert sweep() == (2, 0)
+    statuses = dict(ExportJob.objects.values_list("pk", "status"))
+    assert statuses == {never.pk: "done", lost.pk: "done", recent.pk: "queued"}
 
 
 def test_a_job_failed_while_it_was_built_stays_failed(
@@ -672,19 +685,24 @@ def test_a_job_failed_while_it_was_built_stays_failed(
     assert not list((Path(settings.MEDIA_ROOT) / "exports").glob("*"))
 
 
-def test_head_requests_download_nothing_and_a_lost_file_is_a_410(demo, api):
+def test_a_get_of_the_download_writes_nothing_and_a_lost_file_is_a_410(demo, api):
     job = export(demo["churn"], "markdown")
     _, key = make_token(demo["users"]["maria"], projects=["churn-prediction"])
     url = f"/api/v1/exports/{job.pk}/download/"
-    assert api(key).head(url).status_code == 200
-    assert ExportJob.objects.get(pk=job.pk).downloads == 0
-    job.file.delete(save=False)
-    gone = api(key).get(url)
-    assert gone.status_code == 410 and "gone" in gone.json()["detail"]
-    assert ExportJob.objects.get(pk=job.pk).downloads == 0
+    entries = AuditEntry.objects.count()
+    refused = api(key).get(url)
+    assert refused.status_code == 405 and refused["Allow"] == "POST"
     browser = Client()
     browser.force_login(demo["users"]["maria"])
-    response = browser.get(f"/projects/churn-prediction/exports/{job.pk}/download/", follow=True)
+    page_url = f"/projects/churn-prediction/exports/{job.pk}/download/"
+    assert browser.get(page_url).status_code == 405
+    assert ExportJob.objects.get(pk=job.pk).downloads == 0
+    assert AuditEntry.objects.count() == entries
+    job.file.delete(save=False)
+    gone = api(key).post(url)
+    assert gone.status_code == 410 and "gone" in gone.json()["detail"]
+    assert ExportJob.objects.get(pk=job.pk).downloads == 0
+    response = browser.post(page_url, follow=True)
     assert b"is gone; ask for a new export" in response.content
 
 

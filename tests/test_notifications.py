@@ -262,9 +262,18 @@ def test_a_server_that_speaks_no_http_fails_the_delivery_instead_of_leaving_it_s
     listener = socket.create_server(("127.0.0.1", 0))
 
     def greet():
+        # Read the whole request before answering: a server that closed on the client
+        # mid-request would make it fail writing (Broken pipe) or reading, by the luck of
+        # scheduling, instead of on the answer.
         connection, _ = listener.accept()
-        connection.sendall(b"SSH-2.0-OpenSSH_9.2\r\n")
-        connection.close()
+        with connection, connection.makefile("rb") as request:
+            length = 0
+            while (line := request.readline()) not in (b"\r\n", b""):
+                if line.lower().startswith(b"content-length:"):
+                    length = int(line.split(b":")[1])
+            request.read(length)
+            connection.sendall(b"SSH-2.0-OpenSSH_9.2\r\n")
+            connection.shutdown(socket.SHUT_WR)
 
     threading.Thread(target=greet, daemon=True).start()
     delivery = _delivery(project, f"http://127.0.0.1:{listener.getsockname()[1]}/")

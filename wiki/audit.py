@@ -259,7 +259,8 @@ def _mismatch(head, seq, row, table):
 def _unlinked(head):
     """A history row of the chain that no entry links (inserted behind the app's back)."""
     for model in _history_models():
-        linked = AuditEntry.objects.filter(chain=head, table=model._meta.label).values("history_id")
+        linked = AuditEntry.objects.filter(chain_id=head.pk, table=model._meta.label)
+        linked = linked.values("history_id")
         rows = model.objects.exclude(history_id__in=linked)
         if head.project_id is None:
             rows = rows.filter(**_global_filter(model))
@@ -293,7 +294,11 @@ def _global_filter(model):
 
 def verify(head, batch_size=VERIFY_BATCH, record=True):
     """Walk ``head``'s chain and (if ``record``) keep the verdict on it; memory stays flat
-    however long the history (entries and rows are read a batch at a time)."""
+    however long the history (entries and rows are read a batch at a time). A head never
+    saved (a chain with no entry yet) is checked for history rows it should link."""
+    if head.pk is None:
+        problem = _unlinked(head)
+        return Verdict(ok=problem is None, entries=0, head=head.digest, first_bad=problem)
     head.refresh_from_db()
     checked, last, problem = _walk(head, batch_size)
     if problem is None and (head.seq != checked or head.digest != last):
@@ -326,11 +331,11 @@ def verify(head, batch_size=VERIFY_BATCH, record=True):
 
 
 def head_for(project=None):
-    """The chain head of ``project`` (None: the global chain), made if it has none yet."""
+    """The chain head of ``project`` (None: the global chain). Reading writes nothing: a
+    chain with no entry yet gets an unsaved, empty head (the first append saves one)."""
     key = f"project:{project.pk}" if project else GLOBAL
-    return ChainHead.objects.get_or_create(
-        key=key, defaults={"project": project, "digest": GENESIS}
-    )[0]
+    found = ChainHead.objects.filter(key=key).first()
+    return found or ChainHead(key=key, project=project, seq=0, digest=GENESIS)
 
 
 def link_existing():

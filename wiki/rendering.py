@@ -12,7 +12,6 @@ never stale; an edit elsewhere never needs to invalidate anything.
 
 import hashlib
 import json
-import logging
 import re
 from dataclasses import dataclass
 from xml.etree import ElementTree
@@ -30,10 +29,9 @@ from markdown.extensions import Extension
 from markdown.extensions.toc import slugify as toc_slugify
 from markdown.inlinepatterns import InlineProcessor
 
+from wiki import breaker
 from wiki.categories import MARKDOWN, RESERVED_SLUGS
 from wiki.models import SLUG_PATTERN, Page, Project
-
-logger = logging.getLogger(__name__)
 
 # Change when the same input should render differently (new extension, new allow-list).
 RENDERER_VERSION = 2
@@ -225,12 +223,17 @@ def _cache_key(text, project_slug, targets, pages, projects):
 
 
 def _cache_call(method, *args):
-    # A cache outage makes rendering slower, never a page fail.
-    try:
-        return getattr(cache, method)(*args)
-    except Exception:
-        logger.warning("Markdown cache unavailable (%s)", method, exc_info=True)
+    # A cache outage makes rendering slower, never a page fail, nor a slow one: after a
+    # failure the cache is skipped for a few seconds (wiki.breaker).
+    if not breaker.cache.closed:
         return {}
+    try:
+        found = getattr(cache, method)(*args)
+    except Exception as error:  # noqa: BLE001  whatever the cache's client raises
+        breaker.cache.failed(error)
+        return {}
+    breaker.cache.succeeded()
+    return found
 
 
 def render_markdown_many(texts, project_slug=None):

@@ -124,14 +124,22 @@ else:
     DATABASES["default"]["CONN_HEALTH_CHECKS"] = True
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
-# Redis serves as Celery broker and as the shared cache when it is configured.
+# Redis serves as Celery broker and as the shared cache when it is configured. A request
+# never waits long on it: short timeouts, and after a failure a circuit breaker skips it
+# for REDIS_BREAKER_SECONDS (wiki.breaker); everything it does can wait or be redone.
 REDIS_URL = env.str("REDIS_URL", default="")
+REDIS_BREAKER_SECONDS = env.float("REDIS_BREAKER_SECONDS", default=5.0)
+# Seconds the API throttle waits for its counter: it lets the request through otherwise.
+REDIS_THROTTLE_TIMEOUT = env.float("REDIS_THROTTLE_TIMEOUT", default=0.05)
+# Seconds the Markdown cache and the broker get to answer before a request goes on without.
+REDIS_TIMEOUT = env.float("REDIS_TIMEOUT", default=0.5)
 if REDIS_URL:
     CACHES = {
         "default": {
             "BACKEND": "django.core.cache.backends.redis.RedisCache",
             "LOCATION": REDIS_URL,
             "KEY_PREFIX": "mlwiki",
+            "OPTIONS": {"socket_timeout": REDIS_TIMEOUT, "socket_connect_timeout": REDIS_TIMEOUT},
         }
     }
 else:
@@ -149,6 +157,15 @@ CELERY_ACCEPT_CONTENT = ["json"]
 CELERY_TASK_ACKS_LATE = True
 CELERY_WORKER_PREFETCH_MULTIPLIER = 1
 CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
+# Publishing is not retried in the request: a message the broker did not take is sent
+# again by the outbox's sweep (wiki.outbox), so a request never waits on a broker that is
+# down or hung for longer than REDIS_TIMEOUT.
+CELERY_TASK_PUBLISH_RETRY = False
+CELERY_BROKER_CONNECTION_TIMEOUT = REDIS_TIMEOUT
+CELERY_BROKER_TRANSPORT_OPTIONS = {
+    "socket_timeout": REDIS_TIMEOUT,
+    "socket_connect_timeout": REDIS_TIMEOUT,
+}
 CELERY_TIMEZONE = TIME_ZONE
 # The daily digest of stale and incomplete pages goes out at this time (HH:MM, TIME_ZONE).
 DIGEST_TIME = env.str("DIGEST_TIME", default="08:00")
@@ -171,15 +188,11 @@ CELERY_BEAT_SCHEDULE = {
         "task": "wiki.tasks.send_daily_digest",
         "schedule": crontab(hour=DIGEST_HOUR, minute=DIGEST_MINUTE),
     },
-    "fail-stuck-deliveries": {
-        "task": "wiki.tasks.fail_stuck_deliveries",
-        "schedule": crontab(minute="*/5"),
-    },
-    "fail-stale-exports": {
-        "task": "wiki.tasks.fail_stale_exports",
-        "schedule": crontab(minute="*/5"),
-    },
+    "sweep-outbox": {"task": "wiki.tasks.sweep", "schedule": crontab(minute="*")},
 }
+# The outbox (wiki.outbox): a notification or export whose message has not run this long
+# after it was due was lost (a broker restarted empty, a worker died): it is queued again.
+REQUEUE_AFTER_MINUTES = env.int("REQUEUE_AFTER_MINUTES", default=10)
 
 AUTH_PASSWORD_VALIDATORS = [
     {"NAME": "django.contrib.auth.password_validation.UserAttributeSimilarityValidator"},
@@ -200,6 +213,8 @@ USE_TZ = True
 MEDIA_ROOT = env.path("MEDIA_ROOT", default=BASE_DIR / "media")
 # An export with no progress for this long is failed by the stale-job sweep.
 EXPORT_STALE_MINUTES = env.int("EXPORT_STALE_MINUTES", default=15)
+# Times a worker may start an export whose worker then stopped, before it is failed.
+EXPORT_ATTEMPTS = env.int("EXPORT_ATTEMPTS", default=3)
 # Exports one person may have waiting or being built at once (each costs a worker minutes).
 EXPORTS_IN_FLIGHT = env.int("EXPORTS_IN_FLIGHT", default=3)
 

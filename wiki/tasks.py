@@ -1,4 +1,9 @@
-"""Background work run by Celery workers (or in-process when no broker is configured)."""
+"""Periodic work run by Celery beat (CELERY_BEAT_SCHEDULE), or in-process without a broker.
+
+The tasks a write queues live beside the service that queues them
+(wiki.services.notifications.deliver_notification, wiki.services.exports.build_export);
+importing them here registers them with a worker, which imports this module.
+"""
 
 from datetime import timedelta
 from importlib import import_module
@@ -9,17 +14,21 @@ from django.utils import timezone
 
 from wiki.models import IdempotencyKey
 from wiki.services import exports, notifications
+from wiki.services.exports import build_export
+from wiki.services.notifications import deliver_notification
+
+__all__ = ["build_export", "deliver_notification"]
 
 
 @shared_task
 def clear_expired_sessions():
-    """Delete expired login sessions; scheduled daily by Celery beat (CELERY_BEAT_SCHEDULE)."""
+    """Delete expired login sessions (daily)."""
     import_module(settings.SESSION_ENGINE).SessionStore.clear_expired()
 
 
 @shared_task
 def purge_idempotency_keys():
-    """Forget Idempotency-Keys older than IDEMPOTENCY_KEYS_KEPT_DAYS (scheduled daily).
+    """Forget Idempotency-Keys older than IDEMPOTENCY_KEYS_KEPT_DAYS (daily).
 
     A retry comes within minutes or hours; a month later the same key is a new request.
     Deleting what is already deleted is harmless, so two runs at once need no claim.
@@ -28,44 +37,20 @@ def purge_idempotency_keys():
     IdempotencyKey.objects.filter(created_at__lt=cutoff).delete()
 
 
-@shared_task(bind=True, max_retries=3, acks_late=True)
-def build_export(self, job_id):
-    """Build one audit report (wiki.services.exports.build). A database hiccup is retried
-    with a growing delay; after the last try, or on any other error, the job is failed."""
-    try:
-        exports.build(job_id)
-    except exports.TRANSIENT as error:
-        if self.request.retries >= self.max_retries:
-            exports.fail(job_id, f"Gave up after {self.max_retries + 1} tries: {error}")
-            return
-        raise self.retry(exc=error, countdown=10 * 2**self.request.retries) from error
-
-
-@shared_task
-def fail_stale_exports():
-    """Fail exports whose worker died mid-job (scheduled every few minutes)."""
-    return exports.fail_stale()
-
-
 @shared_task
 def send_daily_digest():
-    """Queue each project's digest of stale and incomplete pages (scheduled daily at
-    DIGEST_TIME). Two runs the same day queue it once (wiki.services.notifications)."""
+    """Queue each project's digest of stale and incomplete pages (daily at DIGEST_TIME).
+    Two runs the same day queue it once (wiki.services.notifications)."""
     return len(notifications.queue_digests())
 
 
-@shared_task(bind=True, max_retries=settings.NOTIFY_RETRIES, acks_late=True)
-def deliver_notification(self, delivery_id):
-    """Send one notification; a failure is retried with a growing delay (NOTIFY_RETRY_DELAY,
-    doubled each time), then the delivery is failed. Run in-process (no broker), it is tried once:
-    a retry there would hold up the request that caused it."""
-    final = self.request.is_eager or self.request.retries >= self.max_retries
-    error = notifications.deliver(delivery_id, final=final)
-    if error and not final:
-        raise self.retry(countdown=settings.NOTIFY_RETRY_DELAY * 2**self.request.retries)
-
-
 @shared_task
-def fail_stuck_deliveries():
-    """Fail notifications whose worker died mid-send (scheduled every few minutes)."""
-    return notifications.fail_stuck()
+def sweep():
+    """The outbox's sweep (every minute): queue again the notifications and exports the
+    broker never got or lost, and deal with those a dead worker left midway."""
+    queued_exports, failed_exports = exports.sweep()
+    return {
+        "deliveries_queued": notifications.sweep(),
+        "exports_queued": queued_exports,
+        "exports_failed": failed_exports,
+    }

@@ -26,10 +26,12 @@ class VerdictSerializer(serializers.Serializer):
 class AuditVerify(ApiView):
     """Recompute the project's audit chain from its history rows: ``ok``, the entries
     intact, the head digest, and the first entry altered, deleted, inserted or reordered
-    behind the application's back (null when intact)."""
+    behind the application's back (null when intact). Read-only: the verdict is not kept
+    (the project page's "Verify now", a POST, keeps it)."""
 
     serializer_class = VerdictSerializer
 
     @extend_schema(responses=responses({200: VerdictSerializer}, 404))
     def get(self, request, project):
-        return Response(VerdictSerializer(verify(head_for(self.get_project()))).data)
+        verdict = verify(head_for(self.get_project()), record=False)
+        return Response(VerdictSerializer(verdict).data)

@@ -10,12 +10,12 @@ from rest_framework.response import Response
 
 from api.auth import Scope, request_token
 from api.errors import PreconditionRequired
+from api.idempotency import fingerprint, run_once, valid_key
 from api.serializers import AwareDateTimeField, ErrorSerializer
 from wiki import access
 from wiki.access import EDIT, VIEW
 from wiki.history import Actor, Source
 from wiki.models import Project
-from wiki.services.idempotency import fingerprint, run_once, valid_key
 
 _ETAG_RE = re.compile(r'^"?(\d{1,18})"?$')
 PAGING_PARAMETERS = {"cursor", "page", "page_size"}

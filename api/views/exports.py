@@ -94,21 +94,26 @@ class ExportDetail(ExportView):
 
 
 class ExportDownload(ExportView):
-    """The report file (409 until the export is done). Each download is recorded."""
+    """The report file (409 until the export is done). A POST, with no body: each download
+    is recorded in the export's history, and no GET changes anything."""
+
+    # Downloading reads the project; recording it changes none of its documentation.
+    needs = ApiView.needs | {"POST": VIEW}
 
     @extend_schema(
+        request=None,
         responses=responses(
             {200: OpenApiResponse(OpenApiTypes.BINARY, description="The report.")}, 404, 409, 410
-        )
+        ),
     )
-    def get(self, request, pk):
+    def post(self, request, pk):
         job = self.get_job()
         if job.status == ExportJob.Status.FAILED:
             raise NotReady(f"Export {job.pk} failed: {job.last_error}")
         if job.status != ExportJob.Status.DONE:
             raise NotReady(f"Export {job.pk} is {job.status} ({job.progress}%); try again later.")
         try:
-            handle = open_for_download(job, actor=self.actor(), record=request.method != "HEAD")
+            handle = open_for_download(job, actor=self.actor())
         except FileNotFoundError:
             raise Gone(f"The file of export {job.pk} is gone; ask for a new export.") from None
         response = FileResponse(

@@ -4,7 +4,7 @@ from django.contrib import messages
 from django.core.exceptions import ValidationError
 from django.http import FileResponse, Http404
 from django.shortcuts import redirect, render
-from django.views.decorators.http import require_http_methods, require_safe
+from django.views.decorators.http import require_http_methods, require_POST
 
 from frontend.forms import ExportForm, apply_errors
 from frontend.views.base import actor, project_context, project_for
@@ -40,8 +40,10 @@ def exports(request, project):
     return render(request, "frontend/exports.html", context, status=status)
 
 
-@require_safe
+@require_POST
 def export_download(request, project, pk):
+    """The report file. A POST (a button), because the download is recorded in the
+    export's history: no link, image or prefetch a page can hold may write history."""
     project = project_for(request, project)
     job = ExportJob.objects.filter(project=project, pk=pk).first()
     if job is None:
@@ -50,7 +52,7 @@ def export_download(request, project, pk):
         messages.error(request, f"Export #{job.pk} is {job.status}: it cannot be downloaded yet.")
         return redirect("frontend:exports", project.slug)
     try:
-        handle = open_for_download(job, actor=actor(request), record=request.method != "HEAD")
+        handle = open_for_download(job, actor=actor(request))
     except FileNotFoundError:
         messages.error(request, f"The file of export #{job.pk} is gone; ask for a new export.")
         return redirect("frontend:exports", project.slug)

@@ -190,7 +190,7 @@ def test_an_export_s_progress_bar_reaches_the_download_link(page, monkeypatch):
     # No worker takes the job yet, so the page shows it waiting; the test then builds it
     # as a worker would, and exports.js must notice and show the download link.
     queued = []
-    monkeypatch.setattr(export_service, "_enqueue", queued.append)
+    monkeypatch.setattr(export_service.outbox, "send", lambda task, model, ids: queued.extend(ids))
     log_in(page)
     page.goto(f"/projects/{DEMO}/")
     page.get_by_role("link", name="Export", exact=True).click()
@@ -201,6 +201,6 @@ def test_an_export_s_progress_bar_reaches_the_download_link(page, monkeypatch):
     screenshot(page, "export-queued")
 
     export_service.build(queued.pop())
-    expect(page.get_by_role("link", name="Download")).to_be_visible()
+    expect(page.get_by_role("button", name="Download")).to_be_visible()
     expect(page.locator("tr[data-export-status]")).to_have_count(0)
     screenshot(page, "export-done")

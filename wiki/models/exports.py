@@ -50,8 +50,13 @@ class ExportJob(DomainModel):
     finished_at = models.DateTimeField(null=True, blank=True)
     # Moved with every progress tick: a running job whose heartbeat stops lost its worker.
     heartbeat_at = models.DateTimeField(null=True, blank=True)
+    # The outbox (wiki.outbox): when its message is due (null while none is queued), and
+    # how many times a worker started it. Bookkeeping, and kept out of the history rows:
+    # a new column there would change the digest of every row the audit chain has sealed.
+    due_at = models.DateTimeField(null=True, blank=True)
+    attempts = models.PositiveSmallIntegerField(default=0)
 
-    history = history(excluded_fields=["progress", "heartbeat_at"])
+    history = history(excluded_fields=["progress", "heartbeat_at", "due_at", "attempts"])
 
     class Meta:
         ordering = ["-created_at", "-id"]

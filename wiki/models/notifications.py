@@ -72,6 +72,9 @@ class Delivery(models.Model):
     attempts = models.PositiveSmallIntegerField(default=0)
     last_error = models.TextField(blank=True)
     created_at = models.DateTimeField(auto_now_add=True)
+    # When the message queued to send it is due to run (null while none is queued): the
+    # outbox's sweep queues it again when there is none, or it is long overdue.
+    due_at = models.DateTimeField(null=True, blank=True)
     # When a task took it to send (a delivery "sending" long after lost its worker).
     claimed_at = models.DateTimeField(null=True, blank=True)
     sent_at = models.DateTimeField(null=True, blank=True)
@@ -81,6 +84,7 @@ class Delivery(models.Model):
         indexes = [
             models.Index(fields=["project", "created_at"]),
             models.Index(fields=["status", "claimed_at"]),
+            models.Index(fields=["status", "due_at"]),
         ]
         verbose_name_plural = "deliveries"
 

@@ -4,6 +4,11 @@ A job's history shows who asked, when it started, how it ended and every downloa
 progress ticks in between are not revisions: they are written with a plain UPDATE (no
 history row, no audit-chain entry), since they say nothing an auditor needs and a report
 of ten thousand records would otherwise add hundreds of entries to the chain it reports on.
+
+The job row is the outbox (wiki.outbox): asked for while the broker is down, it waits
+queued and the sweep sends it once the broker is back; one whose worker died midway is
+queued again (EXPORT_ATTEMPTS times in all). A download is a POST: it is recorded in the
+job's history, and nothing a page can make a browser fetch may write history.
 """
 
 import hashlib
@@ -13,6 +18,7 @@ import tempfile
 from contextlib import contextmanager
 from datetime import timedelta
 
+from celery import shared_task
 from django.conf import settings
 from django.contrib.auth import get_user_model
 from django.core.exceptions import ValidationError
@@ -21,7 +27,7 @@ from django.core.files.storage import default_storage
 from django.db import InterfaceError, OperationalError, connection, transaction
 from django.utils import timezone
 
-from wiki import report_formats, reports
+from wiki import outbox, report_formats, reports
 from wiki.history import SYSTEM, recording
 from wiki.models import ExportJob
 
@@ -69,18 +75,8 @@ def request_export(
                 )
         job.save()
         if enqueue:
-            transaction.on_commit(lambda: _enqueue(job.pk))
+            outbox.send(build_export, ExportJob, [job.pk])
     return job
-
-
-def _enqueue(job_id):
-    from wiki.tasks import build_export  # wiki.tasks imports this module
-
-    try:
-        build_export.delay(job_id)
-    except Exception as error:  # noqa: BLE001  the broker is away: say so on the job
-        logger.exception("Export %s could not be queued", job_id)
-        fail(job_id, f"The export could not be queued (is the task broker up?): {error}")
 
 
 def _set_progress(job_id, percent):
@@ -98,6 +94,7 @@ def _claim(job_id):
         job.status, job.started_at, job.heartbeat_at, job.progress = (
             ExportJob.Status.RUNNING, now, now, 1,
         )  # fmt: skip
+        job.attempts += 1
         job.save()
     return job
 
@@ -195,7 +192,8 @@ def _requeue(job_id):
         with recording(SYSTEM, "Will try again"), transaction.atomic():
             job = ExportJob.objects.select_for_update().get(pk=job_id)
             if job.status == ExportJob.Status.RUNNING:
-                job.status, job.progress = ExportJob.Status.QUEUED, 0
+                # The task's retry is its message; the sweep sends another if it is lost.
+                job.status, job.progress, job.due_at = ExportJob.Status.QUEUED, 0, timezone.now()
                 job.save()
     except TRANSIENT:  # the database is away: the stale-job sweep will fail it later
         logger.warning("Export %s could not be put back in the queue", job_id)
@@ -214,42 +212,59 @@ def fail(job_id, error):
     return job
 
 
-def fail_stale(now=None):
-    """Fail every export whose worker stopped telling its progress (a crash, a kill), and
-    every one still queued long after it was asked for (its message lost): no job stays
-    queued or running forever. Returns how many were failed."""
+def sweep(now=None):
+    """The outbox's sweep (every minute): send again every queued job whose message the
+    broker never got or lost, and queue again every running job whose worker stopped
+    telling its progress (a crash, a kill) — or fail it after EXPORT_ATTEMPTS starts.
+    Returns (queued, failed)."""
     now = now or timezone.now()
     minutes = settings.EXPORT_STALE_MINUTES
     stopped = ExportJob.objects.filter(
         status=ExportJob.Status.RUNNING, heartbeat_at__lt=now - timedelta(minutes=minutes)
-    )
-    # A queue may hold many reports before this one: a queued job gets six times as long.
-    lost = ExportJob.objects.filter(
-        status=ExportJob.Status.QUEUED, created_at__lt=now - timedelta(minutes=6 * minutes)
-    )
-    messages = {
-        ExportJob.Status.RUNNING: f"The worker building this report stopped (no progress for "
-        f"{minutes} minutes). Ask for the export again.",
-        ExportJob.Status.QUEUED: f"No worker took this export in {6 * minutes} minutes. "
-        "Ask for it again.",
-    }
+    ).values_list("pk", flat=True)
     failed = 0
-    for job_id, status in (stopped | lost).values_list("pk", "status"):
-        if fail(job_id, messages[status]).status == ExportJob.Status.FAILED:
-            failed += 1
-    return failed
+    for job_id in stopped:
+        with recording(SYSTEM, "The worker building it stopped"), transaction.atomic():
+            job = ExportJob.objects.select_for_update().get(pk=job_id)
+            if job.status != ExportJob.Status.RUNNING:
+                continue
+            if job.attempts >= settings.EXPORT_ATTEMPTS:
+                job.status, job.finished_at = ExportJob.Status.FAILED, now
+                job.last_error = (
+                    f"The worker building this report stopped {job.attempts} times (no "
+                    f"progress for {minutes} minutes each time). Ask for the export again."
+                )
+                failed += 1
+            else:
+                job.status, job.progress, job.due_at = ExportJob.Status.QUEUED, 0, None
+            job.save()
+    waiting = outbox.lost(ExportJob.objects.filter(status=ExportJob.Status.QUEUED), now)
+    ids = list(waiting.order_by("pk").values_list("pk", flat=True))
+    return outbox.send_now(build_export, ExportJob, ids), failed
 
 
-def open_for_download(job, *, actor, record=True):
+def open_for_download(job, *, actor):
     """The finished report's file, opened; the download is noted in the job's history
-    (who, when, from where) once the file is known to be there. ``record`` is false for
-    HEAD requests, which download nothing."""
+    (who, when, from where) once the file is known to be there. Call it for a POST only:
+    no request a page can make a browser send (an image, a prefetch) may write history."""
     if job.status != ExportJob.Status.DONE:
         raise ValidationError("The report is not ready: it can be downloaded once it is done.")
     handle = job.file.open("rb")  # FileNotFoundError if the storage lost it
-    if record:
-        with recording(actor, "Downloaded the report"), transaction.atomic():
-            locked = ExportJob.objects.select_for_update().get(pk=job.pk)
-            locked.downloads += 1
-            locked.save()
+    with recording(actor, "Downloaded the report"), transaction.atomic():
+        locked = ExportJob.objects.select_for_update().get(pk=job.pk)
+        locked.downloads += 1
+        locked.save()
     return handle
+
+
+@shared_task(name="wiki.tasks.build_export", bind=True, max_retries=3, acks_late=True)
+def build_export(self, job_id):
+    """Build one audit report (``build``). A database hiccup is retried with a growing
+    delay; after the last try, or on any other error, the job is failed."""
+    try:
+        build(job_id)
+    except TRANSIENT as error:
+        if self.request.retries >= self.max_retries:
+            fail(job_id, f"Gave up after {self.max_retries + 1} tries: {error}")
+            return
+        raise self.retry(exc=error, countdown=10 * 2**self.request.retries) from error

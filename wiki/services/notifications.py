@@ -7,7 +7,9 @@ one Delivery per channel, created in the transaction of what it announces and se
 Celery task once that commits: a webhook that is down or slow never holds up, nor undoes,
 a write. Its unique key is the claim that keeps a second beat or worker from queueing it
 again, and ``deliver`` takes a delivery from pending to sending in one UPDATE, so a task
-that runs twice sends once.
+that runs twice sends once. The delivery row is the outbox (wiki.outbox): one the broker
+never got, or lost, is queued again by the sweep, so nothing announced while Redis was
+down is lost.
 """
 
 import http.client
@@ -18,6 +20,7 @@ import urllib.request
 import uuid
 from datetime import timedelta
 
+from celery import shared_task
 from django.conf import settings
 from django.core.exceptions import ValidationError
 from django.core.mail import send_mail
@@ -26,6 +29,7 @@ from django.db.models import F
 from django.urls import reverse
 from django.utils import timezone
 
+from wiki import outbox
 from wiki.categories import CATEGORY_NAMES
 from wiki.health import is_stale, stale_reasons, with_staleness
 from wiki.history import recording
@@ -99,23 +103,8 @@ def _queue(wanted, key, kind, subject, text):
             )  # fmt: skip
         if new:
             created.append(delivery)
-    if created:
-        ids = [d.pk for d in created]
-        transaction.on_commit(lambda: _enqueue(ids))
+    outbox.send(deliver_notification, Delivery, [d.pk for d in created])
     return created
-
-
-def _enqueue(ids):
-    from wiki.tasks import deliver_notification  # the tasks module imports this one
-
-    for delivery_id in ids:
-        try:
-            deliver_notification.delay(delivery_id)
-        except Exception as error:  # noqa: BLE001 - the broker is down: say so in the log
-            logger.exception("Could not queue delivery %s", delivery_id)
-            Delivery.objects.filter(pk=delivery_id, status=Delivery.Status.PENDING).update(
-                status=Delivery.Status.FAILED, last_error=f"Could not be queued: {error}"
-            )
 
 
 def _saved_with_channels(project):
@@ -264,10 +253,10 @@ def _failure(error):
     return f"{type(error).__name__}: {error}"
 
 
-def deliver(delivery_id, *, final):
+def deliver(delivery_id, *, final, retry_at=None):
     """Send one delivery unless another task has taken it. Returns None when it was sent
     or was not this task's to send, else the error; on the ``final`` try the delivery is
-    then failed, otherwise left pending for the retry."""
+    then failed, otherwise left pending for the retry due at ``retry_at``."""
     taken = Delivery.objects.filter(pk=delivery_id, status=Delivery.Status.PENDING).update(
         status=Delivery.Status.SENDING, attempts=F("attempts") + 1, claimed_at=timezone.now()
     )
@@ -287,7 +276,9 @@ def deliver(delivery_id, *, final):
             logger.exception("Delivery %s failed unexpectedly", delivery_id)
         detail = _failure(error)[:ERROR_KEPT]
         status = Delivery.Status.FAILED if final else Delivery.Status.PENDING
-        Delivery.objects.filter(pk=delivery_id).update(status=status, last_error=detail)
+        Delivery.objects.filter(pk=delivery_id).update(
+            status=status, last_error=detail, due_at=retry_at
+        )
         return detail
     Delivery.objects.filter(pk=delivery_id).update(
         status=Delivery.Status.SENT, sent_at=timezone.now(), last_error=""
@@ -304,3 +295,28 @@ def fail_stuck(now=None):
         last_error="The worker sending it stopped midway; not tried again, as it may have "
         "been sent.",
     )
+
+
+SWEPT_AT_ONCE = 1000
+
+
+def sweep(now=None):
+    """Queue again the deliveries the broker never got or lost, and fail those a dead
+    worker left sending (the outbox's sweep, every minute). Returns how many were queued."""
+    fail_stuck(now)
+    waiting = Delivery.objects.filter(status=Delivery.Status.PENDING)
+    ids = list(outbox.lost(waiting, now).order_by("pk").values_list("pk", flat=True))
+    return outbox.send_now(deliver_notification, Delivery, ids[:SWEPT_AT_ONCE])
+
+
+@shared_task(name="wiki.tasks.deliver_notification", bind=True, acks_late=True)
+def deliver_notification(self, delivery_id):
+    """Send one notification; a failure is retried with a growing delay (NOTIFY_RETRY_DELAY,
+    doubled each time) NOTIFY_RETRIES times, then the delivery is failed. Run in-process (no
+    broker), it is tried once: a retry there would hold up the request that caused it."""
+    final = self.request.is_eager or self.request.retries >= settings.NOTIFY_RETRIES
+    countdown = settings.NOTIFY_RETRY_DELAY * 2**self.request.retries
+    retry_at = None if final else timezone.now() + timedelta(seconds=countdown)
+    if deliver(delivery_id, final=final, retry_at=retry_at) and not final:
+        # If the broker is away now, the delivery waits pending: the sweep queues it.
+        raise self.retry(countdown=countdown, max_retries=settings.NOTIFY_RETRIES)

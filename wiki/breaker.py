@@ -1,0 +1,61 @@
+"""A circuit breaker for Redis, which mlwiki can always do without for a while.
+
+Redis counts API requests (the throttle), caches rendered Markdown and carries Celery's
+messages. None of these may stall a request: each client has timeouts of tens or hundreds
+of milliseconds, and once a call fails the breaker stays open for BREAKER_SECONDS, during
+which callers skip Redis at once (the throttle lets the request through, the cache
+misses, the outbox leaves the work to its sweep). One warning is logged when an outage
+starts and one line when Redis answers again, not a traceback per request.
+"""
+
+import logging
+import threading
+import time
+
+from django.conf import settings
+
+logger = logging.getLogger(__name__)
+
+
+class CircuitBreaker:
+    """Whether to ask ``name`` (a Redis use) now, and what happened when we did."""
+
+    def __init__(self, name):
+        self.name = name
+        self._open_until = 0.0
+        self._down = False
+        self._lock = threading.Lock()
+
+    @property
+    def closed(self):
+        """True when the service may be asked (it answered, or the pause is over)."""
+        return time.monotonic() >= self._open_until
+
+    def failed(self, error):
+        """The service failed to answer: skip it for BREAKER_SECONDS."""
+        with self._lock:
+            self._open_until = time.monotonic() + settings.REDIS_BREAKER_SECONDS
+            first = not self._down
+            self._down = True
+        if first:
+            logger.warning(
+                "Redis (%s) is unavailable, skipped for %s s at a time until it answers: %s: %s",
+                self.name, settings.REDIS_BREAKER_SECONDS, type(error).__name__, error,
+            )  # fmt: skip
+
+    def succeeded(self):
+        if self._down:
+            with self._lock:
+                was_down, self._down = self._down, False
+            if was_down:
+                logger.warning("Redis (%s) answers again.", self.name)
+
+    def reset(self):
+        """Forget any outage (for tests that start and stop their own Redis)."""
+        with self._lock:
+            self._open_until, self._down = 0.0, False
+
+
+throttle = CircuitBreaker("throttle")
+cache = CircuitBreaker("cache")
+broker = CircuitBreaker("broker")
