@@ -5,8 +5,12 @@ Body: ``{"status": 400, "detail": "metrics: 'auc' must be a finite number.",
 for invalid input.
 """
 
+import sys
+
 from django.core.exceptions import ValidationError as DjangoValidationError
+from django.db import InterfaceError, OperationalError
 from django.http import Http404, JsonResponse
+from django.shortcuts import render
 from django.views import csrf, defaults
 from rest_framework import exceptions, status
 from rest_framework.response import Response
@@ -15,6 +19,14 @@ from rest_framework.views import exception_handler as drf_exception_handler
 from api.idempotency import KeyReused
 from wiki.services import EditConflict
 from wiki.services.records import RecordConflict
+
+# What the database raises while it is unreachable, restarting, or locked (SQLite): worth
+# a retry, so the client is told 503 with Retry-After rather than 500.
+UNAVAILABLE = (OperationalError, InterfaceError)
+RETRY_AFTER_SECONDS = 5
+UNAVAILABLE_DETAIL = (
+    "The database is unavailable for a moment; nothing was changed. Retry in a few seconds."
+)
 
 
 class PreconditionRequired(exceptions.APIException):
@@ -74,6 +86,10 @@ def exception_handler(exc, context):
             ),
             status=422,
         )
+    elif isinstance(exc, UNAVAILABLE):
+        response = Response(_body(503, UNAVAILABLE_DETAIL), status=503)
+        response["Retry-After"] = str(RETRY_AFTER_SECONDS)
+        return response
     elif isinstance(exc, Http404) and not exc.args:
         exc = exceptions.NotFound("Not found.")
     elif isinstance(exc, exceptions.UnsupportedMediaType):
@@ -99,7 +115,16 @@ def _is_api(request):
 
 
 def server_error(request):
-    """handler500: JSON under /api/ (clients parse it), the HTML page elsewhere."""
+    """handler500: JSON under /api/ (clients parse it), the HTML page elsewhere; a 503
+    with Retry-After when the database is unavailable (raised before any view ran, say
+    while loading the session), so that clients and people know to retry."""
+    if isinstance(sys.exc_info()[1], UNAVAILABLE):
+        if _is_api(request):
+            response = JsonResponse(_body(503, UNAVAILABLE_DETAIL), status=503)
+        else:
+            response = render(request, "503.html", status=503)
+        response["Retry-After"] = str(RETRY_AFTER_SECONDS)
+        return response
     if _is_api(request):
         detail = "Something went wrong on our side; it has been logged. Retry later."
         return JsonResponse(_body(500, detail), status=500)

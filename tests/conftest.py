@@ -1,9 +1,15 @@
 import json
+import shutil
+import signal
+import socket
+import subprocess
 import threading
+import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from types import SimpleNamespace
 
 import pytest
+import redis
 from django.test import Client
 from rest_framework.test import APIClient
 
@@ -113,3 +119,75 @@ def webhook():
     yield hook
     server.shutdown()
     server.server_close()
+
+
+class RedisServer:
+    """A redis-server of the test's own on 127.0.0.1 (nothing kept on disk), which it may
+    stop, start again (empty), pause (SIGSTOP: it accepts connections but never answers,
+    as a hung server does) and resume. The machine's own Redis is never touched."""
+
+    def __init__(self, directory):
+        with socket.socket() as probe:  # a free port
+            probe.bind(("127.0.0.1", 0))
+            self.port = probe.getsockname()[1]
+        self.directory = directory
+        self.url = f"redis://127.0.0.1:{self.port}/0"
+        self.process = None
+
+    def start(self):
+        self.process = subprocess.Popen(
+            ["redis-server", "--port", str(self.port), "--bind", "127.0.0.1", "--save", "",
+             "--appendonly", "no", "--dir", str(self.directory)],
+            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+        )  # fmt: skip
+        client = redis.Redis(port=self.port, socket_timeout=1)
+        deadline = time.monotonic() + 30
+        while True:
+            try:
+                client.ping()
+                return
+            except redis.ConnectionError:
+                assert time.monotonic() < deadline, "redis-server did not start in 30 s"
+                time.sleep(0.05)
+
+    def stop(self):
+        self.process.terminate()
+        self.process.wait(timeout=30)
+
+    def pause(self):
+        self.process.send_signal(signal.SIGSTOP)
+
+    def resume(self):
+        self.process.send_signal(signal.SIGCONT)
+
+    def client(self):
+        return redis.Redis(port=self.port, socket_timeout=5)
+
+
+@pytest.fixture
+def own_redis(tmp_path):
+    if shutil.which("redis-server") is None:
+        pytest.skip("needs redis-server (Debian's redis-server package)")
+    server = RedisServer(tmp_path)
+    server.start()
+    yield server
+    server.resume()
+    if server.process.poll() is None:
+        server.stop()
+
+
+@pytest.fixture
+def broker_at():
+    """broker_at(url): Celery sends its messages to ``url`` (then back to the usual one),
+    and stops running tasks in-process."""
+    conf = celery_app.conf
+    previous = conf.broker_url
+
+    def switch(url):
+        conf.broker_url = url
+        conf.task_always_eager = False
+        celery_app._after_fork()  # drops the pooled connections to the old broker
+
+    yield switch
+    conf.broker_url = previous
+    celery_app._after_fork()

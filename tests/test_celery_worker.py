@@ -1,39 +1,24 @@
 """Background tasks: in-process without a broker, and through Redis to a real worker."""
 
 import json
-import os
-import subprocess
-import sys
 import time
 import uuid
 from datetime import timedelta
-from pathlib import Path
-from urllib.parse import urlsplit, urlunsplit
 
 import pytest
-import redis
-from django.conf import settings
 from django.contrib.sessions.backends.db import SessionStore
 from django.contrib.sessions.models import Session
-from django.db import connection
 from django.utils import timezone
 
 from deploy.audit.verify_bundle import verify as verify_bundle
 from tests.factories import ProjectFactory, make_training_run
+from tests.workers import drained, needs_real_worker, start_worker, stop, until
 from wiki.celery import app as celery_app
 from wiki.history import Actor, Source
 from wiki.models import Delivery, ExportJob, IdempotencyKey
 from wiki.services.exports import request_export
 from wiki.services.notifications import configure
 from wiki.tasks import clear_expired_sessions, purge_idempotency_keys, send_daily_digest
-
-ROOT = Path(__file__).resolve().parent.parent
-
-# A worker is another process: it needs the broker and a database it can reach.
-needs_real_worker = pytest.mark.skipif(
-    not settings.CELERY_BROKER_URL or connection.vendor == "sqlite",
-    reason="needs REDIS_URL and a server database (the .ci/run PostgreSQL + Redis pass)",
-)
 
 
 def _session(expires_in):
@@ -44,55 +29,16 @@ def _session(expires_in):
     return store.session_key
 
 
-def _start_worker(queue, **env):
-    """A celery worker process on ``queue`` and the default queue, using the test database."""
-    url = urlsplit(os.environ["DATABASE_URL"])
-    test_db_url = urlunsplit(url._replace(path="/" + connection.settings_dict["NAME"]))
-    return subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "celery",
-            "-A",
-            "wiki",
-            "worker",
-            "--pool=solo",
-            "--queues",
-            # Its own queue, and the default one that tasks sent by the code go to.
-            f"{queue},{celery_app.conf.task_default_queue}",
-            "--without-gossip",
-            "--without-mingle",
-            "--loglevel=INFO",
-        ],  # fmt: skip
-        cwd=ROOT,
-        # The worker writes exports where the test reads them.
-        env=os.environ
-        | {"DATABASE_URL": test_db_url, "MEDIA_ROOT": str(settings.MEDIA_ROOT)}
-        | env,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-        text=True,
-    )
-
-
-def _stop(processes):
-    for process in processes:
-        process.terminate()
-    for process in processes:
-        output, _ = process.communicate(timeout=30)
-        print(output)
-
-
 @pytest.fixture
 def worker(transactional_db):
     """A celery worker on a queue of its own; yields the queue's name."""
     queue = f"test-{uuid.uuid4().hex}"
-    process = _start_worker(queue)
+    process = start_worker(queue)
     celery_app.conf.task_always_eager = False
     try:
         yield queue
     finally:
-        _stop([process])
+        stop([process])
 
 
 @pytest.fixture
@@ -100,12 +46,12 @@ def two_workers(transactional_db):
     """Two celery workers sharing a queue (as two hosts would); yields the queue's name.
     A failed delivery is retried after 1 s, then 2 s."""
     queue = f"test-{uuid.uuid4().hex}"
-    processes = [_start_worker(queue, NOTIFY_RETRY_DELAY="1") for _ in range(2)]
+    processes = [start_worker(queue, NOTIFY_RETRY_DELAY="1") for _ in range(2)]
     celery_app.conf.task_always_eager = False
     try:
         yield queue
     finally:
-        _stop(processes)
+        stop(processes)
 
 
 @pytest.mark.django_db
@@ -166,21 +112,6 @@ def test_an_export_is_built_by_a_real_worker_through_redis(worker, settings):
     assert verify_bundle(bundle, settings.AUDIT_HMAC_KEY) is None
 
 
-def _until(condition, what, seconds=60):
-    deadline = time.monotonic() + seconds
-    while not condition():
-        assert time.monotonic() < deadline, f"{what} within {seconds} s"
-        time.sleep(0.2)
-
-
-def _drained(queue):
-    """Whether the broker holds no task for ``queue`` or the default queue, waiting or
-    taken but not yet acknowledged (acks_late: acknowledged once run)."""
-    broker = redis.Redis.from_url(settings.CELERY_BROKER_URL)
-    waiting = broker.llen(queue) + broker.llen(celery_app.conf.task_default_queue)
-    return waiting == 0 and broker.hlen("unacked") == 0
-
-
 @pytest.mark.redis
 @needs_real_worker
 def test_the_digest_reaches_a_webhook_exactly_once_with_two_workers(two_workers, webhook):
@@ -192,9 +123,9 @@ def test_the_digest_reaches_a_webhook_exactly_once_with_two_workers(two_workers,
     send_daily_digest.apply_async(queue=two_workers)
     send_daily_digest.apply_async(queue=two_workers)
 
-    _until(lambda: Delivery.objects.filter(status="sent").exists(), "the digest was not sent")
-    _until(lambda: _drained(two_workers), "the workers did not finish their tasks")
-    time.sleep(1)  # anything still in flight would arrive now
+    until(lambda: Delivery.objects.filter(status="sent").exists(), "the digest was not sent")
+    # With acks_late a task leaves the broker once it ran: nothing is left in flight.
+    until(lambda: drained(two_workers), "the workers did not finish their tasks")
     delivery = Delivery.objects.get()
     assert (delivery.kind, delivery.attempts) == ("digest", 2)
     assert len(webhook.received) == 2  # the failed try and its retry

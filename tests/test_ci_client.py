@@ -201,6 +201,27 @@ def test_connection_trouble_429_and_5xx_are_retried_with_the_same_key():
     assert len(FlakyWiki.seen) == 3 and len(keys) == 1
 
 
+def test_retry_after_is_honoured_whatever_the_backoff_says():
+    """A database outage answers 503 with Retry-After; the client waits what it asks
+    (0 s, or until an HTTP date already past), not its own 30 s backoff."""
+    FlakyWiki.answers = [
+        (503, {"detail": "database unavailable"}, {"Retry-After": "0"}),
+        (503, {"detail": "database unavailable"}, {"Retry-After": "Wed, 21 Oct 2015 07:28:00 GMT"}),
+        (201, {"id": 8, "url": "http://x/8/"}, {}),
+    ]
+    FlakyWiki.seen = []
+    server = ThreadingHTTPServer(("127.0.0.1", 0), FlakyWiki)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        result = run_client(
+            "--backoff", "30", *RUN_ARGS, url=f"http://127.0.0.1:{server.server_port}", token="t"
+        )
+    finally:
+        server.shutdown()
+    assert result.returncode == 0, result.stderr
+    assert result.stderr.count("database unavailable; retrying in 0 s") == 2
+
+
 @contextlib.contextmanager
 def closed_port():
     """A port nothing listens on (bound, so nothing else takes it, but never listening)."""

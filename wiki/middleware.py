@@ -2,7 +2,7 @@
 
 import uuid
 
-from django.db import connection
+from django.db import DatabaseError, connection
 from django.http import HttpResponse
 
 from wiki.history import Actor, Source, request_scope
@@ -55,9 +55,14 @@ class HealthCheckMiddleware:
     def __call__(self, request):
         if request.path_info != self.path or request.method not in ("GET", "HEAD"):
             return self.get_response(request)
-        with connection.cursor() as cursor:
-            cursor.execute("SELECT 1")
-        response = HttpResponse("ok", content_type="text/plain")
+        try:
+            with connection.cursor() as cursor:
+                cursor.execute("SELECT 1")
+        except DatabaseError:
+            response = HttpResponse("database unavailable", content_type="text/plain", status=503)
+            response["Retry-After"] = "5"
+        else:
+            response = HttpResponse("ok", content_type="text/plain")
         response["Cache-Control"] = "no-store"
         return response
 

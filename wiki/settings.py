@@ -132,7 +132,7 @@ REDIS_BREAKER_SECONDS = env.float("REDIS_BREAKER_SECONDS", default=5.0)
 # Seconds the API throttle waits for its counter: it lets the request through otherwise.
 REDIS_THROTTLE_TIMEOUT = env.float("REDIS_THROTTLE_TIMEOUT", default=0.05)
 # Seconds the Markdown cache and the broker get to answer before a request goes on without.
-REDIS_TIMEOUT = env.float("REDIS_TIMEOUT", default=0.5)
+REDIS_TIMEOUT = env.float("REDIS_TIMEOUT", default=0.25)
 if REDIS_URL:
     CACHES = {
         "default": {
@@ -165,6 +165,9 @@ CELERY_BROKER_CONNECTION_TIMEOUT = REDIS_TIMEOUT
 CELERY_BROKER_TRANSPORT_OPTIONS = {
     "socket_timeout": REDIS_TIMEOUT,
     "socket_connect_timeout": REDIS_TIMEOUT,
+    # A publisher does not retry connecting either (the worker's own reconnection loop,
+    # CELERY_BROKER_CONNECTION_*, is not affected).
+    "max_retries": 0,
 }
 CELERY_TIMEZONE = TIME_ZONE
 # The daily digest of stale and incomplete pages goes out at this time (HH:MM, TIME_ZONE).

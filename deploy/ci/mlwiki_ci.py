@@ -12,7 +12,8 @@ One file, Python 3.8+ standard library only: copy it into the pipeline. Configur
 Every write carries an Idempotency-Key made of the run id and what identifies the record
 (a training run's model version and start time; a deployment's environment and model
 version; a deployment's id and outcome). So this client's own retries (on connection
-errors, 429 and 5xx) and a re-run of the step that sends the same record get the first
+errors, 429 and 5xx, after the wait a Retry-After header asks for, else with a doubling
+backoff) and a re-run of the step that sends the same record get the first
 answer back and never record twice. A re-run that sends a different record under the same
 identity (other metrics for the same start time, say) is refused by the wiki (422, exit 1)
 rather than recorded twice: pass --idempotency-key to record it as new, on purpose.
@@ -33,6 +34,8 @@ Exit status: 0 on success, 1 when the wiki refuses the request (its message is p
 """
 
 import argparse
+import datetime
+import email.utils
 import hashlib
 import json
 import math
@@ -125,9 +128,9 @@ def request(method, path, body, key, args):
             except (ValueError, AttributeError):
                 detail = payload.decode("utf-8", "replace")[:300]
             if error.code == 429 or error.code >= 500:
-                retry_after = error.headers.get("Retry-After", "")
-                if retry_after.isdigit():
-                    wait = max(wait, int(retry_after))
+                told = retry_after(error.headers.get("Retry-After", ""))
+                if told is not None:  # the server knows when it can take it: wait that long
+                    wait = told
                 problem = f"{error.code} {detail}".strip()
             else:
                 raise Refused(f"{error.code}: {detail or error.reason}") from None
@@ -139,6 +142,25 @@ def request(method, path, body, key, args):
             log(f"mlwiki_ci: {problem}; retrying in {wait:g} s")
             time.sleep(wait)
     raise Unreachable(f"giving up after {args.retries + 1} attempts: {problem}")
+
+
+MAX_RETRY_AFTER = 300  # seconds: a longer wait asked for is cut to this
+
+
+def retry_after(value):
+    """Seconds a Retry-After header asks to wait (a number or an HTTP date); None if it
+    says nothing usable."""
+    value = value.strip()
+    if value.isdigit():
+        return min(int(value), MAX_RETRY_AFTER)
+    try:
+        when = email.utils.parsedate_to_datetime(value)
+    except (TypeError, ValueError):
+        return None
+    if when.tzinfo is None:
+        return None
+    seconds = (when - datetime.datetime.now(datetime.UTC)).total_seconds()
+    return min(max(0, math.ceil(seconds)), MAX_RETRY_AFTER)
 
 
 def read_json(path, kind, missing_ok=False):

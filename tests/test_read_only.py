@@ -1,0 +1,204 @@
+"""No GET changes state: nothing a page can make a viewer's browser fetch (an image, a
+prefetched link, an iframe, a crawler following an <a>) writes anything to the database.
+
+Every route of the app (but the admin's, superusers only) is fetched with GET as the
+browser of a maintainer and of a viewer; the whole database must be as it was.
+"""
+
+import pytest
+from django.apps import apps
+from django.test import Client
+from django.urls import URLResolver, get_resolver, reverse
+
+from tests.factories import (
+    ProjectFactory,
+    UserFactory,
+    make_deployment,
+    make_free_page,
+    make_training_run,
+)
+from tests.factories import make_token as token_for
+from wiki.history import Actor, Source
+from wiki.models import ChainHead, Membership, Page
+from wiki.services.exports import build, request_export
+from wiki.services.pages import edit_page, submit_for_review
+
+pytestmark = pytest.mark.django_db
+
+
+def _routes(patterns, namespace=""):
+    for pattern in patterns:
+        if isinstance(pattern, URLResolver):
+            if pattern.app_name == "admin":
+                continue
+            inner = f"{namespace}{pattern.namespace}:" if pattern.namespace else namespace
+            yield from _routes(pattern.url_patterns, inner)
+        else:
+            yield f"{namespace}{pattern.name or ''}"
+
+
+@pytest.fixture
+def world(project, user):
+    """A project with every kind of object a route can name: pages with revisions in
+    review, records, a done export (whose download a planted image would fetch), a
+    member, a token."""
+    overview = project.pages.get(category="overview")
+    actor = Actor(user, Source.WEB)
+    editor = UserFactory(username="eve")
+    Membership.objects.create(project=project, user=editor, role=Membership.Role.EDITOR)
+    edit_page(
+        overview, actor=Actor(editor, Source.WEB), base_revision=None, change_reason="planted",
+        body="![x](/api/v1/exports/1/download/) ![y](/projects/churn/exports/1/download/)",
+    )  # fmt: skip
+    submit_for_review(overview, actor=actor)
+    make_free_page(project)
+    run = make_training_run(project)
+    deployment = make_deployment(project)
+    job = request_export(project, actor=actor, format="markdown", enqueue=False)
+    build(job.pk)
+    token, _ = token_for(user, projects=[project.slug])
+    viewer = UserFactory(username="victor")
+    Membership.objects.create(project=project, user=viewer, role=Membership.Role.VIEWER)
+    member = Membership.objects.get(user=editor)
+    ids = {"run": run.pk, "deployment": deployment.pk, "export": job.pk, "token": token.pk,
+           "member": member.pk}  # fmt: skip
+    return {"ids": ids, "viewer": viewer}
+
+
+def _urls(ids):
+    """Every route, by name, as a URL to GET (with the query a person would send)."""
+    page = {"project": "churn", "page": "overview"}
+    project = {"project": "churn"}
+    return {
+        "login": reverse("login"),
+        "logout": reverse("logout"),
+        "password_change": reverse("password_change"),
+        "password_change_done": reverse("password_change_done"),
+        "api-schema": reverse("api-schema"),
+        "api-docs": reverse("api-docs"),
+        "": "/api/nothing-here/",
+        "api:": "/api/v1/nothing-here/",
+        "api:project-list": reverse("api:project-list"),
+        "api:search": reverse("api:search") + "?q=churn",
+        "api:project-detail": reverse("api:project-detail", kwargs=project),
+        "api:page-list": reverse("api:page-list", kwargs=project),
+        "api:page-detail": reverse("api:page-detail", kwargs=page),
+        "api:revision-list": reverse("api:revision-list", kwargs=page),
+        "api:revision-detail": reverse("api:revision-detail", kwargs=page | {"number": 1}),
+        "api:page-diff": reverse("api:page-diff", kwargs=page) + "?from=1&to=2",
+        "api:page-restore": reverse("api:page-restore", kwargs=page),
+        "api:page-review": reverse("api:page-review", kwargs=page),
+        "api:page-approve": reverse("api:page-approve", kwargs=page),
+        "api:training-run-list": reverse("api:training-run-list", kwargs=project),
+        "api:training-run-detail": reverse(
+            "api:training-run-detail", kwargs=project | {"pk": ids["run"]}
+        ),
+        "api:deployment-list": reverse("api:deployment-list", kwargs=project),
+        "api:deployment-detail": reverse(
+            "api:deployment-detail", kwargs=project | {"pk": ids["deployment"]}
+        ),
+        "api:model-version-list": reverse("api:model-version-list", kwargs=project),
+        "api:activity-list": reverse("api:activity-list", kwargs=project),
+        "api:activity-export": reverse("api:activity-export", kwargs=project),
+        "api:audit-verify": reverse("api:audit-verify", kwargs=project),
+        "api:export-list": reverse("api:export-list", kwargs=project),
+        "api:export-detail": reverse("api:export-detail", args=[ids["export"]]),
+        "api:export-download": reverse("api:export-download", args=[ids["export"]]),
+        "frontend:project-list": reverse("frontend:project-list") + "?sort=name",
+        "frontend:tokens": reverse("frontend:tokens"),
+        "frontend:search": reverse("frontend:search") + "?q=churn",
+        "frontend:token-revoke": reverse("frontend:token-revoke", args=[ids["token"]]),
+        "frontend:": "/projects/",
+        "frontend:project-create": reverse("frontend:project-create"),
+        "frontend:project-detail": reverse("frontend:project-detail", kwargs=project),
+        "frontend:project-settings": reverse("frontend:project-settings", kwargs=project),
+        "frontend:members": reverse("frontend:members", kwargs=project),
+        "frontend:notifications": reverse("frontend:notifications", kwargs=project),
+        "frontend:member-remove": reverse(
+            "frontend:member-remove", kwargs=project | {"pk": ids["member"]}
+        ),
+        "frontend:project-token-revoke": reverse(
+            "frontend:project-token-revoke", kwargs=project | {"pk": ids["token"]}
+        ),
+        "frontend:activity": reverse("frontend:activity", kwargs=project) + "?format=csv",
+        "frontend:records": reverse("frontend:records", kwargs=project),
+        "frontend:audit-verify": reverse("frontend:audit-verify", kwargs=project),
+        "frontend:exports": reverse("frontend:exports", kwargs=project),
+        "frontend:export-download": reverse(
+            "frontend:export-download", kwargs=project | {"pk": ids["export"]}
+        ),
+        "frontend:page-list": reverse("frontend:page-list", kwargs=project),
+        "frontend:page-create": reverse("frontend:page-create", kwargs=project) + "?slug=faq",
+        "frontend:page": reverse("frontend:page", kwargs=page),
+        "frontend:page-edit": reverse("frontend:page-edit", kwargs=page),
+        "frontend:page-preview": reverse("frontend:page-preview", kwargs=page),
+        "frontend:page-history": reverse("frontend:page-history", kwargs=page),
+        "frontend:page-compare": reverse("frontend:page-compare", kwargs=page) + "?from=1&to=2",
+        "frontend:revision": reverse("frontend:revision", kwargs=page | {"number": 1}),
+        "frontend:revision-restore": reverse(
+            "frontend:revision-restore", kwargs=page | {"number": 1}
+        ),
+        "frontend:page-submit": reverse("frontend:page-submit", kwargs=page),
+        "frontend:page-approve": reverse("frontend:page-approve", kwargs=page),
+    }
+
+
+def _database():
+    """Every row of every table, as values."""
+    return {
+        model._meta.label: list(model._base_manager.order_by("pk").values())
+        for model in apps.get_models(include_auto_created=True)
+    }
+
+
+def _fetch(client, url):
+    response = client.get(url)
+    if response.streaming:  # run the generator: a streamed body could write as it goes
+        b"".join(response.streaming_content)
+    return response.status_code
+
+
+def test_every_route_is_fetched_here():
+    ids = dict.fromkeys(["run", "deployment", "export", "token", "member"], 1)
+    assert set(_routes(get_resolver().url_patterns)) == set(_urls(ids))
+
+
+@pytest.mark.parametrize("who", ["maintainer", "viewer"])
+def test_no_get_of_any_route_writes_anything(world, user, who):
+    client = Client()
+    client.force_login(user if who == "maintainer" else world["viewer"])
+    urls = _urls(world["ids"])
+    before = _database()
+    statuses = {name: _fetch(client, url) for name, url in urls.items()}
+    assert _database() == before
+    # The routes really ran: the pages that show something showed it.
+    assert statuses["frontend:page"] == statuses["api:page-detail"] == 200
+    assert statuses["frontend:export-download"] == statuses["api:export-download"] == 405
+    assert statuses["api:audit-verify"] == 200
+
+
+def test_the_page_with_a_planted_download_image_writes_nothing_when_viewed(world):
+    client = Client()
+    client.force_login(world["viewer"])
+    overview = Page.objects.get(project__slug="churn", category="overview")
+    assert "/api/v1/exports/1/download/" in overview.body
+    before = _database()
+    html = client.get("/projects/churn/").content.decode()
+    assert 'src="/api/v1/exports/1/download/"' in html
+    for src in ("/api/v1/exports/1/download/", "/projects/churn/exports/1/download/"):
+        assert client.get(src).status_code == 405  # what the browser's image request gets
+    assert _database() == before
+
+
+def test_reading_a_chain_that_has_no_entry_yet_creates_no_head(user, settings):
+    settings.AUDIT_CHAIN_ENABLED = False  # history written before the chain was turned on
+    quiet = ProjectFactory(slug="quiet")
+    Membership.objects.create(project=quiet, user=user, role=Membership.Role.MAINTAINER)
+    settings.AUDIT_CHAIN_ENABLED = True
+    client = Client()
+    client.force_login(user)
+    assert client.get("/projects/quiet/").status_code == 200
+    verdict = client.get("/api/v1/projects/quiet/audit/verify/").json()
+    assert not ChainHead.objects.filter(project=quiet).exists()
+    # Its history rows are linked by no entry: the verdict says so, it does not hide it.
+    assert verdict["ok"] is False and verdict["first_bad"]["kind"] == "inserted"
