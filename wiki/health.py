@@ -19,9 +19,7 @@ from django.db.models import (
     Count,
     Exists,
     F,
-    Min,
     OuterRef,
-    Q,
     Subquery,
     Value,
     When,
@@ -39,34 +37,40 @@ CONCERNS = {
     "deployment": ("new_deployments",),
     "maintenance": ("new_deployments",),
 }
-# What with_staleness asks of each page (an annotation each).
-QUESTIONS = tuple(dict.fromkeys(name for names in CONCERNS.values() for name in names))
 REASONS_SHOWN = 5
 
 
-def _arrived(model, moment="created_at"):
-    """Records of the page's project posted (or, by ``moment``, changed) after the page's
-    last edit."""
-    return model.objects.filter(
-        project=OuterRef("project"), **{f"{moment}__gt": OuterRef("edited_at")}
-    )
+def _arrived(model, project, since, moment="created_at"):
+    return model.objects.filter(project=project, **{f"{moment}__gt": since})
 
 
-def _new_datasets():
-    """Runs posted after the page's last edit that were the first to use their dataset
-    version (so no run before the edit used it). Asked as "is this run the first use",
-    one probe of the (project, dataset, version, created_at) index per run, the database
-    stops at the first such run; "was it used before" made it sort every run since."""
+def _new_datasets(project, since):
+    """Runs posted since that were the first to use their dataset version (so no run
+    before used it). Asked as "is this run the first use": one probe of the (project,
+    dataset, version, created_at) index per run, and the database stops at the first such
+    run; "was it used before" made it sort every run since."""
     first_use = TrainingRun.objects.filter(
         project=OuterRef("project"),
         dataset_name=OuterRef("dataset_name"),
         dataset_version=OuterRef("dataset_version"),
     ).order_by("created_at")
     return (
-        _arrived(TrainingRun)
+        _arrived(TrainingRun, project, since)
         .exclude(dataset_name="")
         .filter(created_at=Subquery(first_use.values("created_at")[:1]))
     )
+
+
+# The staleness rule, written once: for each question, the records of ``project`` that
+# arrived ``since`` (a page's last edit) and concern it. ``with_staleness`` asks them of
+# many pages at once (project and since are the outer page's columns), ``stale_reasons``
+# of one page, to list them.
+QUESTIONS = {
+    "new_model_versions": lambda project, since: _arrived(ModelVersion, project, since),
+    "new_training_runs": lambda project, since: _arrived(TrainingRun, project, since),
+    "new_deployments": lambda project, since: _arrived(Deployment, project, since, "updated_at"),
+    "new_dataset_versions": _new_datasets,
+}
 
 
 def with_staleness(pages):
@@ -74,23 +78,18 @@ def with_staleness(pages):
 
     Each question is asked only of the pages it concerns: the database evaluates a CASE
     lazily, so the dataset question runs for data pages only, not for all six."""
-    questions = {  # one for each of QUESTIONS
-        "new_model_versions": Exists(_arrived(ModelVersion)),
-        "new_training_runs": Exists(_arrived(TrainingRun)),
-        "new_deployments": Exists(_arrived(Deployment, "updated_at")),
-        "new_dataset_versions": Exists(_new_datasets()),
-    }
+    outer = OuterRef("project"), OuterRef("edited_at")
     return pages.annotate(
         **{
             name: Case(
                 When(
                     category__in=[c for c, names in CONCERNS.items() if name in names],
-                    then=question,
+                    then=Exists(question(*outer)),
                 ),
                 default=Value(False),
                 output_field=BooleanField(),
             )
-            for name, question in questions.items()
+            for name, question in QUESTIONS.items()
         }
     )
 
@@ -104,79 +103,54 @@ def _when(moment):
     return moment.strftime("%Y-%m-%d %H:%M UTC")
 
 
-def _listed(kind, records, describe, moment="created_at"):
-    """'3 new deployments: #7 …; #6 …; and 1 more' (the newest first, counted in the same
-    query), or None when there are none."""
-    newest = records.annotate(total=Window(Count("id"))).order_by(f"-{moment}", "-id")
-    shown = list(newest[:REASONS_SHOWN])
-    if not shown:
-        return None
-    total = shown[0].total
-    more = f"; and {total - len(shown)} more" if total > len(shown) else ""
-    plural = "s" if total > 1 else ""
-    return f"{total} {kind}{plural}: " + "; ".join(describe(r) for r in shown) + more
+def _deployment(d):
+    status = d.status.replace("_", " ")
+    return f"#{d.pk} {d.model_version} to {d.environment}, {status} ({_when(d.updated_at)})"
+
+
+# How stale_reasons lists what each question found: (what, how one reads, its moment).
+LISTINGS = {
+    "new_model_versions": (
+        "new model version",
+        lambda v: f"{v.version} ({_when(v.created_at)})",
+        "created_at",
+    ),
+    "new_training_runs": (
+        "new training run",
+        lambda r: f"#{r.pk} of {r.model_version} {r.status} ({_when(r.created_at)})",
+        "created_at",
+    ),
+    "new_dataset_versions": (
+        "new dataset version",
+        lambda r: (
+            f"{r.dataset_name}@{r.dataset_version} first used by training run #{r.pk} "
+            f"({_when(r.created_at)})"
+        ),
+        "created_at",
+    ),
+    "new_deployments": ("new or changed deployment", _deployment, "updated_at"),
+}
 
 
 def stale_reasons(page):
     """What arrived since ``page``'s last edit that concerns it, newest first, as
-    sentences (empty when it is up to date, and for pages no record concerns)."""
-    kinds = CONCERNS.get(page.category, ())
-    since = Q(project_id=page.project_id, created_at__gt=page.edited_at)
+    sentences (empty when it is up to date, and for pages no record concerns): '3 new
+    deployments: #7 …; #6 …; and 1 more', the newest first, counted in the same query."""
     reasons = []
-    if "new_model_versions" in kinds:
-        reasons.append(
-            _listed(
-                "new model version", ModelVersion.objects.filter(since),
-                lambda v: f"{v.version} ({_when(v.created_at)})",
-            )
-        )  # fmt: skip
-    if "new_training_runs" in kinds:
-        reasons.append(
-            _listed(
-                "new training run",
-                TrainingRun.objects.filter(since).select_related("model_version"),
-                lambda r: f"#{r.pk} of {r.model_version} {r.status} ({_when(r.created_at)})",
-            )
-        )  # fmt: skip
-    if "new_dataset_versions" in kinds:
-        used_before = TrainingRun.objects.filter(
-            project_id=page.project_id,
-            dataset_name=OuterRef("dataset_name"),
-            dataset_version=OuterRef("dataset_version"),
-            created_at__lte=page.edited_at,
-        )
-        versions = list(
-            TrainingRun.objects.filter(since)
-            .exclude(dataset_name="")
-            .exclude(Exists(used_before))
-            .values("dataset_name", "dataset_version")
-            .annotate(first_at=Min("created_at"), first_run=Min("id"))
-            .order_by("-first_at", "dataset_name", "dataset_version")
-        )
-        if versions:
-            more = len(versions) - REASONS_SHOWN
-            reasons.append(
-                f"{len(versions)} new dataset version{'s' if len(versions) > 1 else ''}: "
-                + "; ".join(
-                    f"{v['dataset_name']}@{v['dataset_version']} first used by training run "
-                    f"#{v['first_run']} ({_when(v['first_at'])})"
-                    for v in versions[:REASONS_SHOWN]
-                )
-                + (f"; and {more} more" if more > 0 else "")
-            )
-    if "new_deployments" in kinds:
-        changed = Q(project_id=page.project_id, updated_at__gt=page.edited_at)
-        reasons.append(
-            _listed(
-                "new or changed deployment",
-                Deployment.objects.filter(changed).select_related("model_version"),
-                lambda d: f"#{d.pk} {d.model_version} to {d.environment}, "
-                f"{d.status.replace('_', ' ')} "
-                f"({_when(d.updated_at)})",
-                moment="updated_at",
-            )
-        )  # fmt: skip
-    return [reason for reason in reasons if reason]
+    for name in CONCERNS.get(page.category, ()):
+        kind, describe, moment = LISTINGS[name]
+        records = QUESTIONS[name](page.project_id, page.edited_at)
+        if records.model is not ModelVersion:
+            records = records.select_related("model_version")
+        newest = records.annotate(total=Window(Count("id"))).order_by(f"-{moment}", "-id")
+        shown = list(newest[:REASONS_SHOWN])
+        if shown:
+            total = shown[0].total
+            more = f"; and {total - len(shown)} more" if total > len(shown) else ""
+            plural = "s" if total > 1 else ""
+            listed = "; ".join(describe(record) for record in shown)
+            reasons.append(f"{total} {kind}{plural}: {listed}{more}")
+    return reasons
 
 
 @dataclass
