@@ -10,6 +10,7 @@ from wiki.categories import (
     TABLE_MAX_ROWS,
     TEXT_MAX_LENGTH,
     get_category,
+    is_placeholder,
     missing_required,
     validate_fields,
 )
@@ -174,3 +175,33 @@ def test_none_clears_a_field():
 def test_missing_required_lists_only_unfilled_required_fields():
     missing = missing_required(OVERVIEW, {"purpose": "x", "out_of_scope": ""})
     assert [f.name for f in missing] == ["owners", "stakeholders", "status", "risk_level"]
+
+
+def rows(*values):
+    return [{"key": f"k{i}", "value": v} for i, v in enumerate(values)]
+
+
+@pytest.mark.parametrize(
+    "value",
+    ["TBD", "tbd", " TODO ", "**TBD.**", "N/A", "n/a", "na", "None", "-", "—", "?", "...",
+     "…", "TBC", "FIXME", "to be defined", "To be determined.", "Fill in", "_todo_",
+     "TODO: describe the split", "TBD - waiting for legal", rows("TBD", "n/a"), rows("")],
+)  # fmt: skip
+def test_placeholders_are_recognised(value):
+    assert is_placeholder(value)
+
+
+@pytest.mark.parametrize(
+    "value",
+    ["", [], "0", "-1", "x", "No personal data is used.", "The todo list is reviewed weekly.",
+     "Todo-list app for the support team", "TBD: first line\n\nThen the real text.",
+     "None of the features use personal data.", rows("TBD", "0.05")],
+)  # fmt: skip
+def test_real_text_is_not_a_placeholder(value):
+    assert not is_placeholder(value)
+
+
+def test_a_placeholder_in_a_required_field_counts_as_missing():
+    values = {"purpose": "TBD", "owners": rows("n/a"), "stakeholders": rows("Finance: budget"),
+              "status": "production", "risk_level": "low", "out_of_scope": "TODO"}  # fmt: skip
+    assert [f.name for f in missing_required(OVERVIEW, values)] == ["purpose", "owners"]

@@ -394,3 +394,16 @@ def test_the_edit_form_ties_help_texts_to_their_inputs_and_offers_the_live_previ
     # Without JavaScript the live preview and the shortcut hint stay hidden.
     assert '<section class="live-preview" aria-labelledby="live-preview-title" hidden>' in html
     assert "data-save-hint hidden" in html
+
+
+def test_a_placeholder_field_is_marked_and_counted_as_missing(client_logged_in, project, user):
+    page = overview(project)
+    fields = {"purpose": "TBD", "status": "production", "out_of_scope": "n/a"}
+    edit_page(page, actor=Actor(user, Source.WEB), base_revision=1, change_reason="Stub",
+              fields=fields)  # fmt: skip
+    html = client_logged_in.get("/projects/churn/overview/").content.decode()
+    purpose = re.search(r'<div class="field-row[^"]*">\s*<dt>Purpose and intended use', html)
+    assert purpose and "missing" in purpose.group(0)
+    assert "<strong>Only a placeholder.</strong> It counts as missing" in html
+    assert "It counts as not documented" in html  # the optional out-of-scope uses
+    assert "1 of 5 required fields filled" in html  # the status only

@@ -11,6 +11,7 @@ Stored values, by kind:
 - ``table``: a key-value table, a list of ``{"key": str, "value": str}`` rows, in order.
 """
 
+import re
 from dataclasses import dataclass, field
 
 from django.core.exceptions import ValidationError
@@ -420,6 +421,43 @@ def _clean_table(rows):
     return cleaned
 
 
+# Words people type where text is still to come. A value is a placeholder when, read
+# without case, surrounding whitespace and punctuation (so "**TBD.**" and "N/A" count), it
+# is one of these or nothing at all ("-", "?", "..."), or when it is one line that starts
+# with a to-do marker and a colon ("TODO: describe the split"). A real sentence that
+# mentions a to-do ("the todo list is reviewed weekly") is text. "None" and "n/a" count
+# too: a field that truly does not apply says why in a sentence ("No personal data is used.").
+PLACEHOLDERS = frozenset({
+    "tbd", "tbc", "tba", "todo", "to do", "to-do", "fixme", "xxx", "wip", "pending",
+    "placeholder", "n/a", "na", "n.a", "none", "nil", "null", "unknown", "fill in",
+    "fill me in", "fill in later", "coming soon", "to be defined", "to be determined",
+    "to be decided", "to be done", "to be confirmed", "to be completed", "to be added",
+    "to be written", "to be filled in", "to be announced",
+})  # fmt: skip
+_TRIM = " \t\n.,;:!?-_*~`#>\"'()[]{}<>…–—"
+_MARKUP = " \t*_`#>[("
+_MARKER_RE = re.compile(r"^(tbd|tbc|todo|fixme)(\s*:|\s+[-–—]\s)", re.IGNORECASE)
+
+
+def is_placeholder(value):
+    """Whether a field value only stands in for text still to be written (PLACEHOLDERS);
+    a table is one when every row's value is. An empty value is empty, not a placeholder."""
+    if isinstance(value, list):
+        return bool(value) and all(_placeholder_text(row["value"]) for row in value)
+    return bool(value) and _placeholder_text(value)
+
+
+def _placeholder_text(text):
+    words = " ".join(text.casefold().strip(_TRIM).split())
+    if words in PLACEHOLDERS or not words:
+        return True
+    return "\n" not in text.strip() and bool(_MARKER_RE.match(text.lstrip(_MARKUP)))
+
+
 def missing_required(category, values):
-    """The required fields of ``category`` that ``values`` leaves unfilled."""
-    return [f for f in category.required_fields if not values.get(f.name)]
+    """The required fields of ``category`` that ``values`` leaves unfilled: empty, or only
+    a placeholder such as "TBD" (is_placeholder)."""
+    return [
+        f for f in category.required_fields
+        if not values.get(f.name) or is_placeholder(values[f.name])
+    ]  # fmt: skip

@@ -7,14 +7,36 @@ Each writes to a binary file object and tells ``progress(percent)`` how far it g
 
 import hashlib
 import json
+import re
+from datetime import UTC, datetime
 
+from django.conf import settings
+from django.template.defaultfilters import linebreaksbr
 from django.template.loader import render_to_string
+from django.utils.safestring import SafeData, mark_safe
 
 from wiki.audit import canonical, seal
 from wiki.categories import MARKDOWN, TABLE
 from wiki.rendering import render_markdown_many
 
 STATES = {"covered": "Covered", "partial": "Partial", "missing": "Missing"}
+
+
+def human(moment):
+    """An ISO 8601 time of the report as people read it: 2026-12-05 07:13 UTC (the JSON
+    bundle keeps ISO 8601, to the microsecond, as history writes it)."""
+    if not moment:
+        return ""
+    return datetime.fromisoformat(moment).astimezone(UTC).strftime("%Y-%m-%d %H:%M UTC")
+
+
+def page_state(page):
+    """Whether a page's current revision, the one the report shows, is approved."""
+    if page["approved_revision"] == page["revision"]:
+        return "approved"
+    if page["approved_revision"] is None:
+        return "not approved"
+    return f"not approved (approved: revision {page['approved_revision']})"
 
 
 def write(format, report, handle, progress):
@@ -77,6 +99,13 @@ def _table(header, rows):
     yield ""
 
 
+def _text(field):
+    value = field["value"]
+    if field["kind"] == TABLE:
+        return "; ".join(f"{row['key']}: {row['value']}" for row in value)
+    return value
+
+
 def _value_lines(field):
     value = field["value"]
     if field["kind"] == TABLE:
@@ -100,7 +129,7 @@ def markdown_lines(report):
         ["Page", "Revision", "State", "Approved revision", "Approved by", "Approved at"],
         [
             [a["title"], a["revision"], approval_state(a), a["approved_revision"],
-             a["approved_by"], a["approved_at"]]
+             a["approved_by"], human(a["approved_at"])]
             for a in dc["approvals"]
         ],
     )  # fmt: skip
@@ -112,6 +141,8 @@ def markdown_lines(report):
     for page in report["documentation"]:
         yield f"### {page['label']}: {page['title']} (revision {page['revision']})"
         yield ""
+        yield f"Revision {page['revision']}, {page_state(page)}: <{page['url']}>"
+        yield ""
         completeness = page.get("completeness")
         if completeness:
             filled, required = completeness["filled"], completeness["required"]
@@ -122,7 +153,10 @@ def markdown_lines(report):
         for field in page["fields"]:
             yield f"#### {field['label']}"
             yield ""
-            yield from (_value_lines(field) if not field["missing"] else ["*Missing.*"])
+            if field["placeholder"]:
+                yield f"*Only a placeholder, counted as missing:* {_cell(_text(field))}"
+            else:
+                yield from (_value_lines(field) if not field["missing"] else ["*Missing.*"])
             yield ""
         if page["body"]:
             yield "#### Notes"
@@ -164,10 +198,22 @@ def markdown_lines(report):
             yield ""
     yield "## Appendix: EU AI Act Annex IV"
     yield ""
+    yield ANNEX_RULE
+    yield ""
     yield from _table(
-        ["Item", "Requirement", "State", "Documented by"],
-        [[i["item"], i["title"], STATES[i["state"]], annex_sources(i)] for i in report["annex_iv"]],
+        ["Item", "Requirement", "State", "Why not covered"],
+        [
+            [i["item"], i["title"], STATES[i["state"]], "; ".join(i["reasons"])]
+            for i in report["annex_iv"]
+        ],
     )
+    for item in report["annex_iv"]:
+        yield f"### Item {item['item']}: evidence"
+        yield ""
+        for d in item["documented_by"]:
+            where = f"[{evidence_name(d)}]({d['url']})" if d["url"] else evidence_name(d)
+            yield f"- {where}: {d['status']}"
+        yield ""
 
 
 def write_markdown(report, handle, progress):
@@ -178,6 +224,21 @@ def write_markdown(report, handle, progress):
 
 
 # Facts shared by the templates and Markdown ------------------------------------------
+
+
+ANNEX_RULE = (
+    "An item is covered when every field that documents it holds real text (a placeholder "
+    "such as TBD, TODO or n/a counts as missing) on a page whose current revision is "
+    "approved, and every kind of record it names was recorded; partial when only some of "
+    "that holds; missing when nothing documents it."
+)
+
+
+def evidence_name(d):
+    """An evidence pointer in words: page, field and revision."""
+    if d["revision"] is None:
+        return d["label"]
+    return f"{d['label']} ({d['page_title']}, revision {d['revision']})"
 
 
 def approval_state(a):
@@ -193,12 +254,14 @@ def control_facts(report):
     chain = dc["audit_chain"]
     period = dc["period"]
     verified = "intact" if chain["verified"] else f"NOT intact: {chain['first_bad']}"
+    version = dc["report_version"]
     return [
+        ("Report id", dc["report_id"]),
+        ("Report version", f"format {version['format']}, mlwiki {version['application']}"),
         ("Project", f"{dc['project']['name']} ({dc['project']['slug']})"),
         ("Period", f"{period['since'] or 'the beginning'} to {period['until'] or 'now'}"),
-        ("Generated at", dc["generated_at"]),
+        ("Generated at", human(dc["generated_at"])),
         ("Generated by", dc["generated_by"]),
-        ("Application version", f"mlwiki {dc['application_version']}"),
         ("Audit chain head", chain["head"]),
         ("Audit chain entries", chain["entries"]),
         ("Audit chain verification", verified),
@@ -210,23 +273,28 @@ def control_facts(report):
     ]
 
 
-def inventory_facts(inv):
+def inventory_facts(inv, rendered=None):
+    """The inventory as (label, value) rows; ``rendered``: HTML of its Markdown texts."""
+    rendered = rendered or {}
     return [
         ("System", inv["name"]),
-        ("Purpose", inv["purpose"] or "Missing"),
+        ("Purpose", rendered.get("purpose") or inv["purpose"] or "Missing"),
         ("Owner", " / ".join(x for x in (inv["owner_team"], inv["owners"]) if x)),
         ("Risk level", inv["risk_level"] or "Missing"),
         ("Status", inv["status"] or "Missing"),
         ("Production version", inv["production_version"] or "none in production"),
-        ("In production since", inv["in_production_since"] or ""),
+        ("In production since", human(inv["in_production_since"])),
         ("Validated (model page approved)", _when_by(inv["validated_at"], inv["validated_by"])),
         ("Approved (overview approved)", _when_by(inv["approved_at"], inv["approved_by"])),
-        ("Known limitations", inv["known_limitations"] or "Missing"),
+        (
+            "Known limitations",
+            rendered.get("known_limitations") or inv["known_limitations"] or "Missing",
+        ),
     ]
 
 
 def _when_by(at, by):
-    return f"{at} by {by}" if at else "not yet"
+    return f"{human(at)} by {by}" if at else "not yet"
 
 
 def lineage_row(v):
@@ -236,7 +304,7 @@ def lineage_row(v):
         f"#{d['id']} {d['environment']} {d['status']}" for d in v["deployments"]
     )
     return [
-        v["version"], v["created_at"], ", ".join(v["datasets"]),
+        v["version"], human(v["created_at"]), ", ".join(v["datasets"]),
         f"{len(runs)}: {shown}" if runs else "0", deployments,
     ]  # fmt: skip
 
@@ -245,7 +313,7 @@ def run_row(r):
     dataset = r["dataset"]
     name = "@".join(x for x in (dataset["name"], dataset["version"]) if x)
     return [
-        f"#{r['id']}", r["model_version"], r["status"], r["started_at"], name,
+        f"#{r['id']}", r["model_version"], r["status"], human(r["started_at"]), name,
         r["hyperparameters"], r["metrics"],
     ]  # fmt: skip
 
@@ -255,22 +323,16 @@ def deployment_row(d):
         f"{c.get('name')}: {'passed' if c.get('passed') else 'FAILED'}" for c in d["checks"]
     )
     return [
-        f"#{d['id']}", d["model_version"], d["environment"], d["status"], d["started_at"],
+        f"#{d['id']}", d["model_version"], d["environment"], d["status"], human(d["started_at"]),
         d["reason"], checks,
     ]  # fmt: skip
 
 
 def change_row(c):
     return [
-        c["seq"], c["at"], c["user"] or "system", c["source"], f"{c['kind']}: {c['object']}",
+        c["seq"], human(c["at"]), c["user"] or "system", c["source"], f"{c['kind']}: {c['object']}",
         c["action"], c["reason"], ", ".join(c["fields_changed"]),
     ]  # fmt: skip
-
-
-def annex_sources(item):
-    return "; ".join(
-        f"{d['label']} ({'yes' if d['present'] else 'missing'})" for d in item["documented_by"]
-    )
 
 
 # HTML and PDF ------------------------------------------------------------------------
@@ -279,35 +341,54 @@ def annex_sources(item):
 def html(report, *, pdf=False):
     """The report as one HTML document, styles inline, nothing fetched from elsewhere."""
     project = report["document_control"]["project"]["slug"]
-    pages = report["documentation"]
+    pages, inventory = report["documentation"], report["inventory"]
     texts = [p["body"] for p in pages]
     texts += [f["value"] or "" for p in pages for f in p["fields"] if f["kind"] == MARKDOWN]
-    rendered = iter(render_markdown_many(texts, project))
+    texts += [inventory["purpose"], inventory["known_limitations"]]
+    rendered = iter(_absolute(h) for h in render_markdown_many(texts, project))
     bodies = [next(rendered) for _ in pages]
     for page in pages:
         for field in page["fields"]:
             if field["kind"] == MARKDOWN:
                 field["html"] = next(rendered)
+    markdown = {"purpose": next(rendered), "known_limitations": next(rendered)}
     return render_to_string(
         "wiki/report.html",
         {
             "report": report,
             "pdf": pdf,
             "control": control_facts(report),
-            "inventory": inventory_facts(report["inventory"]),
-            "documentation": list(zip(pages, bodies, strict=True)),
+            "generated_at": human(report["document_control"]["generated_at"]),
+            "annex_rule": ANNEX_RULE,
+            "inventory": [
+                (label, value if isinstance(value, SafeData) else linebreaksbr(value))
+                for label, value in inventory_facts(inventory, markdown)
+            ],
+            "documentation": list(zip(pages, bodies, map(page_state, pages), strict=True)),
             "lineage": [lineage_row(v) for v in report["model_versions"]],
             "runs": [run_row(r) for r in report["training_runs"]],
             "deployments": [deployment_row(d) for d in report["deployments"]],
             "changes": [change_row(c) for c in report["change_log"]],
             "diffs": [c for c in report["change_log"] if c.get("diff")],
-            "approvals": [(a, approval_state(a)) for a in report["document_control"]["approvals"]],
+            "approvals": [
+                (a, approval_state(a), human(a["approved_at"]))
+                for a in report["document_control"]["approvals"]
+            ],
             "annex": [(i, STATES[i["state"]]) for i in report["annex_iv"]],
             "runs_ledger": pdf and list(ledger(RUN_HEADER, map(run_row, report["training_runs"]))),
             "changes_ledger": pdf
             and list(ledger(CHANGE_HEADER, map(change_row, report["change_log"]))),
         },
     )
+
+
+# A link of the wiki's own ("/projects/…") made absolute: the report is read away from it.
+_ROOT_RELATIVE = re.compile(r'href="/(?!/)')
+
+
+def _absolute(rendered):
+    site = settings.SITE_URL.rstrip("/")
+    return mark_safe(_ROOT_RELATIVE.sub(lambda m: f'href="{site}/', rendered))  # noqa: S308
 
 
 LEDGER_LINES = 60

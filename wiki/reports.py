@@ -6,23 +6,28 @@ same database state and options always give the same report. The renderers
 (wiki.report_formats) turn it into a JSON bundle, Markdown, HTML or PDF with the same
 content.
 
-Sections: document control (ISO/IEC 42001 7.5), the model inventory header (SR 11-7),
-the current documentation with its completeness, model versions and their lineage,
-training runs and deployments of the period, the change log of the period, the EU AI Act
-Annex IV mapping, and (for the JSON bundle) every history row of the project's audit chain
-with its digest and seal, which deploy/audit/verify_bundle.py checks offline.
+Sections: document control (ISO/IEC 42001 7.5: the report's id and version, ...), the
+model inventory header (SR 11-7), the current documentation with its completeness, model
+versions and their lineage, training runs and deployments of the period, the change log
+of the period, the EU AI Act Annex IV mapping (wiki.annex_iv), and (for the JSON bundle)
+every history row of the project's audit chain with its digest and seal, which
+deploy/audit/verify_bundle.py checks offline.
 """
 
 import json
 from datetime import UTC, datetime, time, timedelta
 
 from django.conf import settings
+from django.urls import reverse
 
 from wiki import audit, diff
-from wiki.categories import CATEGORIES, get_category, missing_required
+from wiki.annex_iv import annex_iv
+from wiki.categories import CATEGORIES, get_category, is_placeholder, missing_required
 from wiki.models import AuditEntry, Deployment, ModelVersion, Page, TrainingRun
 
-REPORT_FORMAT = "mlwiki-audit-report/1"
+# The version of the report's structure: bump it when a section or a key changes meaning.
+REPORT_FORMAT_VERSION = 2
+REPORT_FORMAT = f"mlwiki-audit-report/{REPORT_FORMAT_VERSION}"
 PAGE_TABLE = "wiki.HistoricalPage"
 
 # Columns that say when and by whom, not what: left out of "fields changed".
@@ -31,49 +36,6 @@ BOOKKEEPING = {
     "history_username", "history_source", "history_token_id", "history_token_name",
     "history_request_id", "updated_at", "created_at", "revision",
 }  # fmt: skip
-
-# EU AI Act Annex IV (technical documentation, Article 11(1)): each item and what in the
-# wiki documents it. "category.field" is a structured field; "records:…" the pipeline
-# records; "history" the audit chain; "page:slug" a free page of that slug.
-ANNEX_IV = [
-    (1, "A general description of the AI system: intended purpose, provider, versions, "
-        "how it is deployed",
-     ["overview.purpose", "overview.owners", "overview.status", "deployment.environment",
-      "records:model_versions"]),
-    (2, "A detailed description of the elements of the AI system and of the process for "
-        "its development: methods, design, architecture, data, training, validation",
-     ["model.architecture", "model.training_algorithm", "model.hyperparameters",
-      "data.sources", "data.preprocessing", "data.feature_engineering", "data.split",
-      "data.dataset_versions", "workflow.workflow", "records:training_runs"]),
-    (3, "Detailed information about the monitoring, functioning and control of the AI "
-        "system: capabilities and limitations, foreseeable unintended outcomes, oversight",
-     ["model.limitations", "data.limitations_bias", "overview.out_of_scope",
-      "deployment.monitoring", "deployment.rollback"]),
-    (4, "A description of the appropriateness of the performance metrics",
-     ["model.evaluation_metrics", "records:metrics"]),
-    (5, "A detailed description of the risk management system (Article 9)",
-     ["overview.risk_level", "data.limitations_bias", "data.personal_data_licensing",
-      "deployment.rollback"]),
-    (6, "A description of relevant changes made to the system through its lifecycle",
-     ["maintenance.update_log", "maintenance.update_reasons", "records:deployments",
-      "history"]),
-    (7, "A list of the harmonised standards applied, or of the other solutions adopted",
-     ["page:standards"]),
-    (8, "A copy of the EU declaration of conformity (Article 47)",
-     ["page:declaration-of-conformity"]),
-    (9, "A description of the system in place to evaluate the AI system's performance in "
-        "the post-market phase (Article 72)",
-     ["deployment.monitoring", "maintenance.post_update_tests", "workflow.scheduled_jobs",
-      "records:deployment_checks"]),
-]  # fmt: skip
-RECORD_SOURCES = {
-    "records:model_versions": "Model versions (pipeline records)",
-    "records:training_runs": "Training runs (pipeline records)",
-    "records:metrics": "Training-run metrics (pipeline records)",
-    "records:deployments": "Deployments (pipeline records)",
-    "records:deployment_checks": "Post-deployment checks (pipeline records)",
-    "history": "The revision history and its audit chain",
-}
 
 
 def iso(value):
@@ -105,7 +67,13 @@ def plain(row):
     return json.loads(audit.canonical(row))
 
 
-def _page_entry(page):
+def revision_url(project, page):
+    """The wiki's address of ``page``'s current revision (what a report's evidence is)."""
+    path = reverse("frontend:revision", args=[project.slug, page.slug, page.revision])
+    return settings.SITE_URL.rstrip("/") + path
+
+
+def _page_entry(project, page):
     spec = page.spec
     entry = {
         "id": page.id,
@@ -114,6 +82,8 @@ def _page_entry(page):
         "label": spec.label if spec else "Free page",
         "title": page.title,
         "revision": page.revision,
+        "approved_revision": page.approved_revision,
+        "url": revision_url(project, page),
         "updated_at": iso(page.updated_at),
         "fields": [],
         "body": page.body,
@@ -128,6 +98,7 @@ def _page_entry(page):
                 "required": f.required,
                 "value": page.fields.get(f.name),
                 "missing": f.name in missing,
+                "placeholder": is_placeholder(page.fields.get(f.name)),
             }
             for f in spec.fields
         ]
@@ -368,36 +339,10 @@ def _change_log(project, start, end, include_diffs):
     return log
 
 
-def _annex_iv(pages, free_pages, facts):
-    items = []
-    for number, title, sources in ANNEX_IV:
-        documented_by = []
-        for source in sources:
-            if source.startswith("page:"):
-                slug = source.removeprefix("page:")
-                page = free_pages.get(slug)
-                label = f"Free page '{slug}'"
-                present = bool(page and page.body.strip())
-            elif "." in source:
-                category, name = source.split(".")
-                spec = get_category(category)
-                label = f"{spec.label}: {spec.get_field(name).label}"
-                page = pages.get(category)
-                present = bool(page and _text(page.fields.get(name)).strip())
-            else:
-                label, present = RECORD_SOURCES[source], facts[source]
-            documented_by.append({"source": source, "label": label, "present": present})
-        found = sum(d["present"] for d in documented_by)
-        state = "covered" if found == len(documented_by) else "partial" if found else "missing"
-        items.append(
-            {"item": number, "title": title, "state": state, "documented_by": documented_by}
-        )
-    return items
-
-
 def build(
     project,
     *,
+    report_id,
     since=None,
     until=None,
     include_diffs=False,
@@ -405,7 +350,8 @@ def build(
     generated_at,
     with_history=True,
 ):
-    """The audit report of ``project`` for the period (dates, inclusive; None: open).
+    """The audit report ``report_id`` of ``project`` for the period (dates, inclusive;
+    None: open).
 
     Call it inside one transaction with a consistent snapshot (wiki.services.exports does),
     so the documentation, the records and the history agree.
@@ -418,8 +364,8 @@ def build(
     order = {c.name: i for i, c in enumerate(CATEGORIES)}
     categories = {p.category: p for p in all_pages if p.category}
     free_pages = {p.slug: p for p in all_pages if not p.category}
-    documentation = [_page_entry(categories[c]) for c in sorted(categories, key=order.get)]
-    documentation += [_page_entry(p) for p in free_pages.values()]
+    documentation = [_page_entry(project, categories[c]) for c in sorted(categories, key=order.get)]
+    documentation += [_page_entry(project, p) for p in free_pages.values()]
     filled = sum(p.get("completeness", {}).get("filled", 0) for p in documentation)
     required = sum(p.get("completeness", {}).get("required", 0) for p in documentation)
 
@@ -446,6 +392,11 @@ def build(
     report = {
         "report": REPORT_FORMAT,
         "document_control": {
+            "report_id": report_id,
+            "report_version": {
+                "format": REPORT_FORMAT_VERSION,
+                "application": settings.APP_VERSION,
+            },
             "project": {
                 "id": project.id,
                 "slug": project.slug,
@@ -458,7 +409,6 @@ def build(
             "options": {"include_diffs": include_diffs},
             "generated_at": iso(generated_at),
             "generated_by": generated_by,
-            "application_version": settings.APP_VERSION,
             "audit_chain": {
                 "head": verdict.head,
                 "entries": verdict.entries,
@@ -475,7 +425,9 @@ def build(
         "training_runs": run_list,
         "deployments": deployment_list,
         "change_log": change_log,
-        "annex_iv": _annex_iv(categories, free_pages, facts),
+        "annex_iv": annex_iv(
+            categories, free_pages, facts, lambda page: revision_url(project, page)
+        ),
     }
     if with_history:
         report["history"] = history(head)  # read as it is written: see write_json

@@ -1,11 +1,12 @@
 #!/usr/bin/env python3
 """Check an mlwiki audit report bundle (the JSON export) offline, with the standard library.
 
-    python3 verify_bundle.py BUNDLE.json [--key KEY]
+    python3 verify_bundle.py BUNDLE.json [--expect-head DIGEST] [--key KEY]
 
 1. The audit chain: every history row in order, each digest = SHA-256(previous digest +
    canonical JSON of the row), ending at the head the document-control section names;
-   with the key (the wiki's AUDIT_HMAC_KEY), each seal = HMAC-SHA-256(key, digest) too.
+   with --expect-head, the chain passes through the entry of that digest; with the key
+   (the wiki's AUDIT_HMAC_KEY), each seal = HMAC-SHA-256(key, digest) too.
 2. The report against its history: the project, every page (its text, fields, revision
    and approval), every training run, deployment and model version in the bundle must
    equal its latest history row; none that history holds (for records: in the period)
@@ -26,6 +27,32 @@ import sys
 from datetime import date, datetime, timedelta
 
 GENESIS = "0" * 64
+MODES = """\
+What each way of running it catches:
+
+  without --key or --expect-head
+      Any edit that leaves the bundle inconsistent: a history row, page, record,
+      approval or change-log entry changed, added or removed without the digests after
+      it recomputed, or any other part of the file changed without the integrity digest
+      recomputed. It does NOT catch a forger who rewrote history and recomputed every
+      digest and the integrity digest: such a bundle is consistent, and only the two
+      options below tell it from the real one.
+  --expect-head DIGEST
+      Also any rewrite, insertion or removal of history up to the entry whose digest you
+      noted earlier, from the project page or GET /api/v1/projects/SLUG/audit/verify/
+      ("head"), even with every digest recomputed: the recomputed chain cannot pass
+      through that digest again. The chain grows after you note it, so the head you
+      noted may be an earlier entry of the bundle. It does NOT catch entries rewritten,
+      added or removed after the one you noted (and so a page or record shown as changed
+      since), nor forged parts of the report that history does not hold (the period,
+      generated at and by, the inventory and Annex IV summaries) with the integrity
+      digest recomputed.
+  --key KEY
+      Also every seal (HMAC-SHA-256 with the wiki's AUDIT_HMAC_KEY): nobody without the
+      key can rewrite, add or remove any entry or change any part of the bundle, digests
+      recomputed or not. It does NOT catch whoever holds the key (the wiki's operators);
+      --expect-head does, for history up to the head you noted.
+"""
 
 
 class Bad(Exception):
@@ -40,9 +67,10 @@ def seal(key, digest):
     return hmac.digest(key, digest.encode(), "sha256").hex()
 
 
-def check_chain(bundle, key):
-    """Walk the history; {(table, object id): (seq, latest row)}."""
-    previous, latest = GENESIS, {}
+def check_chain(bundle, key, expect_head=None):
+    """Walk the history; {(table, object id): (seq, latest row)}. With ``expect_head``, the
+    recomputed chain must pass through an entry of that digest."""
+    previous, latest, passed = GENESIS, {}, expect_head is None
     history = bundle.get("history")
     if not isinstance(history, list):
         raise Bad("the bundle holds no history (is it the JSON export?)")
@@ -63,7 +91,14 @@ def check_chain(bundle, key):
         if key is not None and not hmac.compare_digest(seal(key, digest), entry.get("seal", "")):
             raise Bad(f"{where}: the seal does not match (rewritten, or another key)")
         previous = digest
+        passed = passed or digest == expect_head
         latest[(entry["table"], row.get("id"))] = (entry["seq"], row)
+    if not passed:
+        raise Bad(
+            f"the chain does not pass through the head you expected ({expect_head}): history "
+            "up to that entry was rewritten (and its digests recomputed), or the bundle is "
+            "of another project, or was exported before that head was written"
+        )
     chain = bundle["document_control"]["audit_chain"]
     if previous != chain.get("head") or len(history) != chain.get("entries"):
         raise Bad(
@@ -221,11 +256,11 @@ def check_integrity(bundle, key):
         raise Bad("the bundle's seal does not match: not written by the wiki with this key")
 
 
-def verify(bundle, key=None):
+def verify(bundle, key=None, expect_head=None):
     """None when intact, else what is wrong (the first problem)."""
     key = key.encode() if isinstance(key, str) else key
     try:
-        latest = check_chain(bundle, key)
+        latest = check_chain(bundle, key, expect_head)
         check_complete(bundle, latest)
         check_contents(bundle, latest)
         check_change_log(bundle)
@@ -239,9 +274,26 @@ def verify(bundle, key=None):
     return None
 
 
+def _digest(value):
+    if len(value) != 64 or any(c not in "0123456789abcdef" for c in value.lower()):
+        raise argparse.ArgumentTypeError(f"{value!r} is not a SHA-256 digest (64 hex digits)")
+    return value.lower()
+
+
 def main(argv=None):
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(
+        description=__doc__.splitlines()[0],
+        epilog=MODES,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
     parser.add_argument("bundle", help="the JSON bundle exported by mlwiki")
+    parser.add_argument(
+        "--expect-head",
+        type=_digest,
+        metavar="DIGEST",
+        help="the audit chain head you noted from the project page or its audit/verify/ "
+        "API at some moment: the bundle's chain must pass through it",
+    )
     parser.add_argument("--key", help="the wiki's AUDIT_HMAC_KEY, to check the seals too")
     args = parser.parse_args(argv)
     try:
@@ -250,7 +302,7 @@ def main(argv=None):
     except (OSError, ValueError) as error:
         print(f"cannot read {args.bundle}: {error}", file=sys.stderr)
         return 2
-    problem = verify(bundle, args.key)
+    problem = verify(bundle, args.key, args.expect_head)
     if problem:
         print(f"NOT INTACT: {problem}")
         return 1
@@ -258,6 +310,14 @@ def main(argv=None):
     sealed = "digests and seals" if args.key else "digests (give --key to check the seals)"
     head = bundle["document_control"]["audit_chain"]["head"]
     print(f"intact: {entries} history entries, {sealed}; head {head}")
+    if args.expect_head:
+        seq = next(e["seq"] for e in bundle["history"] if e["digest"] == args.expect_head)
+        print(f"passes through the head you expected at entry {seq}")
+    elif not args.key:
+        print(
+            "note: without --key or --expect-head this shows the bundle is consistent, not "
+            "that history was not rewritten (see --help)"
+        )
     return 0
 
 

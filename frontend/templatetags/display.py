@@ -4,6 +4,7 @@ from django import template
 
 from wiki import access
 from wiki.audit import ACTIONS
+from wiki.categories import is_placeholder
 
 register = template.Library()
 
@@ -25,3 +26,9 @@ def may_create_projects(user):
 def action_name(action):
     """A history action ("+", "~", "-") in words: created, changed, deleted."""
     return ACTIONS.get(action, action)
+
+
+@register.filter
+def placeholder(value):
+    """Whether a field value is only a placeholder ("TBD"), which counts as missing."""
+    return is_placeholder(value)

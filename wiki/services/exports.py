@@ -129,6 +129,7 @@ def build(job_id):
             with _snapshot():
                 report = reports.build(
                     job.project,
+                    report_id=job.filename.rsplit(".", 1)[0],  # the file name's stem
                     since=job.since,
                     until=job.until,
                     include_diffs=job.include_diffs,
