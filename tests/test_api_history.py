@@ -90,18 +90,36 @@ def test_diff_lists_each_field_and_a_line_diff_without_timestamps(writer, revisi
 @pytest.mark.parametrize(
     ("query", "status", "field"),
     [
-        ("", 400, "from"),
+        ("", 400, "from to"),
         ("?from=1", 400, "to"),
-        ("?from=1&to=99", 404, None),
-        ("?from=x&to=2", 404, None),
+        ("?from=1&to=99", 400, "to"),
+        ("?from=x&to=2", 400, "from"),
+        ("?from=0&to=2", 400, "from"),
         ("?from=1&to=2&color=red", 400, "color"),
     ],
 )
 def test_a_bad_diff_request_says_what_is_wrong(writer, revisions, query, status, field):
     response = writer.get(f"{PAGE}diff/{query}")
     assert response.status_code == status
-    if field:
-        assert field in response.json()["errors"]
+    assert list(response.json()["errors"]) == field.split()
+
+
+def test_a_bad_revision_names_the_revisions_there_are(writer, revisions):
+    errors = writer.get(f"{PAGE}diff/?from=1&to=99").json()["errors"]
+    assert errors == {"to": ["There is no revision 99. Overview has revisions 1 to 3."]}
+    missing_page = writer.get("/api/v1/projects/churn/pages/nope/diff/?from=1&to=2")
+    assert missing_page.status_code == 404
+
+
+def test_a_revision_is_served_with_who_wrote_it_not_who_reviewed_it(
+    writer, api, revisions, project
+):
+    bob = second_maintainer(api, project)
+    assert bob.post(f"{PAGE}review/").status_code == 200
+    assert bob.post(f"{PAGE}approve/", {"revision": 3}).status_code == 200
+    row = writer.get(f"{PAGE}revisions/3/").json()
+    assert (row["user"], row["reason"]) == ("alice", "second thoughts")
+    assert writer.get(PAGE).json()["updated_by"] == "alice"
 
 
 def test_restore_adds_a_revision_with_the_old_content_and_deletes_nothing(

@@ -1,12 +1,19 @@
 import pytest
-from django.core.exceptions import ValidationError
+from django.core.exceptions import PermissionDenied, ValidationError
 
-from tests.factories import ProjectFactory, make_free_page
+from tests.factories import ProjectFactory, UserFactory, make_free_page
 from wiki.categories import MARKDOWN_MAX_LENGTH
 from wiki.history import Actor, Source
-from wiki.models import HistoricalPage, Page
+from wiki.models import HistoricalPage, Membership, Page
 from wiki.services import EditConflict
-from wiki.services.pages import create_free_page, edit_page
+from wiki.services.pages import (
+    approval_for,
+    approve_page,
+    create_free_page,
+    edit_page,
+    revision_of,
+    submit_for_review,
+)
 
 pytestmark = pytest.mark.django_db
 
@@ -213,3 +220,48 @@ def test_all_errors_of_an_edit_are_reported_together(overview, user):
             body=5,
         )
     assert set(e.value.message_dict) == {"status", "body"}
+
+
+def test_a_revision_is_the_row_that_created_it_not_a_later_review_of_it(overview, user):
+    bob = UserFactory(username="bob")
+    Membership.objects.create(project=overview.project, user=bob, role=Membership.Role.MAINTAINER)
+    edit_page(overview, actor=web(user), base_revision=1, change_reason="why", body="new")
+    submit_for_review(overview, actor=web(bob))
+    approve_page(overview, actor=web(bob), revision=2)
+    assert overview.history.filter(revision=2).count() == 3
+    row = revision_of(overview, 2)
+    assert (row.history_username, row.history_change_reason, row.review_state) == (
+        "alice", "why", "draft",
+    )  # fmt: skip
+
+
+def test_the_approval_refusal_says_what_the_page_says(overview, user):
+    carol = UserFactory(username="carol")
+    Membership.objects.create(project=overview.project, user=carol, role=Membership.Role.EDITOR)
+    overview = edit_page(overview, actor=web(user), base_revision=1, change_reason="", body="new")
+    for person in (user, carol):
+        with pytest.raises(PermissionDenied) as refused:
+            approve_page(overview, actor=web(person), revision=2)
+        rule = approval_for(overview, person)
+        assert not rule.allowed and str(refused.value) == rule.why_not
+    assert "you wrote revision 2 and no other maintainer" in approval_for(overview, user).why_not
+    assert approval_for(overview, carol).why_not.startswith("Only maintainers approve, and no")
+    assert Page.objects.get(pk=overview.pk).review_state == Page.ReviewState.DRAFT
+
+
+def test_who_may_approve_a_revision(overview, user, admin_user):
+    bob, erik = UserFactory(username="bob"), UserFactory(username="erik")
+    for person in (bob, erik):
+        Membership.objects.create(
+            project=overview.project, user=person, role=Membership.Role.MAINTAINER
+        )
+    # Written by the system (a command, a migration): any maintainer may approve it.
+    assert approval_for(overview, user).allowed and approval_for(overview, bob).allowed
+    overview = edit_page(overview, actor=web(bob), base_revision=1, change_reason="", body="bob's")
+    assert approval_for(overview, user).allowed
+    assert approval_for(overview, admin_user).allowed  # a superuser, not a member
+    own = approval_for(overview, bob)
+    assert (own.allowed, own.approvers) == (False, ("alice", "erik"))
+    assert own.why_not.endswith("another maintainer approves it: ask alice or erik.")
+    approve_page(overview, actor=web(admin_user), revision=2)
+    assert Page.objects.get(pk=overview.pk).approved_by_name == "root"

@@ -23,7 +23,8 @@ SCREENS = {
     "dashboard": ("/", 5),
     "project page": ("/projects/p0/", 8),
     "model page": ("/projects/p0/model/", 14),
-    "page history": ("/projects/p0/model/history/", 7),
+    # its revision numbers, then their rows (each revision's line with its review events)
+    "page history": ("/projects/p0/model/history/", 8),
     "search": ("/search/?q=quokka", 4),
 }
 

@@ -3,14 +3,18 @@ activity log, members and the audit chain's state."""
 
 import csv
 import io
+import re
+from pathlib import Path
 
 import pytest
+from django.contrib.auth import get_user_model
 from django.test import Client
 
+import frontend
 from tests.factories import UserFactory
 from wiki.history import Actor, Source
 from wiki.models import Membership
-from wiki.services.pages import approve_page, edit_page
+from wiki.services.pages import approve_page, edit_page, submit_for_review
 
 pytestmark = pytest.mark.django_db
 
@@ -65,18 +69,70 @@ def test_compare_shows_changed_fields_side_by_side_escaped(client_logged_in, rev
     assert response.status_code == 200
     html = response.content.decode()
     assert "revision 2 → revision 3" in html
-    assert "Predict churn.</td>" in html and "Predict churn monthly.</td>" in html
-    assert "&lt;b&gt;two&lt;/b&gt;" in html and "&lt;i&gt;2&lt;/i&gt;" in html
-    assert "<i>2</i>" not in html
+    assert "Predict churn.</td>" in html and "Predict churn<ins> monthly</ins>.</td>" in html
+    assert "&lt;<del>b</del>&gt;<del>two</del>&lt;/<del>b</del>&gt;" in html
+    assert "&lt;<ins>i</ins>&gt;<ins>2</ins>&lt;/<ins>i</ins>&gt;" in html
+    assert "<i>" not in html and "<b>" not in html
     changes = {c.name: c for c in response.context["changes"]}
     assert changes["purpose"].changed and changes["body"].changed
     assert not changes["owners"].changed
     assert "updated_at" not in changes
 
 
-@pytest.mark.parametrize("query", ["", "?from=2", "?from=2&to=99", "?from=two&to=3"])
-def test_compare_with_a_missing_or_unknown_revision_is_404(client_logged_in, revisions, query):
-    assert client_logged_in.get(f"{PAGE}compare/{query}").status_code == 404
+def test_compare_marks_the_changed_words_of_a_changed_line_escaped(client_logged_in, project):
+    page = overview(project)
+    actor = Actor(project.memberships.get().user, Source.WEB)
+    edit_page(page, actor=actor, base_revision=1, change_reason="",
+              body="Retrain every month on <script>x()</script> data.")  # fmt: skip
+    edit_page(page, actor=actor, base_revision=2, change_reason="",
+              body="Retrain every week on <script>y()</script> data.")  # fmt: skip
+    html = client_logged_in.get(f"{PAGE}compare/?from=2&to=3").content.decode()
+    assert (
+        "Retrain every <del>month</del> on &lt;script&gt;<del>x</del>()&lt;/script&gt; data."
+        in html
+    )
+    assert (
+        "Retrain every <ins>week</ins> on &lt;script&gt;<ins>y</ins>()&lt;/script&gt; data." in html
+    )
+    assert "<script>" not in html.split("<main", 1)[-1]
+
+
+def test_no_template_shows_its_comments(client_logged_in, revisions):
+    # Django's {# #} ends on the line it starts on; a longer comment is {% comment %}.
+    html = client_logged_in.get(f"{PAGE}compare/?from=2&to=3").content.decode()
+    assert "{#" not in html and "Side by side, field by field" not in html
+    templates = Path(frontend.__file__).parent / "templates"
+    for template in templates.rglob("*.html"):
+        for number, line in enumerate(template.read_text().splitlines(), 1):
+            opened = line.rfind("{#")
+            assert opened < 0 or "#}" in line[opened:], f"{template.name}:{number}"
+
+
+@pytest.mark.parametrize(
+    ("query", "messages"),
+    [
+        ("", {"from": "Give a revision number", "to": "Give a revision number"}),
+        ("?from=2", {"to": "Give a revision number"}),
+        ("?from=2&to=99", {"to": "There is no revision 99. Overview has revisions 1 to 3."}),
+        ("?from=two&to=3", {"from": "'two' is not a revision number"}),
+        ("?from=0&to=99999999999999999999999", {"from": "There is no revision 0", "to": "no"}),
+    ],
+)
+def test_compare_with_a_missing_or_unknown_revision_is_400_saying_which(
+    client_logged_in, revisions, query, messages
+):
+    response = client_logged_in.get(f"{PAGE}compare/{query}")
+    assert response.status_code == 400
+    errors = response.context["errors"]
+    assert set(errors) == set(messages)
+    for name, message in messages.items():
+        assert message in errors[name][0]
+    html = response.content.decode()
+    assert "These revisions cannot be compared" in html and f'href="{PAGE}history/"' in html
+
+
+def test_compare_of_a_page_that_does_not_exist_is_still_404(client_logged_in, revisions):
+    assert client_logged_in.get("/projects/churn/nope/compare/?from=1&to=2").status_code == 404
 
 
 def test_restore_asks_for_confirmation_and_a_reason_then_adds_a_revision(
@@ -126,9 +182,19 @@ def test_the_edit_conflict_screen_shows_both_texts_and_their_difference(
     response = client_logged_in.post(f"{PAGE}edit/", form)
     html = response.content.decode()
     assert "How your text differs from revision 3" in html
-    assert "Predict churn monthly.</td>" in html and "Predict churn yearly.</td>" in html
+    assert "Predict churn <del>monthly</del>.</td>" in html
+    assert "Predict churn <ins>yearly</ins>.</td>" in html
     assert "&lt;i&gt;2&lt;/i&gt;" in html
     assert ">\nmine</textarea>" in html
+
+
+def test_the_edit_conflict_names_who_wrote_the_revision_not_who_submitted_it(
+    client_logged_in, revisions, project, user
+):
+    submit_for_review(overview(project), actor=Actor(user, Source.WEB))
+    form = {"purpose": "x", "body": "mine", "change_reason": "x", "base_revision": "2", "save": ""}
+    html = client_logged_in.post(f"{PAGE}edit/", form).content.decode()
+    assert "Revision 3 was saved\n  by bob" in html and "(“bob&#x27;s turn”)" in html
 
 
 def test_review_and_four_eyes_approval_in_the_browser(client_logged_in, revisions, project):
@@ -165,17 +231,100 @@ def test_the_writer_of_a_revision_is_told_another_maintainer_must_approve(
     assert overview(project).review_state == "draft"
 
 
+def as_member(project, person, role):
+    Membership.objects.update_or_create(project=project, user=person, defaults={"role": role})
+    client = Client()
+    client.force_login(person)
+    return client
+
+
+def test_the_approve_button_is_offered_only_to_who_may_approve(
+    client_logged_in, revisions, project
+):
+    # bob, a maintainer too, wrote revision 3: alice may approve it; bob and carol may not.
+    bob = as_member(
+        project, get_user_model().objects.get(username="bob"), Membership.Role.MAINTAINER
+    )
+    carol = logged_in(project, "carol", Membership.Role.EDITOR)
+    mine = client_logged_in.get(PAGE).content.decode()
+    assert "Approve revision 3" in mine and 'class="approval-why"' not in mine
+    own = bob.get(PAGE).content.decode()
+    assert "Approve revision 3" not in own
+    assert "Four eyes: you wrote revision 3; another maintainer approves it: ask alice." in own
+    other = carol.get(PAGE).content.decode()
+    assert "Approve revision 3" not in other
+    assert "Only maintainers approve: ask alice." in other
+
+
+def test_with_one_maintainer_who_wrote_the_revision_the_page_says_nobody_can_approve(
+    client_logged_in, project, user
+):
+    edit_page(overview(project), actor=Actor(user, Source.WEB), base_revision=1,
+              change_reason="", body="alice wrote this")  # fmt: skip
+    mine = client_logged_in.get(PAGE).content.decode()
+    assert "Approve revision 2" not in mine
+    assert (
+        "you wrote revision 2 and no other maintainer can approve it: add a maintainer on "
+        "the Members page." in mine
+    )
+    assert 'href="/projects/churn/members/">Add a maintainer</a>' in mine
+    viewer = logged_in(project, "vera", Membership.Role.VIEWER).get(PAGE).content.decode()
+    assert "Only maintainers approve, and no maintainer but its author can approve revision 2" in (
+        viewer
+    )
+    assert "Add a maintainer</a>" not in viewer
+
+
 def test_approving_a_page_that_moved_on_is_refused(client_logged_in, revisions, project):
     response = client_logged_in.post(f"{PAGE}approve/", {"revision": "2"}, follow=True)
     assert "The page changed meanwhile (now revision 3)" in response.content.decode()
     assert overview(project).approved_revision is None
 
 
-def test_an_approval_is_part_of_the_history(client_logged_in, revisions, project):
-    approve_page(overview(project), actor=Actor(project.memberships.get().user, Source.WEB),
-                 revision=3, comment="ok")  # fmt: skip
-    html = client_logged_in.get(f"{PAGE}history/").content.decode()
-    assert "Approved revision 3" in html
+def test_the_history_lists_each_revision_once_with_its_review_and_approval(
+    client_logged_in, revisions, project, user
+):
+    # bob wrote revision 3; alice submits it for review, then approves it.
+    submit_for_review(overview(project), actor=Actor(user, Source.WEB))
+    approve_page(overview(project), actor=Actor(user, Source.WEB), revision=3, comment="ok")
+    response = client_logged_in.get(f"{PAGE}history/")
+    lines = list(response.context["page_obj"])
+    assert [line.revision for line in lines] == [3, 2, 1]
+    assert [line.history_change_reason for line in lines[:2]] == ["bob's turn", "first words"]
+    assert [(e.event, e.history_username, e.note) for e in lines[0].events] == [
+        ("submitted for review", "alice", ""), ("approved", "alice", "ok"),
+    ]  # fmt: skip
+    html = response.content.decode()
+    assert "Submitted for review by alice" in html and "Approved by alice" in html
+    # The default comparison: the latest revision against the one before it.
+    checked = re.findall(r'name="(from|to)" value="(\d+)" id="[\w-]+" checked', html)
+    assert sorted(checked) == [("from", "2"), ("to", "3")]
+    compared = client_logged_in.get(f"{PAGE}compare/?from=2&to=3").content.decode()
+    assert "revision 2 → revision 3" in compared
+    assert "(“bob&#x27;s turn”)" in compared and "Submitted for review" not in compared
+
+
+def test_the_history_pages_by_revision_and_keeps_events_with_theirs(
+    client_logged_in, revisions, project, user, monkeypatch
+):
+    monkeypatch.setattr("frontend.views.pages.REVISIONS_PER_PAGE", 2)
+    submit_for_review(overview(project), actor=Actor(user, Source.WEB))
+    first = client_logged_in.get(f"{PAGE}history/").context["page_obj"]
+    assert first.paginator.count == 3
+    assert [(line.revision, len(line.events)) for line in first] == [(3, 1), (2, 0)]
+    second = client_logged_in.get(f"{PAGE}history/?page=2").context["page_obj"]
+    assert [line.revision for line in second] == [1]
+
+
+def test_a_revision_is_shown_with_who_wrote_it_not_who_reviewed_it(
+    client_logged_in, revisions, project, user
+):
+    submit_for_review(overview(project), actor=Actor(user, Source.WEB))
+    approve_page(overview(project), actor=Actor(user, Source.WEB), revision=3)
+    old = client_logged_in.get(f"{PAGE}revisions/3/").content.decode()
+    assert "by bob (Web): “bob&#x27;s turn”" in old
+    current = client_logged_in.get(PAGE).content.decode()
+    assert " by bob\n" in current and "by alice\n" not in current
 
 
 def test_the_activity_log_filters_pages_and_downloads(client_logged_in, revisions, project):

@@ -1,4 +1,5 @@
-"""What changed between two states of a page: field by field, and line by line.
+"""What changed between two states of a page: field by field, line by line, and word by
+word inside a changed line.
 
 Only content is compared (title, structured fields, body): timestamps, revision numbers
 and review state are left out. Values are returned as plain text; whoever shows them
@@ -6,6 +7,7 @@ escapes them (templates do by default, JSON needs nothing).
 """
 
 import difflib
+import re
 from dataclasses import dataclass
 from itertools import zip_longest
 
@@ -19,8 +21,13 @@ class Change:
     changed: bool
     old: str
     new: str
-    # Side by side: one dict per line pair, op "equal", "delete", "insert" or "replace".
+    # Side by side: one dict per line pair, op "equal", "delete", "insert" or "replace";
+    # a "replace" pair also has "old_words" and "new_words" (see word_diff).
     lines: list
+
+
+# A word, a run of spaces, or one other character: what a reader sees change in a line.
+TOKEN = re.compile(r"\w+|\s+|[^\w\s]")
 
 
 def as_text(value, kind=None):
@@ -32,13 +39,32 @@ def as_text(value, kind=None):
     return str(value)
 
 
+def word_diff(old, new):
+    """Two lines as (text, changed) pieces each, so that what changed inside them can be
+    marked: ``("Predict churn", False), (" monthly", True), (".", False)`` and so on."""
+    a, b = TOKEN.findall(old), TOKEN.findall(new)
+    sides = ([], [])
+    for op, i1, i2, j1, j2 in difflib.SequenceMatcher(a=a, b=b, autojunk=False).get_opcodes():
+        for pieces, text in zip(sides, ("".join(a[i1:i2]), "".join(b[j1:j2])), strict=True):
+            changed = op != "equal"
+            if not text:
+                continue
+            if pieces and pieces[-1][1] == changed:  # one piece per run, not per word
+                text = pieces.pop()[0] + text
+            pieces.append((text, changed))
+    return sides
+
+
 def line_diff(old, new):
-    """Line pairs of two texts, side by side."""
+    """Line pairs of two texts, side by side, with the changed words of a changed line."""
     a, b = old.splitlines(), new.splitlines()
     rows = []
     for op, i1, i2, j1, j2 in difflib.SequenceMatcher(a=a, b=b, autojunk=False).get_opcodes():
         for left, right in zip_longest(a[i1:i2], b[j1:j2]):
-            rows.append({"op": op, "old": left, "new": right})
+            row = {"op": op, "old": left, "new": right}
+            if op == "replace" and left is not None and right is not None:
+                row["old_words"], row["new_words"] = word_diff(left, right)
+            rows.append(row)
     return rows
 
 

@@ -23,7 +23,13 @@ from wiki.audit import ACTIVITY_KINDS, activity, activity_csv_response
 from wiki.diff import compare, content
 from wiki.history import Source
 from wiki.rendering import render_markdown
-from wiki.services.pages import approve_page, restore_page, revision_of, submit_for_review
+from wiki.services.pages import (
+    approve_page,
+    compared_revisions,
+    restore_page,
+    revision_of,
+    submit_for_review,
+)
 
 WRITE_PAGES = ApiView.scopes | {"POST": Scope.PAGES_WRITE}
 
@@ -74,7 +80,8 @@ class RevisionDetail(PageViewMixin, ApiView):
 
 class RevisionDiff(PageViewMixin, ApiView):
     """What changed from revision ``from`` to revision ``to``: each field and the body,
-    with a line diff (side by side); timestamps are left out."""
+    with a line diff (side by side); timestamps are left out. A missing or unknown
+    revision is a 400 naming the parameter."""
 
     serializer_class = DiffSerializer
 
@@ -88,13 +95,7 @@ class RevisionDiff(PageViewMixin, ApiView):
     def get(self, request, project, page):
         query = Filters(request, {"from", "to"})
         found = self.get_page()
-        missing = {
-            name: ["Give a revision number."] for name in ("from", "to") if not query.text(name)
-        }
-        if missing:
-            raise exceptions.ValidationError(missing)
-        older = self.revision(found, query.text("from"), "from")
-        newer = self.revision(found, query.text("to"), "to")
+        older, newer = compared_revisions(found, query.text("from"), query.text("to"))
         changes = compare(found.spec, content(older), content(newer))
         data = {"from_revision": older.revision, "to_revision": newer.revision, "changes": changes}
         return Response(DiffSerializer(data).data)

@@ -12,7 +12,7 @@ from api.views.base import IF_MATCH, ApiView, Filters, if_match_revision, respon
 from wiki.categories import CATEGORY_NAMES
 from wiki.health import stale_reasons
 from wiki.rendering import render_markdown
-from wiki.services.pages import edit_page
+from wiki.services.pages import edit_page, revision_of
 from wiki.summaries import records_summary
 
 # Fields of the GET representation a client may send back unchanged in a PUT or PATCH.
@@ -64,10 +64,12 @@ class PageDetail(ApiView):
         return page
 
     def represent(self, page):
+        # Who wrote the current revision, not who last reviewed or approved it.
+        written = revision_of(page, page.revision)
         context = {
             "request": self.request,
             "body_html": render_markdown(page.body, page.project.slug),
-            "updated_by": page.history.values_list("history_username", flat=True).first() or "",
+            "updated_by": written.history_username if written else "",
             "records_summary": records_summary(page),
             "stale_reasons": stale_reasons(page),
         }

@@ -22,8 +22,10 @@ from wiki.models import Page
 from wiki.rendering import render_markdown, render_markdown_many, render_page, to_slug
 from wiki.services import EditConflict
 from wiki.services.pages import (
+    approval_for,
     approve_page,
     check_page_changes,
+    compared_revisions,
     create_free_page,
     edit_page,
     restore_page,
@@ -57,13 +59,18 @@ def page_detail(request, project, page):
     header = project_context(request, project, found.category or "pages")
     # The tabs know which pages are stale (one query for all): say why only for a stale one.
     stale = any(tab.stale for _, tab in header["tabs"] if tab.pk == found.pk)
+    last = revision_of(found, found.revision)  # who wrote the revision shown
     context = header | {
         "page": found,
         "fields": fields,
         "body_html": body_html,
-        "last": found.history.only("history_date", "history_username").first(),
+        "last": last,
         "summary": summary,
         "approve_form": ApproveForm(initial={"revision": found.revision}),
+        # Whether this user may approve the current revision; if not, why, and who may.
+        "approval": None
+        if found.review_state == Page.ReviewState.APPROVED
+        else approval_for(found, request.user, last),
         "stale_reasons": stale_reasons(found) if stale else [],
         "chart": _chart(found, request.GET.get("metric")),
     }
@@ -222,11 +229,9 @@ def page_list(request, project):
 @require_safe
 def page_history(request, project, page):
     page = page_for(request, project, page)
-    revisions = page.history.only(
-        "history_id", "revision", "history_date", "history_username", "history_source",
-        "history_change_reason", "history_type", "history_token_name", "history_request_id",
-    )  # fmt: skip
-    page_obj = Paginator(revisions, REVISIONS_PER_PAGE).get_page(request.GET.get("page"))
+    numbers = page.history.order_by("-revision").values_list("revision", flat=True).distinct()
+    page_obj = Paginator(numbers, REVISIONS_PER_PAGE).get_page(request.GET.get("page"))
+    page_obj.object_list = _revision_lines(page, list(page_obj))
     context = project_context(request, page.project, page.category or "pages") | {
         "page": page,
         "page_obj": page_obj,
@@ -234,12 +239,43 @@ def page_history(request, project, page):
     return render(request, "frontend/page_history.html", context)
 
 
+def _revision_lines(page, numbers):
+    """One line per revision (newest first): the history row that created it, with the
+    later rows of the same number as its ``events`` (submitted for review, approved)."""
+    rows = page.history.filter(revision__in=numbers).order_by("history_date", "history_id")
+    rows = rows.only(
+        "history_id", "revision", "history_date", "history_username", "history_source",
+        "history_change_reason", "history_token_name", "review_state", "approved_revision",
+        "approval_comment",
+    )  # fmt: skip
+    lines = {}
+    for row in rows:
+        line = lines.get(row.revision)
+        if line is None:
+            row.events, lines[row.revision] = [], row
+            continue
+        row.event, row.note = _event(line.events[-1] if line.events else line, row)
+        line.events.append(row)
+    return [lines[number] for number in numbers]
+
+
+def _event(before, row):
+    """(what, note): what a history row that kept the content did to the revision's
+    review, told by how the review state moved from the row ``before`` it."""
+
+    def approval(r):
+        return r.review_state == Page.ReviewState.APPROVED and r.approved_revision == r.revision
+
+    if approval(row) and not approval(before):
+        return "approved", row.approval_comment
+    if row.review_state == Page.ReviewState.IN_REVIEW != before.review_state:
+        return "submitted for review", ""
+    return "saved without a change of content", row.history_change_reason
+
+
 def _revision(page, number):
-    """The history row of revision ``number`` (a URL or query value): 404 if none."""
-    try:
-        row = revision_of(page, int(number))
-    except (TypeError, ValueError):
-        row = None
+    """The history row that created revision ``number`` (from the URL): 404 if none."""
+    row = revision_of(page, number)
     if row is None:
         raise Http404("There is no such revision.")
     return row
@@ -262,10 +298,13 @@ def revision_detail(request, project, page, number):
 @require_safe
 def revision_compare(request, project, page):
     page = page_for(request, project, page)
-    older = _revision(page, request.GET.get("from"))
-    newer = _revision(page, request.GET.get("to"))
-    context = project_context(request, page.project, page.category or "pages") | {
-        "page": page,
+    context = project_context(request, page.project, page.category or "pages") | {"page": page}
+    try:
+        older, newer = compared_revisions(page, request.GET.get("from"), request.GET.get("to"))
+    except ValidationError as e:
+        context["errors"] = e.message_dict
+        return render(request, "frontend/compare.html", context, status=400)
+    context |= {
         "older": older,
         "newer": newer,
         "changes": compare(page.spec, content(older), content(newer)),

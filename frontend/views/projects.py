@@ -24,6 +24,7 @@ from wiki.models import ApiToken, Deployment, Membership, ModelVersion, Training
 from wiki.services import EditConflict
 from wiki.services import notifications as notify
 from wiki.services.members import remove_member, set_member
+from wiki.services.pages import revision_of
 from wiki.services.projects import create_project, update_project
 from wiki.services.records import RecordConflict
 from wiki.services.tokens import revoke_token
@@ -84,13 +85,14 @@ def project_create(request):
 def conflict_row(form, conflict):
     """Keep the user's input and let a second, deliberate save replace the newer revision.
 
-    Returns the latest revision's history row (who saved it, when, why) for the template.
+    Returns the history row that made the current revision (who saved it, when, why) for
+    the template.
     """
     current = conflict.current
     data = form.data.copy()
     data["base_revision"] = current.revision
     form.data = data
-    return current.history.first()
+    return revision_of(current, current.revision)
 
 
 @require_http_methods(["GET", "HEAD", "POST"])

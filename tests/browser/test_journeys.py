@@ -186,6 +186,70 @@ def test_an_editor_submits_a_page_and_another_maintainer_approves_it(new_page, d
     screenshot(maintainer, "approved")
 
 
+def test_the_author_of_a_page_in_review_is_told_who_approves_it_and_sees_its_history_once(
+    new_page, demo
+):
+    # The demo user wrote revision 2 of the model page and submitted it for review.
+    author = new_page()
+    log_in(author)
+    author.goto(f"/projects/{DEMO}/model/")
+    review = author.locator(".review")
+    expect(review).to_contain_text(
+        "Four eyes: you wrote revision 2; another maintainer approves it: ask maria."
+    )
+    expect(review.get_by_role("button", name=re.compile("^Approve"))).to_have_count(0)
+
+    author.get_by_role("link", name="History", exact=True).click()
+    rows = author.locator("table.list tbody tr")
+    expect(rows).to_have_count(2)  # revisions 2 and 1; the submission is an event of 2
+    expect(rows.first).to_contain_text("Submitted for review by demo")
+    screenshot(author, "history-events")
+    author.get_by_role("button", name="Compare the chosen revisions").click()
+    expect(author.get_by_role("heading", level=2)).to_have_text("Model: revision 1 → revision 2")
+    expect(author.locator("main")).to_contain_text("(“Demo content”)")
+    expect(author.locator("main")).not_to_contain_text("{#")
+
+    maintainer = new_page()
+    log_in(maintainer, "maria")
+    maintainer.goto(f"/projects/{DEMO}/model/")
+    expect(maintainer.get_by_role("button", name="Approve revision 2")).to_be_visible()
+
+
+def test_compare_marks_the_words_that_changed_inside_a_line(page):
+    log_in(page, "erik")
+    page.goto(f"/projects/{DEMO}/data/edit/")
+    preprocessing = page.locator("#id_preprocessing")
+    preprocessing.fill(preprocessing.input_value().replace("60 days", "90 days"))
+    page.get_by_label("Change reason").fill("Longer tenure cut-off")
+    page.get_by_role("button", name="Save", exact=True).click()
+    page.wait_for_url(f"/projects/{DEMO}/data/")
+    expect(page.locator(".review")).to_contain_text("Only maintainers approve: ask demo or maria.")
+
+    page.get_by_role("link", name="History", exact=True).click()
+    page.get_by_role("button", name="Compare the chosen revisions").click()
+    latest = revision("data")
+    expect(page.get_by_role("heading", level=2)).to_have_text(
+        f"Data: revision {latest - 1} → revision {latest}"
+    )
+    expect(page.locator("table.diff del")).to_have_text(["60"])
+    expect(page.locator("table.diff ins")).to_have_text(["90"])
+    screenshot(page, "compare-words")
+
+
+def test_edit_and_history_sit_in_the_same_place_on_every_page(page):
+    log_in(page)
+    places = {}
+    for slug in ("overview", "data", "model", "deployment", "workflow", "maintenance",
+                 "runbook-retraining"):  # fmt: skip
+        page.goto(f"/projects/{DEMO}/{slug}/")
+        head = page.locator(".page-head").first
+        edit = head.get_by_role("link", name="Edit", exact=True).bounding_box()
+        history = head.get_by_role("link", name="History", exact=True).bounding_box()
+        assert edit["x"] < history["x"] and edit["y"] == history["y"]
+        places[slug] = (edit["x"], edit["y"], history["x"])
+    assert len(set(places.values())) == 1, places
+
+
 def test_an_export_s_progress_bar_reaches_the_download_link(page, monkeypatch):
     # No worker takes the job yet, so the page shows it waiting; the test then builds it
     # as a worker would, and exports.js must notice and show the download link.

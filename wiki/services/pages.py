@@ -1,6 +1,7 @@
 """Editing documentation pages and creating free pages."""
 
 import copy
+from dataclasses import dataclass
 
 from django.core.exceptions import PermissionDenied, ValidationError
 from django.db import IntegrityError, transaction
@@ -9,7 +10,7 @@ from django.utils import timezone
 from wiki.access import MAINTAIN, can
 from wiki.categories import MARKDOWN_MAX_LENGTH, normalize_newlines, validate_fields
 from wiki.history import recording
-from wiki.models import Page
+from wiki.models import Membership, Page
 from wiki.services import EditConflict, notifications
 
 
@@ -104,8 +105,35 @@ def edit_page(
 
 
 def revision_of(page, number):
-    """The history row holding revision ``number`` of ``page``'s content, or None."""
-    return page.history.filter(revision=number).order_by("-history_date", "-history_id").first()
+    """The history row that created revision ``number`` of ``page`` (or of a project), or
+    None: its author, time and reason are the revision's. Later rows with the same number
+    record events on that content (a submission for review, an approval), not new content."""
+    return page.history.filter(revision=number).order_by("history_date", "history_id").first()
+
+
+def compared_revisions(page, older, newer):
+    """The history rows of revisions ``older`` and ``newer`` of ``page`` (as given in a
+    query: text or None), to compare them; ValidationError naming "from" and "to" for each
+    that is missing, not a number, or not a revision of the page."""
+    rows, errors = {}, {}
+    span = f"{page.title} has revisions 1 to {page.revision}."
+    for name, value in (("from", older), ("to", newer)):
+        if value in (None, ""):
+            errors[name] = [f"Give a revision number. {span}"]
+            continue
+        try:
+            number = int(value)
+        except ValueError:
+            errors[name] = [f"{str(value)[:20]!r} is not a revision number. {span}"]
+            continue
+        # Checked before asking the database, which may refuse a number out of its range.
+        row = revision_of(page, number) if 1 <= number <= page.revision else None
+        if row is None:
+            errors[name] = [f"There is no revision {number}. {span}"]
+        rows[name] = row
+    if errors:
+        raise ValidationError(errors)
+    return rows["from"], rows["to"]
 
 
 def restore_page(page, *, actor, revision, base_revision, change_reason):
@@ -139,29 +167,73 @@ def submit_for_review(page, *, actor, change_reason=""):
     return current
 
 
-def approve_page(page, *, actor, revision, comment=""):
-    """Four eyes: a maintainer who did not write ``revision`` approves it (the current one).
+@dataclass(frozen=True)
+class Approval:
+    """Whether one user may approve a page's current revision; if not, why, and who may."""
 
-    PermissionDenied for anyone else; EditConflict if the page moved past ``revision``.
+    allowed: bool
+    why_not: str = ""  # says who may approve instead
+    approvers: tuple = ()  # user names of the maintainers who may (only when not allowed)
+
+
+def approval_for(page, user, written=None):
+    """The four-eyes rule, written once: a maintainer of the project (or a superuser) who
+    did not write the page's current revision may approve it. ``written``: that revision's
+    first history row (revision_of), if the caller has it already."""
+    written = written or revision_of(page, page.revision)
+    author = written.history_user_id if written is not None else None
+    maintainer = can(user, MAINTAIN, page.project)
+    if maintainer and (author is None or user.pk != author):
+        return Approval(allowed=True)
+    approvers = tuple(
+        Membership.objects.filter(
+            project=page.project, role=Membership.Role.MAINTAINER, user__is_active=True
+        )
+        .exclude(user_id=author)
+        .order_by("user__username")
+        .values_list("user__username", flat=True)
+    )
+    number, ask = page.revision, _either(approvers)
+    if not maintainer:
+        why_not = (
+            f"Only maintainers approve: ask {ask}."
+            if approvers
+            else "Only maintainers approve, and no maintainer but its author can approve "
+            f"revision {number}: a maintainer must add another on the Members page."
+        )
+    elif approvers:
+        why_not = (
+            f"Four eyes: you wrote revision {number}; another maintainer approves it: ask {ask}."
+        )
+    else:
+        why_not = (
+            f"Four eyes: you wrote revision {number} and no other maintainer can approve it: "
+            "add a maintainer on the Members page."
+        )
+    return Approval(False, why_not, approvers)
+
+
+def _either(names):
+    """User names as a sentence says them: maria; maria or erik; bob, erik or maria."""
+    return ", ".join(names) if len(names) < 2 else f"{', '.join(names[:-1])} or {names[-1]}"
+
+
+def approve_page(page, *, actor, revision, comment=""):
+    """Approve ``revision`` (the current one) of ``page``, if approval_for allows ``actor``.
+
+    PermissionDenied (saying why) for anyone else; EditConflict if the page moved past
+    ``revision``.
     """
-    if not can(actor.user, MAINTAIN, page.project):
-        raise PermissionDenied("Only a maintainer of the project approves its pages.")
     if not isinstance(comment, str) or len(comment) > 2000:
         raise ValidationError({"comment": "A comment is text of at most 2,000 characters."})
     with transaction.atomic(), recording(actor, f"Approved revision {revision}"):
         current = Page.objects.select_for_update().get(pk=page.pk)
         if revision != current.revision:
             raise EditConflict(current)
-        written = (
-            current.history.filter(revision=revision)
-            .order_by("history_date", "history_id")
-            .values_list("history_user_id", flat=True)
-            .first()
-        )
-        if written is not None and written == actor.user.pk:
-            raise PermissionDenied(
-                "Four eyes: you wrote this revision, so another maintainer approves it."
-            )
+        current.project = page.project
+        approval = approval_for(current, actor.user)
+        if not approval.allowed:
+            raise PermissionDenied(approval.why_not)
         current.review_state = Page.ReviewState.APPROVED
         current.approved_revision = revision
         current.approved_by = actor.user
