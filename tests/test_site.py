@@ -1,6 +1,7 @@
 """What every screen shares: the wiki's icon, and the way back from the API docs."""
 
 import re
+from pathlib import Path
 
 import pytest
 from django.contrib.staticfiles import finders
@@ -13,7 +14,7 @@ def test_every_page_names_the_wiki_s_icon_and_the_file_is_an_svg(client, client_
     for html in (client.get("/accounts/login/"), client_logged_in.get("/")):
         assert f'<link rel="icon" href="{ICON}" type="image/svg+xml">' in html.content.decode()
     icon = finders.find(ICON.removeprefix("/static/"))
-    assert icon and open(icon).read().startswith('<svg xmlns="http://www.w3.org/2000/svg"')
+    assert icon and Path(icon).read_text().startswith('<svg xmlns="http://www.w3.org/2000/svg"')
 
 
 def test_favicon_ico_leads_to_the_icon_without_logging_in(client):
