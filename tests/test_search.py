@@ -76,10 +76,11 @@ def test_snippets_are_escaped(project, client_logged_in):
 
 
 def test_snippets_are_the_text_a_reader_sees_not_the_markdown(project, client_logged_in):
+    table = "| Metric | Value |\n|---|---|\n| pangolin recall | 0.91 |\n\n"
     edit(
         project, "model",
         fields={"architecture": "A **gradient-boosted** forest; see [[data|the dataset page]]."},
-        body="| Metric | Value |\n|---|---|\n| pangolin recall | 0.91 |\n\nAfter [[model]] _retraining_.",
+        body=table + "After [[model]] _retraining_.",
     )  # fmt: skip
     entry = client_logged_in.get("/search/", {"q": "pangolin"}).context["page_obj"][0]
     text = str(entry.snippet)

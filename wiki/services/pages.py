@@ -90,10 +90,8 @@ def default_reason(page, changes, actor):
         changed.append("the body")
     changed = changed or ["the page"]  # values that differ only in form
     who = f"token '{actor.token.name}'" if actor.token is not None else actor.username
-    return (
-        f"Changed {_join(changed)} {CHANNELS.get(actor.source, '')}".rstrip()
-        + (f" ({who})" if who else "")
-    )
+    reason = f"Changed {_join(changed)} {CHANNELS.get(actor.source, '')}".rstrip()
+    return f"{reason} ({who})" if who else reason
 
 
 def edit_page(
