@@ -246,6 +246,9 @@ class ActivityFilterForm(forms.Form):
         until = self.cleaned_data["until"]
         if until and until >= date.max:  # "up to and including" needs the next day
             raise forms.ValidationError("Give a day before 9999-12-31.")
+        since = self.cleaned_data.get("since")
+        if until and since and until < since:
+            raise forms.ValidationError(f"Give a day on or after {since:%Y-%m-%d}, the first day.")
         return until
 
     def filters(self):

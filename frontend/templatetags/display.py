@@ -1,9 +1,11 @@
 import json
 
 from django import template
+from django.utils.text import capfirst
 
 from wiki import access
-from wiki.audit import ACTIONS
+from wiki.audit import ACTIONS, ACTIVITY_KINDS
+from wiki.history import Source
 
 register = template.Library()
 
@@ -22,6 +24,13 @@ def may_create_projects(user):
 
 
 @register.filter
-def action_name(action):
-    """A history action ("+", "~", "-") in words: created, changed, deleted."""
-    return ACTIONS.get(action, action)
+def change_name(entry):
+    """What an activity entry did, in words: "Training run created"."""
+    kind = capfirst(ACTIVITY_KINDS.get(entry.kind, entry.kind))
+    return f"{kind} {ACTIONS.get(entry.action, entry.action)}"
+
+
+@register.filter
+def source_name(source):
+    """Where a change came from, in words: "Command line" for "cli"."""
+    return Source(source).label if source in Source.values else source
