@@ -48,7 +48,11 @@ class ProjectCreateForm(forms.ModelForm):
     class Meta:
         model = Project
         fields = ["name", "slug", "owner_team", "summary"]
-        widgets = {"summary": forms.Textarea(attrs={"rows": 3})}
+        # slug.js fills the slug in from the name as it is typed.
+        widgets = {
+            "summary": forms.Textarea(attrs={"rows": 3}),
+            "slug": forms.TextInput(attrs={"data-slug-from": "id_name"}),
+        }
         help_texts = {
             "slug": "Part of every URL of the project; cannot be changed later. "
             "Lowercase letters, digits and hyphens.",
@@ -181,6 +185,7 @@ class FreePageCreateForm(forms.Form):
         max_length=60,
         help_text="Its address and the name other pages link to: [[slug]]. "
         "Lowercase letters, digits and hyphens.",
+        widget=forms.TextInput(attrs={"data-slug-from": "id_title"}),  # slug.js
     )
     body = forms.CharField(
         required=False,
