@@ -48,7 +48,11 @@ class ProjectCreateForm(forms.ModelForm):
     class Meta:
         model = Project
         fields = ["name", "slug", "owner_team", "summary"]
-        widgets = {"summary": forms.Textarea(attrs={"rows": 3})}
+        # slug.js fills the slug in from the name as it is typed.
+        widgets = {
+            "summary": forms.Textarea(attrs={"rows": 3}),
+            "slug": forms.TextInput(attrs={"data-slug-from": "id_name"}),
+        }
         help_texts = {
             "slug": "Part of every URL of the project; cannot be changed later. "
             "Lowercase letters, digits and hyphens.",
@@ -181,6 +185,7 @@ class FreePageCreateForm(forms.Form):
         max_length=60,
         help_text="Its address and the name other pages link to: [[slug]]. "
         "Lowercase letters, digits and hyphens.",
+        widget=forms.TextInput(attrs={"data-slug-from": "id_title"}),  # slug.js
     )
     body = forms.CharField(
         required=False,
@@ -246,6 +251,9 @@ class ActivityFilterForm(forms.Form):
         until = self.cleaned_data["until"]
         if until and until >= date.max:  # "up to and including" needs the next day
             raise forms.ValidationError("Give a day before 9999-12-31.")
+        since = self.cleaned_data.get("since")
+        if until and since and until < since:
+            raise forms.ValidationError(f"Give a day on or after {since:%Y-%m-%d}, the first day.")
         return until
 
     def filters(self):

@@ -1,3 +1,5 @@
+from django.contrib.auth.decorators import login_not_required
+from django.templatetags.static import static
 from django.urls import path
 from django.views.generic import RedirectView
 
@@ -8,8 +10,18 @@ app_name = "frontend"
 PROJECT = "projects/<slug:project>/"
 PAGE = f"{PROJECT}<slug:page>/"
 
+
+class Favicon(RedirectView):
+    """/favicon.ico, which browsers ask for on pages that name no icon (the admin, JSON
+    answers), to the wiki's icon. Not permanent: its static URL changes with the file."""
+
+    def get_redirect_url(self, *args, **kwargs):
+        return static("frontend/favicon.svg")
+
+
 urlpatterns = [
     path("", projects.project_list, name="project-list"),
+    path("favicon.ico", login_not_required(Favicon.as_view())),
     path("tokens/", tokens.tokens, name="tokens"),
     path("search/", search.search_page, name="search"),
     path("tokens/<int:pk>/revoke/", tokens.token_revoke, name="token-revoke"),

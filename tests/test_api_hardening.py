@@ -177,10 +177,21 @@ def test_deployments_are_recorded_in_a_state_they_can_be_in(
     assert not Deployment.objects.exists()
 
 
-def test_a_deployment_recorded_after_the_fact_is_finished(api, pipeline_key, project):
+def test_a_deployment_recorded_after_the_fact_without_its_end_time_keeps_it_unknown(
+    api, pipeline_key, project
+):
+    # Started in 2024 and posted today: "finished now" would be a false time.
     response = api(pipeline_key).post(DEPLOYMENTS, {**RUN, "environment": "prod"})
     assert response.status_code == 201
-    assert response.json()["finished_at"] is not None
+    assert response.json()["finished_at"] is None
+    # Nor does rolling it back say when it finished.
+    rolled_back = api(pipeline_key).patch(response.json()["url"], {"status": "rolled_back"})
+    assert rolled_back.json()["status"] == "rolled_back"
+    assert rolled_back.json()["finished_at"] is None
+    given = {**RUN, "environment": "prod", "finished_at": "2024-06-01T10:20:00Z"}
+    assert api(pipeline_key).post(DEPLOYMENTS, given).json()["finished_at"] == (
+        "2024-06-01T10:20:00Z"
+    )
 
 
 def test_sending_back_the_recorded_checks_adds_only_new_ones(api, pipeline_key, project):

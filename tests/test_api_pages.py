@@ -100,6 +100,21 @@ def test_an_api_edit_is_recorded_with_source_token_and_reason(writer, user, proj
     assert response.json()["updated_by"] == "alice"
 
 
+def test_an_api_edit_without_a_reason_says_what_changed_and_who_changed_it(writer, project):
+    writer.patch(OVERVIEW, {"fields": {"purpose": "P", "status": "production"}}, HTTP_IF_MATCH="1")
+    # Status is sent again unchanged: only what differs is named.
+    owners = [{"key": "ML lead", "value": "Ana"}]
+    body = {"fields": {"purpose": "Q", "status": "production", "owners": owners}, "body": "N."}
+    assert writer.patch(OVERVIEW, body, HTTP_IF_MATCH="2").status_code == 200
+    reasons = project.pages.get(category="overview").history.values_list(
+        "history_change_reason", flat=True
+    )
+    assert list(reasons[:2]) == [
+        "Changed purpose and intended use, owners and the body through the API (token 'docs bot')",
+        "Changed purpose and intended use and status through the API (token 'docs bot')",
+    ]
+
+
 def test_patch_merges_fields_and_null_removes_one(writer, project):
     writer.patch(OVERVIEW, {"fields": {"purpose": "P", "status": "production"}}, HTTP_IF_MATCH="1")
     response = writer.patch(

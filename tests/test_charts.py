@@ -1,6 +1,7 @@
 """Charts on the model and deployment pages (SVG from the records, with a data table),
 and the lineage on the records page."""
 
+import re
 from datetime import UTC, datetime, timedelta
 
 import pytest
@@ -33,6 +34,23 @@ def test_the_trend_charts_the_chosen_metric_oldest_first(project):
     loss = metric_trend(project, "loss")
     assert loss["metric"] == "loss" and loss["points"][0]["value"] == pytest.approx(0.29)
     assert metric_trend(project, "nonsense")["metric"] == "auc"
+
+
+def test_the_trend_spaces_runs_evenly_and_labels_its_axis_with_runs_not_dates(project):
+    # Uneven gaps: a day, then a month. The axis is the runs' order, and says so.
+    made = [
+        make_training_run(project, "1.0", started_at=START + timedelta(days=day),
+                          metrics={"auc": 0.7 + day / 1000})
+        for day in (0, 1, 31)
+    ]  # fmt: skip
+    svg = str(metric_trend(project)["svg"])
+    xs = [float(x) for x in re.findall(r'<circle cx="([\d.]+)"', svg)]
+    assert len(xs) == 3 and xs[1] - xs[0] == pytest.approx(xs[2] - xs[1])
+    labels = re.findall(r"<text [^>]*>([^<]*)<", svg)
+    assert f"run #{made[0].pk}" in labels and f"run #{made[-1].pk}" in labels
+    assert "runs in the order they started, evenly spaced" in labels
+    assert not [label for label in labels if re.search(r"\d{4}-\d{2}-\d{2}", label)]
+    assert "started 2024-02-01 00:00" in svg  # the date is in each run's tooltip
 
 
 def test_no_metric_no_chart(project):

@@ -75,6 +75,24 @@ def test_snippets_are_escaped(project, client_logged_in):
     assert "<script>x" not in html and "<img src=x" not in html
 
 
+def test_snippets_are_the_text_a_reader_sees_not_the_markdown(project, client_logged_in):
+    table = "| Metric | Value |\n|---|---|\n| pangolin recall | 0.91 |\n\n"
+    edit(
+        project, "model",
+        fields={"architecture": "A **gradient-boosted** forest; see [[data|the dataset page]]."},
+        body=table + "After [[model]] _retraining_.",
+    )  # fmt: skip
+    entry = client_logged_in.get("/search/", {"q": "pangolin"}).context["page_obj"][0]
+    text = str(entry.snippet)
+    assert "<mark>pangolin</mark> recall" in text
+    for markup in ("|", "---", "[[", "]]", "**", "_retraining_"):
+        assert markup not in text, (markup, text)
+    assert "model" in text or "retraining" in text
+    (forest,) = client_logged_in.get("/search/", {"q": "forest"}).context["page_obj"]
+    assert "gradient-boosted" in str(forest.snippet) and "the dataset page" in str(forest.snippet)
+    assert "**" not in str(forest.snippet) and "[[" not in str(forest.snippet)
+
+
 def test_nobody_finds_what_they_may_not_read(documented, api):
     outsider = UserFactory(username="outsider")
     other = ProjectFactory(slug="other", name="Other system")

@@ -142,3 +142,28 @@ def test_the_daily_digest_time_is_configurable_and_a_bad_one_refused():
     refused = manage(*show, DIGEST_TIME="25:00")
     assert refused.returncode != 0
     assert "DIGEST_TIME must be HH:MM (24 h), not '25:00'" in refused.stderr
+
+
+# The fastest ingest bench/README.md measured from one token at concurrency 8 (records/s).
+BENCH_PEAK_PER_TOKEN = 262.5
+
+
+def test_the_default_api_throttle_leaves_a_busy_pipeline_room_and_is_documented():
+    code = "from django.conf import settings; print(settings.API_THROTTLE_RATE)"
+    rate = manage("shell", "--no-imports", "-c", code).stdout.strip()
+    allowed, period = rate.split("/")
+    per_second = int(allowed) / {"s": 1, "m": 60, "h": 3600, "d": 86400}[period[0]]
+    # Room for a server with a few times this machine's two cores.
+    assert per_second >= 3 * BENCH_PEAK_PER_TOKEN, rate
+    assert f"| `API_THROTTLE_RATE` | `{rate}` |" in (ROOT / "README.md").read_text()
+    assert f"# API_THROTTLE_RATE={rate}\n" in (ROOT / ".env.example").read_text()
+
+
+def test_the_readme_names_every_make_variable():
+    # `make run PORT=8080`: the variables the Makefile lets a command line set.
+    makefile = (ROOT / "Makefile").read_text()
+    names = set(re.findall(r"^([A-Z_]+) \?=", makefile, re.MULTILINE))
+    assert {"HOST", "PORT"} <= names
+    readme = (ROOT / "README.md").read_text()
+    for name in names:
+        assert re.search(rf"make \w+ [^`\n]*\b{name}=", readme), f"{name} missing from the README"

@@ -1,3 +1,6 @@
+import re
+from datetime import UTC, datetime, timedelta
+
 import pytest
 from django.test import Client
 
@@ -301,6 +304,22 @@ def test_records_tab_lists_versions_runs_and_deployments(client_logged_in, proje
     html = response.content.decode()
     assert "2.0.0" in html and "auc = 0.91" in html and "staging" in html
     assert "✗ smoke test" in html
+
+
+def test_records_tab_says_when_a_deployment_s_end_is_not_reported(client_logged_in, project):
+    started = datetime(2024, 6, 1, 10, 0, tzinfo=UTC)
+    unknown = make_deployment(project, started_at=started)
+    known = make_deployment(project, started_at=started, finished_at=started + timedelta(minutes=7))
+    running = make_deployment(project, started_at=started, status="in_progress")
+    html = client_logged_in.get("/projects/churn/records/").content.decode()
+
+    def finished(deployment):
+        row = html.split(f'<tr id="deployment-{deployment.pk}">')[1].split("</tr>")[0]
+        return re.search(r'<td data-label="Finished">(.*?)</td>', row).group(1)
+
+    assert "not reported" in finished(unknown)
+    assert finished(known) == "2024-06-01 10:07"
+    assert "not yet" in finished(running)
 
 
 def test_health_check_answers_head_and_any_host(client, settings):

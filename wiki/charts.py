@@ -87,20 +87,26 @@ def _trend_svg(metric, points, production_version):
     def y(value):
         return PAD + inner_h * (high - value) / (high - low)
 
+    # The x axis is the runs' order, not time (a sweep of many runs in an hour would
+    # pile up on a time axis): evenly spaced, and labelled with run numbers, not dates.
     bottom = HEIGHT - PAD
     parts = [
         _rule(PAD, bottom, WIDTH - PAD, bottom),
         _label(PAD - 6, y(max(values)) + 4, _fmt(max(values)), "end"),
         _label(PAD - 6, y(min(values)) + 4, _fmt(min(values)), "end"),
-        _label(PAD, bottom + 16, f"{points[0]['started_at']:%Y-%m-%d}"),
-        _label(WIDTH - PAD, bottom + 16, f"{points[-1]['started_at']:%Y-%m-%d}", "end"),
+        _label(PAD, bottom + 16, f"run #{points[0]['run']}"),
+        _label(WIDTH / 2, bottom + 16, "runs in the order they started, evenly spaced", "middle"),
+        _label(WIDTH - PAD, bottom + 16, f"run #{points[-1]['run']}", "end"),
     ]
     line = " ".join(f"{x(i):.1f},{y(p['value']):.1f}" for i, p in enumerate(points))
     parts.append(
         f'<polyline points="{line}" fill="none" stroke="currentColor" stroke-width="1.5"/>'
     )
     for i, p in enumerate(points):
-        tip = escape(f"Run #{p['run']} of {p['version']}: {metric} = {_fmt(p['value'])}")
+        tip = escape(
+            f"Run #{p['run']} of {p['version']}, started {p['started_at']:%Y-%m-%d %H:%M}: "
+            f"{metric} = {_fmt(p['value'])}"
+        )
         cx, cy = x(i), y(p["value"])
         if p["production"]:
             parts.append(
@@ -118,7 +124,10 @@ def _trend_svg(metric, points, production_version):
     parts.append(
         f'<text x="{PAD}" y="{PAD - 14}" font-size="12" fill="currentColor">{escape(legend)}</text>'
     )
-    description = f"{metric} of the {len(points)} latest training runs, oldest first."
+    description = (
+        f"{metric} of the {len(points)} latest training runs in the order they started, "
+        "oldest on the left, evenly spaced."
+    )
     return _svg(f"{metric} across training runs", description, "".join(parts))
 
 

@@ -14,6 +14,7 @@ import hashlib
 import json
 import re
 from dataclasses import dataclass
+from html.parser import HTMLParser
 from xml.etree import ElementTree
 
 import markdown
@@ -281,3 +282,66 @@ def render_page(spec, fields, body, project_slug):
     by_name = dict(zip((f.name for f in markdown_fields), rendered, strict=False))
     rows = [(f, fields.get(f.name), by_name.get(f.name)) for f in registry]
     return rows, rendered[-1]
+
+
+class _WikiLinkLabel(InlineProcessor):
+    """A wiki link as the words a reader sees: its label, else the target as written."""
+
+    def __init__(self):
+        super().__init__(WIKILINK_PATTERN)
+
+    def handleMatch(self, m, data):
+        if parse_wikilink(m.group(1), "") is None:
+            return None, None, None  # not a link: the text stays as written
+        target, _, label = m.group(1).partition("|")
+        return (label.strip() or target.strip()), m.start(0), m.end(0)
+
+
+# Elements whose end separates words: a paragraph, an item, a table cell.
+_BREAKS = {
+    "p", "div", "li", "dt", "dd", "tr", "td", "th", "br", "hr", "pre", "blockquote",
+    "h1", "h2", "h3", "h4", "h5", "h6", "table", "ul", "ol",
+}  # fmt: skip
+
+
+class _Text(HTMLParser):
+    """The text of HTML: tags dropped (with what scripts and styles hold), blocks apart."""
+
+    def __init__(self):
+        super().__init__(convert_charrefs=True)
+        self.parts, self.hidden = [], 0
+
+    def handle_starttag(self, tag, attrs):
+        if tag in ("script", "style"):
+            self.hidden += 1
+        elif tag in ("br", "hr"):
+            self.parts.append("\n")
+
+    def handle_endtag(self, tag):
+        if tag in ("script", "style"):
+            self.hidden = max(0, self.hidden - 1)
+        elif tag in _BREAKS:
+            self.parts.append("\n")
+
+    def handle_data(self, data):
+        if not self.hidden:
+            self.parts.append(data)
+
+
+def plain_text(text):
+    """Markdown as the plain words a reader sees, for search and its snippets: no table
+    rules, emphasis marks or link syntax; ``[[page|label]]`` is its label. Resolves
+    nothing in the database (a migration's reindex calls it too)."""
+    if not text:
+        return ""
+    md = markdown.Markdown(extensions=["tables", "fenced_code", "sane_lists"])
+    md.inlinePatterns.register(_WikiLinkLabel(), "wikilink", 175)
+    try:
+        html = md.convert(text)
+    except RecursionError:
+        return text
+    parser = _Text()
+    parser.feed(html)
+    parser.close()
+    lines = (" ".join(line.split()) for line in "".join(parser.parts).splitlines())
+    return "\n".join(line for line in lines if line)

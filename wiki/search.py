@@ -18,9 +18,10 @@ from django.db.models.expressions import RawSQL
 from django.utils.html import escape
 from django.utils.safestring import mark_safe
 
-from wiki.categories import get_category
+from wiki.categories import MARKDOWN, get_category
 from wiki.diff import as_text
 from wiki.models import SearchEntry
+from wiki.rendering import plain_text
 
 CONFIG = "english"
 SNIPPET_WORDS = 30
@@ -42,9 +43,15 @@ def entry_values(obj):
         text = _texts(obj.summary, obj.owner_team, " ".join(obj.tags))
         return "project", obj.pk, obj.name, "", "", text
     if name == "page":
+        # Markdown as the words a reader sees, so snippets show no table rules or [[links]].
         spec = get_category(obj.category) if obj.category else None
-        fields = [as_text(obj.fields.get(f.name), f.kind) for f in spec.fields] if spec else []
-        return "page", obj.project_id, obj.title, obj.category, obj.slug, _texts(*fields, obj.body)
+        fields = [
+            plain_text(value) if f.kind == MARKDOWN else as_text(value, f.kind)
+            for f in (spec.fields if spec else ())
+            if (value := obj.fields.get(f.name))
+        ]
+        text = _texts(*fields, plain_text(obj.body))
+        return "page", obj.project_id, obj.title, obj.category, obj.slug, text
     if name == "trainingrun":
         tags = " ".join(f"{k} {v}" for k, v in obj.tags.items())
         dataset = " ".join(x for x in (obj.dataset_name, obj.dataset_version) if x)

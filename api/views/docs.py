@@ -1,5 +1,6 @@
 """The browsable API documentation (Swagger UI, served from the app's own static files)."""
 
+from django.templatetags.static import static
 from drf_spectacular.utils import extend_schema
 from drf_spectacular.views import SpectacularSwaggerSplitView
 
@@ -12,8 +13,13 @@ DOCS_CSP = content_security_policy(
 
 
 class ApiDocs(SpectacularSwaggerSplitView):
+    # Swagger UI's page with a bar leading back to the wiki, and the wiki's icon.
+    template_name = "frontend/api_docs.html"
+
     @extend_schema(exclude=True)
     def get(self, request, *args, **kwargs):
         response = super().get(request, *args, **kwargs)
+        if "favicon_href" in response.data:  # the page, not its script (?script=)
+            response.data["favicon_href"] = static("frontend/favicon.svg")
         response["Content-Security-Policy"] = DOCS_CSP
         return response

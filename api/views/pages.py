@@ -120,7 +120,7 @@ class PageDetail(ApiView):
                 page,
                 actor=self.actor(),
                 base_revision=base_revision,
-                change_reason=data.get("change_reason") or "Edited through the API",
+                change_reason=data.get("change_reason", ""),
                 fields=data.get("fields"),
                 body=data.get("body"),
                 title=data.get("title"),

@@ -1,10 +1,12 @@
 import json
 
 from django import template
+from django.utils.text import capfirst
 
 from wiki import access
-from wiki.audit import ACTIONS
+from wiki.audit import ACTIONS, ACTIVITY_KINDS
 from wiki.categories import is_placeholder
+from wiki.history import Source
 
 register = template.Library()
 
@@ -23,12 +25,19 @@ def may_create_projects(user):
 
 
 @register.filter
-def action_name(action):
-    """A history action ("+", "~", "-") in words: created, changed, deleted."""
-    return ACTIONS.get(action, action)
-
-
-@register.filter
 def placeholder(value):
     """Whether a field value is only a placeholder ("TBD"), which counts as missing."""
     return is_placeholder(value)
+
+
+@register.filter
+def change_name(entry):
+    """What an activity entry did, in words: "Training run created"."""
+    kind = capfirst(ACTIVITY_KINDS.get(entry.kind, entry.kind))
+    return f"{kind} {ACTIONS.get(entry.action, entry.action)}"
+
+
+@register.filter
+def source_name(source):
+    """Where a change came from, in words: "Command line" for "cli"."""
+    return Source(source).label if source in Source.values else source

@@ -6,6 +6,7 @@ from django.contrib import messages
 from django.core.exceptions import PermissionDenied, ValidationError
 from django.core.paginator import Paginator
 from django.shortcuts import get_object_or_404, redirect, render
+from django.urls import reverse
 from django.views.decorators.http import require_http_methods, require_POST, require_safe
 
 from frontend.forms import (
@@ -20,7 +21,15 @@ from frontend.views.base import actor, project_context, project_for
 from wiki.access import MAINTAIN, may_create_projects, visible_projects
 from wiki.audit import activity, activity_csv_response, head_for, verify
 from wiki.health import dashboard
-from wiki.models import ApiToken, Deployment, Membership, ModelVersion, TrainingRun
+from wiki.models import (
+    ApiToken,
+    Deployment,
+    ExportJob,
+    Membership,
+    ModelVersion,
+    Page,
+    TrainingRun,
+)
 from wiki.services import EditConflict
 from wiki.services import notifications as notify
 from wiki.services.members import remove_member, set_member
@@ -219,6 +228,61 @@ def project_token_revoke(request, project, pk):
     return redirect("frontend:members", project.slug)
 
 
+# Records an activity entry links to, by kind: (model, anchor on the records page).
+RECORD_ANCHORS = {
+    "modelversion": (ModelVersion, "version"),
+    "trainingrun": (TrainingRun, "run"),
+    "deployment": (Deployment, "deployment"),
+}
+
+
+def _existing(model, project, ids):
+    return set(model.objects.filter(project=project, pk__in=ids).values_list("pk", flat=True))
+
+
+def link_entries(project, entries, can_maintain):
+    """Set ``entry.link`` on each activity entry: where what it is about can be seen, if
+    it still exists and the user may see it (None otherwise). A few queries per page of
+    entries, one per kind at most."""
+    ids = {}
+    for entry in entries:
+        ids.setdefault(entry.kind, set()).add(entry.object_id)
+    # A page's entry opens the revision it made (its history row knows the number).
+    slugs = dict(
+        Page.objects.filter(project=project, pk__in=ids.get("page", ())).values_list("pk", "slug")
+    )
+    revisions = dict(
+        Page.history.filter(
+            history_id__in=[e.history_id for e in entries if e.kind == "page"]
+        ).values_list("history_id", "revision")
+    )
+    records = reverse("frontend:records", args=[project.slug])
+    existing = {
+        kind: _existing(model, project, ids[kind])
+        for kind, (model, _) in RECORD_ANCHORS.items()
+        if kind in ids
+    }
+    exports = _existing(ExportJob, project, ids.get("exportjob", ()))
+    for entry in entries:
+        entry.link = None
+        if entry.kind == "page" and entry.object_id in slugs and entry.history_id in revisions:
+            number = revisions[entry.history_id]
+            entry.link = reverse(
+                "frontend:revision", args=[project.slug, slugs[entry.object_id], number]
+            )
+        elif entry.kind == "project":
+            entry.link = reverse("frontend:project-detail", args=[project.slug])
+        elif entry.kind in RECORD_ANCHORS and entry.object_id in existing[entry.kind]:
+            entry.link = f"{records}#{RECORD_ANCHORS[entry.kind][1]}-{entry.object_id}"
+        elif entry.kind == "exportjob" and entry.object_id in exports:
+            url = reverse("frontend:exports", args=[project.slug])
+            entry.link = f"{url}#export-{entry.object_id}"
+        elif entry.kind == "membership" and can_maintain:
+            entry.link = reverse("frontend:members", args=[project.slug])
+        elif entry.kind == "notificationsettings" and can_maintain:
+            entry.link = reverse("frontend:notifications", args=[project.slug])
+
+
 @require_safe
 def activity_log(request, project):
     project = project_for(request, project)
@@ -232,7 +296,10 @@ def activity_log(request, project):
     page_obj = Paginator(entries, ACTIVITY_PER_PAGE).get_page(request.GET.get("page"))
     query = request.GET.copy()
     query.pop("page", None)
-    context = project_context(request, project, "activity") | {
+    context = project_context(request, project, "activity")
+    page_obj.object_list = list(page_obj.object_list)
+    link_entries(project, page_obj.object_list, context["can_maintain"])
+    context |= {
         "form": form,
         "page_obj": page_obj,
         "query": query.urlencode(),

@@ -9,7 +9,7 @@ from django.utils import timezone
 
 from wiki.access import MAINTAIN, can
 from wiki.categories import MARKDOWN_MAX_LENGTH, normalize_newlines, validate_fields
-from wiki.history import recording
+from wiki.history import Source, check_reason, recording
 from wiki.models import Membership, Page
 from wiki.services import EditConflict, notifications
 
@@ -63,6 +63,38 @@ def check_page_changes(page, *, fields=None, body=None, title=None):
     return changes
 
 
+# How a change came in, for the reason an edit without one is given.
+CHANNELS = {
+    Source.WEB: "in the browser", Source.API: "through the API", Source.ADMIN: "in the admin",
+    Source.CLI: "from the command line", Source.SYSTEM: "by the system",
+}  # fmt: skip
+
+
+def _join(names):
+    return names[0] if len(names) == 1 else f"{', '.join(names[:-1])} and {names[-1]}"
+
+
+def default_reason(page, changes, actor):
+    """What an edit saved without a change reason says: what it changed, through which
+    channel and by whom ("Changed owners and the body through the API (token 'ci')")."""
+    changed = []
+    if changes.get("title", page.title) != page.title:
+        changed.append("the title")
+    if "fields" in changes and page.spec is not None:
+        new, old = changes["fields"], page.fields
+        changed += [
+            f.label[0].lower() + f.label[1:]
+            for f in page.spec.fields
+            if new.get(f.name) != old.get(f.name)
+        ]
+    if changes.get("body", page.body) != page.body:
+        changed.append("the body")
+    changed = changed or ["the page"]  # values that differ only in form
+    who = f"token '{actor.token.name}'" if actor.token is not None else actor.username
+    reason = f"Changed {_join(changed)} {CHANNELS.get(actor.source, '')}".rstrip()
+    return f"{reason} ({who})" if who else reason
+
+
 def edit_page(
     page, *, actor, base_revision, change_reason, fields=None, body=None, title=None,
     merge_fields=False,
@@ -74,11 +106,13 @@ def edit_page(
     scripted writes). Only what is given (not None) is replaced; an edit that changes
     nothing saves no revision. With ``merge_fields``, ``fields`` changes the fields it
     names (None removes one) and keeps the others as they are at the time of saving.
-    Returns the page as saved.
+    Without a change reason, the revision says what changed and who changed it
+    (``default_reason``). Returns the page as saved.
     """
+    change_reason = check_reason(change_reason)
     if not merge_fields:
         changes = check_page_changes(page, fields=fields, body=body, title=title)
-    with transaction.atomic(), recording(actor, change_reason):
+    with transaction.atomic():
         # The row lock makes concurrent editors of one page queue up here, so only one
         # of two edits from the same base revision can pass the check below.
         current = Page.objects.select_for_update().get(pk=page.pk)
@@ -93,6 +127,7 @@ def edit_page(
             changes = check_page_changes(current, fields=merged, body=body, title=title)
         if all(getattr(current, name) == value for name, value in changes.items()):
             return current
+        reason = change_reason or default_reason(current, changes, actor)
         for name, value in changes.items():
             setattr(current, name, value)
         current.revision += 1
@@ -100,7 +135,8 @@ def edit_page(
         if current.review_state == Page.ReviewState.APPROVED:
             # The approval stays on record for the revision it approved; this one is new.
             current.review_state = Page.ReviewState.DRAFT
-        current.save()
+        with recording(actor, reason):
+            current.save()
     return current
 
 

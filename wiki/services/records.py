@@ -74,16 +74,14 @@ def record_deployment(project, *, actor, model_version, change_reason="", **attr
     """Store a deployment posted by a pipeline (creating its model version if new).
 
     It may be recorded as it starts (pending, in_progress) or once it ended (succeeded,
-    failed: finished now unless it says when); a rollback is a change of a deployment
-    that succeeded, never a new record.
+    failed); a rollback is a change of a deployment that succeeded, never a new record.
+    One posted once it ended without its finished_at keeps none: when it finished is not
+    known (the post may come long after), and "now" would be a false time.
     """
-    status = attrs.get("status")
-    if status == Deployment.Status.ROLLED_BACK:
+    if attrs.get("status") == Deployment.Status.ROLLED_BACK:
         raise ValidationError(
             {"status": "Record the deployment, then PATCH it to rolled_back when rolled back."}
         )
-    if status in Deployment.FINISHED and not attrs.get("finished_at"):
-        attrs["finished_at"] = timezone.now()
     reason = change_reason or "Recorded deployment"
     return _record(
         Deployment, DEPLOYMENT_FIELDS, project, actor, model_version, reason, attrs,
@@ -116,9 +114,11 @@ def _new_checks(recorded, sent):
 def update_deployment(deployment, *, actor, change_reason="", **changes):
     """Move a deployment forward: a later status, its finished_at (once), more checks.
 
-    Checks are appended to those already recorded. Reaching a final status without a
-    finished_at stamps it now; finished_at goes only with a final status. Anything else
-    raises RecordConflict; invalid values raise ValidationError. Returns the deployment.
+    Checks are appended to those already recorded. Finishing (pending or in progress to
+    succeeded or failed) without a finished_at stamps it now, when the wiki hears of it;
+    a rollback does not (the deployment had finished before). finished_at goes only with
+    a final status. Anything else raises RecordConflict; invalid values raise
+    ValidationError. Returns the deployment.
     """
     other = sorted(set(changes) - DEPLOYMENT_UPDATE_FIELDS)
     if other:
@@ -151,7 +151,8 @@ def update_deployment(deployment, *, actor, change_reason="", **changes):
         checks = _new_checks(current.checks, checks)
         if status == current.status and not checks and finished_at in (None, current.finished_at):
             return current  # nothing new: no revision
-        if status in Deployment.FINISHED and finished_at is None and current.finished_at is None:
+        finishing = status in Deployment.FINISHED and current.status not in Deployment.FINISHED
+        if finishing and finished_at is None and current.finished_at is None:
             finished_at = timezone.now()
         current.status = status
         current.finished_at = finished_at or current.finished_at
