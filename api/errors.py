@@ -2,19 +2,54 @@
 
 Body: ``{"status": 400, "detail": "metrics: 'auc' must be a finite number.",
 "errors": {"metrics": ["'auc' must be a finite number."]}}``; ``errors`` (per field) only
-for invalid input.
+for invalid input, nested by index or key for list and object fields
+(``{"checks": {"0": {"name": ["This field is required."]}}}``).
 """
 
 from django.core.exceptions import ValidationError as DjangoValidationError
 from django.http import Http404, JsonResponse
 from django.views import csrf, defaults
-from rest_framework import exceptions, status
+from drf_spectacular.extensions import OpenApiSerializerFieldExtension
+from rest_framework import exceptions, serializers, status
 from rest_framework.response import Response
 from rest_framework.views import exception_handler as drf_exception_handler
 
 from wiki.services import EditConflict
 from wiki.services.idempotency import KeyReused
 from wiki.services.records import RecordConflict
+
+
+class FieldErrors(serializers.DictField):
+    """What is wrong, by field: see FieldErrorsSchema."""
+
+
+class FieldErrorsSchema(OpenApiSerializerFieldExtension):
+    """FieldErrors in the schema: recursive, as the errors of lists and objects nest."""
+
+    target_class = FieldErrors
+
+    def get_name(self):
+        return "FieldErrors"
+
+    def map_serializer_field(self, auto_schema, direction):
+        messages = {"type": "array", "items": {"type": "string"}}
+        return {
+            "type": "object",
+            "description": "By field name: its messages, or, for a list or an object, an "
+            "object of this same shape by item index or key, e.g. "
+            '`{"checks": {"0": {"name": ["This field is required."]}}}`.',
+            "additionalProperties": {
+                "oneOf": [messages, {"$ref": "#/components/schemas/FieldErrors"}]
+            },
+        }
+
+
+class ErrorSerializer(serializers.Serializer):
+    """Every error: its status, what is wrong, and for invalid input the fields."""
+
+    status = serializers.IntegerField()
+    detail = serializers.CharField()
+    errors = FieldErrors(required=False)
 
 
 class PreconditionRequired(exceptions.APIException):
