@@ -2,7 +2,8 @@
 
 Body: ``{"status": 400, "detail": "metrics: 'auc' must be a finite number.",
 "errors": {"metrics": ["'auc' must be a finite number."]}}``; ``errors`` (per field) only
-for invalid input.
+for invalid input, nested by index or key for list and object fields
+(``{"checks": {"0": {"name": ["This field is required."]}}}``).
 """
 
 import sys
@@ -12,7 +13,8 @@ from django.db import InterfaceError, OperationalError
 from django.http import Http404, JsonResponse
 from django.shortcuts import render
 from django.views import csrf, defaults
-from rest_framework import exceptions, status
+from drf_spectacular.extensions import OpenApiSerializerFieldExtension
+from rest_framework import exceptions, serializers, status
 from rest_framework.response import Response
 from rest_framework.views import exception_handler as drf_exception_handler
 
@@ -27,6 +29,39 @@ RETRY_AFTER_SECONDS = 5
 UNAVAILABLE_DETAIL = (
     "The database is unavailable for a moment; nothing was changed. Retry in a few seconds."
 )
+
+
+class FieldErrors(serializers.DictField):
+    """What is wrong, by field: see FieldErrorsSchema."""
+
+
+class FieldErrorsSchema(OpenApiSerializerFieldExtension):
+    """FieldErrors in the schema: recursive, as the errors of lists and objects nest."""
+
+    target_class = FieldErrors
+
+    def get_name(self):
+        return "FieldErrors"
+
+    def map_serializer_field(self, auto_schema, direction):
+        messages = {"type": "array", "items": {"type": "string"}}
+        return {
+            "type": "object",
+            "description": "By field name: its messages, or, for a list or an object, an "
+            "object of this same shape by item index or key, e.g. "
+            '`{"checks": {"0": {"name": ["This field is required."]}}}`.',
+            "additionalProperties": {
+                "oneOf": [messages, {"$ref": "#/components/schemas/FieldErrors"}]
+            },
+        }
+
+
+class ErrorSerializer(serializers.Serializer):
+    """Every error: its status, what is wrong, and for invalid input the fields."""
+
+    status = serializers.IntegerField()
+    detail = serializers.CharField()
+    errors = FieldErrors(required=False)
 
 
 class PreconditionRequired(exceptions.APIException):

@@ -4,7 +4,7 @@ import base64
 import binascii
 import json
 import math
-from datetime import datetime
+from datetime import UTC, datetime
 
 from django.db.models import F
 
@@ -18,6 +18,17 @@ from rest_framework.utils.urls import replace_query_param
 
 def _finite_number(value):
     return isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
+
+
+def _page_size_parameter(default, maximum):
+    return {
+        "name": "page_size",
+        "required": False,
+        "in": "query",
+        "description": f"Items per page: 1 to {maximum}, {default} if not given; anything "
+        "else is a 400.",
+        "schema": {"type": "integer", "minimum": 1, "maximum": maximum},
+    }
 
 
 def _page_size(request, default, maximum):
@@ -35,6 +46,8 @@ class NumberedPages(PageNumberPagination):
     page_size = 50
     page_size_query_param = "page_size"
     max_page_size = 200
+    # The query parameters it reads (api.views.base.Filters refuses any other).
+    query_parameters = {"page", "page_size"}
 
     def get_page_size(self, request):
         return _page_size(request, self.page_size, self.max_page_size)
@@ -51,6 +64,17 @@ class NumberedPages(PageNumberPagination):
         except exceptions.NotFound:
             raise exceptions.NotFound("There is no page with that number.") from None
 
+    def get_schema_operation_parameters(self, view):
+        page = {
+            "name": "page",
+            "required": False,
+            "in": "query",
+            "description": "The page number, from 1 (the default; anything else is a 400). "
+            "Past the last page: a 404 (page 1 exists even when the list is empty).",
+            "schema": {"type": "integer", "minimum": 1},
+        }
+        return [page, _page_size_parameter(self.page_size, self.max_page_size)]
+
 
 class RecordCursor(BasePagination):
     """Cursor pages over records, ordered by ``view.cursor_ordering`` then by id.
@@ -62,6 +86,7 @@ class RecordCursor(BasePagination):
 
     page_size = 50
     max_page_size = 200
+    query_parameters = {"cursor", "page_size"}
 
     def paginate_queryset(self, queryset, request, view=None):
         self.request = request
@@ -108,16 +133,11 @@ class RecordCursor(BasePagination):
                 "name": "cursor",
                 "required": False,
                 "in": "query",
-                "description": "The next or previous link of a page.",
+                "description": "Set by a page's next and previous links: follow them. A "
+                "cursor that is not one of this list's (and order's) is a 400.",
                 "schema": {"type": "string"},
             },
-            {
-                "name": "page_size",
-                "required": False,
-                "in": "query",
-                "description": f"Records per page (1 to {self.max_page_size}).",
-                "schema": {"type": "integer"},
-            },
+            _page_size_parameter(self.page_size, self.max_page_size),
         ]
 
     def _link(self, row, backwards):
@@ -143,6 +163,8 @@ class RecordCursor(BasePagination):
                 value = datetime.fromisoformat(value)
                 if value.tzinfo is None:
                     raise ValueError
+                # In UTC: PostgreSQL refuses the offsets past ±15:59 that Python allows.
+                value = value.astimezone(UTC)
             elif not _finite_number(value):
                 raise ValueError
         except (ValueError, TypeError, OverflowError, binascii.Error):

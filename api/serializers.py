@@ -81,14 +81,17 @@ class AwareDateTimeField(serializers.DateTimeField):
         if timezone.is_naive(parsed):
             raise serializers.ValidationError(f"Include a time zone, {self.EXAMPLE}.")
         try:
+            # In UTC: PostgreSQL refuses the offsets past ±15:59 that ISO 8601 allows.
             in_utc = parsed.astimezone(UTC)
-        except OverflowError:  # 0001-01-01T00:00+14:00 is before the first representable time
+        except OverflowError:  # past the first or the last representable time
             in_utc = None
+        if in_utc is None and parsed.year > EARLIEST_YEAR:
+            raise serializers.ValidationError("Is after the year 9999.")
         if in_utc is None or in_utc.year < EARLIEST_YEAR:
             raise serializers.ValidationError(
                 f"Is before {EARLIEST_YEAR}; check the pipeline's clock."
             )
-        return parsed
+        return in_utc
 
 
 class ModelVersionNameField(StrictCharField):
@@ -209,6 +212,43 @@ class ApprovalSerializer(serializers.Serializer):
         return page.approved_revision == page.revision
 
 
+def _summary_list(help_text):
+    return serializers.ListField(child=serializers.DictField(), required=False, help_text=help_text)
+
+
+class RecordsSummarySerializer(serializers.Serializer):
+    """What the records say on the model, deployment and maintenance pages, each with its
+    own keys; null on the other pages."""
+
+    versions_total = serializers.IntegerField(
+        required=False, help_text="Model page: how many model versions there are."
+    )
+    key_metrics = serializers.ListField(
+        child=serializers.CharField(),
+        required=False,
+        help_text="Model page: the metrics the latest runs report, compared across versions.",
+    )
+    latest_run = serializers.DictField(
+        required=False,
+        allow_null=True,
+        help_text="Model page: the latest training run (id, model_version, status, "
+        "started_at, hyperparameters, metrics); null before the first.",
+    )
+    model_versions = _summary_list(
+        "Model page: the latest versions (version, created_at, and their latest "
+        "training_runs and deployments)."
+    )
+    environments = _summary_list(
+        "Deployment page: per environment, the version live there (environment, "
+        "model_version, deployment_id, target, since)."
+    )
+    updates = _summary_list(
+        "Maintenance page: the update log, newest first (deployment_id, model_version, "
+        "environment, status, reason, recorded_by, recorded_with_token, started_at, "
+        "finished_at, checks)."
+    )
+
+
 class PageSerializer(PageListSerializer):
     fields = serializers.JSONField(read_only=True)
     body = serializers.CharField(read_only=True)
@@ -241,7 +281,7 @@ class PageSerializer(PageListSerializer):
         """Who saved the current revision (user name; empty for the system)."""
         return self.context["updated_by"]
 
-    @extend_schema_field(OpenApiTypes.OBJECT)
+    @extend_schema_field(RecordsSummarySerializer(allow_null=True))
     def get_records_summary(self, page):
         """Model, deployment and maintenance pages: what the records say (else null)."""
         return self.context["records_summary"]
@@ -338,16 +378,6 @@ class DeploymentUpdateSerializer(StrictSerializer):
     status = serializers.ChoiceField(choices=Deployment.Status.choices, required=False)
     finished_at = AwareDateTimeField(required=False)
     checks = CheckSerializer(many=True, required=False)
-
-
-class ErrorSerializer(serializers.Serializer):
-    """Every error: its status, what is wrong, and for invalid input the fields."""
-
-    status = serializers.IntegerField()
-    detail = serializers.CharField()
-    errors = serializers.DictField(
-        child=serializers.ListField(child=serializers.CharField()), required=False
-    )
 
 
 class ModelVersionSerializer(StrictSerializer):

@@ -6,25 +6,26 @@ import re
 from django.core.exceptions import PermissionDenied
 from drf_spectacular.utils import OpenApiParameter, OpenApiResponse
 from rest_framework import exceptions, generics
+from rest_framework.mixins import ListModelMixin
 from rest_framework.response import Response
 
 from api.auth import Scope, request_token
-from api.errors import PreconditionRequired
+from api.errors import ErrorSerializer, PreconditionRequired
 from api.idempotency import fingerprint, run_once, valid_key
-from api.serializers import AwareDateTimeField, ErrorSerializer
+from api.serializers import AwareDateTimeField
 from wiki import access
 from wiki.access import EDIT, VIEW
 from wiki.history import Actor, Source
 from wiki.models import Project
 
 _ETAG_RE = re.compile(r'^"?(\d{1,18})"?$')
-PAGING_PARAMETERS = {"cursor", "page", "page_size"}
 
 
 class Filters:
-    """A list's query parameters, checked: only the known ones, each once, no NUL.
+    """A request's query parameters, checked: only the ``known`` ones, each once, no NUL.
 
-    A misspelt filter must not silently return everything.
+    A misspelt filter must not silently return everything, nor an empty one (a pipeline's
+    unset variable): both are a 400.
     """
 
     def __init__(self, request, known):
@@ -32,9 +33,9 @@ class Filters:
         errors = {}
         for name in params:
             values = params.getlist(name)
-            if name not in known | PAGING_PARAMETERS:
-                names = ", ".join(sorted(known | PAGING_PARAMETERS))
-                errors[name] = [f"Unknown parameter; this list takes: {names}."]
+            if name not in known:
+                takes = ", ".join(sorted(known)) or "none"
+                errors[name] = [f"Unknown parameter; known here: {takes}."]
             elif len(values) > 1:
                 errors[name] = ["Given more than once."]
             elif "\x00" in values[0]:
@@ -44,7 +45,12 @@ class Filters:
         self.params = params
 
     def text(self, name):
-        return self.params.get(name) or None
+        value = self.params.get(name)
+        if value == "":
+            raise exceptions.ValidationError(
+                {name: ["Empty: give a value, or leave the parameter out."]}
+            )
+        return value
 
     def choice(self, name, choices):
         value = self.text(name)
@@ -71,6 +77,11 @@ class ApiView(generics.GenericAPIView):
     # OPTIONS would describe forms of a browsable API this one does not serve: the OpenAPI
     # schema describes it. Without it here, it is neither served nor listed in Allow.
     http_method_names = [m for m in generics.GenericAPIView.http_method_names if m != "options"]
+
+    def query(self, known=()):
+        """The query's parameters, checked (Filters): ``known`` ones, and a list's paging."""
+        paging = self.paginator.query_parameters if isinstance(self, ListModelMixin) else set()
+        return Filters(self.request, set(known) | paging)
 
     def actor(self):
         return Actor(user=self.request.user, source=Source.API, token=request_token(self.request))
@@ -154,6 +165,19 @@ _ERROR_MEANINGS = {
     422: "The Idempotency-Key was used before for a different request.",
     428: "If-Match is missing.",
     429: "Too many requests for this token; Retry-After says when to retry.",
+    503: "The database is unavailable for a moment; nothing was changed. Retry-After says "
+    "when to retry.",
+}
+# Filter values in the schema: an empty one is refused (Filters.text).
+TEXT = {"type": "string", "minLength": 1}
+TIME = {"type": "string", "format": "date-time"}
+# A list's 400 and 404 say more: what its query may hold, and that pages end.
+_LIST_MEANINGS = {
+    400: "A query parameter is refused: one this list does not take (a misspelt filter "
+    "must not return everything), one given twice or empty, a value not among the allowed "
+    "ones, a page or page_size out of range, or a cursor not from this list; `errors` "
+    "names it.",
+    404: "No such project, or a page number past the last page.",
 }
 REPLAYED = OpenApiParameter(
     "Idempotent-Replayed", str, OpenApiParameter.HEADER, response=[200],
@@ -179,7 +203,15 @@ def responses(ok, *errors, replay=None):
     documented = dict(ok)
     if replay is not None:
         documented[200] = OpenApiResponse(replay, description="A replay of an earlier write.")
-    common = {401, 403, 429}
+    common = {401, 403, 429, 503}
     for code in sorted(common | set(errors)):
         documented[code] = OpenApiResponse(ErrorSerializer, description=_ERROR_MEANINGS[code])
+    return documented
+
+
+def list_responses(serializer, *errors):
+    """OpenAPI responses of a list of ``serializer``: a page of them, 400, 404 and ``errors``."""
+    documented = responses({200: serializer(many=True)}, 400, 404, *errors)
+    for code, meaning in _LIST_MEANINGS.items():
+        documented[code] = OpenApiResponse(ErrorSerializer, description=meaning)
     return documented

@@ -2,13 +2,13 @@
 
 from django.http import FileResponse
 from drf_spectacular.types import OpenApiTypes
-from drf_spectacular.utils import OpenApiResponse, extend_schema
+from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_schema
 from rest_framework import exceptions, mixins
 from rest_framework.response import Response
 
 from api.pagination import NumberedPages
 from api.serializers import ExportRequestSerializer, ExportSerializer
-from api.views.base import ApiView, responses
+from api.views.base import ApiView, list_responses, responses
 from wiki.access import VIEW
 from wiki.models import ExportJob
 from wiki.services.exports import TooManyExports, open_for_download, request_export
@@ -42,9 +42,10 @@ class ExportList(mixins.ListModelMixin, ApiView):
     needs = ApiView.needs | {"POST": VIEW}
 
     def get_queryset(self):
+        self.query()
         return ExportJob.objects.filter(project=self.get_project()).select_related("project")
 
-    @extend_schema(responses=responses({200: ExportSerializer(many=True)}, 404))
+    @extend_schema(responses=list_responses(ExportSerializer))
     def get(self, request, project):
         return self.list(request)
 
@@ -102,8 +103,26 @@ class ExportDownload(ExportView):
 
     @extend_schema(
         request=None,
+        parameters=[
+            OpenApiParameter(
+                "X-Content-SHA256",
+                str,
+                OpenApiParameter.HEADER,
+                response=[200],
+                description="The file's SHA-256, as in the export's sha256.",
+            )
+        ],
         responses=responses(
-            {200: OpenApiResponse(OpenApiTypes.BINARY, description="The report.")}, 404, 409, 410
+            {
+                (200, content_type.split(";")[0]): OpenApiResponse(
+                    OpenApiTypes.OBJECT if format == "json" else OpenApiTypes.BINARY,
+                    description="The report, in the export's format (a JSON bundle for json).",
+                )
+                for format, content_type in CONTENT_TYPES.items()
+            },
+            404,
+            409,
+            410,
         ),
     )
     def post(self, request, pk):

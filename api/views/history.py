@@ -16,7 +16,7 @@ from api.serializers import (
     RevisionDetailSerializer,
     RevisionSerializer,
 )
-from api.views.base import ApiView, Filters, if_match_revision, responses
+from api.views.base import TEXT, TIME, ApiView, if_match_revision, list_responses, responses
 from api.views.pages import PageDetail
 from wiki.access import MAINTAIN
 from wiki.audit import ACTIVITY_KINDS, activity, activity_csv_response
@@ -58,9 +58,10 @@ class RevisionList(PageViewMixin, mixins.ListModelMixin, ApiView):
     pagination_class = NumberedPages
 
     def get_queryset(self):
+        self.query()
         return self.get_page().history.order_by("-history_date", "-history_id")
 
-    @extend_schema(responses=responses({200: RevisionSerializer(many=True)}, 400, 404))
+    @extend_schema(responses=list_responses(RevisionSerializer))
     def get(self, request, project, page):
         return self.list(request)
 
@@ -93,7 +94,7 @@ class RevisionDiff(PageViewMixin, ApiView):
         responses=responses({200: DiffSerializer}, 400, 404),
     )
     def get(self, request, project, page):
-        query = Filters(request, {"from", "to"})
+        query = self.query({"from", "to"})
         found = self.get_page()
         older, newer = compared_revisions(found, query.text("from"), query.text("to"))
         changes = compare(found.spec, content(older), content(newer))
@@ -171,16 +172,16 @@ class PageApprove(PageViewMixin, ApiView):
 
 ACTIVITY_FILTERS = {"user", "source", "kind", "since", "until"}
 ACTIVITY_PARAMETERS = [
-    OpenApiParameter("user", str, description="Changes by this user name."),
+    OpenApiParameter("user", TEXT, description="Changes by this user name."),
     OpenApiParameter("source", str, enum=Source.values),
     OpenApiParameter("kind", str, enum=list(ACTIVITY_KINDS)),
-    OpenApiParameter("since", str, description="At or after (ISO 8601, with zone)."),
-    OpenApiParameter("until", str, description="Before (ISO 8601, with zone)."),
+    OpenApiParameter("since", TIME, description="At or after (ISO 8601, with zone)."),
+    OpenApiParameter("until", TIME, description="Before (ISO 8601, with zone)."),
 ]
 
 
 def _activity(view):
-    query = Filters(view.request, ACTIVITY_FILTERS)
+    query = view.query(ACTIVITY_FILTERS)
     return activity(
         view.get_project(),
         user=query.text("user"),
@@ -203,7 +204,7 @@ class ActivityList(mixins.ListModelMixin, ApiView):
 
     @extend_schema(
         parameters=ACTIVITY_PARAMETERS,
-        responses=responses({200: ActivitySerializer(many=True)}, 400, 404),
+        responses=list_responses(ActivitySerializer),
     )
     def get(self, request, project):
         return self.list(request)

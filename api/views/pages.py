@@ -8,7 +8,14 @@ from rest_framework.response import Response
 
 from api.auth import Scope
 from api.serializers import PageListSerializer, PageSerializer, PageWriteSerializer
-from api.views.base import IF_MATCH, ApiView, Filters, if_match_revision, responses, with_etag
+from api.views.base import (
+    IF_MATCH,
+    ApiView,
+    if_match_revision,
+    list_responses,
+    responses,
+    with_etag,
+)
 from wiki.categories import CATEGORY_NAMES
 from wiki.health import stale_reasons
 from wiki.rendering import render_markdown
@@ -25,7 +32,7 @@ class PageList(mixins.ListModelMixin, ApiView):
     serializer_class = PageListSerializer
 
     def get_queryset(self):
-        query = Filters(self.request, {"kind"})
+        query = self.query({"kind"})
         project = self.get_project()
         pages = project.pages.select_related("project")
         kind = query.choice("kind", ["category", "free"])
@@ -40,7 +47,7 @@ class PageList(mixins.ListModelMixin, ApiView):
 
     @extend_schema(
         parameters=[OpenApiParameter("kind", str, enum=["category", "free"])],
-        responses=responses({200: PageListSerializer(many=True)}, 400, 404),
+        responses=list_responses(PageListSerializer),
     )
     def get(self, request, project):
         return self.list(request)

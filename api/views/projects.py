@@ -9,9 +9,10 @@ from api.serializers import ProjectSerializer, ProjectUpdateSerializer
 from api.views.base import (
     IF_MATCH,
     LOCATION,
+    TEXT,
     ApiView,
-    Filters,
     if_match_revision,
+    list_responses,
     responses,
     with_etag,
 )
@@ -28,7 +29,7 @@ class ProjectList(mixins.ListModelMixin, ApiView):
     scopes = ApiView.scopes | {"POST": Scope.ADMIN}
 
     def get_queryset(self):
-        query = Filters(self.request, {"tag", "owner_team"})
+        query = self.query({"tag", "owner_team"})
         projects = visible_projects(self.request.user).with_category_pages().order_by("slug")
         token = request_token(self.request)
         if token is not None and not token.all_projects:
@@ -45,10 +46,10 @@ class ProjectList(mixins.ListModelMixin, ApiView):
 
     @extend_schema(
         parameters=[
-            OpenApiParameter("tag", str, description="Projects with this tag."),
-            OpenApiParameter("owner_team", str, description="Projects of this team."),
+            OpenApiParameter("tag", TEXT, description="Projects with this tag."),
+            OpenApiParameter("owner_team", TEXT, description="Projects of this team."),
         ],
-        responses=responses({200: ProjectSerializer(many=True)}, 400),
+        responses=list_responses(ProjectSerializer),
     )
     def get(self, request):
         return self.list(request)

@@ -19,9 +19,11 @@ from api.views.base import (
     IDEMPOTENCY_KEY,
     LOCATION,
     REPLAYED,
+    TEXT,
+    TIME,
     ApiView,
-    Filters,
     idempotent,
+    list_responses,
     responses,
 )
 from wiki.models import Deployment, ModelVersion, TrainingRun
@@ -34,10 +36,10 @@ from wiki.services.records import (
 )
 
 RECORD_FILTERS = [
-    OpenApiParameter("model_version", str, description="Exact model version."),
-    OpenApiParameter("since", str, description="Started at or after (ISO 8601, with zone)."),
-    OpenApiParameter("until", str, description="Started before (ISO 8601, with zone)."),
-    OpenApiParameter("git_commit", str, description="Commit hash or its prefix."),
+    OpenApiParameter("model_version", TEXT, description="Exact model version."),
+    OpenApiParameter("since", TIME, description="Started at or after (ISO 8601, with zone)."),
+    OpenApiParameter("until", TIME, description="Started before (ISO 8601, with zone)."),
+    OpenApiParameter("git_commit", TEXT, description="Commit hash or its prefix."),
 ]
 
 
@@ -76,7 +78,7 @@ class RecordList(mixins.ListModelMixin, ApiView):
         return records
 
     def get_queryset(self):
-        query = Filters(self.request, self.filters)
+        query = self.query(self.filters)
         return self.order(self.filtered(self.get_project(), query), query)
 
     def create(self, record):
@@ -126,12 +128,12 @@ class TrainingRunList(RecordList):
             OpenApiParameter("status", str, enum=TrainingRun.Status.values),
             OpenApiParameter(
                 "ordering",
-                str,
+                TEXT,
                 description="started_at, -started_at (default), metric:<name> or "
                 "-metric:<name> (runs without that metric are left out).",
             ),
         ],  # fmt: skip
-        responses=responses({200: TrainingRunSerializer(many=True)}, 400, 404),
+        responses=list_responses(TrainingRunSerializer),
     )
     def get(self, request, project):
         return self.list(request)
@@ -164,11 +166,11 @@ class DeploymentList(RecordList):
     @extend_schema(
         parameters=[
             *RECORD_FILTERS,
-            OpenApiParameter("environment", str, description="e.g. staging, production."),
+            OpenApiParameter("environment", TEXT, description="e.g. staging, production."),
             OpenApiParameter("status", str, enum=Deployment.Status.values),
             OpenApiParameter("ordering", str, enum=["started_at", "-started_at"]),
         ],
-        responses=responses({200: DeploymentSerializer(many=True)}, 400, 404),
+        responses=list_responses(DeploymentSerializer),
     )
     def get(self, request, project):
         return self.list(request)
@@ -262,7 +264,7 @@ class ModelVersionList(mixins.ListModelMixin, ApiView):
     scopes = ApiView.scopes | {"POST": Scope.PAGES_WRITE}
 
     def get_queryset(self):
-        query = Filters(self.request, {"version"})
+        query = self.query({"version"})
         versions = ModelVersion.objects.filter(project=self.get_project())
         prefix = query.text("version")
         if prefix is not None:
@@ -270,8 +272,8 @@ class ModelVersionList(mixins.ListModelMixin, ApiView):
         return versions.order_by("-created_at", "-id")
 
     @extend_schema(
-        parameters=[OpenApiParameter("version", str, description="Version or its prefix.")],
-        responses=responses({200: ModelVersionSerializer(many=True)}, 400, 404),
+        parameters=[OpenApiParameter("version", TEXT, description="Version or its prefix.")],
+        responses=list_responses(ModelVersionSerializer),
     )
     def get(self, request, project):
         return self.list(request)

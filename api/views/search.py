@@ -6,7 +6,7 @@ from rest_framework.reverse import reverse
 
 from api.auth import request_token
 from api.pagination import NumberedPages
-from api.views.base import ApiView, Filters, responses
+from api.views.base import ApiView, list_responses
 from wiki.access import visible_projects
 from wiki.search import search, snippet
 
@@ -43,19 +43,24 @@ class Search(mixins.ListModelMixin, ApiView):
     pagination_class = NumberedPages
 
     def get_queryset(self):
-        query = Filters(self.request, {"q"})
+        query = self.query({"q"})
         projects = visible_projects(self.request.user)
         token = request_token(self.request)
         if token is not None and not token.all_projects:
             projects = projects.filter(slug__in=token.projects)
-        return search(query.text("q") or "", projects)
+        # No words (or none but punctuation): nothing found, as in the browser.
+        return search(query.params.get("q", ""), projects)
 
     def get_serializer_context(self):
         return super().get_serializer_context() | {"q": self.request.query_params.get("q", "")}
 
     @extend_schema(
-        parameters=[OpenApiParameter("q", str, required=True, description="Words to find.")],
-        responses=responses({200: ResultSerializer(many=True)}, 400),
+        parameters=[
+            OpenApiParameter(
+                "q", str, required=True, description="Words to find (none: no results)."
+            )
+        ],
+        responses=list_responses(ResultSerializer),
     )
     def get(self, request):
         return self.list(request)
