@@ -1,6 +1,9 @@
 """Search: pages, fields, training-run notes, projects; ranked; permission-bound."""
 
+import io
+
 import pytest
+from django.core.management import call_command
 from django.db import connection
 from django.test import Client
 
@@ -13,7 +16,6 @@ from tests.factories import (
     make_training_run,
 )
 from wiki.models import Membership, SearchEntry
-from wiki.search import reindex
 from wiki.services.pages import edit_page
 
 pytestmark = pytest.mark.django_db
@@ -153,8 +155,10 @@ def test_reindex_rebuilds_the_same_entries(documented):
 
     before = entries()
     SearchEntry.objects.all().delete()
-    reindex()
+    out = io.StringIO()
+    call_command("reindex_search", stdout=out)
     assert entries() == before and before
+    assert f"Indexed {len(before)} projects" in out.getvalue()
 
 
 @postgres_only

@@ -331,7 +331,7 @@ class _Text(HTMLParser):
 def plain_text(text):
     """Markdown as the plain words a reader sees, for search and its snippets: no table
     rules, emphasis marks or link syntax; ``[[page|label]]`` is its label. Resolves
-    nothing in the database (a migration's reindex calls it too)."""
+    nothing in the database, so a reindex of every page asks nothing per page."""
     if not text:
         return ""
     md = markdown.Markdown(extensions=["tables", "fenced_code", "sane_lists"])

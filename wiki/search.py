@@ -10,7 +10,6 @@ plain substring search. Results are limited to the projects the caller may see.
 
 import re
 
-from django.apps import apps as django_apps
 from django.contrib.postgres.search import SearchHeadline, SearchQuery, SearchRank, SearchVector
 from django.db import connection
 from django.db.models import Case, F, Q, When
@@ -20,7 +19,7 @@ from django.utils.safestring import mark_safe
 
 from wiki.categories import MARKDOWN, get_category
 from wiki.diff import as_text
-from wiki.models import SearchEntry
+from wiki.models import Page, Project, SearchEntry, TrainingRun
 from wiki.rendering import plain_text
 
 CONFIG = "english"
@@ -37,7 +36,7 @@ def _texts(*parts):
 
 def entry_values(obj):
     """(kind, project id, title, category, slug, text) of a project, page or run; None for
-    anything else. Asks only for columns, so a migration's models serve as well."""
+    anything else."""
     name = obj._meta.model_name
     if name == "project":
         text = _texts(obj.summary, obj.owner_team, " ".join(obj.tags))
@@ -107,13 +106,13 @@ def index(history_instance, instance):
         _insert(kind, instance.pk, fields)
 
 
-def reindex(apps=None):
-    """Write every search entry anew (the migration that made them calls it with its
-    models; run it again when what is indexed changes)."""
-    get = (apps or django_apps).get_model
-    Entry = get("wiki", "SearchEntry")
+def reindex():
+    """Write every search entry anew (`manage.py reindex_search`): run it once after an
+    upgrade that changes what is indexed. Returns how many entries were written."""
+    Entry = SearchEntry
     Entry.objects.all().delete()
-    for model in (get("wiki", "Project"), get("wiki", "Page"), get("wiki", "TrainingRun")):
+    written = 0
+    for model in (Project, Page, TrainingRun):
         objects = model.objects.all()
         if model._meta.model_name == "trainingrun":
             objects = objects.select_related("model_version")
@@ -126,13 +125,15 @@ def reindex(apps=None):
             )  # fmt: skip
             if len(batch) == 2000:
                 Entry.objects.bulk_create(batch)
-                batch = []
+                written, batch = written + len(batch), []
         Entry.objects.bulk_create(batch)
+        written += len(batch)
     if connection.vendor == "postgresql":
         Entry.objects.update(
             vector=SearchVector("title", weight="A", config=CONFIG)
             + SearchVector("text", weight="B", config=CONFIG)
         )
+    return written
 
 
 def _highlight(snippet):

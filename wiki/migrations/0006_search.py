@@ -13,10 +13,45 @@ def gin_index(apps, schema_editor):
         )
 
 
-def index_what_exists(apps, schema_editor):
-    from wiki.search import reindex
+def _text(*parts):
+    return "\n".join(p for p in parts if p)
 
-    reindex(apps)
+
+def _field_text(value):
+    if isinstance(value, list):  # a key-value table
+        return "\n".join(f"{row.get('key', '')}: {row.get('value', '')}" for row in value)
+    return str(value or "")
+
+
+def index_what_exists(apps, schema_editor):
+    """An entry for every project, page and training run there is, as search saw them
+    when this migration was written (self-contained: `manage.py reindex_search` writes
+    them as today's code does)."""
+    Entry = apps.get_model("wiki", "SearchEntry")
+    entries = []
+    for project in apps.get_model("wiki", "Project").objects.all():
+        text = _text(project.summary, project.owner_team, " ".join(project.tags))
+        entries.append(Entry(kind="project", object_id=project.pk, project_id=project.pk,
+                             title=project.name[:300], text=text))
+    for page in apps.get_model("wiki", "Page").objects.all():
+        text = _text(*(_field_text(v) for v in page.fields.values()), page.body)
+        entries.append(Entry(kind="page", object_id=page.pk, project_id=page.project_id,
+                             title=page.title[:300], category=page.category, slug=page.slug,
+                             text=text))
+    runs = apps.get_model("wiki", "TrainingRun").objects.select_related("model_version")
+    for run in runs:
+        tags = " ".join(f"{k} {v}" for k, v in run.tags.items())
+        dataset = " ".join(x for x in (run.dataset_name, run.dataset_version) if x)
+        entries.append(Entry(kind="run", object_id=run.pk, project_id=run.project_id,
+                             title=f"Training run #{run.pk} of {run.model_version.version}",
+                             text=_text(run.notes, tags, dataset)))
+    Entry.objects.bulk_create(entries, batch_size=2000)
+    if schema_editor.connection.vendor == "postgresql":
+        schema_editor.execute(
+            "UPDATE wiki_searchentry SET vector = "
+            "setweight(to_tsvector('english', title), 'A') "
+            "|| setweight(to_tsvector('english', text), 'B')"
+        )
 
 
 class Migration(migrations.Migration):
