@@ -1,129 +1,23 @@
 """The API's shapes. They check types and names; the services in wiki/ check the rest."""
 
-from datetime import UTC
-
 from django.utils import timezone
-from django.utils.dateparse import parse_datetime
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 from rest_framework.reverse import reverse
 
+from api.fields import (
+    SCALAR,
+    AwareDateTimeField,
+    ModelVersionNameField,
+    StrictBooleanField,
+    StrictCharField,
+    StrictSerializer,
+    json_object,
+)
 from wiki.audit import ACTIONS
 from wiki.history import CHANGE_REASON_MAX_LENGTH
-from wiki.models import Deployment, ExportJob, ModelVersion, Page, TrainingRun
-
-
-class StrictSerializer(serializers.Serializer):
-    """Refuses fields it does not know (a typo must not be dropped silently)."""
-
-    default_error_messages = {
-        "invalid": "Send a JSON object of the fields by name (got {datatype}).",
-    }
-
-    def to_internal_value(self, data):
-        unknown = sorted(set(data) - set(self.fields)) if isinstance(data, dict) else []
-        try:
-            value = super().to_internal_value(data)
-        except serializers.ValidationError as error:
-            if not unknown:
-                raise
-            detail = error.detail if isinstance(error.detail, dict) else {}
-            raise serializers.ValidationError(
-                detail | {name: ["Unknown field."] for name in unknown}
-            ) from None
-        if unknown:
-            raise serializers.ValidationError({name: ["Unknown field."] for name in unknown})
-        return value
-
-
-class StrictCharField(serializers.CharField):
-    """Text that must arrive as a JSON string (5 is not silently read as "5")."""
-
-    def to_internal_value(self, data):
-        if not isinstance(data, str):
-            raise serializers.ValidationError("Must be a string.")
-        return super().to_internal_value(data)
-
-
-class StrictBooleanField(serializers.BooleanField):
-    """true or false as JSON booleans ("yes", "1" and 1 are not read as true)."""
-
-    def to_internal_value(self, data):
-        if not isinstance(data, bool):
-            raise serializers.ValidationError("Must be true or false.")
-        return data
-
-
-# No pipeline ran before this: an earlier time is a clock or a parsing bug.
-EARLIEST_YEAR = 1970
-
-
-class AwareDateTimeField(serializers.DateTimeField):
-    """An ISO 8601 date and time that says its time zone (a pipeline's clock is not ours)."""
-
-    EXAMPLE = "e.g. 2024-06-01T12:00:00Z or 2024-06-01T14:00:00+02:00"
-
-    def to_internal_value(self, value):
-        if not isinstance(value, str):
-            raise serializers.ValidationError(f"Must be a date and time as text, {self.EXAMPLE}.")
-        try:
-            parsed = parse_datetime(value)
-        except ValueError:  # well formed, but no such date or time (Feb 30, 25:00, +99:00)
-            raise serializers.ValidationError(f"No such date or time: {value[:40]!r}.") from None
-        if parsed is None:
-            hint = " (a '+' in a URL is sent as %2B)" if " " in value.strip() else ""
-            raise serializers.ValidationError(
-                f"Not a date and time: {value[:40]!r}; write it {self.EXAMPLE}{hint}."
-            )
-        if len(value.strip()) <= len("2024-06-01"):
-            raise serializers.ValidationError(f"Give the time and its zone too, {self.EXAMPLE}.")
-        if timezone.is_naive(parsed):
-            raise serializers.ValidationError(f"Include a time zone, {self.EXAMPLE}.")
-        try:
-            # In UTC: PostgreSQL refuses the offsets past ±15:59 that ISO 8601 allows.
-            in_utc = parsed.astimezone(UTC)
-        except OverflowError:  # past the first or the last representable time
-            in_utc = None
-        if in_utc is None and parsed.year > EARLIEST_YEAR:
-            raise serializers.ValidationError("Is after the year 9999.")
-        if in_utc is None or in_utc.year < EARLIEST_YEAR:
-            raise serializers.ValidationError(
-                f"Is before {EARLIEST_YEAR}; check the pipeline's clock."
-            )
-        return in_utc
-
-
-class ModelVersionNameField(StrictCharField):
-    """The model version as its version string, in and out."""
-
-    def __init__(self, **kwargs):
-        kwargs.setdefault("max_length", ModelVersion._meta.get_field("version").max_length)
-        super().__init__(**kwargs)
-
-    def to_representation(self, value):
-        return value.version
-
-
-class JSONObjectField(serializers.JSONField):
-    """A JSON object taken as a whole: the domain checks its entries (naming the bad one),
-    which spares a serializer field per entry on every record posted."""
-
-    default_error_messages = {"invalid": "Must be a JSON object."}
-
-    def to_internal_value(self, data):
-        if not isinstance(data, dict):
-            self.fail("invalid")
-        return data
-
-
-def json_object(values):
-    """A JSONObjectField whose schema says what its values are."""
-    schema = {"type": "object", "additionalProperties": values}
-    return extend_schema_field(schema)(type("JSONObject", (JSONObjectField,), {}))(required=False)
-
-
-SCALAR = {"oneOf": [{"type": "string"}, {"type": "number"}, {"type": "boolean"}], "nullable": True}
+from wiki.models import Deployment, ExportJob, ModelVersion, Page, Project, TrainingRun, max_length
 
 
 def _record_url(view_name, record, request):
@@ -132,10 +26,12 @@ def _record_url(view_name, record, request):
 
 class ProjectSerializer(StrictSerializer):
     url = serializers.SerializerMethodField()
-    slug = serializers.CharField(max_length=50)
-    name = serializers.CharField(max_length=200)
-    summary = serializers.CharField(max_length=500, required=False, allow_blank=True)
-    owner_team = serializers.CharField(max_length=100)
+    slug = serializers.CharField(max_length=max_length(Project, "slug"))
+    name = serializers.CharField(max_length=max_length(Project, "name"))
+    summary = serializers.CharField(
+        max_length=max_length(Project, "summary"), required=False, allow_blank=True
+    )
+    owner_team = serializers.CharField(max_length=max_length(Project, "owner_team"))
     tags = serializers.ListField(child=serializers.CharField(), required=False)
     revision = serializers.IntegerField(read_only=True)
     completeness = serializers.SerializerMethodField()
@@ -158,8 +54,8 @@ class ProjectUpdateSerializer(ProjectSerializer):
     """PATCH: what it names changes; the slug may be restated but never changed."""
 
     slug = serializers.CharField(required=False, write_only=True)
-    name = serializers.CharField(max_length=200, required=False)
-    owner_team = serializers.CharField(max_length=100, required=False)
+    name = serializers.CharField(max_length=max_length(Project, "name"), required=False)
+    owner_team = serializers.CharField(max_length=max_length(Project, "owner_team"), required=False)
 
     def validate_slug(self, value):
         if value != self.context["project"].slug:
@@ -298,7 +194,7 @@ class PageSerializer(PageListSerializer):
 class PageWriteSerializer(StrictSerializer):
     """PUT replaces fields and body; PATCH changes what it names (fields key by key)."""
 
-    title = StrictCharField(max_length=200, required=False)
+    title = StrictCharField(max_length=max_length(Page, "title"), required=False)
     fields = serializers.DictField(required=False, allow_empty=True)
     body = StrictCharField(required=False, allow_blank=True, trim_whitespace=False)
     change_reason = StrictCharField(
@@ -315,9 +211,17 @@ class PageWriteSerializer(StrictSerializer):
 
 
 class DatasetSerializer(StrictSerializer):
-    name = StrictCharField(source="dataset_name", max_length=200, required=False)
-    version = StrictCharField(source="dataset_version", max_length=200, required=False)
-    uri = StrictCharField(source="dataset_uri", max_length=500, required=False)
+    name = StrictCharField(
+        source="dataset_name", max_length=max_length(TrainingRun, "dataset_name"), required=False
+    )
+    version = StrictCharField(
+        source="dataset_version",
+        max_length=max_length(TrainingRun, "dataset_version"),
+        required=False,
+    )
+    uri = StrictCharField(
+        source="dataset_uri", max_length=max_length(TrainingRun, "dataset_uri"), required=False
+    )
 
 
 class TrainingRunSerializer(StrictSerializer):
@@ -327,8 +231,12 @@ class TrainingRunSerializer(StrictSerializer):
     status = serializers.ChoiceField(choices=TrainingRun.Status.choices)
     started_at = AwareDateTimeField()
     finished_at = AwareDateTimeField(required=False, allow_null=True)
-    git_commit = StrictCharField(max_length=64, required=False, allow_blank=True)
-    pipeline_url = serializers.URLField(max_length=500, required=False, allow_blank=True)
+    git_commit = StrictCharField(
+        max_length=max_length(TrainingRun, "git_commit"), required=False, allow_blank=True
+    )
+    pipeline_url = serializers.URLField(
+        max_length=max_length(TrainingRun, "pipeline_url"), required=False, allow_blank=True
+    )
     dataset = DatasetSerializer(source="*", required=False)
     hyperparameters = json_object(SCALAR)
     metrics = json_object({"type": "number"})
@@ -353,12 +261,18 @@ class DeploymentSerializer(StrictSerializer):
     id = serializers.IntegerField(read_only=True)
     url = serializers.SerializerMethodField()
     model_version = ModelVersionNameField()
-    environment = StrictCharField(max_length=50)
-    target = StrictCharField(max_length=200, required=False, allow_blank=True)
+    environment = StrictCharField(max_length=max_length(Deployment, "environment"))
+    target = StrictCharField(
+        max_length=max_length(Deployment, "target"), required=False, allow_blank=True
+    )
     status = serializers.ChoiceField(choices=Deployment.Status.choices)
     config = json_object({})
-    git_commit = StrictCharField(max_length=64, required=False, allow_blank=True)
-    pipeline_url = serializers.URLField(max_length=500, required=False, allow_blank=True)
+    git_commit = StrictCharField(
+        max_length=max_length(TrainingRun, "git_commit"), required=False, allow_blank=True
+    )
+    pipeline_url = serializers.URLField(
+        max_length=max_length(TrainingRun, "pipeline_url"), required=False, allow_blank=True
+    )
     reason = StrictCharField(required=False, allow_blank=True, trim_whitespace=False)
     # A deployment is usually recorded as it starts: the time defaults to now.
     started_at = AwareDateTimeField(required=False, default=timezone.now)
@@ -382,7 +296,7 @@ class DeploymentUpdateSerializer(StrictSerializer):
 
 class ModelVersionSerializer(StrictSerializer):
     id = serializers.IntegerField(read_only=True)
-    version = serializers.CharField(max_length=100)
+    version = serializers.CharField(max_length=max_length(ModelVersion, "version"))
     description = serializers.CharField(required=False, allow_blank=True)
     created_at = serializers.DateTimeField(read_only=True)
     change_reason = serializers.CharField(
@@ -446,7 +360,9 @@ class ApproveSerializer(StrictSerializer):
     revision = serializers.IntegerField(
         min_value=1, help_text="The revision you approve: the current one."
     )
-    comment = StrictCharField(required=False, allow_blank=True, max_length=2000)
+    comment = StrictCharField(
+        required=False, allow_blank=True, max_length=max_length(Page, "approval_comment")
+    )
 
 
 class ActivitySerializer(serializers.Serializer):

@@ -4,12 +4,22 @@ from datetime import UTC, date, datetime, timedelta
 
 from django import forms
 from django.conf import settings
+from django.contrib.auth import get_user_model
 from django.core.exceptions import ValidationError
 
 from wiki.audit import ACTIVITY_KINDS
 from wiki.categories import MARKDOWN, TABLE, TEXT
-from wiki.history import Source
-from wiki.models import ApiToken, ExportJob, Membership, Page, Project
+from wiki.history import CHANGE_REASON_MAX_LENGTH, Source
+from wiki.models import (
+    ApiToken,
+    AuditEntry,
+    ExportJob,
+    Membership,
+    NotificationSettings,
+    Page,
+    Project,
+    max_length,
+)
 
 CHANGE_REASON_HELP = "What changed and why; shown in the page history and in audit reports."
 
@@ -28,7 +38,7 @@ class RevisionForm(forms.Form):
 
     base_revision = forms.IntegerField(widget=forms.HiddenInput, min_value=1)
     change_reason = forms.CharField(
-        label="Change reason", max_length=500, help_text=CHANGE_REASON_HELP
+        label="Change reason", max_length=CHANGE_REASON_MAX_LENGTH, help_text=CHANGE_REASON_HELP
     )
 
 
@@ -69,9 +79,13 @@ class ProjectCreateForm(forms.ModelForm):
 
 
 class ProjectSettingsForm(RevisionForm):
-    name = forms.CharField(max_length=200)
-    owner_team = forms.CharField(label="Owner team", max_length=100)
-    summary = forms.CharField(max_length=500, required=False, widget=forms.Textarea({"rows": 3}))
+    name = forms.CharField(max_length=max_length(Project, "name"))
+    owner_team = forms.CharField(label="Owner team", max_length=max_length(Project, "owner_team"))
+    summary = forms.CharField(
+        max_length=max_length(Project, "summary"),
+        required=False,
+        widget=forms.Textarea({"rows": 3}),
+    )
     tags = forms.CharField(required=False, max_length=1000, help_text="Comma-separated.")
 
     field_order = ["name", "owner_team", "summary", "tags", "change_reason"]
@@ -180,9 +194,9 @@ class PageForm(RevisionForm):
 
 
 class FreePageCreateForm(forms.Form):
-    title = forms.CharField(max_length=Page._meta.get_field("title").max_length)
+    title = forms.CharField(max_length=max_length(Page, "title"))
     slug = forms.SlugField(
-        max_length=60,
+        max_length=max_length(Page, "slug"),
         help_text="Its address and the name other pages link to: [[slug]]. "
         "Lowercase letters, digits and hyphens.",
         widget=forms.TextInput(attrs={"data-slug-from": "id_title"}),  # slug.js
@@ -195,14 +209,16 @@ class FreePageCreateForm(forms.Form):
     )
     change_reason = forms.CharField(
         label="Change reason (optional)",
-        max_length=500,
+        max_length=CHANGE_REASON_MAX_LENGTH,
         required=False,
         help_text="Shown in the page history; defaults to “Created page”.",
     )
 
 
 class TokenForm(forms.Form):
-    name = forms.CharField(max_length=100, help_text="What uses it, e.g. 'churn training CI'.")
+    name = forms.CharField(
+        max_length=max_length(ApiToken, "name"), help_text="What uses it, e.g. 'churn training CI'."
+    )
     scopes = forms.MultipleChoiceField(
         choices=ApiToken.Scope.choices,
         widget=forms.CheckboxSelectMultiple,
@@ -237,7 +253,7 @@ class TokenForm(forms.Form):
 
 
 class ActivityFilterForm(forms.Form):
-    user = forms.CharField(required=False, max_length=150)
+    user = forms.CharField(required=False, max_length=max_length(AuditEntry, "username"))
     source = forms.ChoiceField(required=False, choices=[("", "all sources"), *Source.choices])
     kind = forms.ChoiceField(required=False, choices=[("", "all kinds"), *ACTIVITY_KINDS.items()])
     since = forms.DateField(required=False, widget=forms.DateInput(attrs={"type": "date"}))
@@ -270,7 +286,8 @@ class ActivityFilterForm(forms.Form):
 
 class NotificationsForm(forms.Form):
     webhook_url = forms.URLField(
-        label="Webhook URL", required=False, max_length=500, assume_scheme="https",
+        label="Webhook URL", required=False, assume_scheme="https",
+        max_length=max_length(NotificationSettings, "webhook_url"),
         help_text='A Slack-compatible incoming webhook: mlwiki POSTs {"text": …} as JSON to it. '
         "Empty for none.",
     )  # fmt: skip
@@ -285,7 +302,7 @@ class NotificationsForm(forms.Form):
         "approved.",
     )  # fmt: skip
     change_reason = forms.CharField(
-        label="Change reason (optional)", max_length=500, required=False,
+        label="Change reason (optional)", max_length=CHANGE_REASON_MAX_LENGTH, required=False,
         help_text=CHANGE_REASON_HELP,
     )  # fmt: skip
 
@@ -298,20 +315,26 @@ class NotificationsForm(forms.Form):
 
 
 class MemberForm(forms.Form):
-    username = forms.CharField(max_length=150)
+    username = forms.CharField(max_length=max_length(get_user_model(), "username"))
     role = forms.ChoiceField(choices=Membership.Role.choices)
 
 
 class RestoreForm(forms.Form):
     base_revision = forms.IntegerField(widget=forms.HiddenInput, min_value=1)
     change_reason = forms.CharField(
-        label="Why restore it", max_length=500, help_text="Kept in the history."
+        label="Why restore it",
+        max_length=CHANGE_REASON_MAX_LENGTH,
+        help_text="Kept in the history.",
     )
 
 
 class ApproveForm(forms.Form):
     revision = forms.IntegerField(widget=forms.HiddenInput, min_value=1)
-    comment = forms.CharField(required=False, max_length=2000, widget=forms.Textarea({"rows": 2}))
+    comment = forms.CharField(
+        required=False,
+        max_length=max_length(Page, "approval_comment"),
+        widget=forms.Textarea({"rows": 2}),
+    )
 
 
 class ExportForm(forms.Form):

@@ -11,8 +11,8 @@ from rest_framework.response import Response
 
 from api.auth import Scope, request_token
 from api.errors import ErrorSerializer, PreconditionRequired
+from api.fields import AwareDateTimeField
 from api.idempotency import fingerprint, run_once, valid_key
-from api.serializers import AwareDateTimeField
 from wiki import access
 from wiki.access import EDIT, VIEW
 from wiki.history import Actor, Source

@@ -27,6 +27,7 @@ from wiki.models import (
     ExportJob,
     Membership,
     ModelVersion,
+    NotificationSettings,
     Page,
     TrainingRun,
 )
@@ -55,7 +56,6 @@ SORT_COLUMNS = [
     ("", "Approved"), ("", "Model versions"), ("activity", "Last activity"),
 ]  # fmt: skip
 ACTIVITY_PER_PAGE = 100
-NOTIFICATION_FIELDS = ("webhook_url", "email_maintainers", "daily_digest", "events")
 RECORDS_SHOWN = 50
 
 
@@ -171,7 +171,7 @@ def notifications(request, project):
     """Where the project's notifications go (maintainers), a test message, and the log."""
     project = project_for(request, project, MAINTAIN)
     current = notify.settings_of(project)
-    initial = {name: getattr(current, name) for name in NOTIFICATION_FIELDS}
+    initial = {name: getattr(current, name) for name in NotificationSettings.SETTINGS}
     form = NotificationsForm(request.POST or None, initial=initial)
     if request.method == "POST" and "test" in request.POST:
         sent = notify.announce_test(project, actor(request))

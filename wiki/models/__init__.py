@@ -6,7 +6,7 @@ imported from here (``from wiki.models import Page``).
 """
 
 from wiki.models.audit import AuditEntry, ChainHead, SearchEntry
-from wiki.models.base import SLUG_PATTERN, validate_project_slug, validate_version
+from wiki.models.base import SLUG_PATTERN, max_length, validate_project_slug, validate_version
 from wiki.models.exports import ExportJob
 from wiki.models.notifications import Delivery, NotificationSettings
 from wiki.models.pages import Page
@@ -21,5 +21,5 @@ __all__ = [
     "SLUG_PATTERN", "ApiToken", "AuditEntry", "ChainHead", "Delivery", "Deployment",
     "ExportJob", "HistoricalPage", "HistoricalProject", "IdempotencyKey", "Membership",
     "ModelVersion", "NotificationSettings", "Page", "Project", "SearchEntry", "TrainingRun",
-    "validate_project_slug", "validate_version",
+    "max_length", "validate_project_slug", "validate_version",
 ]  # fmt: skip

@@ -32,6 +32,12 @@ CLOCK_SKEW = timedelta(hours=1)
 RESERVED_PROJECT_SLUGS = {"new"}
 
 
+def max_length(model, field):
+    """The length limit of ``model.field``: forms, serializers and services read limits
+    from the models, never retype them."""
+    return model._meta.get_field(field).max_length
+
+
 def validate_project_slug(value):
     if value in RESERVED_PROJECT_SLUGS:
         raise ValidationError(f"'{value}' is reserved; choose another slug.")

@@ -28,6 +28,9 @@ class NotificationSettings(DomainModel):
 
     history = history(excluded_fields=["webhook_url"])
 
+    # What a maintainer sets (the form, the service and the page read this list).
+    SETTINGS = ("webhook_url", "email_maintainers", "daily_digest", "events")
+
     def __str__(self):
         return f"Notifications of {self.project}"
 

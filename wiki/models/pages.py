@@ -47,7 +47,7 @@ class Page(DomainModel):
         IN_REVIEW = "in_review", "In review"
         APPROVED = "approved"
 
-    # Four eyes: a maintainer other than its last editor approves a revision. The latest
+    # Four eyes: a maintainer other than its author approves a revision. The latest
     # approval stays on record after further edits ("approved revision N; current differs").
     review_state = models.CharField(
         max_length=20, choices=ReviewState.choices, default=ReviewState.DRAFT
@@ -59,7 +59,7 @@ class Page(DomainModel):
     )  # fmt: skip
     approved_by_name = models.CharField(max_length=150, blank=True)
     approved_at = models.DateTimeField(null=True, blank=True)
-    approval_comment = models.TextField(blank=True)
+    approval_comment = models.TextField(blank=True, max_length=2000)
 
     history = history(excluded_fields=["edited_at"])
     objects = PageQuerySet.as_manager()

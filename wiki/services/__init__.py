@@ -2,6 +2,9 @@
 
 Each opens a transaction, checks the revision the caller started from (where there is
 one), validates, saves, and records who / why / from where (wiki.history.recording).
+They assume the caller may act (the browser and the API check rights first, with
+wiki.access.project_for) and enforce the domain's own rules: four eyes on approvals, the
+last maintainer, conflicts.
 """
 
 

@@ -49,7 +49,7 @@ def settings_of(project):
 def configure(project, *, actor, change_reason="", **values):
     """Set where the project's notifications go (webhook_url, email_maintainers,
     daily_digest, events). ValidationError on a bad value, nothing saved."""
-    unknown = set(values) - {"webhook_url", "email_maintainers", "daily_digest", "events"}
+    unknown = set(values) - set(NotificationSettings.SETTINGS)
     if unknown:
         raise ValidationError(f"Unknown notification settings: {', '.join(sorted(unknown))}.")
     try:

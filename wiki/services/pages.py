@@ -10,7 +10,7 @@ from django.utils import timezone
 from wiki.access import MAINTAIN, can
 from wiki.categories import MARKDOWN_MAX_LENGTH, normalize_newlines, validate_fields
 from wiki.history import Source, check_reason, recording
-from wiki.models import Membership, Page
+from wiki.models import Membership, Page, max_length
 from wiki.services import EditConflict, notifications
 
 
@@ -260,8 +260,9 @@ def approve_page(page, *, actor, revision, comment=""):
     PermissionDenied (saying why) for anyone else; EditConflict if the page moved past
     ``revision``.
     """
-    if not isinstance(comment, str) or len(comment) > 2000:
-        raise ValidationError({"comment": "A comment is text of at most 2,000 characters."})
+    limit = max_length(Page, "approval_comment")
+    if not isinstance(comment, str) or len(comment) > limit:
+        raise ValidationError({"comment": f"A comment is text of at most {limit:,} characters."})
     with transaction.atomic(), recording(actor, f"Approved revision {revision}"):
         current = Page.objects.select_for_update().get(pk=page.pk)
         if revision != current.revision:
