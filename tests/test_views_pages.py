@@ -4,7 +4,7 @@ import pytest
 from django.test import Client
 
 from tests.factories import UserFactory, make_free_page
-from wiki.history import Actor, Source
+from wiki.history import CHANGE_REASON_MAX_LENGTH, Actor, Source
 from wiki.models import Membership, Page
 from wiki.services.pages import edit_page
 
@@ -75,7 +75,7 @@ def test_saving_an_edit_creates_a_revision_with_user_reason_and_source_web(
         ({"owners": "no colon here"}, "owners"),
         ({"owners": ": value without key"}, "owners"),
         ({"change_reason": ""}, "change_reason"),
-        ({"change_reason": "r" * 501}, "change_reason"),
+        ({"change_reason": "r" * (CHANGE_REASON_MAX_LENGTH + 1)}, "change_reason"),
         ({"base_revision": "abc"}, "base_revision"),
         ({"base_revision": "-3"}, "base_revision"),
         ({"purpose": "p" * 100_001}, "purpose"),
