@@ -130,14 +130,15 @@ class TokenRateThrottle(BaseThrottle):
         key = f"mlwiki:throttle:{self.ident(request)}:{int(now // seconds)}"
         # Counting is a safeguard: with Redis down or hung, serve the request, don't fail
         # it, and don't ask Redis again on every request (wiki.breaker).
-        if not breaker.throttle.closed:
+        server = breaker.of(settings.REDIS_URL)
+        if not server.closed:
             return True
         try:
             count = _count(key, seconds)
         except redis.RedisError as error:
-            breaker.throttle.failed(error)
+            server.failed(error)
             return True
-        breaker.throttle.succeeded()
+        server.succeeded()
         self.retry_after = seconds - now % seconds
         return count <= int(allowed)
 

@@ -33,8 +33,7 @@ def _fast_and_isolated(settings, tmp_path):
 @pytest.fixture(autouse=True)
 def _redis_breakers_closed():
     """Each test starts with Redis presumed up (wiki.breaker keeps outages per process)."""
-    for each in (breaker.throttle, breaker.cache, breaker.broker):
-        each.reset()
+    breaker.reset_all()
 
 
 @pytest.fixture(autouse=True)

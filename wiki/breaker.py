@@ -2,15 +2,18 @@
 
 Redis counts API requests (the throttle), caches rendered Markdown and carries Celery's
 messages. None of these may stall a request: each client has timeouts of tens or hundreds
-of milliseconds, and once a call fails the breaker stays open for BREAKER_SECONDS, during
-which callers skip Redis at once (the throttle lets the request through, the cache
-misses, the outbox leaves the work to its sweep). One warning is logged when an outage
-starts and one line when Redis answers again, not a traceback per request.
+of milliseconds, and once a call fails the server's breaker stays open for
+REDIS_BREAKER_SECONDS, during which every use of that server skips it at once (the
+throttle lets the request through, the cache misses, the outbox leaves the work to its
+sweep). One breaker per server (host and port): when the throttle's quick call finds it
+hung, the cache and the broker do not wait for it too. One warning is logged when an
+outage starts and one line when the server answers again, not a traceback per request.
 """
 
 import logging
 import threading
 import time
+from urllib.parse import urlsplit
 
 from django.conf import settings
 
@@ -18,7 +21,7 @@ logger = logging.getLogger(__name__)
 
 
 class CircuitBreaker:
-    """Whether to ask ``name`` (a Redis use) now, and what happened when we did."""
+    """Whether to ask the Redis server ``name`` now, and what happened when we did."""
 
     def __init__(self, name):
         self.name = name
@@ -39,7 +42,7 @@ class CircuitBreaker:
             self._down = True
         if first:
             logger.warning(
-                "Redis (%s) is unavailable, skipped for %s s at a time until it answers: %s: %s",
+                "Redis at %s is unavailable, skipped for %s s at a time until it answers: %s: %s",
                 self.name, settings.REDIS_BREAKER_SECONDS, type(error).__name__, error,
             )  # fmt: skip
 
@@ -48,7 +51,7 @@ class CircuitBreaker:
             with self._lock:
                 was_down, self._down = self._down, False
             if was_down:
-                logger.warning("Redis (%s) answers again.", self.name)
+                logger.warning("Redis at %s answers again.", self.name)
 
     def reset(self):
         """Forget any outage (for tests that start and stop their own Redis)."""
@@ -56,6 +59,19 @@ class CircuitBreaker:
             self._open_until, self._down = 0.0, False
 
 
-throttle = CircuitBreaker("throttle")
-cache = CircuitBreaker("cache")
-broker = CircuitBreaker("broker")
+_breakers = {}
+
+
+def of(url):
+    """The breaker of the Redis server at ``url`` (one per host and port)."""
+    parts = urlsplit(url or "")
+    name = f"{parts.hostname}:{parts.port or 6379}" if parts.hostname else url or "local"
+    if name not in _breakers:
+        _breakers.setdefault(name, CircuitBreaker(name))
+    return _breakers[name]
+
+
+def reset_all():
+    """Forget every outage (for tests that start and stop their own Redis)."""
+    for each in _breakers.values():
+        each.reset()

@@ -36,9 +36,10 @@ def send(task, model, ids):
 def send_now(task, model, ids):
     """Hand ``ids`` to the broker now; returns how many were queued."""
     eager = task.app.conf.task_always_eager
+    server = breaker.of(task.app.conf.broker_url)
     queued = []
     for pk in ids:
-        if not eager and not breaker.broker.closed:
+        if not eager and not server.closed:
             break
         try:
             task.delay(pk)
@@ -46,9 +47,9 @@ def send_now(task, model, ids):
             if eager:  # run in-process: a bug, not an outage
                 logger.exception("%s(%s) failed", task.name, pk)
                 continue
-            breaker.broker.failed(error)
+            server.failed(error)
             break
-        breaker.broker.succeeded()
+        server.succeeded()
         queued.append(pk)
     if queued:
         model.objects.filter(pk__in=queued).update(due_at=timezone.now())

@@ -19,6 +19,7 @@ from xml.etree import ElementTree
 
 import markdown
 import nh3
+from django.conf import settings
 from django.core.cache import cache
 from django.db.models import Q
 from django.urls import get_script_prefix, reverse
@@ -226,14 +227,15 @@ def _cache_key(text, project_slug, targets, pages, projects):
 def _cache_call(method, *args):
     # A cache outage makes rendering slower, never a page fail, nor a slow one: after a
     # failure the cache is skipped for a few seconds (wiki.breaker).
-    if not breaker.cache.closed:
+    server = breaker.of(settings.CACHES["default"].get("LOCATION"))
+    if not server.closed:
         return {}
     try:
         found = getattr(cache, method)(*args)
     except Exception as error:  # noqa: BLE001  whatever the cache's client raises
-        breaker.cache.failed(error)
+        server.failed(error)
         return {}
-    breaker.cache.succeeded()
+    server.succeeded()
     return found
 
 
