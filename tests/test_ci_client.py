@@ -181,19 +181,26 @@ class FlakyWiki(BaseHTTPRequestHandler):
         pass
 
 
-def test_connection_trouble_429_and_5xx_are_retried_with_the_same_key():
-    FlakyWiki.answers = [
-        (503, {"detail": "busy"}, {}),
-        (429, {"detail": "slow down"}, {"Retry-After": "0"}),
-        (201, {"id": 7, "url": "http://x/7/"}, {}),
-    ]
-    FlakyWiki.seen = []
+def run_against_flaky_wiki(answers, *args):
+    """The client's run (with ``args`` before the command's) against a FlakyWiki giving
+    ``answers`` [(status, body, headers)] in turn."""
+    FlakyWiki.answers, FlakyWiki.seen = list(answers), []
     server = ThreadingHTTPServer(("127.0.0.1", 0), FlakyWiki)
     threading.Thread(target=server.serve_forever, daemon=True).start()
     try:
-        result = run_client(*RUN_ARGS, url=f"http://127.0.0.1:{server.server_port}", token="t")
+        return run_client(*args, *RUN_ARGS, url=f"http://127.0.0.1:{server.server_port}", token="t")
     finally:
         server.shutdown()
+
+
+def test_connection_trouble_429_and_5xx_are_retried_with_the_same_key():
+    result = run_against_flaky_wiki(
+        [
+            (503, {"detail": "busy"}, {}),
+            (429, {"detail": "slow down"}, {"Retry-After": "0"}),
+            (201, {"id": 7, "url": "http://x/7/"}, {}),
+        ]
+    )
     assert result.returncode == 0, result.stderr
     assert json.loads(result.stdout)["id"] == 7
     assert result.stderr.count("retrying") == 2
@@ -204,20 +211,13 @@ def test_connection_trouble_429_and_5xx_are_retried_with_the_same_key():
 def test_retry_after_is_honoured_whatever_the_backoff_says():
     """A database outage answers 503 with Retry-After; the client waits what it asks
     (0 s, or until an HTTP date already past), not its own 30 s backoff."""
-    FlakyWiki.answers = [
+    past = "Wed, 21 Oct 2015 07:28:00 GMT"
+    answers = [
         (503, {"detail": "database unavailable"}, {"Retry-After": "0"}),
-        (503, {"detail": "database unavailable"}, {"Retry-After": "Wed, 21 Oct 2015 07:28:00 GMT"}),
+        (503, {"detail": "database unavailable"}, {"Retry-After": past}),
         (201, {"id": 8, "url": "http://x/8/"}, {}),
     ]
-    FlakyWiki.seen = []
-    server = ThreadingHTTPServer(("127.0.0.1", 0), FlakyWiki)
-    threading.Thread(target=server.serve_forever, daemon=True).start()
-    try:
-        result = run_client(
-            "--backoff", "30", *RUN_ARGS, url=f"http://127.0.0.1:{server.server_port}", token="t"
-        )
-    finally:
-        server.shutdown()
+    result = run_against_flaky_wiki(answers, "--backoff", "30")
     assert result.returncode == 0, result.stderr
     assert result.stderr.count("database unavailable; retrying in 0 s") == 2
 
