@@ -414,7 +414,7 @@ class ExportSerializer(serializers.Serializer):
     finished_at = serializers.DateTimeField(allow_null=True)
     size = serializers.IntegerField(allow_null=True, help_text="Bytes, once done.")
     sha256 = serializers.CharField(help_text="Of the file, once done.")
-    downloads = serializers.IntegerField()
+    downloads = serializers.IntegerField(help_text="How many times the file was downloaded.")
     download_url = serializers.SerializerMethodField()
 
     def _absolute(self, name, job):
@@ -424,4 +424,5 @@ class ExportSerializer(serializers.Serializer):
         return self._absolute("api:export-detail", job)
 
     def get_download_url(self, job) -> str | None:
+        """Where to POST (no body) for the file, once done: each download is recorded."""
         return self._absolute("api:export-download", job) if job.status == "done" else None
