@@ -149,6 +149,9 @@ def test_restore_checks_if_match_and_the_revision(writer, revisions, project):
     assert writer.post(f"{PAGE}restore/", {"revision": 7}).status_code == 404
     assert writer.post(f"{PAGE}restore/", {"revision": 0}).status_code == 400
     assert writer.post(f"{PAGE}restore/", {"change_reason": "x"}).status_code == 400
+    too_long = writer.post(f"{PAGE}restore/", {"revision": 2, "change_reason": "r" * 1000})
+    assert too_long.status_code == 400
+    assert "At most 979 characters" in too_long.json()["errors"]["change_reason"][0]
     assert project.pages.get(category="overview").revision == 3
 
 

@@ -162,6 +162,18 @@ def test_restore_asks_for_confirmation_and_a_reason_then_adds_a_revision(
     assert history_before < set(page.history.values_list("history_id", flat=True))
 
 
+def test_a_restore_reason_too_long_once_the_history_names_the_revision_is_a_form_error(
+    client_logged_in, revisions, project
+):
+    # The form takes the history's 1,000 characters; "Restored revision 2: " is added.
+    response = client_logged_in.post(
+        f"{PAGE}revisions/2/restore/", {"base_revision": "3", "change_reason": "r" * 1000}
+    )
+    assert response.status_code == 200
+    assert "At most 979 characters here" in response.context["form"].errors["change_reason"][0]
+    assert overview(project).revision == 3
+
+
 def test_restore_from_a_stale_confirmation_is_refused(client_logged_in, revisions, project):
     response = client_logged_in.post(
         f"{PAGE}revisions/1/restore/", {"base_revision": "2", "change_reason": "back"}

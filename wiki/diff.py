@@ -39,10 +39,19 @@ def as_text(value, kind=None):
     return str(value)
 
 
+# Comparing words costs the product of the two lines' lengths in tokens: past this many,
+# for one text, the remaining changed lines are marked whole (a page is a GET; a long
+# one-line paragraph must not cost a worker seconds).
+WORD_DIFF_BUDGET = 1_000_000
+
+
 def word_diff(old, new):
     """Two lines as (text, changed) pieces each, so that what changed inside them can be
     marked: ``("Predict churn", False), (" monthly", True), (".", False)`` and so on."""
-    a, b = TOKEN.findall(old), TOKEN.findall(new)
+    return _word_diff(TOKEN.findall(old), TOKEN.findall(new))
+
+
+def _word_diff(a, b):
     sides = ([], [])
     for op, i1, i2, j1, j2 in difflib.SequenceMatcher(a=a, b=b, autojunk=False).get_opcodes():
         for pieces, text in zip(sides, ("".join(a[i1:i2]), "".join(b[j1:j2])), strict=True):
@@ -55,22 +64,29 @@ def word_diff(old, new):
     return sides
 
 
-def line_diff(old, new):
-    """Line pairs of two texts, side by side, with the changed words of a changed line."""
+def line_diff(old, new, words=True):
+    """Line pairs of two texts, side by side, with the changed words of a changed line
+    (while WORD_DIFF_BUDGET lasts; none with ``words`` false)."""
     a, b = old.splitlines(), new.splitlines()
     rows = []
+    budget = WORD_DIFF_BUDGET if words else 0
     for op, i1, i2, j1, j2 in difflib.SequenceMatcher(a=a, b=b, autojunk=False).get_opcodes():
         for left, right in zip_longest(a[i1:i2], b[j1:j2]):
             row = {"op": op, "old": left, "new": right}
-            if op == "replace" and left is not None and right is not None:
-                row["old_words"], row["new_words"] = word_diff(left, right)
+            if op == "replace" and left is not None and right is not None and budget > 0:
+                old_tokens, new_tokens = TOKEN.findall(left), TOKEN.findall(right)
+                cost = len(old_tokens) * len(new_tokens)
+                if cost <= budget:
+                    budget -= cost
+                    row["old_words"], row["new_words"] = _word_diff(old_tokens, new_tokens)
             rows.append(row)
     return rows
 
 
-def compare(spec, old, new):
+def compare(spec, old, new, words=True):
     """Changes from ``old`` to ``new`` ({"title", "fields", "body"} each) of a page whose
-    category is ``spec`` (None for a free page), in the order a reader meets them."""
+    category is ``spec`` (None for a free page), in the order a reader meets them; with
+    ``words``, the changed words of changed lines are marked too."""
     parts = [("title", "Title", old["title"], new["title"], None)]
     for field in spec.fields if spec else ():
         parts.append(
@@ -87,7 +103,7 @@ def compare(spec, old, new):
     for name, label, before, after, kind in parts:
         before, after = as_text(before, kind), as_text(after, kind)
         changes.append(
-            Change(name, label, before != after, before, after, line_diff(before, after))
+            Change(name, label, before != after, before, after, line_diff(before, after, words))
         )
     return changes
 

@@ -310,7 +310,7 @@ def _page_diff(row, before):
     new = {"title": row["title"], "fields": row["fields"], "body": row["body"]}
     return [
         {"field": c.name, "label": c.label, "old": c.old, "new": c.new, "lines": c.lines}
-        for c in diff.compare(spec, old, new)
+        for c in diff.compare(spec, old, new, words=False)
         if c.changed
     ]
 

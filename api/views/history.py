@@ -97,7 +97,7 @@ class RevisionDiff(PageViewMixin, ApiView):
         query = self.query({"from", "to"})
         found = self.get_page()
         older, newer = compared_revisions(found, query.text("from"), query.text("to"))
-        changes = compare(found.spec, content(older), content(newer))
+        changes = compare(found.spec, content(older), content(newer), words=False)
         data = {"from_revision": older.revision, "to_revision": newer.revision, "changes": changes}
         return Response(DiffSerializer(data).data)
 

@@ -330,6 +330,8 @@ def revision_restore(request, project, page, number):
             )
         except EditConflict as e:
             conflict = conflict_row(form, e)
+        except ValidationError as e:
+            apply_errors(form, e)
         else:
             if saved.revision == page.revision:
                 messages.info(request, "The page already says this: nothing was saved.")

@@ -9,7 +9,7 @@ from django.utils import timezone
 
 from wiki.access import MAINTAIN, can
 from wiki.categories import MARKDOWN_MAX_LENGTH, normalize_newlines, validate_fields
-from wiki.history import Source, check_reason, recording
+from wiki.history import CHANGE_REASON_MAX_LENGTH, Source, check_reason, recording
 from wiki.models import Membership, Page, max_length
 from wiki.services import EditConflict, notifications
 
@@ -181,7 +181,13 @@ def restore_page(page, *, actor, revision, base_revision, change_reason):
     old = revision_of(page, revision) if isinstance(revision, int) else None
     if old is None:
         raise ValidationError({"revision": f"{page} has no revision {revision}."})
-    reason = f"Restored revision {revision}" + (f": {change_reason}" if change_reason else "")
+    prefix = f"Restored revision {revision}: "
+    room = CHANGE_REASON_MAX_LENGTH - len(prefix)
+    if isinstance(change_reason, str) and len(change_reason) > room:
+        raise ValidationError(
+            {"change_reason": f"At most {room} characters here: the history adds “{prefix}”."}
+        )
+    reason = prefix + change_reason if change_reason else prefix.removesuffix(": ")
     return edit_page(
         page,
         actor=actor,
