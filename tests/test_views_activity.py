@@ -6,6 +6,7 @@ import re
 import pytest
 from django.test import Client
 
+from frontend.views.projects import RECORDS_SHOWN
 from tests.factories import UserFactory, cli_actor, make_deployment, make_training_run
 from wiki.history import Actor, Source
 from wiki.models import ExportJob, Membership
@@ -92,6 +93,16 @@ def test_what_is_gone_or_may_not_be_seen_is_not_linked(changes, project):
         by_what["Membership created"] is None and by_what["Notification settings created"] is None
     )
     assert by_what["Training run created"] is not None
+
+
+def test_a_record_older_than_the_records_page_shows_is_not_linked(project, client_logged_in):
+    runs = [make_training_run(project, "1.0") for _ in range(RECORDS_SHOWN + 1)]
+    html = client_logged_in.get(f"{ACTIVITY}?kind=trainingrun&page=1").content.decode()
+    links = {link for _, _, link in rows(html)}
+    assert f"/projects/churn/records/#run-{runs[-1].pk}" in links
+    assert f"/projects/churn/records/#run-{runs[0].pk}" not in links  # not on that page
+    records = client_logged_in.get("/projects/churn/records/").content.decode()
+    assert f'id="run-{runs[0].pk}"' not in records
 
 
 def test_links_cost_a_bounded_number_of_queries(

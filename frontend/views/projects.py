@@ -18,6 +18,7 @@ from frontend.forms import (
     apply_errors,
 )
 from frontend.views.base import actor, project_context, project_for
+from frontend.views.exports import EXPORTS_SHOWN
 from wiki.access import MAINTAIN, may_create_projects, visible_projects
 from wiki.audit import activity, activity_csv_response, head_for, verify
 from wiki.health import dashboard
@@ -229,15 +230,19 @@ def project_token_revoke(request, project, pk):
 
 
 # Records an activity entry links to, by kind: (model, anchor on the records page).
+# Where the records page shows each kind: (model, anchor, how many it shows).
 RECORD_ANCHORS = {
-    "modelversion": (ModelVersion, "version"),
-    "trainingrun": (TrainingRun, "run"),
-    "deployment": (Deployment, "deployment"),
+    "modelversion": (ModelVersion, "version", None),
+    "trainingrun": (TrainingRun, "run", RECORDS_SHOWN),
+    "deployment": (Deployment, "deployment", RECORDS_SHOWN),
 }
 
 
-def _existing(model, project, ids):
-    return set(model.objects.filter(project=project, pk__in=ids).values_list("pk", flat=True))
+def _shown(model, project, ids, limit):
+    """Those of ``ids`` that still exist and are among the ``limit`` newest of the project
+    (the ones a list shows, so that a link to their row finds it)."""
+    rows = model.objects.filter(project=project).values_list("pk", flat=True)
+    return set(rows[:limit] if limit else rows.filter(pk__in=ids)) & set(ids)
 
 
 def link_entries(project, entries, can_maintain):
@@ -258,11 +263,11 @@ def link_entries(project, entries, can_maintain):
     )
     records = reverse("frontend:records", args=[project.slug])
     existing = {
-        kind: _existing(model, project, ids[kind])
-        for kind, (model, _) in RECORD_ANCHORS.items()
+        kind: _shown(model, project, ids[kind], limit)
+        for kind, (model, _, limit) in RECORD_ANCHORS.items()
         if kind in ids
     }
-    exports = _existing(ExportJob, project, ids.get("exportjob", ()))
+    exports = _shown(ExportJob, project, ids.get("exportjob", ()), EXPORTS_SHOWN)
     for entry in entries:
         entry.link = None
         if entry.kind == "page" and entry.object_id in slugs and entry.history_id in revisions:
