@@ -1,6 +1,7 @@
 """Who is calling and what they may do: token authentication, scopes, throttling."""
 
 import functools
+import logging
 import time
 
 import redis
@@ -15,6 +16,8 @@ from rest_framework.throttling import BaseThrottle
 from wiki import breaker
 from wiki.models import ApiToken
 from wiki.services.tokens import TokenRejected, authenticate_key
+
+logger = logging.getLogger(__name__)
 
 Scope = ApiToken.Scope
 
@@ -135,8 +138,11 @@ class TokenRateThrottle(BaseThrottle):
             return True
         try:
             count = _count(key, seconds)
-        except redis.RedisError as error:
+        except breaker.OUTAGE as error:
             server.failed(error)
+            return True
+        except redis.RedisError:  # Redis answered, with an error: count nothing, say why
+            logger.exception("The API throttle could not count")
             return True
         server.succeeded()
         self.retry_after = seconds - now % seconds

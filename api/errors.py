@@ -6,6 +6,7 @@ for invalid input, nested by index or key for list and object fields
 (``{"checks": {"0": {"name": ["This field is required."]}}}``).
 """
 
+import logging
 import sys
 
 from django.core.exceptions import ValidationError as DjangoValidationError
@@ -19,15 +20,18 @@ from rest_framework.response import Response
 from rest_framework.views import exception_handler as drf_exception_handler
 
 from api.idempotency import KeyReused
+from wiki.middleware import DATABASE_RETRY_AFTER
 from wiki.services import EditConflict
 from wiki.services.records import RecordConflict
+
+logger = logging.getLogger(__name__)
 
 # What the database raises while it is unreachable, restarting, or locked (SQLite): worth
 # a retry, so the client is told 503 with Retry-After rather than 500.
 UNAVAILABLE = (OperationalError, InterfaceError)
-RETRY_AFTER_SECONDS = 5
 UNAVAILABLE_DETAIL = (
-    "The database is unavailable for a moment; nothing was changed. Retry in a few seconds."
+    "The database is unavailable for a moment. Retry in a few seconds: what you sent may "
+    "not have been saved (an Idempotency-Key makes the retry of a record safe)."
 )
 
 
@@ -122,8 +126,9 @@ def exception_handler(exc, context):
             status=422,
         )
     elif isinstance(exc, UNAVAILABLE):
+        logger.warning("Database unavailable: %s: %s", type(exc).__name__, exc)
         response = Response(_body(503, UNAVAILABLE_DETAIL), status=503)
-        response["Retry-After"] = str(RETRY_AFTER_SECONDS)
+        response["Retry-After"] = DATABASE_RETRY_AFTER
         return response
     elif isinstance(exc, Http404) and not exc.args:
         exc = exceptions.NotFound("Not found.")
@@ -158,7 +163,7 @@ def server_error(request):
             response = JsonResponse(_body(503, UNAVAILABLE_DETAIL), status=503)
         else:
             response = render(request, "503.html", status=503)
-        response["Retry-After"] = str(RETRY_AFTER_SECONDS)
+        response["Retry-After"] = DATABASE_RETRY_AFTER
         return response
     if _is_api(request):
         detail = "Something went wrong on our side; it has been logged. Retry later."

@@ -3,6 +3,7 @@ existed is upgraded by the migrations alone (their models, not today's code), an
 they write is what today's code reads."""
 
 import ast
+from datetime import timedelta
 from pathlib import Path
 
 import pytest
@@ -90,3 +91,35 @@ def test_no_migration_runs_today_s_code():
                 if name.split(".")[0] in ("wiki", "api", "frontend"):
                     imported.setdefault(path.name, set()).add(name)
     assert imported == {"0001_initial.py": {"wiki.models"}}
+
+
+@pytest.fixture
+def before_the_outbox(transactional_db):
+    """The database as migration 0007 left it; migrated to the latest afterwards."""
+    executor = MigrationExecutor(connection)
+    latest = executor.loader.graph.leaf_nodes("wiki")
+    executor.migrate([("wiki", "0007_notifications")])
+    yield MigrationExecutor(connection).loader.project_state([("wiki", "0007_notifications")]).apps
+    MigrationExecutor(connection).migrate(latest)
+
+
+def test_notifications_the_broker_lost_before_the_outbox_are_sent_again(before_the_outbox):
+    apps = before_the_outbox
+    project = apps.get_model("wiki", "Project").objects.create(slug="p", name="P", owner_team="t")
+    Delivery = apps.get_model("wiki", "Delivery")
+
+    def delivery(key, **values):
+        return Delivery.objects.create(
+            project=project, key=key, kind="deployment_failed", channel="webhook",
+            target="http://127.0.0.1:9/", subject="s", text="t", **values,
+        ).pk  # fmt: skip
+
+    lost = delivery("lost", status="failed", last_error="Could not be queued: refused")
+    tried = delivery("tried", status="failed", attempts=6, last_error="HTTP 500")
+    old = delivery("old", status="failed", last_error="Could not be queued: refused")
+    Delivery.objects.filter(pk=old).update(created_at=timezone.now() - timedelta(days=8))
+
+    MigrationExecutor(connection).migrate(MigrationExecutor(connection).loader.graph.leaf_nodes())
+
+    statuses = dict(Delivery.objects.values_list("pk", "status"))
+    assert statuses == {lost: "pending", tried: "failed", old: "failed"}

@@ -340,3 +340,20 @@ def test_one_project_s_trouble_does_not_cost_the_others_their_digest(project, we
     monkeypatch.setattr(notifications, "digest_text", broken_for_churn)
     (delivery,) = queue_digests()
     assert delivery.project == other
+
+
+def test_tries_are_counted_on_the_delivery_however_they_were_queued(project, webhook, settings):
+    """A retry chain the sweep starts anew (its message was lost) does not get a fresh
+    set of retries: the delivery's own attempts decide its last try."""
+    settings.NOTIFY_RETRIES, settings.NOTIFY_RETRY_DELAY = 2, 30
+    delivery = _delivery(project, webhook.url)
+    webhook.statuses = [500, 500, 500]
+    before = timezone.now()
+    for attempt, status in ((1, "pending"), (2, "pending"), (3, "failed")):
+        assert deliver(delivery.pk) == "HTTP 500 Internal Server Error"
+        delivery.refresh_from_db()
+        assert (delivery.attempts, delivery.status) == (attempt, status)
+        if status == "pending":  # due again after 30 s, then 60 s
+            wait = (delivery.due_at - before).total_seconds()
+            assert 30 * 2 ** (attempt - 1) <= wait < 30 * 2 ** (attempt - 1) + 60
+    assert delivery.due_at is None and len(webhook.received) == 3

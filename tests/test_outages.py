@@ -15,6 +15,7 @@ from tests.workers import drained, needs_real_worker, start_worker, stop, until
 from wiki import breaker, tasks
 from wiki.models import Delivery, ExportJob
 from wiki.services.notifications import configure
+from wiki.services.pages import edit_page
 
 DEPLOYMENTS = "/api/v1/projects/churn/deployments/"
 EXPORTS = "/api/v1/projects/churn/exports/"
@@ -145,8 +146,10 @@ def test_a_hung_redis_is_asked_once_then_skipped_until_it_answers(
             _failed_deployment(client, number)  # throttled, and announced: the broker
             assert client.get("/api/v1/projects/churn/pages/overview/").status_code == 200
         (warning,) = _outage_warnings(caplog)
-        assert "TimeoutError" in warning.message  # the throttle's call, the first one made
-        # The cache and the broker were not asked: the notifications wait for the sweep.
+        # The throttle's call found it hung (the first call a request makes), and the
+        # breaker stayed open: one timeout in all, not one per request or per use.
+        assert "TimeoutError" in warning.message and not breaker.of(own_redis.url).closed
+        # The notifications were never handed to the broker: they wait for the sweep.
         assert list(Delivery.objects.values_list("due_at", flat=True)) == [None] * 3
 
         own_redis.resume()
@@ -156,6 +159,26 @@ def test_a_hung_redis_is_asked_once_then_skipped_until_it_answers(
         assert own_redis.client().keys("mlwiki:throttle:*")  # counting again
     finally:
         auth._redis.cache_clear()
+
+
+@pytest.mark.django_db
+def test_redis_answering_with_an_error_is_not_an_outage(user, project, own_redis, settings, caplog):
+    """A Redis out of memory answers writes with an error: that is logged with what it
+    said, and Redis is not skipped as if it were down."""
+    settings.CACHES = {
+        "default": {"BACKEND": "django.core.cache.backends.redis.RedisCache",
+                    "LOCATION": own_redis.url}
+    }  # fmt: skip
+    overview = project.pages.get(category="overview")
+    edit_page(overview, actor=cli_actor(), base_revision=None, change_reason="text",
+              body="Some *Markdown* to cache.")  # fmt: skip
+    own_redis.client().config_set("maxmemory", "1")  # every write: OOM
+    browser = APIClient()
+    browser.force_login(user)
+    assert browser.get("/projects/churn/").status_code == 200
+    assert breaker.of(own_redis.url).closed
+    assert not _outage_warnings(caplog)
+    assert any("Markdown cache refused" in r.message and r.exc_info for r in caplog.records)
 
 
 @pytest.fixture

@@ -14,7 +14,6 @@ reordered behind the application's back.
 
 import csv
 import hashlib
-import heapq
 import hmac
 import json
 import uuid
@@ -336,22 +335,6 @@ def head_for(project=None):
     key = f"project:{project.pk}" if project else GLOBAL
     found = ChainHead.objects.filter(key=key).first()
     return found or ChainHead(key=key, project=project, seq=0, digest=GENESIS)
-
-
-def link_existing():
-    """Append, oldest first, every history row no chain has yet (history written before
-    the chain existed)."""
-    streams = []
-    # Called by migration 0003: history tables added by later migrations are not there yet.
-    existing = set(connection.introspection.table_names())
-    for model in _history_models():
-        if model._meta.db_table not in existing:
-            continue
-        linked = AuditEntry.objects.filter(table=model._meta.label).values("history_id")
-        rows = model.objects.exclude(history_id__in=linked).order_by("history_date", "history_id")
-        streams.append(rows.iterator(chunk_size=VERIFY_BATCH))
-    for row in heapq.merge(*streams, key=lambda r: (r.history_date, r.history_id)):
-        append(row)
 
 
 ACTIONS = {"+": "created", "~": "changed", "-": "deleted"}

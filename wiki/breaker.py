@@ -15,9 +15,14 @@ import threading
 import time
 from urllib.parse import urlsplit
 
+import kombu.exceptions
+import redis
 from django.conf import settings
 
 logger = logging.getLogger(__name__)
+# What clients raise when the server is down, hung or refusing connections; an error
+# Redis answers with (out of memory, a wrong command) is not an outage.
+OUTAGE = (OSError, kombu.exceptions.OperationalError, redis.ConnectionError, redis.TimeoutError)
 
 
 class CircuitBreaker:

@@ -65,10 +65,14 @@ def _new_datasets(project, since):
 # arrived ``since`` (a page's last edit) and concern it. ``with_staleness`` asks them of
 # many pages at once (project and since are the outer page's columns), ``stale_reasons``
 # of one page, to list them.
+# A deployment concerns a page when it changed (moved on) since, the others when posted.
+MOMENTS = {"new_deployments": "updated_at"}
 QUESTIONS = {
     "new_model_versions": lambda project, since: _arrived(ModelVersion, project, since),
     "new_training_runs": lambda project, since: _arrived(TrainingRun, project, since),
-    "new_deployments": lambda project, since: _arrived(Deployment, project, since, "updated_at"),
+    "new_deployments": lambda project, since: _arrived(
+        Deployment, project, since, MOMENTS["new_deployments"]
+    ),
     "new_dataset_versions": _new_datasets,
 }
 
@@ -108,17 +112,15 @@ def _deployment(d):
     return f"#{d.pk} {d.model_version} to {d.environment}, {status} ({_when(d.updated_at)})"
 
 
-# How stale_reasons lists what each question found: (what, how one reads, its moment).
+# How stale_reasons lists what each question found: (what, how one reads).
 LISTINGS = {
     "new_model_versions": (
         "new model version",
         lambda v: f"{v.version} ({_when(v.created_at)})",
-        "created_at",
     ),
     "new_training_runs": (
         "new training run",
         lambda r: f"#{r.pk} of {r.model_version} {r.status} ({_when(r.created_at)})",
-        "created_at",
     ),
     "new_dataset_versions": (
         "new dataset version",
@@ -126,9 +128,8 @@ LISTINGS = {
             f"{r.dataset_name}@{r.dataset_version} first used by training run #{r.pk} "
             f"({_when(r.created_at)})"
         ),
-        "created_at",
     ),
-    "new_deployments": ("new or changed deployment", _deployment, "updated_at"),
+    "new_deployments": ("new or changed deployment", _deployment),
 }
 
 
@@ -138,7 +139,8 @@ def stale_reasons(page):
     deployments: #7 …; #6 …; and 1 more', the newest first, counted in the same query."""
     reasons = []
     for name in CONCERNS.get(page.category, ()):
-        kind, describe, moment = LISTINGS[name]
+        kind, describe = LISTINGS[name]
+        moment = MOMENTS.get(name, "created_at")
         records = QUESTIONS[name](page.project_id, page.edited_at)
         if records.model is not ModelVersion:
             records = records.select_related("model_version")

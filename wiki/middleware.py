@@ -7,6 +7,9 @@ from django.http import HttpResponse
 
 from wiki.history import Actor, Source, request_scope
 
+# Seconds a client is told to wait (Retry-After) while the database does not answer.
+DATABASE_RETRY_AFTER = "5"
+
 
 def content_security_policy(img_src="'self' https:", style_src="'self'"):
     """The policy of a page: everything is the app's own, no inline script; images in
@@ -60,7 +63,7 @@ class HealthCheckMiddleware:
                 cursor.execute("SELECT 1")
         except DatabaseError:
             response = HttpResponse("database unavailable", content_type="text/plain", status=503)
-            response["Retry-After"] = "5"
+            response["Retry-After"] = DATABASE_RETRY_AFTER
         else:
             response = HttpResponse("ok", content_type="text/plain")
         response["Cache-Control"] = "no-store"

@@ -23,6 +23,8 @@ from django.utils import timezone
 from wiki import breaker
 
 logger = logging.getLogger(__name__)
+# Rows one sweep sends at most: a long outage is caught up over a few minutes.
+SWEPT_AT_ONCE = 1000
 
 
 def send(task, model, ids):
@@ -35,29 +37,39 @@ def send(task, model, ids):
 
 def send_now(task, model, ids):
     """Hand ``ids`` to the broker now; returns how many were queued."""
-    eager = task.app.conf.task_always_eager
+    if task.app.conf.task_always_eager:  # run in-process: an error is a bug, not an outage
+        for pk in ids:
+            try:
+                task.delay(pk)
+            except Exception:  # the write it follows has committed: log, don't undo
+                logger.exception("%s(%s) failed", task.name, pk)
+        return len(ids)
     server = breaker.of(task.app.conf.broker_url)
-    queued = []
-    for pk in ids:
-        if not eager and not server.closed:
-            break
+    if not server.closed:
+        return 0
+    # Marked due before it is sent: a worker that takes it at once and fails it sets the
+    # retry's time, which must not be overwritten afterwards.
+    due = timezone.now()
+    model.objects.filter(pk__in=ids).update(due_at=due)
+    for number, pk in enumerate(ids):
         try:
             task.delay(pk)
-        except Exception as error:  # noqa: BLE001  the work is kept: the sweep sends it
-            if eager:  # run in-process: a bug, not an outage
-                logger.exception("%s(%s) failed", task.name, pk)
-                continue
+        except breaker.OUTAGE as error:
             server.failed(error)
-            break
-        server.succeeded()
-        queued.append(pk)
-    if queued:
-        model.objects.filter(pk__in=queued).update(due_at=timezone.now())
-    return len(queued)
+        except Exception:  # a bug (a message that cannot be encoded): say so, keep the row
+            logger.exception("%s(%s) could not be queued", task.name, pk)
+        else:
+            server.succeeded()
+            continue
+        # Not sent: back to never queued, for the sweep (unless a worker moved it since).
+        model.objects.filter(pk__in=ids[number:], due_at=due).update(due_at=None)
+        return number
+    return len(ids)
 
 
 def lost(queryset, now=None):
-    """The rows of ``queryset`` (those waiting for a message) that have none: never
-    queued, or queued so long ago that the message was lost."""
+    """The ids of the rows of ``queryset`` (those waiting for a message) that have none:
+    never queued, or queued so long ago that the message was lost; SWEPT_AT_ONCE at most."""
     cutoff = (now or timezone.now()) - timedelta(minutes=settings.REQUEUE_AFTER_MINUTES)
-    return queryset.filter(due_at__isnull=True) | queryset.filter(due_at__lt=cutoff)
+    waiting = queryset.filter(due_at__isnull=True) | queryset.filter(due_at__lt=cutoff)
+    return list(waiting.order_by("pk").values_list("pk", flat=True)[:SWEPT_AT_ONCE])

@@ -12,6 +12,7 @@ never stale; an edit elsewhere never needs to invalidate anything.
 
 import hashlib
 import json
+import logging
 import re
 from dataclasses import dataclass
 from html.parser import HTMLParser
@@ -34,6 +35,8 @@ from markdown.inlinepatterns import InlineProcessor
 from wiki import breaker
 from wiki.categories import MARKDOWN, RESERVED_SLUGS
 from wiki.models import SLUG_PATTERN, Page, Project
+
+logger = logging.getLogger(__name__)
 
 # Change when the same input should render differently (new extension, new allow-list).
 RENDERER_VERSION = 2
@@ -232,8 +235,11 @@ def _cache_call(method, *args):
         return {}
     try:
         found = getattr(cache, method)(*args)
-    except Exception as error:  # noqa: BLE001  whatever the cache's client raises
+    except breaker.OUTAGE as error:
         server.failed(error)
+        return {}
+    except Exception:  # Redis answered, with an error (out of memory): not an outage
+        logger.exception("The Markdown cache refused %s", method)
         return {}
     server.succeeded()
     return found

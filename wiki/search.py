@@ -109,8 +109,7 @@ def index(history_instance, instance):
 def reindex():
     """Write every search entry anew (`manage.py reindex_search`): run it once after an
     upgrade that changes what is indexed. Returns how many entries were written."""
-    Entry = SearchEntry
-    Entry.objects.all().delete()
+    SearchEntry.objects.all().delete()
     written = 0
     for model in (Project, Page, TrainingRun):
         objects = model.objects.all()
@@ -120,16 +119,16 @@ def reindex():
         for obj in objects.iterator(chunk_size=2000):
             kind, project_id, title, category, slug, text = entry_values(obj)
             batch.append(
-                Entry(kind=kind, object_id=obj.pk, project_id=project_id,
+                SearchEntry(kind=kind, object_id=obj.pk, project_id=project_id,
                       title=title[:300], category=category, slug=slug, text=text)
             )  # fmt: skip
             if len(batch) == 2000:
-                Entry.objects.bulk_create(batch)
+                SearchEntry.objects.bulk_create(batch)
                 written, batch = written + len(batch), []
-        Entry.objects.bulk_create(batch)
+        SearchEntry.objects.bulk_create(batch)
         written += len(batch)
     if connection.vendor == "postgresql":
-        Entry.objects.update(
+        SearchEntry.objects.update(
             vector=SearchVector("title", weight="A", config=CONFIG)
             + SearchVector("text", weight="B", config=CONFIG)
         )

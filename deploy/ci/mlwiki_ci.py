@@ -159,7 +159,8 @@ def retry_after(value):
         return None
     if when.tzinfo is None:
         return None
-    seconds = (when - datetime.datetime.now(datetime.UTC)).total_seconds()
+    now = datetime.datetime.now(datetime.timezone.utc)  # noqa: UP017  (runs on Python 3.8+)
+    seconds = (when - now).total_seconds()
     return min(max(0, math.ceil(seconds)), MAX_RETRY_AFTER)
 
 

@@ -48,7 +48,9 @@ def request_export(
 ):
     """Queue an export of ``project``: the job is saved (a revision), and its task is sent
     once the transaction commits, so a worker never looks for a job that is not there.
-    With ``enqueue`` false the caller builds it (the export_audit_report command).
+    With ``enqueue`` false the caller builds it at once (the export_audit_report command):
+    the job is marked due now, so that the sweep leaves it to the caller (unless the
+    caller dies, for REQUEUE_AFTER_MINUTES).
 
     A report costs up to a minute of a worker's CPU: a person may have at most
     EXPORTS_IN_FLIGHT of them waiting or being built (TooManyExports)."""
@@ -73,6 +75,8 @@ def request_export(
                     f"You have {settings.EXPORTS_IN_FLIGHT} exports waiting or being built; "
                     "ask for another once one of them is done."
                 )
+        if not enqueue:
+            job.due_at = timezone.now()
         job.save()
         if enqueue:
             outbox.send(build_export, ExportJob, [job.pk])
@@ -240,8 +244,7 @@ def sweep(now=None):
                 job.status, job.progress, job.due_at = ExportJob.Status.QUEUED, 0, None
             job.save()
     waiting = outbox.lost(ExportJob.objects.filter(status=ExportJob.Status.QUEUED), now)
-    ids = list(waiting.order_by("pk").values_list("pk", flat=True))
-    return outbox.send_now(build_export, ExportJob, ids), failed
+    return outbox.send_now(build_export, ExportJob, waiting), failed
 
 
 def open_for_download(job, *, actor):

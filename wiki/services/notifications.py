@@ -253,10 +253,12 @@ def _failure(error):
     return f"{type(error).__name__}: {error}"
 
 
-def deliver(delivery_id, *, final, retry_at=None):
+def deliver(delivery_id, *, final=False):
     """Send one delivery unless another task has taken it. Returns None when it was sent
-    or was not this task's to send, else the error; on the ``final`` try the delivery is
-    then failed, otherwise left pending for the retry due at ``retry_at``."""
+    or was not this task's to send, else the error. After a failed try the delivery is
+    left pending, due again after NOTIFY_RETRY_DELAY (doubled at each try), or failed on
+    its last try: the ``final`` one, or its NOTIFY_RETRIES + 1st however its tries were
+    queued (a task's retries, the sweep)."""
     taken = Delivery.objects.filter(pk=delivery_id, status=Delivery.Status.PENDING).update(
         status=Delivery.Status.SENDING, attempts=F("attempts") + 1, claimed_at=timezone.now()
     )
@@ -275,10 +277,13 @@ def deliver(delivery_id, *, final, retry_at=None):
         if not isinstance(error, (OSError, urllib.error.URLError, http.client.HTTPException)):
             logger.exception("Delivery %s failed unexpectedly", delivery_id)
         detail = _failure(error)[:ERROR_KEPT]
-        status = Delivery.Status.FAILED if final else Delivery.Status.PENDING
-        Delivery.objects.filter(pk=delivery_id).update(
-            status=status, last_error=detail, due_at=retry_at
-        )
+        if final or delivery.attempts > settings.NOTIFY_RETRIES:
+            status, due = Delivery.Status.FAILED, None
+        else:
+            status = Delivery.Status.PENDING
+            wait = settings.NOTIFY_RETRY_DELAY * 2 ** (delivery.attempts - 1)
+            due = timezone.now() + timedelta(seconds=wait)
+        Delivery.objects.filter(pk=delivery_id).update(status=status, last_error=detail, due_at=due)
         return detail
     Delivery.objects.filter(pk=delivery_id).update(
         status=Delivery.Status.SENT, sent_at=timezone.now(), last_error=""
@@ -297,26 +302,28 @@ def fail_stuck(now=None):
     )
 
 
-SWEPT_AT_ONCE = 1000
-
-
 def sweep(now=None):
     """Queue again the deliveries the broker never got or lost, and fail those a dead
     worker left sending (the outbox's sweep, every minute). Returns how many were queued."""
     fail_stuck(now)
     waiting = Delivery.objects.filter(status=Delivery.Status.PENDING)
-    ids = list(outbox.lost(waiting, now).order_by("pk").values_list("pk", flat=True))
-    return outbox.send_now(deliver_notification, Delivery, ids[:SWEPT_AT_ONCE])
+    return outbox.send_now(deliver_notification, Delivery, outbox.lost(waiting, now))
 
 
-@shared_task(name="wiki.tasks.deliver_notification", bind=True, acks_late=True)
+# No limit of Celery's own: the delivery's attempts are the count (NOTIFY_RETRIES).
+@shared_task(name="wiki.tasks.deliver_notification", bind=True, acks_late=True, max_retries=None)
 def deliver_notification(self, delivery_id):
-    """Send one notification; a failure is retried with a growing delay (NOTIFY_RETRY_DELAY,
-    doubled each time) NOTIFY_RETRIES times, then the delivery is failed. Run in-process (no
-    broker), it is tried once: a retry there would hold up the request that caused it."""
-    final = self.request.is_eager or self.request.retries >= settings.NOTIFY_RETRIES
-    countdown = settings.NOTIFY_RETRY_DELAY * 2**self.request.retries
-    retry_at = None if final else timezone.now() + timedelta(seconds=countdown)
-    if deliver(delivery_id, final=final, retry_at=retry_at) and not final:
+    """Send one notification; a failed try is retried when it is due (``deliver`` decides
+    when, and when to give up). Run in-process (no broker), it is tried once: a retry there
+    would hold up the request that caused it."""
+    if not deliver(delivery_id, final=self.request.is_eager):
+        return
+    due = (
+        Delivery.objects.filter(pk=delivery_id, status=Delivery.Status.PENDING)
+        .values_list("due_at", flat=True)
+        .first()
+    )
+    if due is not None:
         # If the broker is away now, the delivery waits pending: the sweep queues it.
-        raise self.retry(countdown=countdown, max_retries=settings.NOTIFY_RETRIES)
+        countdown = max(0.0, (due - timezone.now()).total_seconds())
+        raise self.retry(countdown=countdown)

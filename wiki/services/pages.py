@@ -70,8 +70,11 @@ CHANNELS = {
 }  # fmt: skip
 
 
-def _join(names):
-    return names[0] if len(names) == 1 else f"{', '.join(names[:-1])} and {names[-1]}"
+def _listed(names, conjunction="and"):
+    """Names as a sentence says them: a; a and b; a, b and c (or another conjunction)."""
+    return (
+        ", ".join(names) if len(names) < 2 else f"{', '.join(names[:-1])} {conjunction} {names[-1]}"
+    )
 
 
 def default_reason(page, changes, actor):
@@ -91,7 +94,7 @@ def default_reason(page, changes, actor):
         changed.append("the body")
     changed = changed or ["the page"]  # values that differ only in form
     who = f"token '{actor.token.name}'" if actor.token is not None else actor.username
-    reason = f"Changed {_join(changed)} {CHANNELS.get(actor.source, '')}".rstrip()
+    reason = f"Changed {_listed(changed)} {CHANNELS.get(actor.source, '')}".rstrip()
     return f"{reason} ({who})" if who else reason
 
 
@@ -235,7 +238,7 @@ def approval_for(page, user, written=None):
         .order_by("user__username")
         .values_list("user__username", flat=True)
     )
-    number, ask = page.revision, _either(approvers)
+    number, ask = page.revision, _listed(approvers, "or")
     if not maintainer:
         why_not = (
             f"Only maintainers approve: ask {ask}."
@@ -253,11 +256,6 @@ def approval_for(page, user, written=None):
             "add a maintainer on the Members page."
         )
     return Approval(False, why_not, approvers)
-
-
-def _either(names):
-    """User names as a sentence says them: maria; maria or erik; bob, erik or maria."""
-    return ", ".join(names) if len(names) < 2 else f"{', '.join(names[:-1])} or {names[-1]}"
 
 
 def approve_page(page, *, actor, revision, comment=""):

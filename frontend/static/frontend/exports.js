@@ -1,5 +1,5 @@
 // Moves the progress bar of each export being built, and reloads the page once one ends
-// (to show its download link). Without JavaScript, reloading the page does the same.
+// (to show its Download button). Without JavaScript, reloading the page does the same.
 "use strict";
 (function () {
   const rows = document.querySelectorAll("tr[data-export-status]");

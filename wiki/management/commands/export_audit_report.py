@@ -56,7 +56,10 @@ class Command(BaseCommand):
             )
         except ValidationError as error:
             raise CommandError("; ".join(error.messages)) from None
-        job = build(job.pk)
+        built = build(job.pk)
+        if built is None:  # a worker took it meanwhile (a sweep that thought it lost)
+            raise CommandError(f"Export #{job.pk} is being built by a worker; see the wiki.")
+        job = built
         if job.status != ExportJob.Status.DONE:
             raise CommandError(job.last_error)
         try:
