@@ -265,3 +265,10 @@ def test_activity_exports_as_csv_with_formulas_neutralised(writer, project, user
     assert len(rows) == 1 + 7  # header, six pages created, one edit
     assert rows[1][8] == '\'=HYPERLINK("http://evil")'
     assert rows[1][2] == "alice"
+
+
+def test_a_revision_number_past_what_the_database_holds_is_a_404_not_a_500(writer, revisions):
+    huge = "9" * 30  # bigger than any integer column: never sent to the database
+    assert writer.get(f"{PAGE}revisions/{huge}/").status_code == 404
+    assert writer.get(f"{PAGE}diff/?from=1&to={huge}").status_code == 400
+    assert writer.post(f"{PAGE}restore/", {"revision": int(huge)}).status_code in (400, 404)

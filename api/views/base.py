@@ -165,8 +165,8 @@ _ERROR_MEANINGS = {
     422: "The Idempotency-Key was used before for a different request.",
     428: "If-Match is missing.",
     429: "Too many requests for this token; Retry-After says when to retry.",
-    503: "The database is unavailable for a moment; nothing was changed. Retry-After says "
-    "when to retry.",
+    503: "The database is unavailable for a moment; what was sent may not have been saved. "
+    "Retry-After says when to retry (an Idempotency-Key makes a record's retry safe).",
 }
 # Filter values in the schema: an empty one is refused (Filters.text).
 TEXT = {"type": "string", "minLength": 1}

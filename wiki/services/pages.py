@@ -147,6 +147,8 @@ def revision_of(page, number):
     """The history row that created revision ``number`` of ``page`` (or of a project), or
     None: its author, time and reason are the revision's. Later rows with the same number
     record events on that content (a submission for review, an approval), not new content."""
+    if not isinstance(number, int):
+        return None
     return page.history.filter(revision=number).order_by("history_date", "history_id").first()
 
 
@@ -165,8 +167,7 @@ def compared_revisions(page, older, newer):
         except ValueError:
             errors[name] = [f"{str(value)[:20]!r} is not a revision number. {span}"]
             continue
-        # Checked before asking the database, which may refuse a number out of its range.
-        row = revision_of(page, number) if 1 <= number <= page.revision else None
+        row = revision_of(page, number)
         if row is None:
             errors[name] = [f"There is no revision {number}. {span}"]
         rows[name] = row
@@ -181,7 +182,7 @@ def restore_page(page, *, actor, revision, base_revision, change_reason):
     Nothing is rewritten: the restore is one more revision, whose reason says which one
     it restores. Restoring what the page already says saves nothing.
     """
-    old = revision_of(page, revision) if isinstance(revision, int) else None
+    old = revision_of(page, revision)
     if old is None:
         raise ValidationError({"revision": f"{page} has no revision {revision}."})
     prefix = f"Restored revision {revision}: "
