@@ -219,6 +219,12 @@ def _to_html(text, project_slug, pages, projects):
     )
 
 
+def site_link(name, *args):
+    """The full address (SITE_URL and path) of the wiki's URL ``name``, for what is read
+    away from the wiki: notifications, audit reports."""
+    return settings.SITE_URL.rstrip("/") + reverse(name, args=args)
+
+
 def _cache_key(text, project_slug, targets, pages, projects):
     state = [[target, pages.get(target), target[0] in projects] for target in targets]
     material = json.dumps(

@@ -18,12 +18,12 @@ import json
 from datetime import UTC, datetime, time, timedelta
 
 from django.conf import settings
-from django.urls import reverse
 
 from wiki import audit, diff
 from wiki.annex_iv import annex_iv
 from wiki.categories import CATEGORIES, get_category, is_placeholder, missing_required
 from wiki.models import AuditEntry, Deployment, ModelVersion, Page, TrainingRun
+from wiki.rendering import site_link
 
 # The version of the report's structure: bump it when a section or a key changes meaning.
 REPORT_FORMAT_VERSION = 2
@@ -69,8 +69,7 @@ def plain(row):
 
 def revision_url(project, page):
     """The wiki's address of ``page``'s current revision (what a report's evidence is)."""
-    path = reverse("frontend:revision", args=[project.slug, page.slug, page.revision])
-    return settings.SITE_URL.rstrip("/") + path
+    return site_link("frontend:revision", project.slug, page.slug, page.revision)
 
 
 def _page_entry(project, page):

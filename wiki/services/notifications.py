@@ -26,7 +26,6 @@ from django.core.exceptions import ValidationError
 from django.core.mail import send_mail
 from django.db import IntegrityError, transaction
 from django.db.models import F
-from django.urls import reverse
 from django.utils import timezone
 
 from wiki import outbox
@@ -34,6 +33,7 @@ from wiki.categories import CATEGORY_NAMES
 from wiki.health import is_stale, stale_reasons, with_staleness
 from wiki.history import recording
 from wiki.models import Delivery, Membership, NotificationSettings, Page
+from wiki.rendering import site_link as link
 
 logger = logging.getLogger(__name__)
 ERROR_KEPT = 1000  # characters of a failure kept in the log
@@ -65,10 +65,6 @@ def configure(project, *, actor, change_reason="", **values):
             "Someone else saved these settings at the same moment; reload and try again."
         ) from None
     return current
-
-
-def link(name, *args):
-    return settings.SITE_URL.rstrip("/") + reverse(name, args=args)
 
 
 def _recipients(project):
