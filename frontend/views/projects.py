@@ -229,7 +229,6 @@ def project_token_revoke(request, project, pk):
     return redirect("frontend:members", project.slug)
 
 
-# Records an activity entry links to, by kind: (model, anchor on the records page).
 # Where the records page shows each kind: (model, anchor, how many it shows).
 RECORD_ANCHORS = {
     "modelversion": (ModelVersion, "version", None),
