@@ -1,7 +1,7 @@
 """System checks for configurations that run but should not go to production."""
 
 from django.conf import settings
-from django.core.checks import Warning, register
+from django.core.checks import Error, Warning, register
 
 
 @register(deploy=True)
@@ -43,3 +43,45 @@ def check_production_services(app_configs, **kwargs):
             )
         )
     return warnings
+
+
+@register()
+def check_single_sign_on(app_configs, **kwargs):
+    """A single sign-on set up wrong stops the start with what to fix (not the first login)."""
+    from wiki.rolemap import RoleMapError, parse  # the models are loaded by now
+
+    errors = []
+    try:
+        parse(settings.OIDC_ROLE_MAP)
+    except RoleMapError as error:
+        errors.append(
+            Error(
+                str(error),
+                hint="Syntax: <group>=<role>[:<project>] entries separated by ';', e.g. "
+                "ml-platform=maintainer:*;risk=auditor;ds-churn=editor:churn-prediction.",
+                id="wiki.E010",
+            )
+        )
+    if settings.OIDC_ISSUER:
+        missing = [n for n in ("OIDC_CLIENT_ID", "OIDC_CLIENT_SECRET") if not getattr(settings, n)]
+        if missing or not settings.OIDC_ISSUER.startswith(("https://", "http://")):
+            errors.append(
+                Error(
+                    "Single sign-on is on (OIDC_ISSUER) but not complete.",
+                    hint=f"Set {' and '.join(missing)}."
+                    if missing
+                    else "OIDC_ISSUER is the provider's issuer URL, e.g. "
+                    "https://login.example.com/realms/company.",
+                    id="wiki.E011",
+                )
+            )
+    elif not settings.LOCAL_LOGIN:
+        errors.append(
+            Error(
+                "LOCAL_LOGIN=false turns the password form off, and single sign-on is off: "
+                "only superusers could log in (at /accounts/login/local/).",
+                hint="Set OIDC_ISSUER (and the client), or LOCAL_LOGIN=true.",
+                id="wiki.E012",
+            )
+        )
+    return errors

@@ -28,6 +28,7 @@ class Source(models.TextChoices):
     ADMIN = "admin", "Admin"
     SYSTEM = "system", "System"
     CLI = "cli", "Command line"
+    SSO = "sso", "Single sign-on"
 
 
 @dataclass(frozen=True)

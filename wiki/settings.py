@@ -64,6 +64,8 @@ INSTALLED_APPS = [
     "drf_spectacular",
     "drf_spectacular_sidecar",
     "simple_history",
+    "mozilla_django_oidc",
+    "axes",
     "wiki",
     "api",
     "frontend",
@@ -83,6 +85,8 @@ MIDDLEWARE = [
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
     "wiki.middleware.ContentSecurityPolicyMiddleware",
+    # Last, as django-axes asks: it turns a locked-out login into the "locked out" page.
+    "axes.middleware.AxesMiddleware",
 ]
 
 ROOT_URLCONF = "wiki.urls"
@@ -206,6 +210,54 @@ AUTH_PASSWORD_VALIDATORS = [
 LOGIN_URL = "login"
 LOGIN_REDIRECT_URL = "frontend:project-list"
 LOGOUT_REDIRECT_URL = "login"
+
+# Single sign-on with the company's OpenID Connect provider (wiki.oidc, mozilla-django-oidc),
+# on when OIDC_ISSUER is set. The endpoints come from the issuer's discovery document
+# (/.well-known/openid-configuration), read at the first sign-in and kept. The role map's
+# syntax is in wiki/rolemap.py and the README; a typo stops the start (check wiki.E010).
+OIDC_ISSUER = env.str("OIDC_ISSUER", default="")
+OIDC_CLIENT_ID = env.str("OIDC_CLIENT_ID", default="")
+OIDC_CLIENT_SECRET = env.str("OIDC_CLIENT_SECRET", default="")
+OIDC_SCOPES = env.str("OIDC_SCOPES", default="openid email profile")
+OIDC_USERNAME_CLAIM = env.str("OIDC_USERNAME_CLAIM", default="preferred_username")
+OIDC_GROUPS_CLAIM = env.str("OIDC_GROUPS_CLAIM", default="groups")
+OIDC_ROLE_MAP = env.str("OIDC_ROLE_MAP", default="")
+OIDC_PROVIDER_NAME = env.str("OIDC_PROVIDER_NAME", default="single sign-on")
+# Seconds the provider gets to answer (discovery, keys, token, user info).
+OIDC_TIMEOUT = env.float("OIDC_TIMEOUT", default=5.0)
+# Seconds of clock difference with the provider tolerated on the ID token's times.
+OIDC_LEEWAY = env.int("OIDC_LEEWAY", default=30)
+# false: no password form on the login page; superusers still log in with their password
+# at /accounts/login/local/ (break-glass, for when the provider is down).
+LOCAL_LOGIN = env.bool("LOCAL_LOGIN", default=True)
+# mozilla-django-oidc's own names (the endpoints are read by wiki.oidc from discovery).
+OIDC_RP_CLIENT_ID = OIDC_CLIENT_ID
+OIDC_RP_CLIENT_SECRET = OIDC_CLIENT_SECRET
+OIDC_RP_SCOPES = OIDC_SCOPES
+OIDC_RP_SIGN_ALGO = "RS256"
+OIDC_USE_PKCE = True
+OIDC_USE_NONCE = True
+OIDC_STORE_ID_TOKEN = True  # the hint of RP-initiated logout
+OIDC_AUTHENTICATION_CALLBACK_URL = "oidc-callback"
+
+# Failed logins (password form, admin, sign-in callback) are throttled by django-axes: after
+# AXES_FAILURE_LIMIT failures for one user name, or from one address, further tries get the
+# "locked out" page (429) for AXES_COOLOFF_MINUTES. Behind proxies, AXES_IPWARE_PROXY_COUNT
+# is how many append to X-Forwarded-For (else the address is the connection's, which a
+# client cannot forge).
+AUTHENTICATION_BACKENDS = [
+    "axes.backends.AxesStandaloneBackend",  # first, so a locked-out login stops here
+    "django.contrib.auth.backends.ModelBackend",
+    *(["wiki.oidc.Backend"] if OIDC_ISSUER else []),
+]
+AXES_FAILURE_LIMIT = env.int("AXES_FAILURE_LIMIT", default=5)
+AXES_COOLOFF_TIME = env.float("AXES_COOLOFF_MINUTES", default=15) / 60  # axes counts hours
+AXES_LOCKOUT_PARAMETERS = ["username", "ip_address"]  # each on its own
+AXES_RESET_ON_SUCCESS = True
+AXES_LOCKOUT_TEMPLATE = "frontend/locked_out.html"
+AXES_IPWARE_PROXY_COUNT = env.int("AXES_IPWARE_PROXY_COUNT", default=0)
+if AXES_IPWARE_PROXY_COUNT:
+    AXES_IPWARE_META_PRECEDENCE_ORDER = ["HTTP_X_FORWARDED_FOR", "REMOTE_ADDR"]
 
 LANGUAGE_CODE = "en-us"
 USE_I18N = True

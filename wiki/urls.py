@@ -6,18 +6,17 @@ from drf_spectacular.views import SpectacularAPIView
 
 from api.urls import not_found
 from api.views.docs import ApiDocs
+from frontend.views import accounts
 
 handler500 = "api.errors.server_error"
 
 urlpatterns = [
-    path(
-        "accounts/login/",
-        auth_views.LoginView.as_view(
-            template_name="frontend/login.html", redirect_authenticated_user=True
-        ),
-        name="login",
-    ),
-    path("accounts/logout/", auth_views.LogoutView.as_view(), name="logout"),
+    path("accounts/login/", accounts.LoginView.as_view(), name="login"),
+    # Break-glass: the password form even with LOCAL_LOGIN=false (then superusers only).
+    path("accounts/login/local/", accounts.LoginView.as_view(break_glass=True), name="login-local"),
+    path("accounts/oidc/start/", accounts.SignInStart.as_view(), name="oidc-start"),
+    path("accounts/oidc/callback/", accounts.SignInCallback.as_view(), name="oidc-callback"),
+    path("accounts/logout/", accounts.LogoutView.as_view(), name="logout"),
     path(
         "accounts/password/",
         auth_views.PasswordChangeView.as_view(template_name="frontend/password_change.html"),

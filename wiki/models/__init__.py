@@ -12,6 +12,7 @@ from wiki.models.notifications import Delivery, NotificationSettings
 from wiki.models.pages import Page
 from wiki.models.projects import Membership, Project
 from wiki.models.records import Deployment, ModelVersion, TrainingRun
+from wiki.models.sso import SsoAccount
 from wiki.models.tokens import ApiToken, IdempotencyKey
 
 HistoricalProject = Project.history.model
@@ -20,6 +21,6 @@ HistoricalPage = Page.history.model
 __all__ = [
     "SLUG_PATTERN", "ApiToken", "AuditEntry", "ChainHead", "Delivery", "Deployment",
     "ExportJob", "HistoricalPage", "HistoricalProject", "IdempotencyKey", "Membership",
-    "ModelVersion", "NotificationSettings", "Page", "Project", "SearchEntry", "TrainingRun",
-    "max_length", "validate_project_slug", "validate_version",
+    "ModelVersion", "NotificationSettings", "Page", "Project", "SearchEntry", "SsoAccount",
+    "TrainingRun", "max_length", "validate_project_slug", "validate_version",
 ]  # fmt: skip

@@ -61,6 +61,9 @@ class Membership(DomainModel):
         settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="memberships"
     )
     role = models.CharField(max_length=20, choices=Role.choices)
+    # Granted by single sign-on's role map (wiki.services.sso): the next login changes or
+    # removes it as the user's groups say. A role set by hand is never touched by it.
+    managed_by_sso = models.BooleanField("managed by single sign-on", default=False)
     created_at = models.DateTimeField(auto_now_add=True)
 
     history = history()

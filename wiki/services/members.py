@@ -26,8 +26,11 @@ def _keeps_a_maintainer(project, leaving):
         raise RecordConflict(f"{leaving.user} is the last maintainer of {project}.")
 
 
-def set_member(project, *, actor, username, role, change_reason=""):
-    """Make ``username`` a member of ``project`` with ``role`` (new, or a change of role)."""
+def set_member(project, *, actor, username, role, change_reason="", managed_by_sso=False):
+    """Make ``username`` a member of ``project`` with ``role`` (new, or a change of role).
+
+    ``managed_by_sso``: the role comes from single sign-on's role map (wiki.services.sso).
+    A role set by hand takes an SSO-managed membership over: later logins leave it be."""
     role = _role(role)
     user = get_user_model().objects.filter(username=username, is_active=True).first()
     if user is None:
@@ -37,11 +40,14 @@ def set_member(project, *, actor, username, role, change_reason=""):
         membership = Membership.objects.select_for_update().filter(project=project, user=user)
         current = membership.first()
         if current is None:
-            return Membership.objects.create(project=project, user=user, role=role)
-        if current.role != role:
-            if current.role == Membership.Role.MAINTAINER:
+            return Membership.objects.create(
+                project=project, user=user, role=role, managed_by_sso=managed_by_sso
+            )
+        if current.role != role or current.managed_by_sso != managed_by_sso:
+            if current.role == Membership.Role.MAINTAINER and role != current.role:
                 _keeps_a_maintainer(project, current)
             current.role = role
+            current.managed_by_sso = managed_by_sso
             current.save()
         return current
 

@@ -1,0 +1,173 @@
+"""Signing in through the company's OpenID Connect provider: the account, and the roles the
+provider's groups give (OIDC_ROLE_MAP, wiki.rolemap), applied at every login.
+
+Roles the role map gave are marked (Membership.managed_by_sso, SsoAccount.auditor), so
+leaving a group in the provider takes its role away at the next login. Roles given by
+hand are never changed here. Every change is a revision with source "sso".
+"""
+
+import logging
+
+from django.conf import settings
+from django.contrib.auth import get_user_model
+from django.contrib.auth.models import Group
+from django.db import transaction
+from django.utils import timezone
+
+from wiki import rolemap
+from wiki.access import AUDITOR_GROUP
+from wiki.history import Actor, Source, recording
+from wiki.models import Membership, Project, SsoAccount
+from wiki.services.members import remove_member, set_member
+from wiki.services.records import RecordConflict
+
+logger = logging.getLogger(__name__)
+
+
+class SignInRefused(Exception):
+    """A sign-in through the provider is refused; ``title`` and the message are shown to
+    the person (never a secret), with HTTP ``status``."""
+
+    def __init__(self, title, message, status=403):
+        super().__init__(message)
+        self.title = title
+        self.status = status
+
+
+def _text_claim(claims, name):
+    value = claims.get(name)
+    if not isinstance(value, str) or not value.strip():
+        raise SignInRefused(
+            "Your account cannot be used here",
+            f"The sign-in provider did not send the '{name}' claim mlwiki names users by "
+            "(OIDC_USERNAME_CLAIM). Ask your administrator.",
+        )
+    return value.strip()
+
+
+def _groups(claims):
+    value = claims.get(settings.OIDC_GROUPS_CLAIM, [])
+    if isinstance(value, str):
+        value = [value]
+    if not isinstance(value, list):
+        return []
+    return [group for group in value if isinstance(group, str)]
+
+
+def sign_in(issuer, claims):
+    """The user the provider's verified ``claims`` name, created at the first login, with
+    the roles their groups map to. SignInRefused when the account may not sign in."""
+    subject = _text_claim(claims, "sub")
+    username = _text_claim(claims, settings.OIDC_USERNAME_CLAIM)
+    if len(username) > get_user_model()._meta.get_field("username").max_length:
+        raise SignInRefused("Your account cannot be used here", "The user name is too long.")
+    groups = _groups(claims)
+    with transaction.atomic():
+        account = (
+            SsoAccount.objects.select_for_update()
+            .select_related("user")
+            .filter(issuer=issuer, subject=subject)
+            .first()
+        )
+        user = account.user if account else _user_for(username, claims)
+        if not user.is_active:
+            raise SignInRefused(
+                "Your account is deactivated", "Ask an administrator of mlwiki to restore it."
+            )
+        actor = Actor(user=user, source=Source.SSO)
+        reason = f"Signed in with {settings.OIDC_PROVIDER_NAME} (groups: {', '.join(groups)})"
+        with recording(actor, reason[:1000]):
+            _update_profile(user, claims)
+            if account is None:
+                account = SsoAccount(user=user, issuer=issuer, subject=subject)
+            before = (account.pk, account.groups, account.auditor)
+            account.groups = groups
+            account.last_login = timezone.now()
+            grants = rolemap.parse(settings.OIDC_ROLE_MAP)
+            slugs = set(Project.objects.values_list("slug", flat=True))
+            auditor, roles = rolemap.roles_for(grants, groups, slugs)
+            _sync_auditor(user, account, auditor)
+            if before != (account.pk, account.groups, account.auditor):
+                account.save()
+            else:  # the time alone is not a revision
+                SsoAccount.objects.filter(pk=account.pk).update(last_login=account.last_login)
+        _sync_memberships(user, roles, actor, reason)
+    return user
+
+
+def _user_for(username, claims):
+    """The account a first sign-in uses: the local one of that name, or a new one."""
+    User = get_user_model()
+    user = User.objects.filter(username=username).first()
+    if user is None:
+        with recording(Actor(user=None, source=Source.SSO), "First sign-in"):
+            return User.objects.create_user(username, email=claims.get("email") or "")
+    if user.is_superuser:
+        # Taking a superuser over would give the provider's account of that name every
+        # right; superusers log in with their password (the break-glass page).
+        raise SignInRefused(
+            "Your account cannot be used here",
+            f"'{username}' is an administrator account of mlwiki, which does not sign in "
+            "through the provider.",
+        )
+    if hasattr(user, "sso_account"):
+        raise SignInRefused(
+            "Your account cannot be used here",
+            f"The mlwiki account '{username}' belongs to another identity of the provider.",
+        )
+    return user
+
+
+def _update_profile(user, claims):
+    changes = {
+        "email": claims.get("email"),
+        "first_name": claims.get("given_name"),
+        "last_name": claims.get("family_name"),
+    }
+    changed = False
+    for field, value in changes.items():
+        limit = type(user)._meta.get_field(field).max_length
+        if isinstance(value, str) and value[:limit] != getattr(user, field):
+            setattr(user, field, value[:limit])
+            changed = True
+    if changed:
+        user.save(update_fields=list(changes))
+
+
+def _sync_auditor(user, account, auditor):
+    group = Group.objects.get_or_create(name=AUDITOR_GROUP)[0]
+    in_group = user.groups.filter(pk=group.pk).exists()
+    if auditor and not in_group:
+        user.groups.add(group)
+        account.auditor = True
+    elif not auditor and account.auditor:
+        user.groups.remove(group)
+        account.auditor = False
+    # An auditor by hand (in the group, not marked) stays one either way.
+
+
+def _sync_memberships(user, roles, actor, reason):
+    current = {
+        m.project.slug: m for m in Membership.objects.filter(user=user).select_related("project")
+    }
+    projects = {p.slug: p for p in Project.objects.filter(slug__in=roles)}
+    for slug, role in roles.items():
+        membership = current.get(slug)
+        if membership is not None and (not membership.managed_by_sso or membership.role == role):
+            continue
+        _keep_going(
+            set_member, projects[slug], actor=actor, username=user.username, role=role,
+            change_reason=reason, managed_by_sso=True,
+        )  # fmt: skip
+    for slug, membership in current.items():
+        if membership.managed_by_sso and slug not in roles:
+            _keep_going(remove_member, membership, actor=actor, change_reason=reason)
+
+
+def _keep_going(change, *args, **kwargs):
+    """A change the domain refuses (the last maintainer may not leave) is skipped, so the
+    person still signs in; the log says why the role stays."""
+    try:
+        change(*args, **kwargs)
+    except RecordConflict as refusal:
+        logger.warning("Single sign-on kept a role: %s", refusal)
