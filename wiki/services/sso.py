@@ -80,14 +80,14 @@ def sign_in(issuer, claims):
             _update_profile(user, claims)
             if account is None:
                 account = SsoAccount(user=user, issuer=issuer, subject=subject)
-            before = (account.pk, account.groups, account.auditor)
+            before = (account.groups, account.auditor)
             account.groups = groups
             account.last_login = timezone.now()
             grants = rolemap.parse(settings.OIDC_ROLE_MAP)
             slugs = set(Project.objects.values_list("slug", flat=True))
             auditor, roles = rolemap.roles_for(grants, groups, slugs)
             _sync_auditor(user, account, auditor)
-            if before != (account.pk, account.groups, account.auditor):
+            if account.pk is None or before != (account.groups, account.auditor):
                 account.save()
             else:  # the time alone is not a revision
                 SsoAccount.objects.filter(pk=account.pk).update(last_login=account.last_login)

@@ -1,0 +1,366 @@
+"""Single sign-on with OpenID Connect, against a real provider (django-oauth-toolkit in OIDC
+mode, tests/oidc_provider/) started by the tests on 127.0.0.1.
+
+The browser's part is played by two clients: Django's test client for mlwiki and a
+requests session for the provider, each keeping its own cookies. The same journey in
+Chromium is in tests/browser/test_sso.py.
+"""
+
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import jwt
+import pytest
+import requests
+from django.contrib.auth import get_user_model
+from django.contrib.auth.models import Group
+from django.test import Client
+from django.urls import reverse
+
+from tests.factories import PASSWORD, ProjectFactory, UserFactory
+from tests.oidc_provider.fixtures import (  # noqa: F401 - fixtures
+    CLIENT_ID,
+    callback_path,
+    oidc_provider_fixture,
+    rsa_key_pem,
+    sso_fixture,
+)
+from wiki import oidc, rolemap
+from wiki.access import AUDITOR_GROUP, is_auditor
+from wiki.models import Membership, SsoAccount
+from wiki.rolemap import Grant, RoleMapError
+
+ROOT = Path(__file__).resolve().parent.parent
+User = get_user_model()
+
+
+# The role map ----------------------------------------------------------------------------
+
+
+def test_the_role_map_reads_roles_projects_and_the_auditor():
+    grants = rolemap.parse(
+        " ml-platform=maintainer:* ; risk=auditor;ds-churn=editor:churn-prediction;;"
+        "/org/team=viewer:fraud"
+    )
+    assert grants == [
+        Grant("ml-platform", "maintainer", "*"),
+        Grant("risk", "auditor"),
+        Grant("ds-churn", "editor", "churn-prediction"),
+        Grant("/org/team", "viewer", "fraud"),
+    ]
+
+
+@pytest.mark.parametrize(
+    ("text", "says"),
+    [
+        ("a=boss:churn", "unknown role 'boss'"),
+        ("a=editor", "editor needs a project"),
+        ("a=auditor:churn", "auditor reads every project"),
+        ("=editor:churn", "write <group>=<role>"),
+        ("ds-churn editor:churn", "write <group>=<role>"),
+        ("a=viewer:Not A Slug", "'Not A Slug' is not a project slug"),
+        ("a=viewer:x;b=editor", "entry 2 ('b=editor')"),
+    ],
+)
+def test_a_role_map_typo_is_refused_naming_the_entry(text, says):
+    with pytest.raises(RoleMapError, match=None) as refusal:
+        rolemap.parse(text)
+    assert says in str(refusal.value)
+
+
+def test_the_highest_role_wins_and_a_star_means_every_project():
+    grants = rolemap.parse("all=viewer:*;a=editor:churn;b=maintainer:churn;c=editor:gone")
+    auditor, roles = rolemap.roles_for(grants, ["all", "b", "a", "c"], {"churn", "fraud"})
+    assert not auditor
+    assert roles == {"churn": "maintainer", "fraud": "viewer"}  # "gone" is no project
+    assert rolemap.roles_for(grants, ["nobody's group"], {"churn"}) == (False, {})
+
+
+def manage_check(**env):
+    return subprocess.run(
+        [sys.executable, "manage.py", "check"],
+        cwd=ROOT,
+        env={"PATH": "/usr/bin:/bin", **env},
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+
+
+def test_a_role_map_typo_stops_the_start_with_what_to_fix():
+    result = manage_check(OIDC_ROLE_MAP="ml-platform=maintaner:*")
+    assert result.returncode != 0
+    assert "wiki.E010" in result.stderr
+    assert "unknown role 'maintaner'" in result.stderr
+
+
+def test_turning_the_password_form_off_without_single_sign_on_stops_the_start():
+    result = manage_check(LOCAL_LOGIN="false")
+    assert result.returncode != 0
+    assert "wiki.E012" in result.stderr
+
+
+# Signing in through the provider ---------------------------------------------------------
+
+
+def sign_in(provider, username, client=None):
+    """Start a sign-in at mlwiki, log in at the provider, come back: (client, answer)."""
+    client = client or Client()
+    start = client.post(reverse("oidc-start"))
+    assert start.status_code == 302
+    assert start["Location"].startswith(f"{provider.issuer}/authorize/")
+    browser = requests.Session()
+    provider.log_in(browser, username)
+    authorized = browser.get(start["Location"], allow_redirects=False, timeout=10)
+    assert authorized.status_code == 302, authorized.text
+    client.provider_session = browser
+    return client, client.get(callback_path(authorized.headers["Location"]))
+
+
+def signed_in_user(client):
+    return User.objects.filter(pk=client.session.get("_auth_user_id")).first()
+
+
+@pytest.fixture
+def projects(db):
+    return {slug: ProjectFactory(slug=slug) for slug in ("churn", "fraud")}
+
+
+def test_the_first_sign_in_creates_the_user_with_the_roles_its_groups_map_to(sso, projects):
+    client, answer = sign_in(sso, "dana")  # groups ds-churn and risk
+    assert answer.status_code == 302
+    assert answer["Location"] == reverse("frontend:project-list")
+    dana = signed_in_user(client)
+    assert dana.username == "dana"
+    assert dana.email == "dana@example.com"
+    assert not dana.has_usable_password()
+    membership = Membership.objects.get(user=dana)
+    assert (membership.project.slug, membership.role, membership.managed_by_sso) == (
+        "churn", "editor", True,
+    )  # fmt: skip
+    assert is_auditor(dana)
+    account = SsoAccount.objects.get(user=dana)
+    assert (account.issuer, account.groups, account.auditor) == (
+        sso.issuer,
+        ["ds-churn", "risk"],
+        True,
+    )
+    revision = membership.history.get()
+    assert (revision.history_source, revision.history_user) == ("sso", dana)
+    assert "Test IdP" in revision.history_change_reason
+    # The dashboard then shows what the roles give.
+    assert client.get(reverse("frontend:project-list")).status_code == 200
+
+
+def test_a_group_for_every_project_maintains_each_of_them(sso, projects):
+    client, _ = sign_in(sso, "max")  # ml-platform=maintainer:*
+    roles = Membership.objects.filter(user=signed_in_user(client)).values_list(
+        "project__slug", "role"
+    )
+    assert sorted(roles) == [("churn", "maintainer"), ("fraud", "maintainer")]
+
+
+def test_leaving_a_group_takes_its_role_away_at_the_next_login_and_roles_given_by_hand_stay(
+    sso, projects
+):
+    sign_in(sso, "dana")
+    dana = User.objects.get(username="dana")
+    by_hand = Membership.objects.create(project=projects["fraud"], user=dana, role="maintainer")
+    sso.change(user="dana", groups=["ds-fraud"])  # left ds-churn and risk; fraud by hand
+    client, answer = sign_in(sso, "dana")
+    assert answer.status_code == 302
+    assert signed_in_user(client) == dana
+    assert list(Membership.objects.filter(user=dana)) == [by_hand]
+    by_hand.refresh_from_db()
+    assert (by_hand.role, by_hand.managed_by_sso) == ("maintainer", False)
+    assert not User.objects.get(pk=dana.pk).groups.filter(name=AUDITOR_GROUP).exists()
+    removal = Membership.history.filter(user=dana, history_type="-").get()
+    assert removal.history_source == "sso"
+    assert SsoAccount.history.filter(user=dana).count() == 2  # the auditor role came and went
+
+
+def test_an_auditor_made_by_hand_stays_one_when_the_groups_say_nothing(sso, projects):
+    nobody = UserFactory(username="nobody")
+    nobody.groups.add(Group.objects.get_or_create(name=AUDITOR_GROUP)[0])
+    client, _ = sign_in(sso, "nobody")
+    assert signed_in_user(client) == nobody  # the local account of that name
+    assert User.objects.get(pk=nobody.pk).groups.filter(name=AUDITOR_GROUP).exists()
+    assert not SsoAccount.objects.get(user=nobody).auditor
+
+
+def test_a_sign_in_never_takes_a_superuser_account_over(sso, projects):
+    UserFactory(username="max", is_superuser=True)
+    client, answer = sign_in(sso, "max")
+    assert answer.status_code == 403
+    assert "administrator account" in answer.content.decode()
+    assert signed_in_user(client) is None
+    assert not SsoAccount.objects.exists()
+
+
+# Refusals: a clear page, never a 500, nobody signed in -----------------------------------
+
+
+def assert_refused(client, answer, status, says):
+    assert answer.status_code == status
+    assert says in answer.content.decode()
+    assert signed_in_user(client) is None
+
+
+def test_a_token_with_another_sign_in_s_nonce_is_refused(sso, projects):
+    client = Client()
+    start = client.post(reverse("oidc-start"))
+    session = client.session
+    state = next(iter(session["oidc_states"]))
+    session["oidc_states"][state]["nonce"] = "another-sign-in-s-nonce"
+    session.save()
+    browser = requests.Session()
+    sso.log_in(browser, "dana")
+    authorized = browser.get(start["Location"], allow_redirects=False, timeout=10)
+    answer = client.get(callback_path(authorized.headers["Location"]))
+    assert_refused(client, answer, 403, "does not belong to this sign-in (nonce)")
+    assert not User.objects.filter(username="dana").exists()
+
+
+def test_an_expired_id_token_is_refused(sso, projects):
+    sso.change(id_token_seconds=-3600)
+    client, answer = sign_in(sso, "dana")
+    assert_refused(client, answer, 403, "token has expired")
+
+
+def test_a_token_from_another_issuer_is_refused(sso, projects):
+    oidc.discovery()  # read before: the provider's tokens, not its discovery, change issuer
+    sso.change(issuer="http://127.0.0.1:9/another-provider")
+    client, answer = sign_in(sso, "dana")
+    assert_refused(client, answer, 403, "issued by another provider")
+
+
+def forged(key, nonce, **claims):
+    now = int(time.time())
+    payload = {"iss": oidc.settings.OIDC_ISSUER, "aud": CLIENT_ID, "sub": "1", "iat": now,
+               "exp": now + 300, "nonce": nonce} | claims  # fmt: skip
+    jwks = requests.get(oidc.discovery()["jwks_uri"], timeout=10).json()
+    return jwt.encode(payload, key, algorithm="RS256", headers={"kid": jwks["keys"][0]["kid"]})
+
+
+def test_an_id_token_is_accepted_only_when_the_provider_s_key_signed_it(sso):
+    backend = oidc.Backend()
+    assert backend.verify_token(forged(sso.key, "n1"), nonce="n1")["sub"] == "1"
+    with pytest.raises(oidc.SignInRefused, match="not signed by the provider's keys"):
+        backend.verify_token(forged(rsa_key_pem(), "n1"), nonce="n1")
+    with pytest.raises(oidc.SignInRefused, match="another application"):
+        backend.verify_token(forged(sso.key, "n1", aud="another-client"), nonce="n1")
+    unsigned = jwt.encode({"iss": sso.issuer, "nonce": "n1"}, None, algorithm="none")
+    with pytest.raises(oidc.SignInRefused, match="not signed"):
+        backend.verify_token(unsigned, nonce="n1")
+
+
+def test_a_state_this_browser_did_not_start_is_refused(sso, projects):
+    client, _ = sign_in(sso, "dana", client=Client())
+    client.logout()
+    client.post(reverse("oidc-start"))  # a session with a state, but not this one
+    answer = client.get(reverse("oidc-callback"), {"code": "abc", "state": "forged"})
+    assert_refused(client, answer, 400, "not started in this browser")
+    fresh = Client()  # no state at all in its session
+    answer = fresh.get(reverse("oidc-callback"), {"code": "abc", "state": "forged"})
+    assert_refused(fresh, answer, 400, "not started in this browser")
+
+
+def test_a_provider_that_says_no_is_a_clear_page(sso, db):
+    client = Client()
+    answer = client.get(reverse("oidc-callback"), {"error": "access_denied", "state": "x"})
+    assert_refused(client, answer, 403, "The sign-in provider answered: access_denied")
+
+
+def test_a_provider_that_does_not_answer_is_a_503_page(sso, settings, db):
+    with socket_closed() as port:
+        settings.OIDC_ISSUER = f"http://127.0.0.1:{port}/o"
+        client = Client()
+        answer = client.post(reverse("oidc-start"))
+    assert_refused(client, answer, 503, "The sign-in provider does not answer")
+
+
+class socket_closed:
+    """A port of 127.0.0.1 where nothing listens (bound, never listening, so no other
+    process takes it meanwhile)."""
+
+    def __enter__(self):
+        import socket
+
+        self.socket = socket.socket()
+        self.socket.bind(("127.0.0.1", 0))
+        return self.socket.getsockname()[1]
+
+    def __exit__(self, *exc):
+        self.socket.close()
+
+
+def test_without_single_sign_on_its_routes_are_404_and_the_login_page_has_no_button(db):
+    client = Client()
+    assert client.post(reverse("oidc-start")).status_code == 404
+    assert client.get(reverse("oidc-callback")).status_code == 404
+    page = client.get(reverse("login")).content.decode()
+    assert "Sign in with" not in page
+    assert 'name="password"' in page
+
+
+# Logging out ------------------------------------------------------------------------------
+
+
+def test_logout_ends_the_session_here_and_at_the_provider(sso, projects):
+    client, _ = sign_in(sso, "dana")
+    answer = client.post(reverse("logout"))
+    assert signed_in_user(client) is None
+    assert answer.status_code == 302
+    end_session = answer["Location"]
+    assert end_session.startswith(f"{sso.issuer}/logout/?")
+    assert "id_token_hint=" in end_session
+    # The provider ends its session and sends the browser back to mlwiki's login page.
+    back = client.provider_session.get(end_session, allow_redirects=False, timeout=10)
+    assert back.status_code == 302
+    assert back.headers["Location"] == "http://testserver/accounts/login/"
+    # A new sign-in now asks for the provider's password again.
+    start = Client().post(reverse("oidc-start"))
+    again = client.provider_session.get(start["Location"], allow_redirects=False, timeout=10)
+    assert again.headers["Location"].startswith("/accounts/login/")
+
+
+def test_a_password_session_logs_out_here_only(sso, user):
+    client = Client()
+    client.force_login(user)
+    answer = client.post(reverse("logout"))
+    assert answer["Location"] == reverse("login")
+
+
+# The password form -------------------------------------------------------------------------
+
+
+def test_the_login_page_offers_the_provider_and_the_password_form(sso, db):
+    page = Client().get(reverse("login")).content.decode()
+    assert "Sign in with Test IdP" in page
+    assert 'name="password"' in page
+
+
+def test_local_login_off_hides_the_form_and_only_superusers_use_the_break_glass_page(
+    sso, settings, user
+):
+    settings.LOCAL_LOGIN = False
+    page = Client().get(reverse("login")).content.decode()
+    assert "Sign in with Test IdP" in page
+    assert 'name="password"' not in page
+    # A password posted anyway is refused, here and at the break-glass page.
+    for route in ("login", "login-local"):
+        client = Client()
+        answer = client.post(reverse(route), {"username": "alice", "password": PASSWORD})
+        assert answer.status_code == 200
+        assert "Password login is turned off" in answer.content.decode()
+        assert signed_in_user(client) is None
+    UserFactory(username="root", is_superuser=True)
+    client = Client()
+    glass = client.get(reverse("login-local")).content.decode()
+    assert 'name="password"' in glass
+    assert "Sign in with" not in glass
+    answer = client.post(reverse("login-local"), {"username": "root", "password": PASSWORD})
+    assert answer.status_code == 302
+    assert signed_in_user(client).username == "root"
