@@ -72,6 +72,9 @@ def _urls(ids):
     return {
         "login": reverse("login"),
         "logout": reverse("logout"),
+        "login-local": reverse("login-local"),
+        "oidc-start": reverse("oidc-start"),
+        "oidc-callback": reverse("oidc-callback") + "?code=planted&state=planted",
         "password_change": reverse("password_change"),
         "password_change_done": reverse("password_change_done"),
         "api-schema": reverse("api-schema"),

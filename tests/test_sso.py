@@ -6,10 +6,7 @@ requests session for the provider, each keeping its own cookies. The same journe
 Chromium is in tests/browser/test_sso.py.
 """
 
-import subprocess
-import sys
 import time
-from pathlib import Path
 
 import jwt
 import pytest
@@ -22,17 +19,18 @@ from django.urls import reverse
 from tests.factories import PASSWORD, ProjectFactory, UserFactory
 from tests.oidc_provider.fixtures import (  # noqa: F401 - fixtures
     CLIENT_ID,
+    ROLE_MAP,
     callback_path,
     oidc_provider_fixture,
     rsa_key_pem,
     sso_fixture,
 )
+from tests.test_settings import PRODUCTION, manage
 from wiki import oidc, rolemap
 from wiki.access import AUDITOR_GROUP, is_auditor
 from wiki.models import Membership, SsoAccount
 from wiki.rolemap import Grant, RoleMapError
 
-ROOT = Path(__file__).resolve().parent.parent
 User = get_user_model()
 
 
@@ -78,26 +76,15 @@ def test_the_highest_role_wins_and_a_star_means_every_project():
     assert rolemap.roles_for(grants, ["nobody's group"], {"churn"}) == (False, {})
 
 
-def manage_check(**env):
-    return subprocess.run(
-        [sys.executable, "manage.py", "check"],
-        cwd=ROOT,
-        env={"PATH": "/usr/bin:/bin", **env},
-        capture_output=True,
-        text=True,
-        timeout=120,
-    )
-
-
 def test_a_role_map_typo_stops_the_start_with_what_to_fix():
-    result = manage_check(OIDC_ROLE_MAP="ml-platform=maintaner:*")
+    result = manage("check", OIDC_ROLE_MAP="ml-platform=maintaner:*")
     assert result.returncode != 0
     assert "wiki.E010" in result.stderr
     assert "unknown role 'maintaner'" in result.stderr
 
 
 def test_turning_the_password_form_off_without_single_sign_on_stops_the_start():
-    result = manage_check(LOCAL_LOGIN="false")
+    result = manage("check", LOCAL_LOGIN="false")
     assert result.returncode != 0
     assert "wiki.E012" in result.stderr
 
@@ -364,3 +351,13 @@ def test_local_login_off_hides_the_form_and_only_superusers_use_the_break_glass_
     answer = client.post(reverse("login-local"), {"username": "root", "password": PASSWORD})
     assert answer.status_code == 302
     assert signed_in_user(client).username == "root"
+
+
+def test_check_deploy_is_clean_with_single_sign_on_and_no_password_form():
+    result = manage(
+        "check", "--deploy", "--fail-level", "WARNING", **PRODUCTION,
+        OIDC_ISSUER="https://keycloak.example.com/realms/company", OIDC_CLIENT_ID="mlwiki",
+        OIDC_CLIENT_SECRET="s3cret", LOCAL_LOGIN="false", OIDC_ROLE_MAP=ROLE_MAP,
+    )  # fmt: skip
+    assert result.returncode == 0, result.stderr
+    assert "no issues" in result.stdout
