@@ -324,9 +324,12 @@ def test_a_password_session_logs_out_here_only(sso, user):
 
 
 def test_the_login_page_offers_the_provider_and_the_password_form(sso, db):
-    page = Client().get(reverse("login")).content.decode()
+    answer = Client().get(reverse("login"))
+    page = answer.content.decode()
     assert "Sign in with Test IdP" in page
     assert 'name="password"' in page
+    # The sign-in button's and the logout's forms redirect to the provider: allowed.
+    assert f"form-action 'self' {sso.url};" in answer["Content-Security-Policy"]
 
 
 def test_local_login_off_hides_the_form_and_only_superusers_use_the_break_glass_page(

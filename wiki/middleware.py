@@ -1,7 +1,10 @@
 """Project-wide middleware: the health check and the headers every response carries."""
 
+import functools
 import uuid
+from urllib.parse import urlsplit
 
+from django.conf import settings
 from django.db import DatabaseError, connection
 from django.http import HttpResponse
 
@@ -11,7 +14,7 @@ from wiki.history import Actor, Source, request_scope
 DATABASE_RETRY_AFTER = "5"
 
 
-def content_security_policy(img_src="'self' https:", style_src="'self'"):
+def content_security_policy(img_src="'self' https:", style_src="'self'", form_action="'self'"):
     """The policy of a page: everything is the app's own, no inline script; images in
     Markdown may come from other https hosts (diagrams)."""
     return "; ".join(
@@ -21,7 +24,7 @@ def content_security_policy(img_src="'self' https:", style_src="'self'"):
             f"style-src {style_src}",
             "object-src 'none'",
             "base-uri 'self'",
-            "form-action 'self'",
+            f"form-action {form_action}",
             "frame-ancestors 'none'",
         ]
     )
@@ -38,8 +41,18 @@ class ContentSecurityPolicyMiddleware:
 
     def __call__(self, request):
         response = self.get_response(request)
-        response.headers.setdefault("Content-Security-Policy", CONTENT_SECURITY_POLICY)
+        response.headers.setdefault("Content-Security-Policy", _policy(settings.OIDC_ISSUER))
         return response
+
+
+@functools.cache
+def _policy(oidc_issuer):
+    """With single sign-on, the login and logout forms lead to the provider (browsers
+    check form-action on the redirect a form's answer is too)."""
+    if not oidc_issuer:
+        return CONTENT_SECURITY_POLICY
+    provider = urlsplit(oidc_issuer)
+    return content_security_policy(form_action=f"'self' {provider.scheme}://{provider.netloc}")
 
 
 class HealthCheckMiddleware:
