@@ -7,12 +7,14 @@ Chromium is in tests/browser/test_sso.py.
 """
 
 import time
+from io import StringIO
 
 import jwt
 import pytest
 import requests
 from django.contrib.auth import get_user_model
 from django.contrib.auth.models import Group
+from django.core.management import call_command
 from django.test import Client
 from django.urls import reverse
 
@@ -166,6 +168,20 @@ def test_leaving_a_group_takes_its_role_away_at_the_next_login_and_roles_given_b
     removal = Membership.history.filter(user=dana, history_type="-").get()
     assert removal.history_source == "sso"
     assert SsoAccount.history.filter(user=dana).count() == 2  # the auditor role came and went
+    # Every change is in the audit chains, intact.
+    out = StringIO()
+    call_command("verify_audit", stdout=out)
+    assert "NOT INTACT" not in out.getvalue()
+    assert "global: intact" in out.getvalue()
+    # The members page marks the role that comes from single sign-on.
+    sso.change(user="dana", groups=["ds-churn"])
+    sign_in(sso, "dana")
+    maintainer = Client()
+    maintainer.force_login(UserFactory(username="mia"))
+    Membership.objects.create(project=projects["churn"], user=User.objects.get(username="mia"),
+                              role="maintainer")  # fmt: skip
+    page = maintainer.get(reverse("frontend:members", args=["churn"])).content.decode()
+    assert 'Editor <span class="muted small">(from single sign-on groups)</span>' in page
 
 
 def test_an_auditor_made_by_hand_stays_one_when_the_groups_say_nothing(sso, projects):
