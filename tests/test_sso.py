@@ -141,6 +141,14 @@ def test_the_first_sign_in_creates_the_user_with_the_roles_its_groups_map_to(sso
     assert "Test IdP" in revision.history_change_reason
     # The dashboard then shows what the roles give.
     assert client.get(reverse("frontend:project-list")).status_code == 200
+    # Administrators see who signs in through the provider, read-only.
+    admin = Client()
+    admin.force_login(UserFactory(username="root", is_superuser=True, is_staff=True))
+    listing = admin.get(reverse("admin:wiki_ssoaccount_changelist")).content.decode()
+    assert "dana" in listing
+    detail = admin.get(reverse("admin:wiki_ssoaccount_change", args=[account.pk]))
+    assert detail.status_code == 200
+    assert 'name="subject"' not in detail.content.decode()  # read-only
 
 
 def test_a_group_for_every_project_maintains_each_of_them(sso, projects):

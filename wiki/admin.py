@@ -10,7 +10,7 @@ from simple_history.admin import SimpleHistoryAdmin
 
 from wiki.categories import validate_fields
 from wiki.history import Actor, Source
-from wiki.models import Deployment, ModelVersion, Page, Project, TrainingRun
+from wiki.models import Deployment, ModelVersion, Page, Project, SsoAccount, TrainingRun
 from wiki.services import EditConflict
 from wiki.services.pages import create_free_page, edit_page
 from wiki.services.projects import clean_tags, create_project, update_project
@@ -210,3 +210,13 @@ class DeploymentAdmin(RecordAdmin):
     list_filter = ["environment", "status"]
     list_select_related = ["project", "model_version"]
     search_fields = ["project__slug", "model_version__version", "target"]
+
+
+@admin.register(SsoAccount)
+class SsoAccountAdmin(RecordAdmin):
+    """Who signs in through the provider, with the groups of their last login; read-only,
+    since the provider decides (wiki.services.sso)."""
+
+    list_display = ["user", "subject", "auditor", "last_login"]
+    list_select_related = ["user"]
+    search_fields = ["user__username", "subject"]
