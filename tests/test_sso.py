@@ -6,8 +6,10 @@ requests session for the provider, each keeping its own cookies. The same journe
 Chromium is in tests/browser/test_sso.py.
 """
 
+import html
 import time
 from io import StringIO
+from urllib.parse import parse_qs, urlsplit
 
 import jwt
 import pytest
@@ -32,6 +34,8 @@ from wiki import oidc, rolemap
 from wiki.access import AUDITOR_GROUP, is_auditor
 from wiki.models import Membership, SsoAccount
 from wiki.rolemap import Grant, RoleMapError
+from wiki.services import sso as sso_service
+from wiki.services.sso import SignInRefused
 
 User = get_user_model()
 
@@ -94,12 +98,19 @@ def test_turning_the_password_form_off_without_single_sign_on_stops_the_start():
 # Signing in through the provider ---------------------------------------------------------
 
 
-def sign_in(provider, username, client=None):
+def sign_in(provider, username, client=None, start_query=""):
     """Start a sign-in at mlwiki, log in at the provider, come back: (client, answer)."""
     client = client or Client()
-    start = client.post(reverse("oidc-start"))
+    start = client.post(reverse("oidc-start") + start_query)
     assert start.status_code == 302
-    assert start["Location"].startswith(f"{provider.issuer}/authorize/")
+    authorize = urlsplit(start["Location"])
+    assert (
+        f"{authorize.scheme}://{authorize.netloc}{authorize.path}"
+        == f"{provider.issuer}/authorize/"
+    )
+    asked = parse_qs(authorize.query)
+    assert asked["code_challenge_method"] == ["S256"]  # PKCE
+    assert {"state", "nonce", "code_challenge"} <= set(asked)
     browser = requests.Session()
     provider.log_in(browser, username)
     authorized = browser.get(start["Location"], allow_redirects=False, timeout=10)
@@ -149,6 +160,26 @@ def test_the_first_sign_in_creates_the_user_with_the_roles_its_groups_map_to(sso
     detail = admin.get(reverse("admin:wiki_ssoaccount_change", args=[account.pk]))
     assert detail.status_code == 200
     assert 'name="subject"' not in detail.content.decode()  # read-only
+
+
+def test_a_sign_in_returns_to_the_page_it_started_from_on_this_site_only(sso, projects):
+    _, answer = sign_in(sso, "dana", start_query="?next=/projects/churn/")
+    assert answer["Location"] == "/projects/churn/"
+    _, answer = sign_in(sso, "dana", start_query="?next=https://evil.example.com/")
+    assert answer["Location"] == reverse("frontend:project-list")
+
+
+def test_a_claim_that_cannot_name_a_user_is_refused(sso, settings, projects):
+    settings.OIDC_USERNAME_CLAIM = "nickname"  # the provider sends none
+    client, answer = sign_in(sso, "dana")
+    assert_refused(client, answer, 403, "did not send the 'nickname' claim")
+    with pytest.raises(SignInRefused, match="not a user name mlwiki accepts"):
+        sso_service.sign_in(sso.issuer, {"sub": "7", "nickname": "Dana Smith"})
+    sso_service.sign_in(sso.issuer, {"sub": "7", "nickname": "dana", "groups": ["x\x00"],
+                                     "email": "nul\x00@example.com"})  # fmt: skip
+    assert SsoAccount.objects.get(subject="7").groups == []
+    assert User.objects.get(username="dana").email == ""
+    assert not User.objects.exclude(username="dana").exists()
 
 
 def test_a_group_for_every_project_maintains_each_of_them(sso, projects):
@@ -215,7 +246,7 @@ def test_a_sign_in_never_takes_a_superuser_account_over(sso, projects):
 
 def assert_refused(client, answer, status, says):
     assert answer.status_code == status
-    assert says in answer.content.decode()
+    assert says in html.unescape(answer.content.decode())
     assert signed_in_user(client) is None
 
 

@@ -11,7 +11,8 @@ import logging
 from django.conf import settings
 from django.contrib.auth import get_user_model
 from django.contrib.auth.models import Group
-from django.db import transaction
+from django.core.exceptions import ValidationError
+from django.db import IntegrityError, transaction
 from django.utils import timezone
 
 from wiki import rolemap
@@ -34,9 +35,14 @@ class SignInRefused(Exception):
         self.status = status
 
 
+def _text(value):
+    """``value`` if it is text the database can store, else None."""
+    return value if isinstance(value, str) and "\x00" not in value else None
+
+
 def _text_claim(claims, name):
-    value = claims.get(name)
-    if not isinstance(value, str) or not value.strip():
+    value = _text(claims.get(name))
+    if value is None or not value.strip():
         raise SignInRefused(
             "Your account cannot be used here",
             f"The sign-in provider did not send the '{name}' claim mlwiki names users by "
@@ -51,7 +57,7 @@ def _groups(claims):
         value = [value]
     if not isinstance(value, list):
         return []
-    return [group for group in value if isinstance(group, str)]
+    return [group for group in value if _text(group) is not None]
 
 
 def sign_in(issuer, claims):
@@ -59,9 +65,25 @@ def sign_in(issuer, claims):
     the roles their groups map to. SignInRefused when the account may not sign in."""
     subject = _text_claim(claims, "sub")
     username = _text_claim(claims, settings.OIDC_USERNAME_CLAIM)
-    if len(username) > get_user_model()._meta.get_field("username").max_length:
-        raise SignInRefused("Your account cannot be used here", "The user name is too long.")
+    User = get_user_model()
+    try:
+        User._meta.get_field("username").run_validators(username)
+    except ValidationError:
+        raise SignInRefused(
+            "Your account cannot be used here",
+            f"'{username}' is not a user name mlwiki accepts (at most 150 letters, digits "
+            "and @ . + - _). Ask your administrator to set OIDC_USERNAME_CLAIM.",
+        ) from None
     groups = _groups(claims)
+    try:
+        return _sign_in(issuer, subject, username, groups, claims)
+    except IntegrityError:
+        # The same person's first sign-in in two tabs at once: the other one created the
+        # account; this one now finds it.
+        return _sign_in(issuer, subject, username, groups, claims)
+
+
+def _sign_in(issuer, subject, username, groups, claims):
     with transaction.atomic():
         account = (
             SsoAccount.objects.select_for_update()
@@ -101,7 +123,7 @@ def _user_for(username, claims):
     user = User.objects.filter(username=username).first()
     if user is None:
         with recording(Actor(user=None, source=Source.SSO), "First sign-in"):
-            return User.objects.create_user(username, email=claims.get("email") or "")
+            return User.objects.create_user(username, **_profile(claims))
     if user.is_superuser:
         # Taking a superuser over would give the provider's account of that name every
         # right; superusers log in with their password (the break-glass page).
@@ -118,20 +140,24 @@ def _user_for(username, claims):
     return user
 
 
+def _profile(claims):
+    """The account's e-mail and names, from the claims that carry them as usable text."""
+    User = get_user_model()
+    claim_of = {"email": "email", "first_name": "given_name", "last_name": "family_name"}
+    profile = {}
+    for field, claim in claim_of.items():
+        value = _text(claims.get(claim))
+        if value is not None:
+            profile[field] = value[: User._meta.get_field(field).max_length]
+    return profile
+
+
 def _update_profile(user, claims):
-    changes = {
-        "email": claims.get("email"),
-        "first_name": claims.get("given_name"),
-        "last_name": claims.get("family_name"),
-    }
-    changed = False
-    for field, value in changes.items():
-        limit = type(user)._meta.get_field(field).max_length
-        if isinstance(value, str) and value[:limit] != getattr(user, field):
-            setattr(user, field, value[:limit])
-            changed = True
+    changed = {f: v for f, v in _profile(claims).items() if getattr(user, f) != v}
     if changed:
-        user.save(update_fields=list(changes))
+        for field, value in changed.items():
+            setattr(user, field, value)
+        user.save(update_fields=list(changed))
 
 
 def _sync_auditor(user, account, auditor):
