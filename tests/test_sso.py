@@ -89,6 +89,13 @@ def test_a_role_map_typo_stops_the_start_with_what_to_fix():
     assert "unknown role 'maintaner'" in result.stderr
 
 
+def test_single_sign_on_without_its_client_stops_the_start():
+    result = manage("check", OIDC_ISSUER="https://login.example.com/realms/company")
+    assert result.returncode != 0
+    assert "wiki.E011" in result.stderr
+    assert "Set OIDC_CLIENT_ID and OIDC_CLIENT_SECRET." in result.stderr
+
+
 def test_turning_the_password_form_off_without_single_sign_on_stops_the_start():
     result = manage("check", LOCAL_LOGIN="false")
     assert result.returncode != 0
