@@ -408,6 +408,11 @@ def test_local_login_off_hides_the_form_and_only_superusers_use_the_break_glass_
         assert answer.status_code == 200
         assert "Password login is turned off" in answer.content.decode()
         assert signed_in_user(client) is None
+    # Nor does the admin's login form let staff who are not superusers in.
+    UserFactory(username="stella", is_staff=True)
+    client = Client()
+    client.post(reverse("admin:login"), {"username": "stella", "password": PASSWORD})
+    assert signed_in_user(client) is None
     UserFactory(username="root", is_superuser=True)
     client = Client()
     glass = client.get(reverse("login-local")).content.decode()
