@@ -247,6 +247,38 @@ STORAGES = {
     },
 }
 
+# Object storage: files the app stores (audit report exports) go through Django's default
+# storage, MEDIA_ROOT on the local disk unless AWS_STORAGE_BUCKET_NAME names an
+# S3-compatible bucket (django-storages). Without keys, boto3 finds credentials itself (an
+# IAM role, AWS_PROFILE). Short timeouts: a storage that does not answer makes a download
+# a 503 and an export retry within seconds, instead of holding a web process or worker.
+AWS_STORAGE_BUCKET_NAME = env.str("AWS_STORAGE_BUCKET_NAME", default="")
+if AWS_STORAGE_BUCKET_NAME:
+    from botocore.config import Config
+
+    STORAGES["default"] = {
+        "BACKEND": "storages.backends.s3.S3Storage",
+        "OPTIONS": {
+            "bucket_name": AWS_STORAGE_BUCKET_NAME,
+            "endpoint_url": env.str("AWS_S3_ENDPOINT_URL", default=None),
+            "access_key": env.str("AWS_ACCESS_KEY_ID", default=None),
+            "secret_key": env.str("AWS_SECRET_ACCESS_KEY", default=None),
+            "region_name": env.str("AWS_S3_REGION_NAME", default=None),
+            "location": env.str("AWS_LOCATION", default=""),  # a key prefix in the bucket
+            "default_acl": None,  # objects stay private: mlwiki streams them after its checks
+            "file_overwrite": False,  # a name already taken gets a suffix, as on disk
+            "client_config": Config(
+                connect_timeout=env.float("AWS_S3_CONNECT_TIMEOUT", default=2),
+                read_timeout=env.float("AWS_S3_READ_TIMEOUT", default=10),
+                retries={
+                    "mode": "standard",
+                    "total_max_attempts": env.int("AWS_S3_MAX_ATTEMPTS", default=2),
+                },
+                s3={"addressing_style": env.str("AWS_S3_ADDRESSING_STYLE", default="auto")},
+            ),
+        },
+    }
+
 REST_FRAMEWORK = {
     "DEFAULT_AUTHENTICATION_CLASSES": [
         "api.auth.TokenAuthentication",
