@@ -109,6 +109,7 @@ def at_once(calls):
         thread.start()
     for thread in threads:
         thread.join(timeout=120)
+    assert not any(thread.is_alive() for thread in threads), "a client hung for 120 s"
     return results
 
 
