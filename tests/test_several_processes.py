@@ -109,6 +109,7 @@ def at_once(calls):
         thread.start()
     for thread in threads:
         thread.join(timeout=120)
+    assert not any(thread.is_alive() for thread in threads), "a client hung for 120 s"
     return results
 
 
@@ -126,7 +127,7 @@ def test_two_servers_and_two_workers_lose_nothing_fork_nothing_and_notify_once(s
             environment="production",
             started_at=STARTED,
             finished_at=STARTED,
-        )  # fmt: skip
+        )
         for number in range(ROLLBACKS)
     ]
     first, second = servers.urls
@@ -158,7 +159,7 @@ def test_two_servers_and_two_workers_lose_nothing_fork_nothing_and_notify_once(s
 
         return editing
 
-    runs, deployments, editors = {}, {}, []
+    runs, deployments = {}, {}
     for number in range(RUNS):
         body = {"model_version": "1.0", "status": "succeeded", "started_at": STARTED}
         body["metrics"] = {"run": number}

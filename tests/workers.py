@@ -104,10 +104,16 @@ def until_serving(process, seconds=60):
 
 
 def stop(processes):
+    """Stop ``processes`` (SIGTERM: gunicorn and Celery finish what they do) and print
+    their logs, which pytest shows when the test failed."""
     for process in processes:
         process.terminate()
     for process in processes:
-        process.wait(timeout=30)
+        try:
+            process.wait(timeout=30)
+        except subprocess.TimeoutExpired:  # stuck: it must not outlive the test
+            process.kill()
+            process.wait()
         process.log.seek(0)
         print(process.log.read())
         process.log.close()
