@@ -19,8 +19,9 @@ from django.conf import settings
 request_logger = logging.getLogger("mlwiki.requests")
 task_logger = logging.getLogger("mlwiki.tasks")
 
-# What a log record has besides the attributes passed in ``extra`` (which go to the line).
-_STANDARD = set(vars(logging.makeLogRecord({}))) | {"message", "asctime"}
+# What a log record has besides the attributes passed in ``extra`` (which go to the line);
+# and the request Django's loggers pass, whose text is the full path with its query string.
+_LEFT_OUT = set(vars(logging.makeLogRecord({}))) | {"message", "asctime", "request"}
 
 
 class JsonFormatter(logging.Formatter):
@@ -33,7 +34,7 @@ class JsonFormatter(logging.Formatter):
             "logger": record.name,
             "message": record.getMessage(),
         }
-        line.update({k: v for k, v in vars(record).items() if k not in _STANDARD})
+        line.update({k: v for k, v in vars(record).items() if k not in _LEFT_OUT})
         if record.exc_info:
             line["exception"] = self.formatException(record.exc_info)
         return json.dumps(line, default=str)

@@ -341,6 +341,8 @@ if LOG_FORMAT not in ("text", "json"):
 if LOG_FORMAT == "json":
     LOGGING["formatters"] = {"json": {"()": "wiki.logs.JsonFormatter"}}
     LOGGING["handlers"]["console"] |= {"formatter": "json", "stream": "ext://sys.stdout"}
+    # Django's own text handler (stderr, while DEBUG is on): its records go to the root's.
+    LOGGING["loggers"]["django"] = {"level": "INFO"}
     # A Celery worker would put its own text handler in their place.
     CELERY_WORKER_HIJACK_ROOT_LOGGER = False
 # How long a login lasts (the session cookie's age), and whether it ends with the browser.
