@@ -9,6 +9,7 @@ import subprocess
 import sys
 import urllib.error
 import urllib.request
+import uuid
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from urllib.parse import urlsplit, urlunsplit
@@ -20,12 +21,13 @@ from prometheus_client.parser import text_string_to_metric_families
 from ruamel.yaml import YAML
 
 from tests.factories import make_token, make_training_run
-from tests.workers import until
-from wiki import breaker, metrics
+from tests.workers import drained, needs_real_worker, until
+from wiki import breaker, metrics, outbox
 from wiki.audit import head_for, verify
+from wiki.celery import app as celery_app
 from wiki.history import Actor, Source
 from wiki.models import AuditEntry, Delivery, ExportJob
-from wiki.services.notifications import configure, deliver
+from wiki.services.notifications import configure, deliver, deliver_notification
 
 ROOT = Path(__file__).resolve().parent.parent
 TOKEN = "metrics-token-for-the-tests"  # noqa: S105
@@ -284,10 +286,12 @@ def _metric_names():
 
 def test_the_example_scrape_config_sends_the_token_to_metrics():
     config = YAML(typ="safe").load((ROOT / "deploy/prometheus/prometheus.yml").read_text())
-    (job,) = [j for j in config["scrape_configs"] if j["job_name"] == "mlwiki"]
-    assert job["metrics_path"] == "/metrics"
-    assert job["authorization"]["type"] == "Bearer"
-    assert job["authorization"]["credentials_file"]
+    jobs = {job["job_name"]: job for job in config["scrape_configs"]}
+    assert {"mlwiki", "mlwiki-worker"} <= set(jobs)
+    for job in jobs.values():
+        assert job["metrics_path"] == "/metrics"
+        assert job["authorization"]["type"] == "Bearer"
+        assert job["authorization"]["credentials_file"]
     assert "alerts.yml" in config["rule_files"]
 
 
@@ -393,3 +397,54 @@ def test_gunicorn_workers_sum_their_counts_in_one_scrape(tmp_path, user, project
         server.wait(timeout=30)
         log.close()
         print((tmp_path / "gunicorn.log").read_text())
+
+
+@pytest.mark.redis
+@needs_real_worker
+def test_a_worker_answers_for_the_notifications_its_pool_sent(tmp_path, project, webhook):
+    """A real worker with two pool processes: its /metrics counts what they sent."""
+    configure(project, actor=Actor(None, Source.CLI), webhook_url=webhook.url, daily_digest=False)
+    port = _free_port()
+    queue = f"test-{uuid.uuid4().hex}"
+    log = (tmp_path / "worker.log").open("w")
+    worker = subprocess.Popen(
+        [sys.executable, "-m", "celery", "-A", "wiki", "worker", "--pool=prefork",
+         "--concurrency=2", "--queues", f"{queue},{celery_app.conf.task_default_queue}",
+         "--without-gossip", "--without-mingle", "--loglevel=INFO"],
+        cwd=ROOT, stdout=log, stderr=subprocess.STDOUT,
+        env=os.environ | {
+            "DATABASE_URL": _test_database_url(), "METRICS_TOKEN": TOKEN,
+            "WORKER_METRICS_PORT": str(port), "PROMETHEUS_MULTIPROC_DIR": str(tmp_path),
+        },
+    )  # fmt: skip
+    celery_app.conf.task_always_eager = False
+    try:
+
+        def answers():
+            try:
+                return _get(f"http://127.0.0.1:{port}/metrics")[0] == 401
+            except OSError:
+                return False
+
+        until(answers, "the worker answering /metrics")
+        sent = 4
+        deliveries = [
+            Delivery.objects.create(
+                project=project, key=f"k{n}", kind="test", channel="webhook",
+                target=webhook.url, subject="s", text="t",
+            ).pk
+            for n in range(sent)
+        ]  # fmt: skip
+        assert outbox.send_now(deliver_notification, Delivery, deliveries) == sent
+        until(lambda: len(webhook.received) == sent, "the notifications sent")
+        until(lambda: drained(queue), "the worker done")
+        status, text = _get(f"http://127.0.0.1:{port}/metrics", TOKEN)
+        assert status == 200
+        labels = {"channel": "webhook", "outcome": "sent"}
+        assert value(parse(text), "mlwiki_notification_deliveries_total", **labels) == sent
+        assert metrics.QUEUE_DEPTH not in text  # the web's scrape reports the queue
+    finally:
+        worker.terminate()
+        worker.wait(timeout=60)
+        log.close()
+        print((tmp_path / "worker.log").read_text())

@@ -9,13 +9,17 @@ directory (runserver, tests) the values live in the process.
 /metrics is answered here, before host validation, the HTTPS redirect and the login
 requirement, as Prometheus scrapes each pod by its address over the cluster network. It
 needs ``Authorization: Bearer <METRICS_TOKEN>``: with no METRICS_TOKEN set it is 404 (as
-if there were no such page); with a missing or wrong token, 401.
+if there were no such page); with a missing or wrong token, 401. A Celery worker, which
+has no web server, answers the same on WORKER_METRICS_PORT (``serve``) with the counts of
+the work it does (exports, notifications).
 """
 
 import hmac
 import logging
 import os
+import threading
 import time
+from wsgiref.simple_server import WSGIRequestHandler, make_server
 
 import redis
 from django.conf import settings
@@ -98,13 +102,17 @@ def registry():
 
 
 class _Scrape:
+    def __init__(self, read_now=True):
+        self.read_now = read_now
+
     def collect(self):
         if os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
             yield from multiprocess.MultiProcessCollector(None).collect()
         else:
             yield from REGISTRY.collect()
-        yield from _queue_depth()
-        yield from _chains_failing()
+        if self.read_now:
+            yield from _queue_depth()
+            yield from _chains_failing()
 
 
 def _queue_depth():
@@ -153,27 +161,61 @@ def _chains_failing():
     )
 
 
-def authorized(request):
-    """Whether the request carries the metrics token (compared in constant time)."""
-    scheme, _, token = request.headers.get("Authorization", "").partition(" ")
+def authorized(authorization):
+    """Whether an Authorization header carries the metrics token (compared in constant
+    time)."""
+    scheme, _, token = authorization.partition(" ")
     return scheme.lower() == "bearer" and hmac.compare_digest(
         token.strip().encode(), settings.METRICS_TOKEN.encode()
     )
 
 
+def answer(method, authorization, scrape):
+    """(status, headers, body) of /metrics: 404 without METRICS_TOKEN, 401 without the
+    right one, else what ``scrape`` collects."""
+    text = [("Content-Type", "text/plain; charset=utf-8")]
+    if not settings.METRICS_TOKEN or method not in ("GET", "HEAD"):
+        return 404, text, b"Not found."
+    if not authorized(authorization):
+        challenge = ("WWW-Authenticate", 'Bearer realm="mlwiki metrics"')
+        return 401, [*text, challenge], b"Send Authorization: Bearer <METRICS_TOKEN>."
+    headers = [("Content-Type", CONTENT_TYPE_LATEST), ("Cache-Control", "no-store")]
+    return 200, headers, generate_latest(scrape)
+
+
 def metrics_response(request):
-    """The answer to /metrics: 404 without METRICS_TOKEN, 401 without the right one."""
-    if not settings.METRICS_TOKEN or request.method not in ("GET", "HEAD"):
-        return HttpResponse("Not found.", content_type="text/plain", status=404)
-    if not authorized(request):
-        response = HttpResponse(
-            "Send Authorization: Bearer <METRICS_TOKEN>.", content_type="text/plain", status=401
-        )
-        response["WWW-Authenticate"] = 'Bearer realm="mlwiki metrics"'
-        return response
-    response = HttpResponse(generate_latest(registry()), content_type=CONTENT_TYPE_LATEST)
-    response["Cache-Control"] = "no-store"
-    return response
+    status, headers, body = answer(
+        request.method, request.headers.get("Authorization", ""), registry()
+    )
+    return HttpResponse(body, status=status, headers=dict(headers))
+
+
+class _Quiet(WSGIRequestHandler):
+    def log_message(self, *args):
+        pass  # one line per scrape says nothing
+
+
+def serve(port):
+    """Answer /metrics on ``port`` from a thread of this process (a Celery worker's main
+    process; the pool's processes share PROMETHEUS_MULTIPROC_DIR with it). Only what the
+    processes counted: the web's scrape reports the queue and the chains."""
+
+    def app(environ, start_response):
+        if environ.get("PATH_INFO") != PATH:
+            status, headers, body = 404, [("Content-Type", "text/plain")], b"Not found."
+        else:
+            status, headers, body = answer(
+                environ["REQUEST_METHOD"],
+                environ.get("HTTP_AUTHORIZATION", ""),
+                _Scrape(read_now=False),
+            )
+        start_response(f"{status} {'OK' if status == 200 else 'Refused'}", headers)
+        return [body]
+
+    server = make_server("0.0.0.0", port, app, handler_class=_Quiet)  # noqa: S104 - for Prometheus
+    threading.Thread(target=server.serve_forever, name="metrics", daemon=True).start()
+    logger.info("Metrics at :%s%s", server.server_port, PATH)
+    return server
 
 
 def route_of(request):

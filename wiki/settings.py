@@ -333,6 +333,8 @@ LOGGING = {
 # Metrics and logs (wiki.metrics, wiki.logs). /metrics answers only with
 # "Authorization: Bearer <METRICS_TOKEN>", and not at all (404) without a token set.
 METRICS_TOKEN = env.str("METRICS_TOKEN", default="")
+# The port a Celery worker answers /metrics on (the same token); 0: it does not.
+WORKER_METRICS_PORT = env.int("WORKER_METRICS_PORT", default=0)
 # text (the default) or json: one JSON object per line on stdout, a line per request and
 # per task among them.
 LOG_FORMAT = env.str("LOG_FORMAT", default="text")
