@@ -17,6 +17,7 @@ from urllib.parse import urlsplit, urlunsplit
 import pytest
 from django.db import OperationalError, connection
 from django.test import Client
+from prometheus_client import REGISTRY
 from prometheus_client.parser import text_string_to_metric_families
 from ruamel.yaml import YAML
 
@@ -274,14 +275,12 @@ def test_the_celery_queue_depth_is_read_from_the_broker(own_redis, settings):
 
 
 def _metric_names():
-    """Every metric name a scrape can show (counters with their _total)."""
-    names = set()
-    for family in text_string_to_metric_families(
-        metrics.generate_latest(metrics.registry()).decode()
-    ):
-        names.add(family.name)
-        names |= {sample.name for sample in family.samples}
-    return names | {metrics.QUEUE_DEPTH, metrics.CHAINS_FAILING}
+    """Every metric name a scrape can show, whether it has counted anything yet or not."""
+    suffixes = {"counter": ["_total"], "histogram": ["_bucket", "_count", "_sum"]}
+    names = {metrics.QUEUE_DEPTH, metrics.CHAINS_FAILING}
+    for family in REGISTRY.collect():
+        names |= {family.name + suffix for suffix in suffixes.get(family.type, [""])}
+    return names
 
 
 def test_the_example_scrape_config_sends_the_token_to_metrics():
