@@ -36,7 +36,8 @@ worker_tmp_dir = SHM if os.path.isdir(SHM) else None
 # Prometheus (wiki.metrics): each worker keeps its metrics in files of one directory and a
 # scrape of any worker sums them all. PROMETHEUS_MULTIPROC_DIR names it (one per server:
 # its old files are removed at start); by default a fresh directory in memory, removed at
-# exit. It is set before any worker imports prometheus_client, which reads it on import.
+# exit. It is set before any worker imports prometheus_client, which reads it on import
+# (so not with --preload, which would import the app in the master first).
 _own_metrics_dir = None
 
 
