@@ -70,7 +70,9 @@ INSTALLED_APPS = [
 ]
 
 MIDDLEWARE = [
+    "wiki.middleware.PermissionsPolicyMiddleware",
     "wiki.middleware.HealthCheckMiddleware",
+    "wiki.metrics.MetricsMiddleware",
     "wiki.middleware.RequestIdMiddleware",
     "django.middleware.security.SecurityMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
@@ -359,3 +361,27 @@ LOGGING = {
     # warns on every PDF that it subsets fonts with fontTools.
     "loggers": {"fontTools": {"level": "WARNING"}, "weasyprint": {"level": "ERROR"}},
 }
+
+# Metrics and logs (wiki.metrics, wiki.logs). /metrics answers only with
+# "Authorization: Bearer <METRICS_TOKEN>", and not at all (404) without a token set.
+METRICS_TOKEN = env.str("METRICS_TOKEN", default="")
+# The port a Celery worker answers /metrics on (the same token); 0: it does not.
+WORKER_METRICS_PORT = env.int("WORKER_METRICS_PORT", default=0)
+# text (the default) or json: one JSON object per line on stdout, a line per request and
+# per task among them.
+LOG_FORMAT = env.str("LOG_FORMAT", default="text")
+if LOG_FORMAT not in ("text", "json"):
+    raise ImproperlyConfigured(f"LOG_FORMAT must be text or json, not {LOG_FORMAT!r}.")
+if LOG_FORMAT == "json":
+    LOGGING["formatters"] = {"json": {"()": "wiki.logs.JsonFormatter"}}
+    LOGGING["handlers"]["console"] |= {"formatter": "json", "stream": "ext://sys.stdout"}
+    # Django's own text handler (stderr, while DEBUG is on): its records go to the root's.
+    LOGGING["loggers"]["django"] = {"level": "INFO"}
+    # A Celery worker would put its own text handler in their place.
+    CELERY_WORKER_HIJACK_ROOT_LOGGER = False
+# How long a login lasts (the session cookie's age), and whether it ends with the browser.
+SESSION_HOURS = env.float("SESSION_HOURS", default=12)
+if not SESSION_HOURS > 0:
+    raise ImproperlyConfigured(f"SESSION_HOURS must be a positive number, not {SESSION_HOURS}.")
+SESSION_COOKIE_AGE = round(SESSION_HOURS * 3600)
+SESSION_EXPIRE_AT_BROWSER_CLOSE = env.bool("SESSION_EXPIRE_AT_BROWSER_CLOSE", default=False)

@@ -27,7 +27,7 @@ from django.core.files.storage import default_storage
 from django.db import InterfaceError, OperationalError, connection, transaction
 from django.utils import timezone
 
-from wiki import outbox, report_formats, reports, storage
+from wiki import metrics, outbox, report_formats, reports, storage
 from wiki.history import SYSTEM, recording
 from wiki.models import ExportJob
 
@@ -173,7 +173,14 @@ def build(job_id):
         job.size, job.sha256 = size, digest
         job.status, job.progress, job.finished_at = ExportJob.Status.DONE, 100, timezone.now()
         job.save()
+        transaction.on_commit(lambda: _count_built(job))
     return job
+
+
+def _count_built(job):
+    metrics.EXPORTS.labels(job.format).inc()
+    duration = (job.finished_at - job.started_at).total_seconds()
+    metrics.EXPORT_DURATION.labels(job.format).observe(duration)
 
 
 def _checksum(path):
@@ -220,6 +227,7 @@ def fail(job_id, error):
             ExportJob.Status.FAILED, error[:2000], timezone.now(),
         )  # fmt: skip
         job.save()
+        transaction.on_commit(lambda: metrics.EXPORT_FAILURES.labels(job.format).inc())
     return job
 
 
@@ -246,6 +254,7 @@ def sweep(now=None):
                     f"progress for {minutes} minutes each time). Ask for the export again."
                 )
                 failed += 1
+                transaction.on_commit(lambda f=job.format: metrics.EXPORT_FAILURES.labels(f).inc())
             else:
                 job.status, job.progress, job.due_at = ExportJob.Status.QUEUED, 0, None
             job.save()
