@@ -327,3 +327,12 @@ LOGGING = {
     # warns on every PDF that it subsets fonts with fontTools.
     "loggers": {"fontTools": {"level": "WARNING"}, "weasyprint": {"level": "ERROR"}},
 }
+
+# --- Kubernetes: readiness and the single beat ---------------------------------------------
+# /readyz/ (wiki.readiness) asks the database, the broker and the storage, each given this
+# many seconds; it sits beside /healthz/, before host validation and the HTTPS redirect.
+READYZ_TIMEOUT = env.float("READYZ_TIMEOUT", default=0.5)
+MIDDLEWARE.insert(
+    MIDDLEWARE.index("wiki.middleware.HealthCheckMiddleware") + 1,
+    "wiki.readiness.ReadinessMiddleware",
+)
