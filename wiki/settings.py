@@ -336,3 +336,9 @@ MIDDLEWARE.insert(
     MIDDLEWARE.index("wiki.middleware.HealthCheckMiddleware") + 1,
     "wiki.readiness.ReadinessMiddleware",
 )
+# Beat sends the schedule only while it holds a lease in Redis (wiki.beat), so a second beat
+# started by a rollout or by mistake stands by; it takes over this many seconds at most
+# after the first one dies.
+CELERY_BEAT_SCHEDULER = "wiki.beat:LeaseScheduler"
+BEAT_LOCK_SECONDS = env.float("BEAT_LOCK_SECONDS", default=30.0)
+CELERY_BEAT_LOCK_SECONDS = BEAT_LOCK_SECONDS
