@@ -92,6 +92,32 @@ def test_a_database_that_cannot_be_reached_is_a_503_then_200(database_down):  # 
     assert readyz().status_code == 200
 
 
+def test_a_hung_database_is_a_503_within_the_timeout_then_200(transactional_db, settings):
+    # The database client has no timeout of its own (it waits for the server's answer):
+    # only the probe's thread and its deadline keep the request from hanging.
+    if connection.vendor == "sqlite":
+        pytest.skip("an SQLite database is a file: no server to hang")
+    saved = dict(connection.settings_dict)
+    settings.READYZ_TIMEOUT = 0.2
+    # A server that accepts connections and never answers: a listening socket nobody reads.
+    with socket.socket() as hung:
+        hung.bind(("127.0.0.1", 0))
+        hung.listen(16)
+        try:
+            connection.settings_dict["HOST"], connection.settings_dict["PORT"] = hung.getsockname()
+            response = readyz()
+            assert failed(response) == ["database"]
+            assert response.json()["checks"]["database"] == "timeout"
+            # A second probe waits on the same check, still in flight.
+            assert failed(readyz()) == ["database"]
+            waiting = [t for t in threading.enumerate() if t.name == "readyz-database"]
+            assert len(waiting) == 1
+        finally:
+            connection.settings_dict.update(saved)
+    # Closing the socket ended the connection the check was waiting on.
+    until(lambda: readyz().status_code == 200, "ready once the database answers")
+
+
 @pytest.mark.django_db
 def test_a_post_is_not_answered_by_the_probe():
     # Only GET and HEAD are probes; anything else goes on to the app (and its login).
