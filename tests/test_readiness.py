@@ -9,6 +9,7 @@ from django.db import connection
 from django.test import Client
 
 from tests.test_outages import database_down  # noqa: F401  (a fixture)
+from tests.test_settings import manage
 from tests.workers import until
 
 
@@ -122,3 +123,10 @@ def test_a_hung_database_is_a_503_within_the_timeout_then_200(transactional_db, 
 def test_a_post_is_not_answered_by_the_probe():
     # Only GET and HEAD are probes; anything else goes on to the app (and its login).
     assert Client().post("/readyz/").status_code != 200
+
+
+@pytest.mark.parametrize("name", ["READYZ_TIMEOUT", "BEAT_LOCK_SECONDS"])
+def test_a_timeout_that_is_not_above_zero_is_refused_at_start(name):
+    result = manage("check", **{name: "0"})
+    assert result.returncode != 0
+    assert name in result.stderr

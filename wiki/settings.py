@@ -341,4 +341,6 @@ MIDDLEWARE.insert(
 # after the first one dies.
 CELERY_BEAT_SCHEDULER = "wiki.beat:LeaseScheduler"
 BEAT_LOCK_SECONDS = env.float("BEAT_LOCK_SECONDS", default=30.0)
-CELERY_BEAT_LOCK_SECONDS = BEAT_LOCK_SECONDS
+CELERY_BEAT_LOCK_SECONDS = BEAT_LOCK_SECONDS  # as the scheduler reads it (app.conf)
+if READYZ_TIMEOUT <= 0 or BEAT_LOCK_SECONDS <= 0:
+    raise ImproperlyConfigured("READYZ_TIMEOUT and BEAT_LOCK_SECONDS are seconds, above 0.")
