@@ -6,14 +6,17 @@ import signal
 import subprocess
 import sys
 import tempfile
+from datetime import timedelta
 
 import pytest
+from celery import Celery
 from django.conf import settings
 from django.db import connection
 
 from tests.workers import ROOT, until
+from wiki.beat import LEASE_KEY, LeaseScheduler
 
-pytestmark = pytest.mark.skipif(
+needs_server_setup = pytest.mark.skipif(
     not settings.CELERY_BROKER_URL or connection.vendor == "sqlite",
     reason="beat runs beside a broker and a server database (the .ci/run PostgreSQL + Redis "
     "pass); on SQLite Celery runs tasks in-process and there is no beat",
@@ -42,6 +45,7 @@ def logged(process):
     return process.log.read()
 
 
+@needs_server_setup
 def test_two_beats_send_each_run_once_and_the_second_takes_over(own_redis, tmp_path):
     sent = own_redis.client()
 
@@ -73,3 +77,33 @@ def test_two_beats_send_each_run_once_and_the_second_takes_over(own_redis, tmp_p
                 beat.wait(timeout=30)
             print(logged(beat))
             beat.log.close()
+
+
+def test_a_beat_that_shuts_down_gives_the_lease_back_and_a_standing_by_one_lets_time_run(
+    own_redis, tmp_path
+):
+    app = Celery("lease-test", broker=own_redis.url)
+    app.conf.beat_lock_seconds = 60
+    app.conf.beat_schedule = {"hourly": {"task": "t", "schedule": 3600.0}}
+
+    def scheduler(name):
+        return LeaseScheduler(app=app, schedule_filename=str(tmp_path / name))
+
+    first, second = scheduler("first"), scheduler("second")
+    open_ones = [first, second]
+    try:
+        assert first._hold_lease() and not second._hold_lease()
+        assert first._hold_lease()  # renewed, still its own
+        # An entry the standing-by beat would find overdue, as after an hour standing by…
+        entry = second.schedule["hourly"]
+        entry.last_run_at = entry.default_now() - timedelta(hours=2)
+        assert entry.is_due().is_due
+        second.tick()  # …counts as just run (the leader ran it): nothing sent on taking over
+        assert not second.schedule["hourly"].is_due().is_due
+        open_ones.remove(first)
+        first.close()  # a clean shutdown: the lease is free at once, not in 60 s
+        assert own_redis.client().get(LEASE_KEY) is None
+        assert second._hold_lease()
+    finally:
+        for beat in open_ones:
+            beat.close()
