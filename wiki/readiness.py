@@ -45,7 +45,8 @@ def check_broker(timeout):
 
 
 def check_storage(timeout):
-    """The default storage answers a lookup."""
+    """The default storage answers a lookup (for a bucket, a request to it; on the local
+    disk, a look at MEDIA_ROOT)."""
     storages["default"].exists(STORAGE_PROBE)
 
 
