@@ -128,7 +128,9 @@ def test_the_probes_answer_200_from_the_app(settings):
 
 def test_every_container_runs_as_non_root_on_a_read_only_filesystem_with_limits():
     for name, spec in pod_specs():
+        # What the namespace's Pod Security level ("restricted") demands, and more.
         assert spec["securityContext"]["runAsNonRoot"] is True, name
+        assert spec["securityContext"]["seccompProfile"] == {"type": "RuntimeDefault"}, name
         assert spec["automountServiceAccountToken"] is False, name
         writable = {v["name"] for v in spec.get("volumes", []) if "emptyDir" in v}
         for container in containers(spec):
