@@ -71,7 +71,10 @@ INSTALLED_APPS = [
 
 MIDDLEWARE = [
     "wiki.middleware.PermissionsPolicyMiddleware",
+    # /healthz/ and /readyz/ (wiki.readiness): answered before host validation and the
+    # HTTPS redirect, as the kubelet asks the pod's own address over plain HTTP.
     "wiki.middleware.HealthCheckMiddleware",
+    "wiki.readiness.ReadinessMiddleware",
     "wiki.metrics.MetricsMiddleware",
     "wiki.middleware.RequestIdMiddleware",
     "django.middleware.security.SecurityMiddleware",
@@ -385,3 +388,16 @@ if not SESSION_HOURS > 0:
     raise ImproperlyConfigured(f"SESSION_HOURS must be a positive number, not {SESSION_HOURS}.")
 SESSION_COOKIE_AGE = round(SESSION_HOURS * 3600)
 SESSION_EXPIRE_AT_BROWSER_CLOSE = env.bool("SESSION_EXPIRE_AT_BROWSER_CLOSE", default=False)
+
+# --- Kubernetes: readiness and the single beat ---------------------------------------------
+# /readyz/ (wiki.readiness) asks the database, the broker and the storage, each given this
+# many seconds; it sits beside /healthz/, before host validation and the HTTPS redirect.
+READYZ_TIMEOUT = env.float("READYZ_TIMEOUT", default=0.5)
+# Beat sends the schedule only while it holds a lease in Redis (wiki.beat), so a second beat
+# started by a rollout or by mistake stands by; it takes over this many seconds at most
+# after the first one dies.
+CELERY_BEAT_SCHEDULER = "wiki.beat:LeaseScheduler"
+BEAT_LOCK_SECONDS = env.float("BEAT_LOCK_SECONDS", default=30.0)
+CELERY_BEAT_LOCK_SECONDS = BEAT_LOCK_SECONDS  # as the scheduler reads it (app.conf)
+if READYZ_TIMEOUT <= 0 or BEAT_LOCK_SECONDS <= 0:
+    raise ImproperlyConfigured("READYZ_TIMEOUT and BEAT_LOCK_SECONDS are seconds, above 0.")

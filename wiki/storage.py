@@ -6,6 +6,7 @@ it answers at all (for the readiness probe)."""
 import logging
 import os
 from contextlib import contextmanager
+from pathlib import Path
 
 from botocore.config import Config
 from botocore.exceptions import BotoCoreError, ClientError
@@ -40,10 +41,13 @@ def answering():
 def check(timeout=1.0):
     """Whether the storage answers within ``timeout`` seconds: the bucket can be reached
     with the configured credentials (one HEAD, no retry), or MEDIA_ROOT is a writable
-    directory."""
+    directory (or can be made: the storage creates it with the first file)."""
     storage = storages["default"]
     if isinstance(storage, FileSystemStorage):
-        return os.path.isdir(storage.location) and os.access(storage.location, os.W_OK)
+        existing = Path(storage.location)
+        while not existing.exists() and existing != existing.parent:
+            existing = existing.parent
+        return existing.is_dir() and os.access(existing, os.W_OK)
     config = storage.client_config.merge(
         Config(connect_timeout=timeout, read_timeout=timeout, retries={"total_max_attempts": 1})
     )
