@@ -16,6 +16,8 @@ ROOT = Path(__file__).resolve().parent.parent
 MANIFESTS = ROOT / "deploy" / "kubernetes"
 # The version the manifests are written for (README, "Deploying to Kubernetes").
 KUBERNETES_VERSION = "1.37.0"
+
+
 # Variables the manifests set that are read by programs other than the settings.
 def load(name):
     return [doc for doc in yaml.safe_load_all((MANIFESTS / name).read_text()) if doc]
