@@ -18,7 +18,6 @@ MANIFESTS = ROOT / "deploy" / "kubernetes"
 KUBERNETES_VERSION = "1.37.0"
 
 
-# Variables the manifests set that are read by programs other than the settings.
 def load(name):
     return [doc for doc in yaml.safe_load_all((MANIFESTS / name).read_text()) if doc]
 
