@@ -20,6 +20,7 @@ from rest_framework.response import Response
 from rest_framework.views import exception_handler as drf_exception_handler
 
 from api.idempotency import KeyReused
+from wiki import metrics
 from wiki.middleware import DATABASE_RETRY_AFTER
 from wiki.services import EditConflict
 from wiki.services.records import RecordConflict
@@ -127,6 +128,7 @@ def exception_handler(exc, context):
         )
     elif isinstance(exc, UNAVAILABLE):
         logger.warning("Database unavailable: %s: %s", type(exc).__name__, exc)
+        metrics.DATABASE_ERRORS.labels(type(exc).__name__).inc()
         response = Response(_body(503, UNAVAILABLE_DETAIL), status=503)
         response["Retry-After"] = DATABASE_RETRY_AFTER
         return response
@@ -158,7 +160,9 @@ def server_error(request):
     """handler500: JSON under /api/ (clients parse it), the HTML page elsewhere; a 503
     with Retry-After when the database is unavailable (raised before any view ran, say
     while loading the session), so that clients and people know to retry."""
-    if isinstance(sys.exc_info()[1], UNAVAILABLE):
+    error = sys.exc_info()[1]
+    if isinstance(error, UNAVAILABLE):
+        metrics.DATABASE_ERRORS.labels(type(error).__name__).inc()
         if _is_api(request):
             response = JsonResponse(_body(503, UNAVAILABLE_DETAIL), status=503)
         else:

@@ -14,6 +14,7 @@ import json
 from django.db import connection, transaction
 from django.utils import timezone
 
+from wiki import metrics
 from wiki.models import IdempotencyKey
 
 KEY_MAX_LENGTH = IdempotencyKey._meta.get_field("key").max_length
@@ -64,6 +65,7 @@ def run_once(project, key, request_fingerprint, write):
             stored = IdempotencyKey.objects.get(project=project, key=key)
             if stored.fingerprint != request_fingerprint:
                 raise KeyReused
+            metrics.IDEMPOTENT_REPLAYS.inc()
             return stored.response_status, stored.response_body, True
         status, body = write()
         IdempotencyKey.objects.filter(pk=claimed).update(response_status=status, response_body=body)

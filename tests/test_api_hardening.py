@@ -279,3 +279,12 @@ def test_creating_and_moving_deployments_take_a_fixed_number_of_queries(
     with django_assert_max_num_queries(15):
         client.patch(created.json()["url"], {"status": "succeeded"}, HTTP_IDEMPOTENCY_KEY="d-2")
     assert Project.objects.count() == 1
+
+
+@pytest.mark.parametrize(
+    "path", ["/", "/accounts/login/", "/api/v1/projects/", "/healthz/", "/no/such/page/"]
+)
+def test_every_response_refuses_the_browser_features_the_wiki_never_uses(client_logged_in, path):
+    policy = client_logged_in.get(path)["Permissions-Policy"]
+    for feature in ["camera", "microphone", "geolocation", "payment", "usb"]:
+        assert f"{feature}=()" in policy

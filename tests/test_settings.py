@@ -167,3 +167,27 @@ def test_the_readme_names_every_make_variable():
     readme = (ROOT / "README.md").read_text()
     for name in names:
         assert re.search(rf"make \w+ [^`\n]*\b{name}=", readme), f"{name} missing from the README"
+
+
+def test_check_deploy_is_clean_with_metrics_json_logs_and_a_session_lifetime():
+    result = manage(
+        "check", "--deploy", "--fail-level", "WARNING",
+        METRICS_TOKEN=secrets.token_urlsafe(32), LOG_FORMAT="json", SESSION_HOURS="8",
+        SESSION_EXPIRE_AT_BROWSER_CLOSE="true", **PRODUCTION,
+    )  # fmt: skip
+    assert result.returncode == 0, result.stderr
+    assert "no issues" in result.stdout
+
+
+def test_the_session_lifetime_is_configurable_and_a_bad_one_refused():
+    show = (
+        "shell", "--no-imports", "-c",
+        "from django.conf import settings as s; "
+        "print(s.SESSION_COOKIE_AGE, s.SESSION_EXPIRE_AT_BROWSER_CLOSE)",
+    )  # fmt: skip
+    assert manage(*show).stdout.strip() == "43200 False"  # 12 hours
+    custom = manage(*show, SESSION_HOURS="1.5", SESSION_EXPIRE_AT_BROWSER_CLOSE="true")
+    assert custom.stdout.strip() == "5400 True", custom.stderr
+    refused = manage(*show, SESSION_HOURS="0")
+    assert refused.returncode != 0
+    assert "SESSION_HOURS must be a positive number" in refused.stderr

@@ -1,11 +1,13 @@
-"""Real Celery workers for the tests that need one: another process, on the test's
-database and a Redis broker."""
+"""Real Celery workers and gunicorn web servers for the tests that need them: other
+processes, on the test's database and a Redis broker."""
 
 import os
+import socket
 import subprocess
 import sys
 import tempfile
 import time
+import urllib.request
 from pathlib import Path
 from urllib.parse import urlsplit, urlunsplit
 
@@ -25,45 +27,93 @@ needs_real_worker = pytest.mark.skipif(
 )
 
 
-def start_worker(queue, **env):
-    """A celery worker process on ``queue`` and the default queue, using the test database."""
+def subprocess_env(**env):
+    """The environment of another process of the test's: its database (pytest-django's
+    test_…), where it writes exports (where the test reads them) and the chain's key (the
+    test verifies what it seals); plus ``env``."""
     url = urlsplit(os.environ["DATABASE_URL"])
-    test_db_url = urlunsplit(url._replace(path="/" + connection.settings_dict["NAME"]))
-    # Its log goes to a file: a pipe nobody reads while it runs would fill up and stop it.
+    database_url = urlunsplit(url._replace(path="/" + connection.settings_dict["NAME"]))
+    return (
+        os.environ
+        | {
+            "DATABASE_URL": database_url,
+            "MEDIA_ROOT": str(settings.MEDIA_ROOT),
+            "AUDIT_HMAC_KEY": settings.AUDIT_HMAC_KEY,
+        }
+        | env
+    )
+
+
+def _start(command, env):
+    """``command`` in the checkout, with ``subprocess_env(**env)``; its output goes to
+    ``.log`` (printed by ``stop``)."""
+    # A file: a pipe nobody reads while it runs would fill up and stop it.
     log = tempfile.TemporaryFile(mode="w+")  # noqa: SIM115  closed by stop()
     process = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "celery",
-            "-A",
-            "wiki",
-            "worker",
-            "--pool=solo",
-            "--queues",
-            # Its own queue, and the default one that tasks sent by the code go to.
-            f"{queue},{celery_app.conf.task_default_queue}",
-            "--without-gossip",
-            "--without-mingle",
-            "--loglevel=INFO",
-        ],  # fmt: skip
-        cwd=ROOT,
-        # The worker writes exports where the test reads them.
-        env=os.environ
-        | {"DATABASE_URL": test_db_url, "MEDIA_ROOT": str(settings.MEDIA_ROOT)}
-        | env,
-        stdout=log,
-        stderr=subprocess.STDOUT,
+        command, cwd=ROOT, env=subprocess_env(**env), stdout=log, stderr=subprocess.STDOUT
     )
     process.log = log
     return process
 
 
+def start_worker(queue, hostname=None, **env):
+    """A celery worker process on ``queue`` and the default queue, using the test database;
+    ``hostname`` names it among several (as on several hosts)."""
+    command = [
+        sys.executable, "-m", "celery", "-A", "wiki", "worker", "--pool=solo",
+        # Its own queue, and the default one that tasks sent by the code go to.
+        "--queues", f"{queue},{celery_app.conf.task_default_queue}",
+        "--without-gossip", "--without-mingle", "--loglevel=INFO",
+    ]  # fmt: skip
+    if hostname:
+        command.append(f"--hostname={hostname}")
+    return _start(command, env)
+
+
+def free_port():
+    """A TCP port on 127.0.0.1 that nothing listens on now (others' tests run alongside)."""
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
+def start_web(**env):
+    """gunicorn as deployed (deploy/gunicorn.conf.py) on a free 127.0.0.1 port, using the
+    test database; its address is ``.url``. Wait for it with ``until_serving``."""
+    port = free_port()
+    config = str(ROOT / "deploy" / "gunicorn.conf.py")
+    command = [sys.executable, "-m", "gunicorn", "-c", config, f"--bind=127.0.0.1:{port}"]
+    process = _start(command, env)
+    process.url = f"http://127.0.0.1:{port}"
+    return process
+
+
+def until_serving(process, seconds=60):
+    """Wait until the web server ``process`` answers /healthz/; fail at once if it died."""
+
+    def serving():
+        assert process.poll() is None, f"the web server {process.url} exited"
+        try:
+            url = f"{process.url}/healthz/"
+            with urllib.request.urlopen(url, timeout=5) as response:  # noqa: S310  http://127.0.0.1
+                return response.status == 200
+        except OSError:  # not listening yet (URLError is an OSError)
+            return False
+
+    until(serving, f"the web server {process.url} did not serve", seconds)
+
+
 def stop(processes):
+    """Stop ``processes`` (SIGTERM: gunicorn and Celery finish what they do) and print
+    their logs, which pytest shows when the test failed."""
     for process in processes:
         process.terminate()
     for process in processes:
-        process.wait(timeout=30)
+        try:
+            process.wait(timeout=30)
+        except subprocess.TimeoutExpired:  # stuck: it must not outlive the test
+            process.kill()
+            process.wait()
         process.log.seek(0)
         print(process.log.read())
         process.log.close()

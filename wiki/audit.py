@@ -29,6 +29,7 @@ from django.db.models.fields.files import FieldFile
 from django.http import StreamingHttpResponse
 from django.utils import timezone
 
+from wiki import metrics
 from wiki.models import AuditEntry, ChainHead, Project
 
 GENESIS = "0" * 64
@@ -297,7 +298,7 @@ def verify(head, batch_size=VERIFY_BATCH, record=True):
     saved (a chain with no entry yet) is checked for history rows it should link."""
     if head.pk is None:
         problem = _unlinked(head)
-        return Verdict(ok=problem is None, entries=0, head=head.digest, first_bad=problem)
+        return _counted(Verdict(ok=problem is None, entries=0, head=head.digest, first_bad=problem))
     head.refresh_from_db()
     checked, last, problem = _walk(head, batch_size)
     if problem is None and (head.seq != checked or head.digest != last):
@@ -317,7 +318,9 @@ def verify(head, batch_size=VERIFY_BATCH, record=True):
             problem = _bad("inserted", last_seq, "an entry past the chain's head")
     if problem is None:
         problem = _unlinked(head)
-    verdict = Verdict(ok=problem is None, entries=checked, head=head.digest, first_bad=problem)
+    verdict = _counted(
+        Verdict(ok=problem is None, entries=checked, head=head.digest, first_bad=problem)
+    )
     if not record:
         return verdict
     ChainHead.objects.filter(pk=head.pk).update(
@@ -326,6 +329,13 @@ def verify(head, batch_size=VERIFY_BATCH, record=True):
         verified_entries=checked,
         first_bad=problem,
     )
+    return verdict
+
+
+def _counted(verdict):
+    """A verdict, counted among the failures if it is one (the alert's metric)."""
+    if not verdict.ok:
+        metrics.AUDIT_VERIFICATION_FAILURES.inc()
     return verdict
 
 

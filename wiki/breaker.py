@@ -19,6 +19,8 @@ import kombu.exceptions
 import redis
 from django.conf import settings
 
+from wiki import metrics
+
 logger = logging.getLogger(__name__)
 # What clients raise when the server is down, hung or refusing connections; an error
 # Redis answers with (out of memory, a wrong command) is not an outage.
@@ -41,6 +43,7 @@ class CircuitBreaker:
 
     def failed(self, error):
         """The service failed to answer: skip it for BREAKER_SECONDS."""
+        metrics.REDIS_ERRORS.labels(self.name).inc()
         with self._lock:
             self._open_until = time.monotonic() + settings.REDIS_BREAKER_SECONDS
             first = not self._down

@@ -33,6 +33,30 @@ def content_security_policy(img_src="'self' https:", style_src="'self'", form_ac
 CONTENT_SECURITY_POLICY = content_security_policy()
 
 
+# Browser features no page of the wiki uses, refused to it and to anything it embeds.
+PERMISSIONS_POLICY = ", ".join(
+    f"{feature}=()"
+    for feature in [
+        "accelerometer", "autoplay", "camera", "display-capture", "geolocation", "gyroscope",
+        "magnetometer", "microphone", "midi", "payment", "publickey-credentials-get",
+        "screen-wake-lock", "usb", "xr-spatial-tracking",
+    ]
+)  # fmt: skip
+
+
+class PermissionsPolicyMiddleware:
+    """Adds the Permissions-Policy header to every response (first in MIDDLEWARE, so the
+    health check and /metrics carry it too)."""
+
+    def __init__(self, get_response):
+        self.get_response = get_response
+
+    def __call__(self, request):
+        response = self.get_response(request)
+        response.headers.setdefault("Permissions-Policy", PERMISSIONS_POLICY)
+        return response
+
+
 class ContentSecurityPolicyMiddleware:
     """Adds the Content-Security-Policy header unless a view has set its own."""
 

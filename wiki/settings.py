@@ -72,7 +72,12 @@ INSTALLED_APPS = [
 ]
 
 MIDDLEWARE = [
+    "wiki.middleware.PermissionsPolicyMiddleware",
+    # /healthz/ and /readyz/ (wiki.readiness): answered before host validation and the
+    # HTTPS redirect, as the kubelet asks the pod's own address over plain HTTP.
     "wiki.middleware.HealthCheckMiddleware",
+    "wiki.readiness.ReadinessMiddleware",
+    "wiki.metrics.MetricsMiddleware",
     "wiki.middleware.RequestIdMiddleware",
     "django.middleware.security.SecurityMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
@@ -302,6 +307,38 @@ STORAGES = {
     },
 }
 
+# Object storage: files the app stores (audit report exports) go through Django's default
+# storage, MEDIA_ROOT on the local disk unless AWS_STORAGE_BUCKET_NAME names an
+# S3-compatible bucket (django-storages). Without keys, boto3 finds credentials itself (an
+# IAM role, AWS_PROFILE). Short timeouts: a storage that does not answer makes a download
+# a 503 and an export retry within seconds, instead of holding a web process or worker.
+AWS_STORAGE_BUCKET_NAME = env.str("AWS_STORAGE_BUCKET_NAME", default="")
+if AWS_STORAGE_BUCKET_NAME:
+    from botocore.config import Config
+
+    STORAGES["default"] = {
+        "BACKEND": "storages.backends.s3.S3Storage",
+        "OPTIONS": {
+            "bucket_name": AWS_STORAGE_BUCKET_NAME,
+            "endpoint_url": env.str("AWS_S3_ENDPOINT_URL", default=None),
+            "access_key": env.str("AWS_ACCESS_KEY_ID", default=None),
+            "secret_key": env.str("AWS_SECRET_ACCESS_KEY", default=None),
+            "region_name": env.str("AWS_S3_REGION_NAME", default=None),
+            "location": env.str("AWS_LOCATION", default=""),  # a key prefix in the bucket
+            "default_acl": None,  # objects stay private: mlwiki streams them after its checks
+            "file_overwrite": False,  # a name already taken gets a suffix, as on disk
+            "client_config": Config(
+                connect_timeout=env.float("AWS_S3_CONNECT_TIMEOUT", default=2),
+                read_timeout=env.float("AWS_S3_READ_TIMEOUT", default=10),
+                retries={
+                    "mode": "standard",
+                    "total_max_attempts": env.int("AWS_S3_MAX_ATTEMPTS", default=2),
+                },
+                s3={"addressing_style": env.str("AWS_S3_ADDRESSING_STYLE", default="auto")},
+            ),
+        },
+    }
+
 REST_FRAMEWORK = {
     "DEFAULT_AUTHENTICATION_CLASSES": [
         "api.auth.TokenAuthentication",
@@ -382,3 +419,40 @@ LOGGING = {
     # warns on every PDF that it subsets fonts with fontTools.
     "loggers": {"fontTools": {"level": "WARNING"}, "weasyprint": {"level": "ERROR"}},
 }
+
+# Metrics and logs (wiki.metrics, wiki.logs). /metrics answers only with
+# "Authorization: Bearer <METRICS_TOKEN>", and not at all (404) without a token set.
+METRICS_TOKEN = env.str("METRICS_TOKEN", default="")
+# The port a Celery worker answers /metrics on (the same token); 0: it does not.
+WORKER_METRICS_PORT = env.int("WORKER_METRICS_PORT", default=0)
+# text (the default) or json: one JSON object per line on stdout, a line per request and
+# per task among them.
+LOG_FORMAT = env.str("LOG_FORMAT", default="text")
+if LOG_FORMAT not in ("text", "json"):
+    raise ImproperlyConfigured(f"LOG_FORMAT must be text or json, not {LOG_FORMAT!r}.")
+if LOG_FORMAT == "json":
+    LOGGING["formatters"] = {"json": {"()": "wiki.logs.JsonFormatter"}}
+    LOGGING["handlers"]["console"] |= {"formatter": "json", "stream": "ext://sys.stdout"}
+    # Django's own text handler (stderr, while DEBUG is on): its records go to the root's.
+    LOGGING["loggers"]["django"] = {"level": "INFO"}
+    # A Celery worker would put its own text handler in their place.
+    CELERY_WORKER_HIJACK_ROOT_LOGGER = False
+# How long a login lasts (the session cookie's age), and whether it ends with the browser.
+SESSION_HOURS = env.float("SESSION_HOURS", default=12)
+if not SESSION_HOURS > 0:
+    raise ImproperlyConfigured(f"SESSION_HOURS must be a positive number, not {SESSION_HOURS}.")
+SESSION_COOKIE_AGE = round(SESSION_HOURS * 3600)
+SESSION_EXPIRE_AT_BROWSER_CLOSE = env.bool("SESSION_EXPIRE_AT_BROWSER_CLOSE", default=False)
+
+# --- Kubernetes: readiness and the single beat ---------------------------------------------
+# /readyz/ (wiki.readiness) asks the database, the broker and the storage, each given this
+# many seconds; it sits beside /healthz/, before host validation and the HTTPS redirect.
+READYZ_TIMEOUT = env.float("READYZ_TIMEOUT", default=0.5)
+# Beat sends the schedule only while it holds a lease in Redis (wiki.beat), so a second beat
+# started by a rollout or by mistake stands by; it takes over this many seconds at most
+# after the first one dies.
+CELERY_BEAT_SCHEDULER = "wiki.beat:LeaseScheduler"
+BEAT_LOCK_SECONDS = env.float("BEAT_LOCK_SECONDS", default=30.0)
+CELERY_BEAT_LOCK_SECONDS = BEAT_LOCK_SECONDS  # as the scheduler reads it (app.conf)
+if READYZ_TIMEOUT <= 0 or BEAT_LOCK_SECONDS <= 0:
+    raise ImproperlyConfigured("READYZ_TIMEOUT and BEAT_LOCK_SECONDS are seconds, above 0.")

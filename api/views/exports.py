@@ -9,6 +9,7 @@ from rest_framework.response import Response
 from api.pagination import NumberedPages
 from api.serializers import ExportRequestSerializer, ExportSerializer
 from api.views.base import ApiView, list_responses, responses
+from wiki import storage
 from wiki.access import VIEW
 from wiki.models import ExportJob
 from wiki.services.exports import TooManyExports, open_for_download, request_export
@@ -29,6 +30,12 @@ class NotReady(exceptions.APIException):
 class Gone(exceptions.APIException):
     status_code = 410
     default_code = "gone"
+
+
+class StorageUnavailable(exceptions.APIException):
+    status_code = 503
+    default_code = "storage_unavailable"
+    wait = storage.RETRY_AFTER  # sent as Retry-After
 
 
 class ExportList(mixins.ListModelMixin, ApiView):
@@ -95,8 +102,9 @@ class ExportDetail(ExportView):
 
 
 class ExportDownload(ExportView):
-    """The report file (409 until the export is done). A POST, with no body: each download
-    is recorded in the export's history, and no GET changes anything."""
+    """The report file (409 until the export is done), streamed from the file storage. A
+    POST, with no body: each download is recorded in the export's history, and no GET
+    changes anything."""
 
     # Downloading reads the project; recording it changes none of its documentation.
     needs = ApiView.needs | {"POST": VIEW}
@@ -124,6 +132,8 @@ class ExportDownload(ExportView):
             409,
             410,
         ),
+        description="410 when the file storage lost the file; 503 (with Retry-After) also "
+        "when the file storage does not answer.",
     )
     def post(self, request, pk):
         job = self.get_job()
@@ -135,6 +145,11 @@ class ExportDownload(ExportView):
             handle = open_for_download(job, actor=self.actor())
         except FileNotFoundError:
             raise Gone(f"The file of export {job.pk} is gone; ask for a new export.") from None
+        except storage.Unavailable:
+            raise StorageUnavailable(
+                f"The file storage does not answer, so export {job.pk} cannot be sent now; "
+                "try again in a minute."
+            ) from None
         response = FileResponse(
             handle, as_attachment=True, filename=job.filename,
             content_type=CONTENT_TYPES[job.format],

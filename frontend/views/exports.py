@@ -8,6 +8,7 @@ from django.views.decorators.http import require_http_methods, require_POST
 
 from frontend.forms import ExportForm, apply_errors
 from frontend.views.base import actor, project_context, project_for
+from wiki import storage
 from wiki.models import ExportJob
 from wiki.services.exports import TooManyExports, open_for_download, request_export
 
@@ -35,6 +36,10 @@ def exports(request, project):
             else:
                 messages.success(request, f"Export #{job.pk} requested; it is built meanwhile.")
                 return redirect("frontend:exports", project.slug)
+    return _page(request, project, form, status)
+
+
+def _page(request, project, form, status):
     jobs = ExportJob.objects.filter(project=project)[:EXPORTS_SHOWN]
     context = project_context(request, project, "exports") | {"form": form, "jobs": jobs}
     return render(request, "frontend/exports.html", context, status=status)
@@ -55,5 +60,14 @@ def export_download(request, project, pk):
         handle = open_for_download(job, actor=actor(request))
     except FileNotFoundError:
         messages.error(request, f"The file of export #{job.pk} is gone; ask for a new export.")
-        return redirect("frontend:exports", project.slug)
+        return _page(request, project, ExportForm(), status=410)
+    except storage.Unavailable:
+        messages.error(
+            request,
+            f"The file storage does not answer, so export #{job.pk} cannot be downloaded "
+            "now; try again in a minute.",
+        )
+        response = _page(request, project, ExportForm(), status=503)
+        response["Retry-After"] = str(storage.RETRY_AFTER)
+        return response
     return FileResponse(handle, as_attachment=True, filename=job.filename)

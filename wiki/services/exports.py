@@ -27,15 +27,15 @@ from django.core.files.storage import default_storage
 from django.db import InterfaceError, OperationalError, connection, transaction
 from django.utils import timezone
 
-from wiki import outbox, report_formats, reports
+from wiki import metrics, outbox, report_formats, reports, storage
 from wiki.history import SYSTEM, recording
 from wiki.models import ExportJob
 
 logger = logging.getLogger(__name__)
 TEMP_SUFFIX = ".part"
-# What a retry may cure (the database restarting, a dropped connection); anything else is
-# a bug or bad data, and the job fails with the reason.
-TRANSIENT = (OperationalError, InterfaceError)
+# What a retry may cure (the database restarting, a dropped connection, the file storage
+# not answering); anything else is a bug or bad data, and the job fails with the reason.
+TRANSIENT = (OperationalError, InterfaceError, storage.Unavailable)
 UNFINISHED = (ExportJob.Status.QUEUED, ExportJob.Status.RUNNING)
 
 
@@ -104,7 +104,8 @@ def _claim(job_id):
 
 
 class _TemporaryFile(File):
-    """A finished file on disk: FileSystemStorage moves it into place instead of copying."""
+    """A finished file on disk: FileSystemStorage moves it into place instead of copying;
+    S3Storage uploads it, and the object appears only once the upload is complete."""
 
     def temporary_file_path(self):
         return self.file.name
@@ -114,8 +115,9 @@ def build(job_id):
     """Build job ``job_id`` into storage: the report is read in one consistent snapshot,
     written to a temporary file, then moved into place; the job ends done or failed.
 
-    Returns the job, or None when it was not queued. Database errors propagate (the task
-    retries them); any other error fails the job with a readable ``last_error``.
+    Returns the job, or None when it was not queued. Database errors and a storage that
+    does not answer propagate, the job queued again (the task retries them); any other
+    error fails the job with a readable ``last_error``.
     """
     job = _claim(job_id)
     if job is None:
@@ -126,8 +128,12 @@ def build(job_id):
     inside = job.format == ExportJob.Format.JSON
     temporary = None
     try:
-        directory = os.path.join(settings.MEDIA_ROOT, "exports")
-        os.makedirs(directory, exist_ok=True)
+        # On the local disk, next to where it goes (a rename, not a copy); for a bucket, in
+        # the system's temporary directory (TMPDIR).
+        directory = None
+        if storage.is_local():
+            directory = os.path.join(settings.MEDIA_ROOT, "exports")
+            os.makedirs(directory, exist_ok=True)
         with tempfile.NamedTemporaryFile(dir=directory, suffix=TEMP_SUFFIX, delete=False) as out:
             temporary = out.name
             with _snapshot():
@@ -147,7 +153,7 @@ def build(job_id):
             if not inside:
                 report_formats.write(job.format, report, out, lambda p: _set_progress(job.pk, p))
         digest, size = _checksum(temporary)
-        with open(temporary, "rb") as finished:
+        with open(temporary, "rb") as finished, storage.answering():
             name = default_storage.save(f"exports/{job.filename}", _TemporaryFile(finished))
     except TRANSIENT:
         _requeue(job.pk)
@@ -167,7 +173,14 @@ def build(job_id):
         job.size, job.sha256 = size, digest
         job.status, job.progress, job.finished_at = ExportJob.Status.DONE, 100, timezone.now()
         job.save()
+        transaction.on_commit(lambda: _count_built(job))
     return job
+
+
+def _count_built(job):
+    metrics.EXPORTS.labels(job.format).inc()
+    duration = (job.finished_at - job.started_at).total_seconds()
+    metrics.EXPORT_DURATION.labels(job.format).observe(duration)
 
 
 def _checksum(path):
@@ -214,6 +227,7 @@ def fail(job_id, error):
             ExportJob.Status.FAILED, error[:2000], timezone.now(),
         )  # fmt: skip
         job.save()
+        transaction.on_commit(lambda: metrics.EXPORT_FAILURES.labels(job.format).inc())
     return job
 
 
@@ -240,6 +254,7 @@ def sweep(now=None):
                     f"progress for {minutes} minutes each time). Ask for the export again."
                 )
                 failed += 1
+                transaction.on_commit(lambda f=job.format: metrics.EXPORT_FAILURES.labels(f).inc())
             else:
                 job.status, job.progress, job.due_at = ExportJob.Status.QUEUED, 0, None
             job.save()
@@ -249,11 +264,17 @@ def sweep(now=None):
 
 def open_for_download(job, *, actor):
     """The finished report's file, opened; the download is noted in the job's history
-    (who, when, from where) once the file is known to be there. Call it for a POST only:
-    no request a page can make a browser send (an image, a prefetch) may write history."""
+    (who, when, from where) once the file is known to be there (storage.Unavailable when
+    the storage does not answer, FileNotFoundError when it lost the file). Call it for a
+    POST only: no request a page can make a browser send (an image, a prefetch) may write
+    history."""
     if job.status != ExportJob.Status.DONE:
         raise ValidationError("The report is not ready: it can be downloaded once it is done.")
-    handle = job.file.open("rb")  # FileNotFoundError if the storage lost it
+    with storage.answering():
+        handle = job.file.open("rb")  # FileNotFoundError if the storage lost it
+        # The first read fetches an object from a bucket (into a spooled temporary file):
+        # the download is recorded once its bytes are here, not before.
+        handle.seek(0)
     with recording(actor, "Downloaded the report"), transaction.atomic():
         locked = ExportJob.objects.select_for_update().get(pk=job.pk)
         locked.downloads += 1

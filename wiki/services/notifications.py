@@ -28,7 +28,7 @@ from django.db import IntegrityError, transaction
 from django.db.models import F
 from django.utils import timezone
 
-from wiki import outbox
+from wiki import metrics, outbox
 from wiki.categories import CATEGORY_NAMES
 from wiki.health import is_stale, stale_reasons, with_staleness
 from wiki.history import recording
@@ -280,10 +280,13 @@ def deliver(delivery_id, *, final=False):
             wait = settings.NOTIFY_RETRY_DELAY * 2 ** (delivery.attempts - 1)
             due = timezone.now() + timedelta(seconds=wait)
         Delivery.objects.filter(pk=delivery_id).update(status=status, last_error=detail, due_at=due)
+        outcome = "failed" if status == Delivery.Status.FAILED else "retried"
+        metrics.NOTIFICATIONS.labels(delivery.channel, outcome).inc()
         return detail
     Delivery.objects.filter(pk=delivery_id).update(
         status=Delivery.Status.SENT, sent_at=timezone.now(), last_error=""
     )
+    metrics.NOTIFICATIONS.labels(delivery.channel, "sent").inc()
     return None
 
 

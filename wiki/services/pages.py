@@ -7,6 +7,7 @@ from django.core.exceptions import PermissionDenied, ValidationError
 from django.db import IntegrityError, transaction
 from django.utils import timezone
 
+from wiki import metrics
 from wiki.access import MAINTAIN, can
 from wiki.categories import MARKDOWN_MAX_LENGTH, normalize_newlines, validate_fields
 from wiki.history import CHANGE_REASON_MAX_LENGTH, Source, check_reason, recording
@@ -140,6 +141,7 @@ def edit_page(
             current.review_state = Page.ReviewState.DRAFT
         with recording(actor, reason):
             current.save()
+        transaction.on_commit(lambda: metrics.PAGE_EDITS.labels(str(actor.source)).inc())
     return current
 
 

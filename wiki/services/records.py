@@ -4,6 +4,7 @@ from django.core.exceptions import ValidationError
 from django.db import IntegrityError, transaction
 from django.utils import timezone
 
+from wiki import metrics
 from wiki.history import recording
 from wiki.models import Deployment, ModelVersion, TrainingRun, validate_version
 from wiki.services import notifications
@@ -61,6 +62,8 @@ def _record(model, allowed, project, actor, model_version, change_reason, attrs,
         record.save()
         if then is not None:
             then(record)
+        kind = model._meta.verbose_name.replace(" ", "_")
+        transaction.on_commit(lambda: metrics.RECORDS_INGESTED.labels(kind, project.slug).inc())
     return record
 
 

@@ -7,6 +7,7 @@ from django.contrib.auth import get_user_model
 from django.core.exceptions import ValidationError
 from django.core.management.base import BaseCommand, CommandError
 
+from wiki import storage
 from wiki.history import Actor, Source
 from wiki.models import ExportJob, Project
 from wiki.services.exports import build, request_export
@@ -56,15 +57,24 @@ class Command(BaseCommand):
             )
         except ValidationError as error:
             raise CommandError("; ".join(error.messages)) from None
-        built = build(job.pk)
+        try:
+            built = build(job.pk)
+        except storage.Unavailable as error:  # the job waits, queued, for a worker
+            raise CommandError(f"{error}. Export #{job.pk} is queued for a worker.") from None
         if built is None:  # a worker took it meanwhile (a sweep that thought it lost)
             raise CommandError(f"Export #{job.pk} is being built by a worker; see the wiki.")
         job = built
         if job.status != ExportJob.Status.DONE:
             raise CommandError(job.last_error)
         try:
-            with job.file.open("rb") as source, open(options["output"], "wb") as target:
+            with (
+                storage.answering(),
+                job.file.open("rb") as source,
+                open(options["output"], "wb") as target,
+            ):
                 shutil.copyfileobj(source, target)
+        except storage.Unavailable as error:
+            raise CommandError(f"{error}. Export #{job.pk} is built; see the wiki.") from None
         except OSError as error:
             raise CommandError(f"Cannot write {options['output']}: {error.strerror}.") from None
         self.stdout.write(

@@ -1,0 +1,226 @@
+"""Files in object storage: exports written to a real S3-compatible server (moto's, see
+tests/s3.py) and downloaded through mlwiki after its permission check; a storage that
+does not answer (503, the export waits) or lost a file (410); wiki.storage.check."""
+
+import hashlib
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from botocore.config import Config
+from django.core.files.storage import default_storage
+from django.test import Client
+
+from tests.factories import UserFactory, make_token
+from tests.s3 import S3Server
+from wiki import storage
+from wiki.history import Actor, Source
+from wiki.services.exports import build, build_export, request_export
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+@pytest.fixture
+def s3(settings):
+    """moto's S3 server with an empty bucket, and mlwiki's default storage pointed at it
+    as wiki/settings.py does when AWS_STORAGE_BUCKET_NAME is set."""
+    server = S3Server()
+    server.start()
+    environment = server.environment()
+    settings.STORAGES = settings.STORAGES | {
+        "default": {
+            "BACKEND": "storages.backends.s3.S3Storage",
+            "OPTIONS": {
+                "bucket_name": environment["AWS_STORAGE_BUCKET_NAME"],
+                "endpoint_url": environment["AWS_S3_ENDPOINT_URL"],
+                "access_key": environment["AWS_ACCESS_KEY_ID"],
+                "secret_key": environment["AWS_SECRET_ACCESS_KEY"],
+                "region_name": environment["AWS_S3_REGION_NAME"],
+                "default_acl": None,
+                "file_overwrite": False,
+                "client_config": Config(
+                    connect_timeout=2,
+                    read_timeout=10,
+                    retries={"mode": "standard", "total_max_attempts": 2},
+                ),
+            },
+        }
+    }
+    yield server
+    if server.process.poll() is None:
+        server.stop()
+
+
+def exported(project, user):
+    """A Markdown report of ``project``, asked for by ``user`` and built here."""
+    job = request_export(project, actor=Actor(user, Source.WEB), format="markdown", enqueue=False)
+    return build(job.pk)
+
+
+def body(response):
+    return b"".join(response.streaming_content)
+
+
+def download_url(job):
+    return f"/projects/{job.project.slug}/exports/{job.pk}/download/"
+
+
+def test_an_export_is_written_to_the_bucket_and_downloaded_through_mlwiki(
+    s3, project, user, client_logged_in, api, settings
+):
+    job = exported(project, user)
+    assert job.status == "done", job.last_error
+    key = f"exports/{job.filename}"
+    assert s3.keys() == [key]
+    stored = s3.read(key)
+    assert b"# Audit report" in stored or project.name.encode() in stored
+    assert hashlib.sha256(stored).hexdigest() == job.sha256 and len(stored) == job.size
+    # Built in the system's temporary directory, nothing left on the local disk.
+    assert not (Path(settings.MEDIA_ROOT) / "exports").exists()
+
+    response = client_logged_in.post(download_url(job))
+    assert response.status_code == 200
+    assert f'filename="{job.filename}"' in response["Content-Disposition"]
+    assert body(response) == stored
+
+    _, key = make_token(user, projects=[project.slug])
+    response = api(key).post(f"/api/v1/exports/{job.pk}/download/")
+    assert response.status_code == 200 and response["X-Content-SHA256"] == job.sha256
+    assert body(response) == stored
+
+    job.refresh_from_db()
+    assert job.downloads == 2
+    assert [h.history_change_reason for h in job.history.all()[:2]] == [
+        "Downloaded the report",
+        "Downloaded the report",
+    ]
+
+
+def test_someone_without_rights_gets_nothing_from_the_bucket(s3, project, user, api):
+    job = exported(project, user)
+    stranger = UserFactory(username="mallory")
+    browser = Client()
+    browser.force_login(stranger)
+    assert browser.post(download_url(job)).status_code == 404
+    _, key = make_token(stranger)
+    response = api(key).post(f"/api/v1/exports/{job.pk}/download/")
+    assert response.status_code == 404 and b"Audit" not in response.content
+    job.refresh_from_db()
+    assert job.downloads == 0
+
+
+def test_a_storage_that_does_not_answer_makes_the_download_a_503(
+    s3, project, user, client_logged_in, api
+):
+    job = exported(project, user)
+    _, key = make_token(user, projects=[project.slug])
+    history = job.history.count()
+    s3.stop()
+
+    page = client_logged_in.post(download_url(job))
+    assert page.status_code == 503 and page["Retry-After"] == str(storage.RETRY_AFTER)
+    assert b"The file storage does not answer" in page.content
+    response = api(key).post(f"/api/v1/exports/{job.pk}/download/")
+    assert response.status_code == 503 and response["Retry-After"] == str(storage.RETRY_AFTER)
+    assert "file storage does not answer" in response.json()["detail"]
+    # Neither was recorded as a download.
+    job.refresh_from_db()
+    assert job.downloads == 0 and job.history.count() == history
+
+
+def test_a_file_the_bucket_lost_is_a_410(s3, project, user, client_logged_in, api):
+    job = exported(project, user)
+    s3.client().delete_object(Bucket=s3.bucket, Key=job.file.name)
+    _, key = make_token(user, projects=[project.slug])
+    response = api(key).post(f"/api/v1/exports/{job.pk}/download/")
+    assert response.status_code == 410
+    assert (
+        response.json()["detail"] == f"The file of export {job.pk} is gone; ask for a new export."
+    )
+    page = client_logged_in.post(download_url(job))
+    assert page.status_code == 410 and b"is gone; ask for a new export" in page.content
+    job.refresh_from_db()
+    assert job.downloads == 0
+
+
+def test_an_export_built_while_the_storage_is_down_waits_and_is_built_once_it_is_back(
+    s3, project, user
+):
+    job = request_export(project, actor=Actor(user, Source.WEB), format="json", enqueue=False)
+    s3.stop()
+    with pytest.raises(storage.Unavailable, match="The file storage did not answer"):
+        build(job.pk)
+    job.refresh_from_db()
+    assert (job.status, job.file.name, job.last_error) == ("queued", "", "")
+    assert job.due_at is not None  # the task's retry, or the outbox's sweep, sends it again
+    assert job.history.first().history_change_reason == "Will try again"
+
+    s3.start()  # empty again: the bucket is created anew
+    assert build(job.pk).status == "done"
+    job.refresh_from_db()
+    assert s3.keys() == [job.file.name]
+    assert hashlib.sha256(s3.read(job.file.name)).hexdigest() == job.sha256
+    assert job.attempts == 2
+
+
+def test_the_tasks_last_try_fails_the_job_clearly_when_the_storage_is_still_down(s3, project, user):
+    job = request_export(project, actor=Actor(user, Source.WEB), format="markdown", enqueue=False)
+    s3.stop()
+    # The last try (the ones before are queued again: see the test above).
+    build_export.apply(args=[job.pk], retries=build_export.max_retries)
+    job.refresh_from_db()
+    assert job.status == "failed" and job.file.name == ""
+    assert job.last_error.startswith("Gave up after 4 tries: The file storage did not answer")
+    assert s3.endpoint_url in job.last_error and "mlwiki-test-secret" not in job.last_error
+
+
+def test_check_tells_whether_the_bucket_answers(s3, settings):
+    assert storage.check(timeout=1) is True
+    settings.STORAGES = settings.STORAGES | {
+        "default": settings.STORAGES["default"]
+        | {"OPTIONS": settings.STORAGES["default"]["OPTIONS"] | {"bucket_name": "missing"}}
+    }
+    assert storage.check(timeout=1) is False
+    settings.STORAGES = settings.STORAGES | {
+        "default": settings.STORAGES["default"]
+        | {"OPTIONS": settings.STORAGES["default"]["OPTIONS"] | {"bucket_name": s3.bucket}}
+    }
+    s3.stop()
+    assert storage.check(timeout=1) is False
+
+
+def test_check_on_the_local_disk_wants_a_media_root_it_can_write(settings, tmp_path):
+    assert not storage.is_local() or default_storage.location == str(settings.MEDIA_ROOT)
+    settings.MEDIA_ROOT = tmp_path / "media"
+    (tmp_path / "media").mkdir()
+    assert storage.is_local() and storage.check() is True
+    # Not there yet: the storage makes it with the first file, if it can.
+    settings.MEDIA_ROOT = tmp_path / "absent" / "media"
+    assert storage.check() is True
+    (tmp_path / "a-file").write_text("")
+    settings.MEDIA_ROOT = tmp_path / "a-file" / "media"
+    assert storage.check() is False
+
+
+def test_the_environment_turns_the_bucket_on_and_its_absence_keeps_the_disk(s3, tmp_path):
+    script = (
+        "from django.core.files.base import ContentFile;"
+        "from django.core.files.storage import storages; files = storages['default'];"
+        "from wiki import storage;"
+        "print(type(files).__name__, storage.check(), files.save('probe.txt', ContentFile(b'x')))"
+    )
+    clean = {k: v for k, v in os.environ.items() if not k.startswith("AWS_")}
+    clean["MEDIA_ROOT"] = str(tmp_path)
+
+    def shell(environment):
+        return subprocess.run(
+            [sys.executable, "manage.py", "shell", "--no-imports", "-c", script],
+            cwd=ROOT, env=environment, capture_output=True, text=True, check=True,
+        ).stdout.split()  # fmt: skip
+
+    assert shell(clean | s3.environment()) == ["S3Storage", "True", "probe.txt"]
+    assert s3.keys() == ["probe.txt"] and s3.read("probe.txt") == b"x"
+    assert shell(clean) == ["FileSystemStorage", "True", "probe.txt"]
+    assert (tmp_path / "probe.txt").read_bytes() == b"x"
