@@ -330,6 +330,19 @@ def test_a_provider_that_does_not_answer_is_a_503_page(sso, settings, db):
     assert_refused(client, answer, 503, "The sign-in provider does not answer")
 
 
+def test_a_provider_that_stops_answering_before_the_callback_is_a_503_page(sso, projects):
+    client = Client()
+    start = client.post(reverse("oidc-start"))
+    browser = requests.Session()
+    sso.log_in(browser, "dana")
+    authorized = browser.get(start["Location"], allow_redirects=False, timeout=10)
+    with socket_closed() as port:  # the token endpoint no longer answers
+        oidc.discovery()["token_endpoint"] = f"http://127.0.0.1:{port}/o/token/"
+        answer = client.get(callback_path(authorized.headers["Location"]))
+    assert_refused(client, answer, 503, "The sign-in provider does not answer")
+    assert not User.objects.filter(username="dana").exists()
+
+
 class socket_closed:
     """A port of 127.0.0.1 where nothing listens (bound, never listening, so no other
     process takes it meanwhile)."""
