@@ -7,6 +7,7 @@ import os
 import runpy
 import subprocess
 import sys
+import uuid
 from pathlib import Path
 
 import pytest
@@ -15,8 +16,11 @@ from django.test import Client
 
 from tests.factories import UserFactory, make_token
 from tests.s3 import S3Server
+from tests.workers import needs_real_worker, start_worker, stop, until
 from wiki import storage
+from wiki.celery import app as celery_app
 from wiki.history import Actor, Source
+from wiki.models import ExportJob
 from wiki.services.exports import build, build_export, request_export
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -161,6 +165,35 @@ def test_the_tasks_last_try_fails_the_job_clearly_when_the_storage_is_still_down
     assert job.status == "failed" and job.file.name == ""
     assert job.last_error.startswith("Gave up after 4 tries: The file storage did not answer")
     assert s3.endpoint_url in job.last_error and "mlwiki-test-secret" not in job.last_error
+
+
+@pytest.mark.redis
+@needs_real_worker
+def test_a_real_worker_builds_into_the_bucket_once_it_is_back_and_the_web_serves_it(
+    s3, transactional_db, project, user, client_logged_in
+):
+    queue = f"test-{uuid.uuid4().hex}"
+    worker = start_worker(queue, **s3.environment())
+    celery_app.conf.task_always_eager = False  # conftest puts it back
+    try:
+        s3.stop()
+        job = request_export(project, actor=Actor(user, Source.WEB), format="json")
+        until(
+            lambda: job.history.filter(history_change_reason="Will try again").exists(),
+            "the worker did not meet the storage down",
+        )
+        s3.start()  # the task's retry (in 10 s) finds it back
+        until(
+            lambda: ExportJob.objects.get(pk=job.pk).status not in ("queued", "running"),
+            "the worker did not finish the export",
+            seconds=120,
+        )
+    finally:
+        stop([worker])
+    job.refresh_from_db()
+    assert job.status == "done", job.last_error
+    assert s3.keys() == [job.file.name]
+    assert body(client_logged_in.post(download_url(job))) == s3.read(job.file.name)
 
 
 def test_check_tells_whether_the_bucket_answers(s3, settings):
