@@ -207,6 +207,10 @@ def test_check_tells_whether_the_bucket_answers(s3, settings):
         "default": settings.STORAGES["default"]
         | {"OPTIONS": settings.STORAGES["default"]["OPTIONS"] | {"bucket_name": s3.bucket}}
     }
+    s3.pause()  # hung: the probe gives up after its timeout
+    assert storage.check(timeout=0.5) is False
+    s3.resume()
+    assert storage.check(timeout=1) is True
     s3.stop()
     assert storage.check(timeout=1) is False
 
