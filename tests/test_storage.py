@@ -215,12 +215,12 @@ def test_check_tells_whether_the_bucket_answers(s3, settings):
     assert storage.check(timeout=1) is False
 
 
-def test_check_on_the_local_disk_wants_a_writable_media_root(settings, tmp_path):
-    assert not storage.is_local() or default_storage.location == str(settings.MEDIA_ROOT)
-    settings.MEDIA_ROOT = tmp_path / "media"
-    (tmp_path / "media").mkdir()
+def test_check_on_the_local_disk_wants_a_media_root_it_can_write_to(settings, tmp_path):
+    settings.MEDIA_ROOT = tmp_path / "media"  # not made yet: a fresh install is ready
     assert storage.is_local() and storage.check() is True
-    settings.MEDIA_ROOT = tmp_path / "absent"
+    assert (tmp_path / "media").is_dir()
+    (tmp_path / "a-file").write_text("")
+    settings.MEDIA_ROOT = tmp_path / "a-file" / "media"
     assert storage.check() is False
 
 

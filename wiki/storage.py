@@ -40,11 +40,16 @@ def answering():
 
 def check(timeout=1.0):
     """Whether the storage answers within ``timeout`` seconds: the bucket can be reached
-    with the configured credentials (one HEAD, no retry), or MEDIA_ROOT is a writable
-    directory."""
+    with the configured credentials (one HEAD, no retry), or MEDIA_ROOT is (or can be
+    made, as the first save would) a writable directory."""
     storage = storages["default"]
     if isinstance(storage, FileSystemStorage):
-        return os.path.isdir(storage.location) and os.access(storage.location, os.W_OK)
+        try:
+            os.makedirs(storage.location, exist_ok=True)
+        except OSError as error:
+            logger.warning("MEDIA_ROOT is not a usable directory: %s", error)
+            return False
+        return os.access(storage.location, os.W_OK)
     try:
         _probe(storage, timeout).head_bucket(Bucket=storage.bucket_name)
     except (BotoCoreError, ClientError) as error:
