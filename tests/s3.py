@@ -1,7 +1,8 @@
 """A real S3-compatible server for the tests: moto's server (moto[server] from PyPI) in a
 process of its own on 127.0.0.1, which a test may stop (the storage is down) and start
-again (empty: its buckets are kept in memory)."""
+again (empty: its buckets are kept in memory), or pause (hung)."""
 
+import signal
 import socket
 import subprocess
 import sys
@@ -41,8 +42,16 @@ class S3Server:
         self.client().create_bucket(Bucket=self.bucket)
 
     def stop(self):
+        self.process.send_signal(signal.SIGCONT)  # if paused
         self.process.terminate()
         self.process.wait(timeout=30)
+
+    def pause(self):
+        """SIGSTOP: connections are still accepted but never answered, as by a hung server."""
+        self.process.send_signal(signal.SIGSTOP)
+
+    def resume(self):
+        self.process.send_signal(signal.SIGCONT)
 
     def client(self):
         """A boto3 client of the test's own, to look at the bucket from outside mlwiki."""

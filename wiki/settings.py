@@ -327,6 +327,8 @@ if AWS_STORAGE_BUCKET_NAME:
             "location": env.str("AWS_LOCATION", default=""),  # a key prefix in the bucket
             "default_acl": None,  # objects stay private: mlwiki streams them after its checks
             "file_overwrite": False,  # a name already taken gets a suffix, as on disk
+            # A download is read into a temporary file: in memory up to 2.5 MB, then on disk.
+            "max_memory_size": 2_621_440,
             "client_config": Config(
                 connect_timeout=env.float("AWS_S3_CONNECT_TIMEOUT", default=2),
                 read_timeout=env.float("AWS_S3_READ_TIMEOUT", default=10),

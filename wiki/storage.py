@@ -3,6 +3,7 @@ S3-compatible bucket when AWS_STORAGE_BUCKET_NAME is set (settings.py). What the
 needs of it beyond the storage API: telling an outage from a missing file, and whether
 it answers at all (for the readiness probe)."""
 
+import functools
 import logging
 import os
 from contextlib import contextmanager
@@ -40,20 +41,32 @@ def answering():
 
 def check(timeout=1.0):
     """Whether the storage answers within ``timeout`` seconds: the bucket can be reached
-    with the configured credentials (one HEAD, no retry), or MEDIA_ROOT is a writable
-    directory (or can be made: the storage creates it with the first file)."""
+    with the configured credentials (one HEAD, no retry), or MEDIA_ROOT is (or can be
+    made, as the first save would) a writable directory."""
     storage = storages["default"]
     if isinstance(storage, FileSystemStorage):
+        # Looked at, not made: a probe changes nothing.
         existing = Path(storage.location)
         while not existing.exists() and existing != existing.parent:
             existing = existing.parent
         return existing.is_dir() and os.access(existing, os.W_OK)
+    try:
+        _probe(storage, timeout).head_bucket(Bucket=storage.bucket_name)
+    except (BotoCoreError, ClientError) as error:
+        logger.warning("The file storage does not answer: %s", error)
+        return False
+    return True
+
+
+@functools.lru_cache(maxsize=8)
+def _probe(storage, timeout):
+    """An S3 client with the storage's session (its credentials) but timeouts of its own:
+    the storage's are longer than a probe may wait. Kept, since making one takes longer
+    than the probe's HEAD (boto3 clients may be shared between threads)."""
     config = storage.client_config.merge(
         Config(connect_timeout=timeout, read_timeout=timeout, retries={"total_max_attempts": 1})
     )
-    # The storage's own session (its credentials), but a client of its own: the storage's
-    # timeouts and retries are longer than a probe may wait.
-    client = storage._create_session().client(
+    return storage._create_session().client(
         "s3",
         region_name=storage.region_name,
         endpoint_url=storage.endpoint_url,
@@ -61,9 +74,3 @@ def check(timeout=1.0):
         verify=storage.verify,
         config=config,
     )
-    try:
-        client.head_bucket(Bucket=storage.bucket_name)
-    except (BotoCoreError, ClientError) as error:
-        logger.warning("The file storage does not answer: %s", error)
-        return False
-    return True

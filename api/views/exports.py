@@ -102,8 +102,9 @@ class ExportDetail(ExportView):
 
 
 class ExportDownload(ExportView):
-    """The report file (409 until the export is done), streamed from the file storage. A
-    POST, with no body: each download is recorded in the export's history, and no GET
+    """The report file (409 until the export is done), streamed from the file storage: 410
+    when the storage lost it, 503 (with Retry-After) also when the storage does not answer.
+    A POST, with no body: each download is recorded in the export's history, and no GET
     changes anything."""
 
     # Downloading reads the project; recording it changes none of its documentation.
@@ -132,8 +133,6 @@ class ExportDownload(ExportView):
             409,
             410,
         ),
-        description="410 when the file storage lost the file; 503 (with Retry-After) also "
-        "when the file storage does not answer.",
     )
     def post(self, request, pk):
         job = self.get_job()

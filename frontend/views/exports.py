@@ -47,8 +47,10 @@ def _page(request, project, form, status):
 
 @require_POST
 def export_download(request, project, pk):
-    """The report file. A POST (a button), because the download is recorded in the
-    export's history: no link, image or prefetch a page can hold may write history."""
+    """The report file, streamed from the file storage (or the exports page saying why
+    not: 410 when the storage lost the file, 503 when it does not answer). A POST (a
+    button), because the download is recorded in the export's history: no link, image or
+    prefetch a page can hold may write history."""
     project = project_for(request, project)
     job = ExportJob.objects.filter(project=project, pk=pk).first()
     if job is None:

@@ -167,7 +167,8 @@ def build(job_id):
     with recording(SYSTEM, "Built the report"), transaction.atomic():
         job = ExportJob.objects.select_for_update().get(pk=job.pk)
         if job.status != ExportJob.Status.RUNNING:  # failed meanwhile by the stale sweep
-            transaction.on_commit(lambda: default_storage.delete(name))
+            # robust: a storage that does not answer now leaves an orphan file, logged.
+            transaction.on_commit(lambda: default_storage.delete(name), robust=True)
             return job
         job.file.name = name
         job.size, job.sha256 = size, digest
