@@ -1,7 +1,6 @@
 """/readyz/: 200 while the database, the broker and the storage answer, 503 naming the one
 that does not, whether it is down or hung, and 200 again once it is back."""
 
-import signal
 import socket
 import threading
 
@@ -137,14 +136,14 @@ def test_a_timeout_that_is_not_above_zero_is_refused_at_start(name):
 @pytest.mark.django_db
 def test_a_bucket_that_stops_or_hangs_is_named_and_ready_again_once_back(s3):  # noqa: F811
     assert readyz().status_code == 200
-    s3.process.send_signal(signal.SIGSTOP)  # hung: accepts, never answers
+    s3.pause()  # hung: accepts, never answers
     try:
         response = readyz()
         assert failed(response) == ["storage"]
         assert response.json()["checks"]["storage"] in {"timeout", "unavailable"}
         assert s3.endpoint_url.encode() not in response.content
     finally:
-        s3.process.send_signal(signal.SIGCONT)
+        s3.resume()
     until(lambda: readyz().status_code == 200, "/readyz/ did not turn 200 again")
     s3.stop()
     assert failed(readyz()) == ["storage"]

@@ -262,6 +262,8 @@ AXES_RESET_ON_SUCCESS = True
 # No row per successful login (a table that would only grow): logins are in the log, and
 # the account keeps its last login time.
 AXES_DISABLE_ACCESS_LOG = True
+# Not its start-up banner either: a log line in every process and every manage.py command.
+AXES_VERBOSE = False
 AXES_LOCKOUT_TEMPLATE = "frontend/locked_out.html"
 AXES_IPWARE_PROXY_COUNT = env.int("AXES_IPWARE_PROXY_COUNT", default=0)
 if AXES_IPWARE_PROXY_COUNT:
