@@ -72,6 +72,25 @@ def test_a_forged_forwarded_for_header_does_not_change_the_address(user):
     assert_locked_out(*log_in("alice", HTTP_X_FORWARDED_FOR="192.0.2.99"))
 
 
+def test_behind_a_proxy_the_address_it_saw_counts_not_its_own_nor_a_forged_one(user, settings):
+    # An ingress at 10.9.9.9 appends the address it was reached from; a client may have put
+    # anything before it.
+    settings.TRUSTED_PROXY_COUNT = 1
+    proxy = "10.9.9.9"
+    for number in range(LIMIT - 1):
+        fail(1, f"guess{number}", proxy, HTTP_X_FORWARDED_FOR=f"192.0.2.{number}, 203.0.113.7")
+    assert_locked_out(
+        *log_in("guess9", "wrong", proxy, HTTP_X_FORWARDED_FOR="198.51.100.1, 203.0.113.7")
+    )
+    # Someone else behind the same proxy is not paused with 203.0.113.7.
+    answer, logged_in = log_in("alice", address=proxy, HTTP_X_FORWARDED_FOR="203.0.113.8")
+    assert logged_in, answer.content.decode()
+    # Two proxies: the entry two from the right.
+    settings.TRUSTED_PROXY_COUNT = 2
+    two = {"HTTP_X_FORWARDED_FOR": "203.0.113.7, 10.8.8.8"}
+    assert_locked_out(*log_in("alice", address=proxy, **two))
+
+
 def test_the_pause_ends_after_the_cool_off(user, settings):
     fail(LIMIT - 1)
     assert_locked_out(*log_in("alice", "wrong"))

@@ -230,7 +230,8 @@ def test_leaving_a_group_takes_its_role_away_at_the_next_login_and_roles_given_b
     assert 'Editor <span class="muted small">(from single sign-on groups)</span>' in page
 
 
-def test_an_auditor_made_by_hand_stays_one_when_the_groups_say_nothing(sso, projects):
+def test_an_auditor_made_by_hand_stays_one_when_the_groups_say_nothing(sso, projects, settings):
+    settings.OIDC_LINK_LOCAL_ACCOUNTS = True
     nobody = UserFactory(username="nobody")
     nobody.groups.add(Group.objects.get_or_create(name=AUDITOR_GROUP)[0])
     client, _ = sign_in(sso, "nobody")
@@ -239,7 +240,34 @@ def test_an_auditor_made_by_hand_stays_one_when_the_groups_say_nothing(sso, proj
     assert not SsoAccount.objects.get(user=nobody).auditor
 
 
-def test_a_sign_in_never_takes_a_superuser_account_over(sso, projects):
+def test_a_local_account_of_the_same_name_is_used_only_when_the_administrator_says_so(
+    sso, projects, settings
+):
+    local = UserFactory(username="nobody")
+    client, answer = sign_in(sso, "nobody")
+    assert answer.status_code == 403
+    assert "already has a local account named &#x27;nobody&#x27;" in answer.content.decode()
+    assert signed_in_user(client) is None
+    assert not SsoAccount.objects.exists()
+    settings.OIDC_LINK_LOCAL_ACCOUNTS = True
+    client, _ = sign_in(sso, "nobody")
+    assert signed_in_user(client) == local
+    assert SsoAccount.objects.get().user == local
+
+
+def test_an_e_mail_address_names_a_user_only_when_the_provider_verified_it(db, settings):
+    settings.OIDC_USERNAME_CLAIM = "email"
+    claims = {"sub": "s-1", "email": "eve@example.com"}
+    for verified in ({}, {"email_verified": False}, {"email_verified": "true"}):
+        with pytest.raises(sso_service.SignInRefused, match="has not verified the e-mail"):
+            sso_service.sign_in("https://idp.example.com", claims | verified)
+    assert not User.objects.exists()
+    user = sso_service.sign_in("https://idp.example.com", claims | {"email_verified": True})
+    assert user.username == "eve@example.com"
+
+
+def test_a_sign_in_never_takes_a_superuser_account_over(sso, projects, settings):
+    settings.OIDC_LINK_LOCAL_ACCOUNTS = True
     UserFactory(username="max", is_superuser=True)
     client, answer = sign_in(sso, "max")
     assert answer.status_code == 403
@@ -407,6 +435,19 @@ def test_the_login_page_offers_the_provider_and_the_password_form(sso, db):
     assert f"form-action 'self' {sso.url};" in answer["Content-Security-Policy"]
 
 
+def test_endpoints_on_other_hosts_than_the_issuer_are_allowed_form_actions(sso, db, monkeypatch):
+    # As with Amazon Cognito (a hosted sign-in domain) or a Keycloak front-end URL: the
+    # discovery document names them.
+    document = oidc.discovery() | {
+        "authorization_endpoint": "https://login.example.net/oauth2/authorize",
+        "end_session_endpoint": "https://logout.example.org/end",
+    }
+    monkeypatch.setitem(oidc._discovered, sso.issuer, document)
+    policy = Client().get(reverse("login"))["Content-Security-Policy"]
+    origins = f"{sso.url} https://login.example.net https://logout.example.org"
+    assert f"form-action 'self' {origins};" in policy
+
+
 def test_local_login_off_hides_the_form_and_only_superusers_use_the_break_glass_page(
     sso, settings, user
 ):
@@ -414,13 +455,17 @@ def test_local_login_off_hides_the_form_and_only_superusers_use_the_break_glass_
     page = Client().get(reverse("login")).content.decode()
     assert "Sign in with Test IdP" in page
     assert 'name="password"' not in page
-    # A password posted anyway is refused, here and at the break-glass page.
+    # A password posted anyway is refused, here and at the break-glass page, as a wrong
+    # one is: the answer does not tell that it was right.
     for route in ("login", "login-local"):
-        client = Client()
-        answer = client.post(reverse(route), {"username": "alice", "password": PASSWORD})
-        assert answer.status_code == 200
-        assert "Password login is turned off" in answer.content.decode()
-        assert signed_in_user(client) is None
+        answers = []
+        for password in (PASSWORD, "wrong"):
+            client = Client()
+            answer = client.post(reverse(route), {"username": "alice", "password": password})
+            assert answer.status_code == 200
+            assert signed_in_user(client) is None
+            answers.append(answer.context["form"].errors.as_data()["__all__"][0].code)
+        assert answers == ["invalid_login", "invalid_login"]
     # Nor does the admin's login form let staff who are not superusers in.
     UserFactory(username="stella", is_staff=True)
     client = Client()

@@ -2,12 +2,12 @@
 
 import functools
 import uuid
-from urllib.parse import urlsplit
 
 from django.conf import settings
 from django.db import DatabaseError, connection
 from django.http import HttpResponse
 
+from wiki import oidc
 from wiki.history import Actor, Source, request_scope
 
 # Seconds a client is told to wait (Retry-After) while the database does not answer.
@@ -65,18 +65,19 @@ class ContentSecurityPolicyMiddleware:
 
     def __call__(self, request):
         response = self.get_response(request)
-        response.headers.setdefault("Content-Security-Policy", _policy(settings.OIDC_ISSUER))
+        if settings.OIDC_ISSUER:
+            # The login and logout forms lead to the provider (browsers check form-action
+            # on the redirect a form's answer is, too).
+            policy = _policy(tuple(oidc.form_origins()))
+        else:
+            policy = CONTENT_SECURITY_POLICY
+        response.headers.setdefault("Content-Security-Policy", policy)
         return response
 
 
 @functools.cache
-def _policy(oidc_issuer):
-    """With single sign-on, the login and logout forms lead to the provider (browsers
-    check form-action on the redirect a form's answer is too)."""
-    if not oidc_issuer:
-        return CONTENT_SECURITY_POLICY
-    provider = urlsplit(oidc_issuer)
-    return content_security_policy(form_action=f"'self' {provider.scheme}://{provider.netloc}")
+def _policy(provider_origins):
+    return content_security_policy(form_action=" ".join(["'self'", *provider_origins]))
 
 
 class HealthCheckMiddleware:

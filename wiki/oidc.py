@@ -7,7 +7,7 @@ audience, expiry, nonce). The account and its roles are wiki.services.sso's.
 """
 
 import logging
-from urllib.parse import urlencode
+from urllib.parse import urlencode, urlsplit
 
 import jwt
 import requests
@@ -57,6 +57,16 @@ def discovery():
         )
     _discovered[issuer] = document
     return document
+
+
+def form_origins():
+    """Where the login and logout forms may lead (their answers redirect to the provider):
+    the issuer's origin, and those of its authorization and end-session endpoints once
+    discovery has named them (never asked here: a page does not wait on the provider)."""
+    urls = [settings.OIDC_ISSUER]
+    document = _discovered.get(settings.OIDC_ISSUER) or {}
+    urls += [document.get("authorization_endpoint"), document.get("end_session_endpoint")]
+    return sorted({f"{p.scheme}://{p.netloc}" for p in map(urlsplit, filter(None, urls))})
 
 
 def endpoint_settings(name, *default):

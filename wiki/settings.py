@@ -235,6 +235,9 @@ OIDC_LEEWAY = env.int("OIDC_LEEWAY", default=30)
 # false: no password form on the login page; superusers still log in with their password
 # at /accounts/login/local/ (break-glass, for when the provider is down).
 LOCAL_LOGIN = env.bool("LOCAL_LOGIN", default=True)
+# true: a first sign-in uses a local account of the same name (not a superuser's), when the
+# provider's names are known to be the same people's (moving from passwords to SSO).
+OIDC_LINK_LOCAL_ACCOUNTS = env.bool("OIDC_LINK_LOCAL_ACCOUNTS", default=False)
 # mozilla-django-oidc's own names (the endpoints are read by wiki.oidc from discovery).
 OIDC_RP_CLIENT_ID = OIDC_CLIENT_ID
 OIDC_RP_CLIENT_SECRET = OIDC_CLIENT_SECRET
@@ -247,9 +250,9 @@ OIDC_AUTHENTICATION_CALLBACK_URL = "oidc-callback"
 
 # Failed logins (password form, admin, sign-in callback) are throttled by django-axes: after
 # AXES_FAILURE_LIMIT failures for one user name, or from one address, further tries get the
-# "locked out" page (429) for AXES_COOLOFF_MINUTES. Behind proxies, AXES_IPWARE_PROXY_COUNT
-# is how many append to X-Forwarded-For (else the address is the connection's, which a
-# client cannot forge).
+# "locked out" page (429) for AXES_COOLOFF_MINUTES. The address is the connection's, or
+# behind TRUSTED_PROXY_COUNT proxies that each append to X-Forwarded-For, the one the
+# outermost of them saw (frontend.views.accounts.client_address): never one a client wrote.
 AUTHENTICATION_BACKENDS = [
     "axes.backends.AxesStandaloneBackend",  # first, so a locked-out login stops here
     "django.contrib.auth.backends.ModelBackend",
@@ -265,9 +268,10 @@ AXES_DISABLE_ACCESS_LOG = True
 # Not its start-up banner either: a log line in every process and every manage.py command.
 AXES_VERBOSE = False
 AXES_LOCKOUT_TEMPLATE = "frontend/locked_out.html"
-AXES_IPWARE_PROXY_COUNT = env.int("AXES_IPWARE_PROXY_COUNT", default=0)
-if AXES_IPWARE_PROXY_COUNT:
-    AXES_IPWARE_META_PRECEDENCE_ORDER = ["HTTP_X_FORWARDED_FOR", "REMOTE_ADDR"]
+TRUSTED_PROXY_COUNT = env.int("TRUSTED_PROXY_COUNT", default=0)
+if TRUSTED_PROXY_COUNT < 0:
+    raise ImproperlyConfigured("TRUSTED_PROXY_COUNT is a number of proxies, 0 or more.")
+AXES_CLIENT_IP_CALLABLE = "frontend.views.accounts.client_address"
 
 LANGUAGE_CODE = "en-us"
 USE_I18N = True

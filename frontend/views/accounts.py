@@ -1,11 +1,13 @@
 """Logging in and out: the password form, single sign-on through the company's OpenID
 Connect provider (wiki.oidc), and the break-glass page for superusers."""
 
+import contextlib
+
 from django.conf import settings
 from django.contrib.auth import views as auth_views
 from django.contrib.auth.decorators import login_not_required
 from django.contrib.auth.forms import AuthenticationForm
-from django.core.exceptions import SuspiciousOperation, ValidationError
+from django.core.exceptions import SuspiciousOperation
 from django.http import Http404, HttpResponseRedirect
 from django.shortcuts import render
 from django.urls import reverse
@@ -25,6 +27,18 @@ STALE_SIGN_IN = SignInRefused(
 )
 
 
+def client_address(request):
+    """The address a login comes from, for its throttling (django-axes). Each of the
+    TRUSTED_PROXY_COUNT proxies appends the address it was reached from to
+    X-Forwarded-For, so the one the outermost saw is that many entries from the right; what
+    stands further left was written by the client. Without proxies, the connection's."""
+    count = settings.TRUSTED_PROXY_COUNT
+    forwarded = [a.strip() for a in request.META.get("HTTP_X_FORWARDED_FOR", "").split(",")]
+    if count and len(forwarded) >= count and forwarded[-count]:
+        return forwarded[-count]
+    return request.META.get("REMOTE_ADDR")
+
+
 def refused(request, refusal):
     return render(
         request,
@@ -40,10 +54,8 @@ class PasswordLoginForm(AuthenticationForm):
     def confirm_login_allowed(self, user):
         super().confirm_login_allowed(user)
         if not settings.LOCAL_LOGIN and not user.is_superuser:
-            raise ValidationError(
-                f"Password login is turned off: sign in with {settings.OIDC_PROVIDER_NAME}.",
-                code="local_login_off",
-            )
+            # The same answer as a wrong password: a right one is not confirmed.
+            raise self.get_invalid_login_error()
 
 
 @method_decorator(login_not_required, name="dispatch")
@@ -57,6 +69,12 @@ class LoginView(auth_views.LoginView):
     break_glass = False
 
     def get_context_data(self, **kwargs):
+        if oidc.enabled():
+            # Known before the page goes out, the provider's endpoints are in its
+            # Content-Security-Policy (the button's form leads there); a provider that
+            # does not answer is said so when the button is pressed.
+            with contextlib.suppress(SignInRefused):
+                oidc.discovery()
         return super().get_context_data(
             sso=oidc.enabled(),
             provider_name=settings.OIDC_PROVIDER_NAME,

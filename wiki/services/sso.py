@@ -65,6 +65,14 @@ def sign_in(issuer, claims):
     the roles their groups map to. SignInRefused when the account may not sign in."""
     subject = _text_claim(claims, "sub")
     username = _text_claim(claims, settings.OIDC_USERNAME_CLAIM)
+    if settings.OIDC_USERNAME_CLAIM == "email" and claims.get("email_verified") is not True:
+        # Some providers let people set their own e-mail address: unverified, it could
+        # name someone else's account.
+        raise SignInRefused(
+            "Your account cannot be used here",
+            f"The provider has not verified the e-mail address '{username}', which mlwiki "
+            "names users by. Ask your administrator.",
+        )
     User = get_user_model()
     try:
         User._meta.get_field("username").run_validators(username)
@@ -118,7 +126,8 @@ def _sign_in(issuer, subject, username, groups, claims):
 
 
 def _user_for(username, claims):
-    """The account a first sign-in uses: the local one of that name, or a new one."""
+    """The account a first sign-in uses: a new one, or with OIDC_LINK_LOCAL_ACCOUNTS the
+    local one of that name."""
     User = get_user_model()
     user = User.objects.filter(username=username).first()
     if user is None:
@@ -136,6 +145,15 @@ def _user_for(username, claims):
         raise SignInRefused(
             "Your account cannot be used here",
             f"The mlwiki account '{username}' belongs to another identity of the provider.",
+        )
+    if not settings.OIDC_LINK_LOCAL_ACCOUNTS:
+        # Taken over, the local account's roles and API tokens would go to whoever the
+        # provider calls by that name: only when the administrator says names match.
+        raise SignInRefused(
+            "Your account cannot be used here",
+            f"mlwiki already has a local account named '{username}'. An administrator can "
+            "let single sign-on use local accounts of the same name (OIDC_LINK_LOCAL_ACCOUNTS)"
+            " or rename that account.",
         )
     return user
 
