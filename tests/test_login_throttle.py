@@ -10,6 +10,7 @@ from django.urls import reverse
 from django.utils import timezone
 
 from tests.factories import PASSWORD, UserFactory, make_token
+from wiki.tasks import forget_failed_logins
 
 pytestmark = pytest.mark.django_db
 
@@ -116,3 +117,13 @@ def test_api_tokens_still_work_from_a_paused_address(user):
     key = make_token(user)[1]
     client = Client(REMOTE_ADDR="10.0.0.1", HTTP_AUTHORIZATION=f"Token {key}")
     assert client.get("/api/v1/projects/").status_code == 200
+
+
+def test_counts_whose_cool_off_ended_are_forgotten_by_the_daily_task(user, settings):
+    fail(1, username="old-guess")
+    fail(1, username="new-guess")
+    AccessAttempt.objects.filter(username="old-guess").update(
+        attempt_time=timezone.now() - timedelta(hours=settings.AXES_COOLOFF_TIME, minutes=1)
+    )
+    forget_failed_logins.delay()
+    assert list(AccessAttempt.objects.values_list("username", flat=True)) == ["new-guess"]

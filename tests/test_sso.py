@@ -347,7 +347,12 @@ def test_a_state_this_browser_did_not_start_is_refused(sso, projects):
 def test_a_provider_that_says_no_is_a_clear_page(sso, db):
     client = Client()
     answer = client.get(reverse("oidc-callback"), {"error": "access_denied", "state": "x"})
-    assert_refused(client, answer, 403, "The sign-in provider answered: access_denied")
+    assert_refused(client, answer, 403, "declined to sign in to mlwiki")
+    # Text of someone else's in the link is not shown.
+    lure = {"error": "Call +1 555 0100 to unlock your account", "state": "x"}
+    answer = client.get(reverse("oidc-callback"), lure)
+    assert_refused(client, answer, 403, "could not sign you in to mlwiki")
+    assert "555" not in answer.content.decode()
 
 
 def test_a_provider_that_does_not_answer_is_a_503_page(sso, settings, db):

@@ -21,8 +21,6 @@ from wiki import storage
 
 logger = logging.getLogger(__name__)
 
-# A name looked up in the storage: any answer (there or not) means the storage answers.
-
 
 def check_database(timeout):
     """The database answers a query (on this thread's own connection, closed after)."""

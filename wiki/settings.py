@@ -123,6 +123,12 @@ if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
     DATABASES["default"]["TEST"] = {"NAME": str(BASE_DIR / "test-db.sqlite3")}
 else:
     DATABASES["default"]["CONN_MAX_AGE"] = env.int("DB_CONN_MAX_AGE", default=60)
+    if DATABASES["default"]["ENGINE"] == "django.db.backends.postgresql":
+        # A server that does not answer a new connection fails it in seconds, not after the
+        # kernel's two minutes of retries (/readyz/ turns 200 soon after it is back).
+        DATABASES["default"].setdefault("OPTIONS", {}).setdefault(
+            "connect_timeout", env.int("DB_CONNECT_TIMEOUT", default=5)
+        )
     # No JIT: the dashboard's EXISTS subqueries look costly to the planner (they stop at the
     # first row in fact), and compiling them took 0.5 s of a 0.6 s query (bench/speed.py).
     # Set as a connection parameter, which some poolers (PgBouncer) refuse: then set
@@ -192,6 +198,10 @@ CELERY_BEAT_SCHEDULE = {
         "task": "wiki.tasks.clear_expired_sessions",
         "schedule": crontab(hour=3, minute=17),
     },
+    "forget-failed-logins": {
+        "task": "wiki.tasks.forget_failed_logins",
+        "schedule": crontab(hour=3, minute=22),
+    },
     "purge-idempotency-keys": {
         "task": "wiki.tasks.purge_idempotency_keys",
         "schedule": crontab(hour=3, minute=27),
@@ -248,7 +258,7 @@ OIDC_USE_NONCE = True
 OIDC_STORE_ID_TOKEN = True  # the hint of RP-initiated logout
 OIDC_AUTHENTICATION_CALLBACK_URL = "oidc-callback"
 
-# Failed logins (password form, admin, sign-in callback) are throttled by django-axes: after
+# Failed password logins (form, break-glass page, admin) are throttled by django-axes: after
 # AXES_FAILURE_LIMIT failures for one user name, or from one address, further tries get the
 # "locked out" page (429) for AXES_COOLOFF_MINUTES. The address is the connection's, or
 # behind TRUSTED_PROXY_COUNT proxies that each append to X-Forwarded-For, the one the

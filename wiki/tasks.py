@@ -8,6 +8,7 @@ importing them here registers them with a worker, which imports this module.
 from datetime import timedelta
 from importlib import import_module
 
+from axes.models import AccessAttempt
 from celery import shared_task
 from django.conf import settings
 from django.utils import timezone
@@ -24,6 +25,15 @@ __all__ = ["build_export", "deliver_notification"]
 def clear_expired_sessions():
     """Delete expired login sessions (daily)."""
     import_module(settings.SESSION_ENGINE).SessionStore.clear_expired()
+
+
+@shared_task
+def forget_failed_logins():
+    """Delete the failed-login counts (django-axes) whose cool-off has ended (daily): they
+    pause nobody any more, and a run of guesses at many user names would otherwise leave
+    a row per name for ever."""
+    cutoff = timezone.now() - timedelta(hours=settings.AXES_COOLOFF_TIME)
+    AccessAttempt.objects.filter(attempt_time__lt=cutoff).delete()
 
 
 @shared_task

@@ -27,6 +27,19 @@ STALE_SIGN_IN = SignInRefused(
 )
 
 
+# What a provider's error code (OAuth 2.0, OpenID Connect) means to the person signing in.
+PROVIDER_ERRORS = {
+    "access_denied": "You, or the provider, declined to sign in to mlwiki.",
+    "login_required": "The provider needs you to sign in there first. Please start again.",
+    "consent_required": "The provider needs your consent for mlwiki. Please start again.",
+    "interaction_required": "The provider needs you to confirm something. Please start again.",
+    "temporarily_unavailable": "The provider is busy. Try again in a few minutes.",
+    "server_error": (
+        "The provider could not sign you in to mlwiki. Try again, or tell your administrator."
+    ),
+}
+
+
 def client_address(request):
     """The address a login comes from, for its throttling (django-axes). Each of the
     TRUSTED_PROXY_COUNT proxies appends the address it was reached from to
@@ -130,11 +143,13 @@ class SignInCallback(OIDCAuthenticationCallbackView):
     def login_failure(self):
         error = self.request.GET.get("error")
         if error:  # the provider said no (access_denied, …)
+            # Its words are not shown: anyone could put text of their own on this page
+            # with a link.
             return refused(
                 self.request,
                 SignInRefused(
                     "The sign-in was not completed",
-                    f"The sign-in provider answered: {error}.",
+                    PROVIDER_ERRORS.get(error, PROVIDER_ERRORS["server_error"]),
                     status=403,
                 ),
             )
