@@ -18,6 +18,7 @@ import pytest
 from django.db import OperationalError, connection
 from django.test import Client
 from prometheus_client import REGISTRY
+from prometheus_client.mmap_dict import MmapedDict
 from prometheus_client.parser import text_string_to_metric_families
 from ruamel.yaml import YAML
 
@@ -382,7 +383,17 @@ def test_gunicorn_workers_sum_their_counts_in_one_scrape(tmp_path, user, project
             with ThreadPoolExecutor(2) as pool:
                 list(pool.map(lambda n: _post_run(base, key, n), [posts, posts + 1]))
             posts += 2
-            return len(list(metrics_dir.glob("counter_*.db"))) >= 2
+            return len(workers_that_stored_records()) >= 2
+
+        def workers_that_stored_records():
+            # Each worker's counters are in a file of its own (counter_<pid>.db); every
+            # worker has one from its start, but only those that stored a run count one.
+            return {
+                path.name
+                for path in metrics_dir.glob("counter_*.db")
+                for key, count, *_ in MmapedDict.read_all_values_from_file(str(path))
+                if "mlwiki_records_ingested" in key and count > 0
+            }
 
         until(both_workers_counted, "posts served by both workers")
         assert _get(f"{base}/metrics")[0] == 401
