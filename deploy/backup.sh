@@ -26,8 +26,10 @@ pg_restore --list "$backup/database.dump" >/dev/null
 # The files after the database: every file a row of the dump names is already stored (an
 # export is stored before its row says so), so the copy holds all of them.
 if [ -n "${AWS_STORAGE_BUCKET_NAME:-}" ]; then
+    # Only mlwiki's part of a shared bucket (AWS_LOCATION, its key prefix).
     aws s3 sync ${AWS_S3_ENDPOINT_URL:+--endpoint-url "$AWS_S3_ENDPOINT_URL"} \
-        "s3://$AWS_STORAGE_BUCKET_NAME" "$backup/files"
+        ${AWS_S3_REGION_NAME:+--region "$AWS_S3_REGION_NAME"} \
+        "s3://$AWS_STORAGE_BUCKET_NAME/${AWS_LOCATION:-}" "$backup/files"
     tar -C "$backup" -czf "$backup/files.tar.gz" files
     rm -r "$backup/files"
 else
