@@ -240,6 +240,11 @@ def test_a_redis_outage_is_counted_once_per_failure(own_redis):
     assert value(scrape(), name, server=server.name) == value(before, name, server=server.name) + 1
 
 
+def test_a_redis_server_is_labelled_by_its_address_never_its_password():
+    assert breaker.of("redis://:hunter2@cache.internal:6380/1").name == "cache.internal:6380"
+    assert breaker.of("unix://:hunter2@/run/redis/redis.sock?db=0").name == "/run/redis/redis.sock"
+
+
 def test_a_database_outage_during_a_request_is_counted(api, pipeline_key, project, monkeypatch):
     before = scrape()
 

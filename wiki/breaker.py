@@ -73,7 +73,8 @@ _breakers = {}
 def of(url):
     """The breaker of the Redis server at ``url`` (one per host and port)."""
     parts = urlsplit(url or "")
-    name = f"{parts.hostname}:{parts.port or 6379}" if parts.hostname else url or "local"
+    # Never the whole URL, which may hold a password: the name is a metric's label.
+    name = f"{parts.hostname}:{parts.port or 6379}" if parts.hostname else parts.path or "local"
     if name not in _breakers:
         _breakers.setdefault(name, CircuitBreaker(name))
     return _breakers[name]
