@@ -2,17 +2,12 @@
 is used (through the API and the services, as in production)."""
 
 import json
-import os
 import re
-import socket
-import subprocess
-import sys
 import urllib.error
 import urllib.request
 import uuid
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
-from urllib.parse import urlsplit, urlunsplit
 
 import pytest
 from django.db import OperationalError, connection
@@ -23,7 +18,16 @@ from prometheus_client.parser import text_string_to_metric_families
 from ruamel.yaml import YAML
 
 from tests.factories import make_token, make_training_run
-from tests.workers import drained, needs_real_worker, until
+from tests.workers import (
+    drained,
+    free_port,
+    needs_real_worker,
+    start_web,
+    start_worker,
+    stop,
+    until,
+    until_serving,
+)
 from wiki import breaker, metrics, outbox
 from wiki.audit import head_for, verify
 from wiki.celery import app as celery_app
@@ -317,12 +321,6 @@ def test_the_alert_rules_name_metrics_that_exist():
 # Several gunicorn workers -----------------------------------------------------------------
 
 
-def _free_port():
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
-
-
 def _get(url, token=None):
     request = urllib.request.Request(url)  # noqa: S310 - 127.0.0.1
     if token:
@@ -345,41 +343,16 @@ def _post_run(base, key, number):
         assert response.status == 201
 
 
-def _test_database_url():
-    if connection.vendor == "sqlite":
-        return f"sqlite:///{connection.settings_dict['NAME']}"
-    url = urlsplit(os.environ["DATABASE_URL"])
-    return urlunsplit(url._replace(path="/" + connection.settings_dict["NAME"]))
-
-
 def test_gunicorn_workers_sum_their_counts_in_one_scrape(tmp_path, user, project):
     """Posts until both workers have served some: any scrape reports them all."""
     _, key = make_token(user, scopes=["records:write"], projects=["churn"])
-    port = _free_port()
     metrics_dir = tmp_path / "metrics"
-    env = os.environ | {
-        "METRICS_TOKEN": TOKEN,
-        "WEB_CONCURRENCY": "2",
-        "MEDIA_ROOT": str(tmp_path),
-        "DATABASE_URL": _test_database_url(),
-        "PROMETHEUS_MULTIPROC_DIR": str(metrics_dir),
-        "GUNICORN_CMD_ARGS": f"--bind 127.0.0.1:{port}",
-    }
-    log = (tmp_path / "gunicorn.log").open("w")
-    server = subprocess.Popen(
-        [sys.executable, "-m", "gunicorn", "--config", "deploy/gunicorn.conf.py"],
-        cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT,
-    )  # fmt: skip
-    base = f"http://127.0.0.1:{port}"
+    server = start_web(
+        METRICS_TOKEN=TOKEN, WEB_CONCURRENCY="2", PROMETHEUS_MULTIPROC_DIR=str(metrics_dir)
+    )
+    base = server.url
     try:
-
-        def answers():
-            try:
-                return _get(f"{base}/healthz/")[0] == 200
-            except OSError:
-                return False
-
-        until(answers, "gunicorn answering")
+        until_serving(server)
         posts = 0
 
         def both_workers_counted():
@@ -408,10 +381,7 @@ def test_gunicorn_workers_sum_their_counts_in_one_scrape(tmp_path, user, project
             assert status == 200
             assert value(parse(text), "mlwiki_records_ingested_total", **labels) == posts
     finally:
-        server.terminate()
-        server.wait(timeout=30)
-        log.close()
-        print((tmp_path / "gunicorn.log").read_text())
+        stop([server])
 
 
 @pytest.mark.redis
@@ -419,23 +389,17 @@ def test_gunicorn_workers_sum_their_counts_in_one_scrape(tmp_path, user, project
 def test_a_worker_answers_for_the_notifications_its_pool_sent(tmp_path, project, webhook):
     """A real worker with two pool processes: its /metrics counts what they sent."""
     configure(project, actor=Actor(None, Source.CLI), webhook_url=webhook.url, daily_digest=False)
-    port = _free_port()
+    port = free_port()
     queue = f"test-{uuid.uuid4().hex}"
-    log = (tmp_path / "worker.log").open("w")
-    worker = subprocess.Popen(
-        [sys.executable, "-m", "celery", "-A", "wiki", "worker", "--pool=prefork",
-         "--concurrency=2", "--queues", f"{queue},{celery_app.conf.task_default_queue}",
-         "--without-gossip", "--without-mingle", "--loglevel=INFO"],
-        cwd=ROOT, stdout=log, stderr=subprocess.STDOUT,
-        env=os.environ | {
-            "DATABASE_URL": _test_database_url(), "METRICS_TOKEN": TOKEN,
-            "WORKER_METRICS_PORT": str(port), "PROMETHEUS_MULTIPROC_DIR": str(tmp_path),
-        },
+    worker = start_worker(
+        queue, pool="prefork", METRICS_TOKEN=TOKEN, WORKER_METRICS_PORT=str(port),
+        PROMETHEUS_MULTIPROC_DIR=str(tmp_path),
     )  # fmt: skip
     celery_app.conf.task_always_eager = False
     try:
 
         def answers():
+            assert worker.poll() is None, "the worker exited"
             try:
                 return _get(f"http://127.0.0.1:{port}/metrics")[0] == 401
             except OSError:
@@ -459,7 +423,4 @@ def test_a_worker_answers_for_the_notifications_its_pool_sent(tmp_path, project,
         assert value(parse(text), "mlwiki_notification_deliveries_total", **labels) == sent
         assert metrics.QUEUE_DEPTH not in text  # the web's scrape reports the queue
     finally:
-        worker.terminate()
-        worker.wait(timeout=60)
-        log.close()
-        print((tmp_path / "worker.log").read_text())
+        stop([worker])

@@ -31,8 +31,12 @@ def subprocess_env(**env):
     """The environment of another process of the test's: its database (pytest-django's
     test_…), where it writes exports (where the test reads them) and the chain's key (the
     test verifies what it seals); plus ``env``."""
-    url = urlsplit(os.environ["DATABASE_URL"])
-    database_url = urlunsplit(url._replace(path="/" + connection.settings_dict["NAME"]))
+    name = connection.settings_dict["NAME"]
+    if connection.vendor == "sqlite":
+        database_url = f"sqlite:///{name}"
+    else:
+        url = urlsplit(os.environ["DATABASE_URL"])
+        database_url = urlunsplit(url._replace(path=f"/{name}"))
     return (
         os.environ
         | {
@@ -56,17 +60,20 @@ def _start(command, env):
     return process
 
 
-def start_worker(queue, hostname=None, **env):
+def start_worker(queue, hostname=None, pool="solo", **env):
     """A celery worker process on ``queue`` and the default queue, using the test database;
-    ``hostname`` names it among several (as on several hosts)."""
+    ``hostname`` names it among several (as on several hosts); ``pool="prefork"`` gives it
+    two pool processes, as deployed."""
     command = [
-        sys.executable, "-m", "celery", "-A", "wiki", "worker", "--pool=solo",
+        sys.executable, "-m", "celery", "-A", "wiki", "worker", f"--pool={pool}",
         # Its own queue, and the default one that tasks sent by the code go to.
         "--queues", f"{queue},{celery_app.conf.task_default_queue}",
         "--without-gossip", "--without-mingle", "--loglevel=INFO",
     ]  # fmt: skip
     if hostname:
         command.append(f"--hostname={hostname}")
+    if pool == "prefork":
+        command.append("--concurrency=2")
     return _start(command, env)
 
 

@@ -69,8 +69,18 @@ def form_origins():
     return sorted({f"{p.scheme}://{p.netloc}" for p in map(urlsplit, filter(None, urls))})
 
 
+# mozilla-django-oidc's names for the settings mlwiki names otherwise.
+OURS = {
+    "OIDC_RP_CLIENT_ID": "OIDC_CLIENT_ID",
+    "OIDC_RP_CLIENT_SECRET": "OIDC_CLIENT_SECRET",
+    "OIDC_RP_SCOPES": "OIDC_SCOPES",
+}
+
+
 def endpoint_settings(name, *default):
     """mozilla-django-oidc's settings, with the endpoints from discovery."""
+    if name in OURS:
+        return getattr(settings, OURS[name])
     endpoints = {
         "OIDC_OP_AUTHORIZATION_ENDPOINT": "authorization_endpoint",
         "OIDC_OP_TOKEN_ENDPOINT": "token_endpoint",
@@ -116,8 +126,8 @@ class Backend(OIDCAuthenticationBackend):
     OIDC_OP_TOKEN_ENDPOINT = property(lambda self: discovery()["token_endpoint"])
     OIDC_OP_USER_ENDPOINT = property(lambda self: discovery().get("userinfo_endpoint"))
     OIDC_OP_JWKS_ENDPOINT = property(lambda self: discovery()["jwks_uri"])
-    OIDC_RP_CLIENT_ID = property(lambda self: settings.OIDC_CLIENT_ID)
-    OIDC_RP_CLIENT_SECRET = property(lambda self: settings.OIDC_CLIENT_SECRET)
+    OIDC_RP_CLIENT_ID = property(lambda self: endpoint_settings("OIDC_RP_CLIENT_ID"))
+    OIDC_RP_CLIENT_SECRET = property(lambda self: endpoint_settings("OIDC_RP_CLIENT_SECRET"))
 
     def authenticate(self, request, *, nonce, code_verifier=None):
         try:

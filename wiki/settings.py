@@ -248,10 +248,8 @@ LOCAL_LOGIN = env.bool("LOCAL_LOGIN", default=True)
 # true: a first sign-in uses a local account of the same name (not a superuser's), when the
 # provider's names are known to be the same people's (moving from passwords to SSO).
 OIDC_LINK_LOCAL_ACCOUNTS = env.bool("OIDC_LINK_LOCAL_ACCOUNTS", default=False)
-# mozilla-django-oidc's own names (the endpoints are read by wiki.oidc from discovery).
-OIDC_RP_CLIENT_ID = OIDC_CLIENT_ID
-OIDC_RP_CLIENT_SECRET = OIDC_CLIENT_SECRET
-OIDC_RP_SCOPES = OIDC_SCOPES
+# mozilla-django-oidc's own settings (wiki.oidc gives it the client, the scopes and the
+# endpoints from discovery under its names).
 OIDC_RP_SIGN_ALGO = "RS256"
 OIDC_USE_PKCE = True
 OIDC_USE_NONCE = True
