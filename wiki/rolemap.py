@@ -1,4 +1,5 @@
-"""The group → role map of single sign-on (OIDC_ROLE_MAP), parsed once and checked at start.
+"""The group → role map of single sign-on (OIDC_ROLE_MAP): checked at start (wiki.E010),
+read at each login (wiki.services.sso).
 
 Syntax: entries separated by ``;``, each ``<group>=<role>[:<project>]``:
 
