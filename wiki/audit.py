@@ -353,6 +353,7 @@ ACTIVITY_KINDS = {
     "project": "project", "page": "page", "modelversion": "model version",
     "trainingrun": "training run", "deployment": "deployment", "membership": "membership",
     "exportjob": "export", "notificationsettings": "notification settings",
+    "attachment": "attachment", "serieschunk": "metric series",
 }  # fmt: skip
 CSV_HEADER = [
     "seq", "at", "user", "source", "kind", "action", "object", "object id", "reason",

@@ -5,6 +5,7 @@ Nothing outside wiki/services writes these models. One module per subject; every
 imported from here (``from wiki.models import Page``).
 """
 
+from wiki.models.attachments import Attachment, SeriesChunk
 from wiki.models.audit import AuditEntry, ChainHead, SearchEntry
 from wiki.models.base import SLUG_PATTERN, max_length, validate_project_slug, validate_version
 from wiki.models.exports import ExportJob
@@ -19,8 +20,9 @@ HistoricalProject = Project.history.model
 HistoricalPage = Page.history.model
 
 __all__ = [
-    "SLUG_PATTERN", "ApiToken", "AuditEntry", "ChainHead", "Delivery", "Deployment",
-    "ExportJob", "HistoricalPage", "HistoricalProject", "IdempotencyKey", "Membership",
-    "ModelVersion", "NotificationSettings", "Page", "Project", "SearchEntry", "SsoAccount",
-    "TrainingRun", "max_length", "validate_project_slug", "validate_version",
+    "SLUG_PATTERN", "ApiToken", "Attachment", "AuditEntry", "ChainHead", "Delivery",
+    "Deployment", "ExportJob", "HistoricalPage", "HistoricalProject", "IdempotencyKey",
+    "Membership", "ModelVersion", "NotificationSettings", "Page", "Project", "SearchEntry",
+    "SeriesChunk", "SsoAccount", "TrainingRun", "max_length", "validate_project_slug",
+    "validate_version",
 ]  # fmt: skip
