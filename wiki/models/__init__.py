@@ -12,7 +12,7 @@ from wiki.models.exports import ExportJob
 from wiki.models.notifications import Delivery, NotificationSettings
 from wiki.models.pages import Page
 from wiki.models.projects import Membership, Project
-from wiki.models.records import Deployment, ModelVersion, TrainingRun
+from wiki.models.records import Deployment, ModelVersion, RunValue, TrainingRun
 from wiki.models.sso import SsoAccount
 from wiki.models.tokens import ApiToken, IdempotencyKey
 
@@ -22,7 +22,7 @@ HistoricalPage = Page.history.model
 __all__ = [
     "SLUG_PATTERN", "ApiToken", "Attachment", "AuditEntry", "ChainHead", "Delivery",
     "Deployment", "ExportJob", "HistoricalPage", "HistoricalProject", "IdempotencyKey",
-    "Membership", "ModelVersion", "NotificationSettings", "Page", "Project", "SearchEntry",
-    "SeriesChunk", "SsoAccount", "TrainingRun", "max_length", "validate_project_slug",
-    "validate_version",
+    "Membership", "ModelVersion", "NotificationSettings", "Page", "Project", "RunValue",
+    "SearchEntry", "SeriesChunk", "SsoAccount", "TrainingRun", "max_length",
+    "validate_project_slug", "validate_version",
 ]  # fmt: skip

@@ -227,3 +227,55 @@ class Deployment(Record):
                         "'value' and 'details' (text)."
                     }
                 )
+
+
+class RunValue(models.Model):
+    """A final metric or a hyperparameter of a training run as a row of its own, written
+    with the run (runs are append-only): what the runs table filters and sorts on through
+    an index, whatever the metric's or parameter's name. Derived, so no history."""
+
+    class Kind(models.TextChoices):
+        METRIC = "m", "metric"
+        PARAM = "p", "parameter"
+
+    project = models.ForeignKey(Project, on_delete=models.PROTECT, related_name="+")
+    training_run = models.ForeignKey(TrainingRun, on_delete=models.CASCADE, related_name="values")
+    kind = models.CharField(max_length=1, choices=Kind.choices)
+    name = models.CharField(max_length=MAX_NAME_LENGTH)
+    # Metrics always; parameters when they are numbers (booleans are text).
+    number = models.FloatField(null=True, blank=True)
+    # Parameters as text (cut to TEXT_LENGTH), for equality filters and display order.
+    text = models.CharField(max_length=200, blank=True)
+
+    TEXT_LENGTH = 200
+
+    class Meta:
+        indexes = [
+            models.Index(fields=["project", "kind", "name", "number", "training_run"]),
+            models.Index(fields=["project", "kind", "name", "text", "training_run"]),
+        ]
+
+    def __str__(self):
+        return f"{self.name} of run {self.training_run_id}"
+
+    @classmethod
+    def of(cls, run):
+        """The rows of ``run``'s metrics and hyperparameters (unsaved)."""
+        rows = [
+            cls(project_id=run.project_id, training_run_id=run.pk, kind=cls.Kind.METRIC, name=name,
+                number=value)
+            for name, value in run.metrics.items()
+        ]  # fmt: skip
+        for name, value in run.hyperparameters.items():
+            number = None
+            if isinstance(value, (int, float)) and not isinstance(value, bool):
+                number = float(value) if math.isfinite(float(value)) else None
+            if isinstance(value, bool) or value is None:
+                text = {True: "true", False: "false", None: "null"}[value]
+            else:
+                text = str(value)
+            rows.append(
+                cls(project_id=run.project_id, training_run_id=run.pk, kind=cls.Kind.PARAM,
+                    name=name, number=number, text=text[: cls.TEXT_LENGTH])
+            )  # fmt: skip
+        return rows

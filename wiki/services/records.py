@@ -6,7 +6,7 @@ from django.utils import timezone
 
 from wiki import metrics
 from wiki.history import recording
-from wiki.models import Deployment, ModelVersion, TrainingRun, validate_version
+from wiki.models import Deployment, ModelVersion, RunValue, TrainingRun, validate_version
 from wiki.services import notifications
 
 RUN_FIELDS = {
@@ -70,7 +70,15 @@ def _record(model, allowed, project, actor, model_version, change_reason, attrs,
 def record_training_run(project, *, actor, model_version, change_reason="", **attrs):
     """Store a training run posted by a pipeline (creating its model version if new)."""
     reason = change_reason or "Recorded training run"
-    return _record(TrainingRun, RUN_FIELDS, project, actor, model_version, reason, attrs)
+    return _record(
+        TrainingRun, RUN_FIELDS, project, actor, model_version, reason, attrs,
+        then=_index_values,
+    )  # fmt: skip
+
+
+def _index_values(run):
+    """The run's metrics and parameters as rows the runs table filters and sorts on."""
+    RunValue.objects.bulk_create(RunValue.of(run))
 
 
 def record_deployment(project, *, actor, model_version, change_reason="", **attrs):
