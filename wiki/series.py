@@ -224,9 +224,10 @@ def curves(run, metrics=None, max_points=500):
 
 
 def stored(run, metrics=None):
-    """(metric, points text) of each of ``run``'s chunks, by metric and in the order they
-    were appended: every point as posted, read a few chunks at a time."""
+    """(metric, count, points text) of each of ``run``'s chunks, by metric and in the order
+    they were appended: every point as posted, read a few chunks at a time."""
     chunks = SeriesChunk.objects.filter(training_run=run)
     if metrics is not None:
         chunks = chunks.filter(metric__in=list(metrics))
-    return chunks.order_by("metric", "id").values_list("metric", "points").iterator(chunk_size=20)
+    rows = chunks.order_by("metric", "id").values_list("metric", "count", "points")
+    return rows.iterator(chunk_size=20)
