@@ -265,12 +265,11 @@ def _marker(shape, cx, cy, colour, tip):
     return f'<path class="mark" d="{d}" {paint}>{tip}</path>'
 
 
-def _legend(names, top):
+def _legend(names, styles, top):
     """Legend rows (three entries a row) naming each series beside its line and marker;
     returns (svg parts, height taken)."""
     parts, column = [], (WIDTH - 2 * PAD) / 3
-    for i, name in enumerate(names):
-        style = series_style(i)
+    for i, (name, style) in enumerate(zip(names, styles, strict=True)):
         x, y = PAD + column * (i % 3), top + 16 * (i // 3)
         parts.append(
             f'<line x1="{x:.1f}" y1="{y:.1f}" x2="{x + 26:.1f}" y2="{y:.1f}" '
@@ -306,7 +305,9 @@ def line_chart(title, series, x_label="step", y_label="value"):
     """Up to MAX_SERIES lines (learning curves) on one chart.
 
     ``series`` is a list of dicts: ``name``, ``points`` [(x, y), ...] in x order, and
-    optionally ``total`` (points before downsampling) and ``downsampled``. Returns the
+    optionally ``total`` (points before downsampling), ``downsampled`` and ``style`` (the
+    index of its look, by default its position: a run keeps its look on every chart of a
+    comparison, even where another run has no such series). Returns the
     ``svg``, the data ``table`` (the points drawn, one row per x, one column per series),
     the ``notes`` saying how many of how many points each downsampled series shows, and
     the ``legend`` (name and style of each series); None when no series has a point.
@@ -314,7 +315,8 @@ def line_chart(title, series, x_label="step", y_label="value"):
     series = [s for s in series[:MAX_SERIES] if s["points"]]
     if not series:
         return None
-    legend, legend_h = _legend([s["name"] for s in series], PAD - 18)
+    styles = [series_style(s.get("style", i)) for i, s in enumerate(series)]
+    legend, legend_h = _legend([s["name"] for s in series], styles, PAD - 18)
     top = PAD + legend_h
     height = HEIGHT + legend_h
     bottom, right = height - PAD, WIDTH - CURVE_PAD_RIGHT
@@ -342,7 +344,7 @@ def line_chart(title, series, x_label="step", y_label="value"):
     ]
     ends = []
     for i, s in enumerate(series):
-        style, points = series_style(i), s["points"]
+        style, points = styles[i], s["points"]
         line = " L".join(f"{x_of(x):.1f},{y_of(y):.1f}" for x, y in points)
         parts.append(
             f'<path class="series" d="M{line}" fill="none" stroke="{style["colour"]}" '
@@ -375,15 +377,15 @@ def line_chart(title, series, x_label="step", y_label="value"):
     rows = [[_number(x), *cells] for x, cells in sorted(columns.items())]
     table = _table(f"{title}: the points drawn", [x_label, *(s["name"] for s in series)], rows)
     description = f"{y_label} against {x_label} for " + ", ".join(
-        f"{s['name']} ({series_style(i)['glyph']}, {len(s['points'])} points)"
-        for i, s in enumerate(series)
+        f"{s['name']} ({style['glyph']}, {len(s['points'])} points)"
+        for s, style in zip(series, styles, strict=True)
     )
     return {
         "title": title,
         "svg": _svg(title, description, "".join(parts), height),
         "table": table,
         "notes": notes,
-        "legend": [{"name": s["name"], **series_style(i)} for i, s in enumerate(series)],
+        "legend": [{"name": s["name"], **style} for s, style in zip(series, styles, strict=True)],
     }
 
 
