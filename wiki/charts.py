@@ -215,6 +215,7 @@ MAX_SERIES = len(MARKERS)
 MARKS_PER_SERIES = 8  # markers along a long line: enough to follow it, few enough to read
 LABEL_GAP = 13  # least vertical distance between two end-of-line labels
 CURVE_PAD_RIGHT = 120  # room for the labels at the lines' ends
+LEFT = 64  # room for the values on the y axis (0.01795)
 # The other markers as strokes of (dx, dy) in units of the marker's radius.
 OUTLINES = {
     "triangle": [[(0, -1), (1, 1), (-1, 1)]],
@@ -325,21 +326,21 @@ def line_chart(title, series, x_label="step", y_label="value"):
     y_low, y_high = _range([y for s in series for _, y in s["points"]])
 
     def x_of(x):
-        return PAD + (right - PAD) * ((x - x_low) / (x_high - x_low) if x_high > x_low else 0.5)
+        return LEFT + (right - LEFT) * ((x - x_low) / (x_high - x_low) if x_high > x_low else 0.5)
 
     def y_of(y):
         return top + (bottom - top) * (y_high - y) / (y_high - y_low)
 
     values = [y for s in series for _, y in s["points"]]
     parts = [
-        _rule(PAD, bottom, right, bottom),
-        _rule(PAD, top, PAD, bottom),
-        _label(PAD - 6, y_of(max(values)) + 4, _fmt(max(values)), "end"),
-        _label(PAD - 6, y_of(min(values)) + 4, _fmt(min(values)), "end"),
-        _label(PAD, bottom + 16, _fmt(x_low)),
-        _label((PAD + right) / 2, bottom + 16, x_label, "middle"),
+        _rule(LEFT, bottom, right, bottom),
+        _rule(LEFT, top, LEFT, bottom),
+        _label(LEFT - 6, y_of(max(values)) + 4, _fmt(max(values)), "end"),
+        _label(LEFT - 6, y_of(min(values)) + 4, _fmt(min(values)), "end"),
+        _label(LEFT, bottom + 16, _fmt(x_low)),
+        _label((LEFT + right) / 2, bottom + 16, x_label, "middle"),
         _label(right, bottom + 16, _fmt(x_high), "end"),
-        _label(PAD, top - 6, y_label),
+        _label(LEFT, top - 6, y_label),
         *legend,
     ]
     ends = []
@@ -407,19 +408,19 @@ def scatter_chart(title, points, x_label, y_label):
     bottom, right = HEIGHT - PAD, WIDTH - CURVE_PAD_RIGHT
 
     def x_of(x):
-        return PAD + (right - PAD) * (x - x_low) / (x_high - x_low)
+        return LEFT + (right - LEFT) * (x - x_low) / (x_high - x_low)
 
     def y_of(y):
         return PAD + (bottom - PAD) * (y_high - y) / (y_high - y_low)
 
     ys = [p["y"] for p in points]
     parts = [
-        _rule(PAD, bottom, right, bottom),
-        _rule(PAD, PAD, PAD, bottom),
-        _label(PAD - 6, y_of(max(ys)) + 4, _fmt(max(ys)), "end"),
-        _label(PAD - 6, y_of(min(ys)) + 4, _fmt(min(ys)), "end"),
-        _label((PAD + right) / 2, bottom + 30, x_label, "middle"),
-        _label(PAD, PAD - 10, y_label),
+        _rule(LEFT, bottom, right, bottom),
+        _rule(LEFT, PAD, LEFT, bottom),
+        _label(LEFT - 6, y_of(max(ys)) + 4, _fmt(max(ys)), "end"),
+        _label(LEFT - 6, y_of(min(ys)) + 4, _fmt(min(ys)), "end"),
+        _label((LEFT + right) / 2, bottom + 30, x_label, "middle"),
+        _label(LEFT, PAD - 10, y_label),
     ]
     if numeric:
         parts += [
