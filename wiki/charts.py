@@ -282,8 +282,10 @@ def _legend(names, styles, top):
 
 
 def _number(value):
-    """A value in a data table: as posted, in full (the table is the chart's exact data)."""
-    return escape(str(value))
+    """A value in a data table: as posted, in full (the table is the chart's exact data).
+    Numbers need no escaping (and escaping 10,000 of them is a measurable share of a run
+    page's time)."""
+    return str(value) if isinstance(value, (int, float)) else escape(value)
 
 
 def _range(values):
@@ -295,7 +297,7 @@ def _range(values):
 def _table(caption, head, rows):
     """A data table (HTML, every cell escaped here) for a chart."""
     header = "".join(f'<th scope="col">{escape(h)}</th>' for h in head)
-    body = "".join("<tr>" + "".join(f"<td>{cell}</td>" for cell in row) + "</tr>" for row in rows)
+    body = "".join(f"<tr><td>{'</td><td>'.join(row)}</td></tr>" for row in rows)
     return mark_safe(  # noqa: S308  escaped above (cells by their callers, as _number does)
         f'<table class="list small"><caption>{escape(caption)}</caption>'
         f"<thead><tr>{header}</tr></thead><tbody>{body}</tbody></table>"
