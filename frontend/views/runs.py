@@ -6,6 +6,7 @@ from django.http import Http404
 from django.shortcuts import get_object_or_404, render
 from django.views.decorators.http import require_safe
 
+from frontend.views.attachments import resolver
 from frontend.views.base import project_context, project_for
 from wiki.charts import line_chart, scatter_chart
 from wiki.comparison import MAX_RUNS, MIN_RUNS, compare
@@ -83,7 +84,8 @@ def run_detail(request, project, pk):
         ],
         "deployments_total": deployments.count(),
         "charts": [chart for chart in charts if chart],
-        "notes_html": render_markdown(run.notes, project.slug) if run.notes else "",
+        # ![loss](attachment:loss.png) in the notes shows the run's own attachment.
+        "notes_html": render_markdown(run.notes, project.slug, resolver(run)) if run.notes else "",
     }
     return render(request, "frontend/run_detail.html", context)
 
