@@ -16,8 +16,9 @@ from datetime import datetime
 
 from django.core import signing
 from django.core.exceptions import ValidationError
-from django.db.models import Count, Exists, F, FilteredRelation, OuterRef, Q
+from django.db.models import Count, Exists, F, FilteredRelation, OuterRef, Q, TextField
 from django.db.models.fields.json import KeyTextTransform
+from django.db.models.functions import Cast
 
 from wiki.models import RunValue, TrainingRun
 from wiki.models.records import MAX_NAME_LENGTH
@@ -136,7 +137,9 @@ def filtered_runs(project, filters):
         runs = runs.filter(dataset_version=filters.dataset_version)
     if filters.tag:
         name, value = filters.tag
-        runs = runs.alias(tag_value=KeyTextTransform(name, "tags")).filter(tag_value=value)
+        # As text: compared as it is, where a JSON key lookup would read the value as JSON.
+        tag = Cast(KeyTextTransform(name, "tags"), TextField())
+        runs = runs.alias(tag_value=tag).filter(tag_value=value)
     for condition in filters.conditions:
         lookup = f"number__{OPERATORS[condition.op]}"
         runs = runs.filter(
@@ -236,7 +239,7 @@ def _start(segments, cursor, sort):
         return segment.index, segment.position(data), bool(data["b"])
     except (signing.BadSignature, KeyError, TypeError, ValueError):
         raise ValidationError(
-            {"cursor": "This page link is not valid for this table; start from the first page."}
+            "This page link (cursor) is not valid for this table; start from the first page."
         ) from None
 
 
