@@ -261,7 +261,11 @@ def test_the_number_of_queries_does_not_grow_with_rows_or_columns(client_logged_
 def test_only_members_see_the_pages_and_anonymous_users_log_in(client, project):
     run = _run(project, 1)
     deployment = make_deployment(project)
-    urls = [RUNS, f"/projects/churn/deployments/{deployment.pk}/", "/projects/churn/model-versions/1.0.0/"]
+    urls = [
+        RUNS,
+        f"/projects/churn/deployments/{deployment.pk}/",
+        "/projects/churn/model-versions/1.0.0/",
+    ]
     for url in urls:
         assert client.get(url).status_code == 302
     stranger = Client()
@@ -329,9 +333,7 @@ def test_a_deployment_shows_its_status_timeline_checks_config_and_reason(
 def test_a_model_version_shows_its_runs_and_what_is_live_in_each_environment(
     client_logged_in, project
 ):
-    create_model_version(
-        project, actor=cli_actor(), version="1.0", description="Baseline *GBM*."
-    )
+    create_model_version(project, actor=cli_actor(), version="1.0", description="Baseline *GBM*.")
     run = _run(project, 1, model_version="1.0")
     _run(project, 2, model_version="2.0")
     now = timezone.now()

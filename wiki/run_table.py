@@ -145,8 +145,11 @@ def filtered_runs(project, filters):
         runs = runs.filter(
             Exists(
                 RunValue.objects.filter(
-                    project=project, training_run=OuterRef("pk"), kind=RunValue.Kind.METRIC,
-                    name=condition.name, **{lookup: condition.value},
+                    project=project,
+                    training_run=OuterRef("pk"),
+                    kind=RunValue.Kind.METRIC,
+                    name=condition.name,
+                    **{lookup: condition.value},
                 )
             )  # fmt: skip
         )
@@ -211,7 +214,10 @@ def _segments(project, runs, sort):
         sort_key=F(f"sort_row__{column}"),
     ).filter(sort_key__isnull=False)
     lacking = runs.filter(~Exists(RunValue.objects.filter(training_run=OuterRef("pk"), **values)))
-    return [_Segment(0, keyed, "sort_key", sort.descending), _Segment(1, lacking, "started_at", True)]
+    return [
+        _Segment(0, keyed, "sort_key", sort.descending),
+        _Segment(1, lacking, "started_at", True),
+    ]
 
 
 def _has_numbers(project, name):
