@@ -16,10 +16,12 @@ from tests.factories import (
     make_token,
     make_training_run,
 )
+from tests.test_attachments import png, upload
 from wiki.comparison import lower_is_better
 from wiki.history import Actor, Source
 from wiki.models import Membership
 from wiki.services import series
+from wiki.services.attachments import attach
 from wiki.services.records import record_training_run
 
 pytestmark = pytest.mark.django_db
@@ -241,3 +243,12 @@ def test_the_records_page_links_runs_to_their_pages_and_offers_to_compare(
     assert "/api/v1/projects/churn/training-runs/" not in html
     assert f'name="run" value="{made.pk}"' in html
     assert f'action="{reverse("frontend:runs-compare", args=[project.slug])}"' in html
+
+
+def test_the_run_page_lists_its_attachments_and_its_notes_show_them(client_logged_in, project):
+    made = make_training_run(project, notes="![ROC](attachment:roc.png)")
+    attach(made, upload(png(), "roc.png"), actor=cli_actor())
+    html = client_logged_in.get(run_url(made)).text
+    address = f"{run_url(made)}attachments/roc.png"
+    assert f'<img src="{address}' in html  # in the notes
+    assert f'<a href="{address}">roc.png</a>' in html  # in the panel
