@@ -221,10 +221,18 @@ def test_compare_needs_two_to_ten_runs(client_logged_in, project, count):
     assert f"Choose 2 to 10 training runs to compare ({count} chosen)" in response.content.decode()
 
 
-def test_compare_refuses_a_run_that_is_not_a_number(client_logged_in, project):
+@pytest.mark.parametrize("number", ["x1", "²", "-1", ""])
+def test_compare_refuses_a_run_that_is_not_a_number(client_logged_in, project, number):
     made = make_training_run(project)
-    response = client_logged_in.get(compare_url(project, made, "x1"))
+    response = client_logged_in.get(compare_url(project, made, number))
     assert response.status_code == 400 and "is not a training run number" in response.text
+
+
+def test_a_run_number_too_large_for_the_database_is_no_such_run(client_logged_in, project):
+    made = make_training_run(project)
+    huge = "9" * 30
+    assert client_logged_in.get(compare_url(project, made, huge)).status_code == 404
+    assert client_logged_in.get(f"/projects/churn/runs/{huge}/").status_code == 404
 
 
 def test_a_run_is_better_when_lower_for_losses_errors_and_times():

@@ -1,6 +1,7 @@
 """A training run's page, and training runs compared side by side."""
 
 import json
+import re
 
 from django.http import Http404
 from django.shortcuts import get_object_or_404, render
@@ -16,6 +17,8 @@ from wiki.series import curves
 
 # A run's model version's deployments shown in its lineage (the newest; the count says more).
 LINEAGE_DEPLOYMENTS = 10
+# The largest id a database's integer holds (SQLite refuses larger numbers outright).
+LARGEST_ID = 2**63 - 1
 # Curves drawn per run on the compare page (its charts hold up to MAX_RUNS lines each).
 COMPARE_POINTS = 300
 
@@ -95,8 +98,10 @@ def _chosen_runs(request, project):
     the reason they cannot be compared; 404 if one is not a run of ``project``."""
     ids = []
     for value in request.GET.getlist("run"):
-        if not value.strip().isdigit():
+        if not re.fullmatch(r"[0-9]+", value.strip()):
             return None, f"“{value}” is not a training run number."
+        if int(value) > LARGEST_ID:  # no such run, and more than the database can compare
+            raise Http404("There is no such training run.")
         if int(value) not in ids:
             ids.append(int(value))
     if not MIN_RUNS <= len(ids) <= MAX_RUNS:
