@@ -260,3 +260,12 @@ def test_the_run_page_lists_its_attachments_and_its_notes_show_them(client_logge
     address = f"{run_url(made)}attachments/roc.png"
     assert f'<img src="{address}' in html  # in the notes
     assert f'<a href="{address}">roc.png</a>' in html  # in the panel
+
+
+def test_the_lineage_shows_the_newest_deployments_and_counts_them_all(client_logged_in, project):
+    made = make_training_run(project, "3.0")
+    for number in range(12):
+        make_deployment(project, "3.0", environment=f"env-{number}")
+    html = client_logged_in.get(run_url(made)).text
+    assert "env-11" in html and "env-2" in html and "env-1 " not in html
+    assert "and 12 in all" in html

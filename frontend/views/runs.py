@@ -72,6 +72,7 @@ def run_detail(request, project, pk):
     deployments = Deployment.objects.filter(model_version=run.model_version).order_by(
         "-started_at", "-id"
     )
+    shown = list(deployments[:LINEAGE_DEPLOYMENTS])
     charts = [
         line_chart(curve.metric, [_series(curve)], y_label=curve.metric) for curve in curves(run)
     ]
@@ -82,10 +83,10 @@ def run_detail(request, project, pk):
         "duration": duration(run),
         "commit_url": commit_url(run),
         "model_version_url": model_version_path(project, run.model_version.version),
-        "deployments": [
-            (d, deployment_path(project, d.pk)) for d in deployments[:LINEAGE_DEPLOYMENTS]
-        ],
-        "deployments_total": deployments.count(),
+        "deployments": [(d, deployment_path(project, d.pk)) for d in shown],
+        "deployments_total": (
+            deployments.count() if len(shown) == LINEAGE_DEPLOYMENTS else len(shown)
+        ),
         "charts": [chart for chart in charts if chart],
         # ![loss](attachment:loss.png) in the notes shows the run's own attachment.
         "notes_html": render_markdown(run.notes, project.slug, resolver(run)) if run.notes else "",
