@@ -23,16 +23,6 @@ LARGEST_ID = 2**63 - 1
 COMPARE_POINTS = 300
 
 
-def model_version_path(project, version):
-    """The model version's page (its URL is the model version pages' own; built here while
-    those pages land beside this one)."""
-    return f"/projects/{project.slug}/model-versions/{version}/"
-
-
-def deployment_path(project, pk):
-    return f"/projects/{project.slug}/deployments/{pk}/"
-
-
 def commit_url(run):
     """Where the run's commit can be seen: the repository URL the pipeline posted in the
     run's ``environment`` (or ``tags``) as ``repository_url``, with ``/commit/<hash>``
@@ -76,14 +66,13 @@ def run_detail(request, project, pk):
     charts = [
         line_chart(curve.metric, [_series(curve)], y_label=curve.metric) for curve in curves(run)
     ]
-    context = project_context(request, project, "records") | {
+    context = project_context(request, project, "runs") | {
         "run": run,
         # The row its post wrote: who posted it, with which token, from where, in which request.
         "posted": run.history.order_by("history_id").first(),
         "duration": duration(run),
         "commit_url": commit_url(run),
-        "model_version_url": model_version_path(project, run.model_version.version),
-        "deployments": [(d, deployment_path(project, d.pk)) for d in shown],
+        "deployments": shown,
         "deployments_total": (
             deployments.count() if len(shown) == LINEAGE_DEPLOYMENTS else len(shown)
         ),
@@ -126,7 +115,7 @@ def _axis_value(value):
 @require_safe
 def runs_compare(request, project):
     project = project_for(request, project)
-    context = project_context(request, project, "records")
+    context = project_context(request, project, "runs")
     runs, error = _chosen_runs(request, project)
     if error:
         return render(request, "frontend/runs_compare.html", context | {"error": error}, status=400)
