@@ -7,6 +7,8 @@ import zipfile
 import pytest
 from django.core.files.storage import default_storage
 from django.core.files.uploadedfile import SimpleUploadedFile
+from django.db import connection
+from django.test.utils import CaptureQueriesContext
 from PIL import Image
 
 from api.parsers import MULTIPART_ENVELOPE_BYTES
@@ -155,6 +157,19 @@ def test_replacing_keeps_the_old_version_downloadable_by_its_hash(writer, projec
     )
 
 
+def test_the_list_takes_as_many_queries_for_many_attachments_as_for_one(writer, project):
+    def queries():
+        with CaptureQueriesContext(connection) as captured:
+            assert writer.get(PAGE).status_code == 200
+        return len(captured)
+
+    upload(writer, PAGE, png(), "one.png")
+    one = queries()
+    for n in range(5):
+        upload(writer, PAGE, png((n, n, n)), f"more-{n}.png")
+    assert queries() == one
+
+
 def test_the_same_bytes_again_change_nothing(writer, project):
     first = upload(writer, PAGE, png(), "roc.png").json()
     again = upload(writer, PAGE, png(), "roc.png")
@@ -165,7 +180,9 @@ def test_the_same_bytes_again_change_nothing(writer, project):
 def test_deleting_hides_it_and_keeps_its_versions(writer, project):
     first = upload(writer, PAGE, png(), "roc.png").json()
     url = f"{PAGE}roc.png/"
-    deleted = writer.delete(url, {"change_reason": "Superseded"})
+    too_long = writer.delete(f"{url}?change_reason={'x' * 1001}")
+    assert too_long.status_code == 400 and "change_reason" in too_long.json()["errors"]
+    deleted = writer.delete(f"{url}?change_reason=Superseded")
     assert deleted.status_code == 204
     assert writer.get(PAGE).json()["results"] == []
     gone = writer.get(url)
