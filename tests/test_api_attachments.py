@@ -279,6 +279,16 @@ def test_a_file_sent_twice_is_400(writer, project):
     assert response.json()["errors"] == {"file": ["Given more than once."]}
 
 
+def test_djangos_own_limits_on_the_form_answer_in_json(writer, project):
+    long_field = upload(writer, PAGE, png(), name="x" * (3 * 1024 * 1024))
+    assert long_field.status_code == 413
+    assert long_field.json()["detail"].startswith("The form's fields are too long")
+    many = [SimpleUploadedFile(f"{n}.txt", b"x") for n in range(101)]
+    too_many = writer.post(PAGE, {"file": many}, format="multipart")
+    assert too_many.status_code == 400
+    assert too_many.json()["detail"].startswith("The multipart body is refused")
+
+
 def test_a_damaged_image_is_400(writer, project):
     response = upload(writer, PAGE, png()[:40], "roc.png")
     assert response.status_code == 400
@@ -335,6 +345,8 @@ def test_unknown_names_and_parameters_are_refused_in_json(writer, project):
     assert response.json()["detail"] == "The page 'model' has no attachment 'nothing.png'."
     upload(writer, PAGE, png())
     assert writer.get(f"{PAGE}plot.png/", {"dl": "1"}).status_code == 400
+    assert writer.get(PAGE, {"name": "plot.png"}).status_code == 400
+    assert writer.get(f"{PAGE}other.png/versions/").status_code == 404
 
 
 def test_bytes_lost_from_storage_are_410(writer, project):
