@@ -50,4 +50,3 @@ class Command(BaseCommand):
             raise SystemExit(1)
         if unchecked:
             raise SystemExit(2)
-
