@@ -37,8 +37,8 @@ class AuditVerify(ApiView):
     attachment files and metric series they seal: ``ok``, the entries intact, the head
     digest, and the first entry altered, deleted, inserted or reordered behind the
     application's back, or the first file or series whose content changed (null when
-    intact). Read-only: the verdict is not kept
-    (the project page's "Verify now", a POST, keeps it)."""
+    intact); ``unchecked`` says when the storage did not answer. Read-only: the verdict
+    is not kept (the project page's "Verify now", a POST, keeps it)."""
 
     serializer_class = VerdictSerializer
 
