@@ -3,7 +3,7 @@ from django.templatetags.static import static
 from django.urls import path
 from django.views.generic import RedirectView
 
-from frontend.views import exports, pages, projects, search, tokens
+from frontend.views import attachments, exports, pages, projects, search, tokens
 
 app_name = "frontend"
 
@@ -57,4 +57,7 @@ urlpatterns = [
     ),
     path(f"{PAGE}review/", pages.page_submit, name="page-submit"),
     path(f"{PAGE}approve/", pages.page_approve, name="page-approve"),
+    # Attachments of pages, training runs, deployments and model versions:
+    # .../<page>/attachments/<name>, .../runs/<id>/attachments/<name>, ...
+    *attachments.urlpatterns(PROJECT),
 ]

@@ -277,10 +277,30 @@ def serve(sha256, content_type, name, *, download=False):
     response = FileResponse(
         open_stored(sha256), as_attachment=download, filename=name, content_type=content_type
     )
+    return _guarded(response, content_type, sha256)
+
+
+def thumbnail_tag(sha256):
+    """The ETag (without quotes) of the thumbnail of ``sha256``."""
+    return f"{sha256}-{THUMBNAIL_SIZE}"
+
+
+def serve_thumbnail(sha256):
+    """A response with the PNG thumbnail of the raster image ``sha256`` (made the first
+    time it is asked for), with ``serve``'s headers and ``thumbnail_tag`` as ETag."""
+    name = thumbnail(sha256)
+    with answering():
+        handle = default_storage.open(name, "rb")
+    return _guarded(
+        FileResponse(handle, content_type="image/png"), "image/png", thumbnail_tag(sha256)
+    )
+
+
+def _guarded(response, content_type, tag):
     response["X-Content-Type-Options"] = "nosniff"
     if content_type != "application/pdf":
         response["Content-Security-Policy"] = SANDBOX
-    response["ETag"] = f'"{sha256}"'
+    response["ETag"] = f'"{tag}"'
     response["Cache-Control"] = "private, no-cache"
     return response
 
