@@ -5,7 +5,6 @@ answer from tampering."""
 
 import hashlib
 import io
-import json
 
 import pytest
 from django.core.files.base import ContentFile
@@ -16,22 +15,9 @@ from tests.factories import cli_actor, make_token, make_training_run
 from tests.test_attachments import png
 from tests.test_storage import s3  # noqa: F401  the fixture: moto's S3 server
 from wiki import audit, metrics
-from wiki.history import recording
 from wiki.models import ChainHead, SeriesChunk
 from wiki.models.attachments import storage_name
-from wiki.services import attachments
-
-
-def add_series(run, metric, points):
-    """A chunk of metric series as the series service writes one: canonical JSON points,
-    their SHA-256, a history row (sealed by the chain)."""
-    text = json.dumps(points, separators=(",", ":"))
-    with recording(cli_actor(), f"Appended {metric}"):
-        return SeriesChunk.objects.create(
-            project_id=run.project_id, training_run=run, metric=metric, points=text,
-            count=len(points), first_step=points[0][0], last_step=points[-1][0],
-            sha256=hashlib.sha256(text.encode()).hexdigest(),
-        )  # fmt: skip
+from wiki.services import attachments, series
 
 
 def verify_audit(project):
@@ -59,7 +45,11 @@ def documented(project):
     first = attachments.attach(page, ContentFile(png(), name="roc.png"), actor=cli_actor())
     attachments.attach(page, ContentFile(png(colour=(0, 0, 0)), name="roc.png"), actor=cli_actor())
     run = make_training_run(project)
-    chunk = add_series(run, "loss", [[1, 0.9, None], [2, 0.7, "2026-12-06T01:00:00+00:00"]])
+    points = [
+        {"step": 1, "value": 0.9},
+        {"step": 2, "value": 0.7, "timestamp": "2026-12-06T01:00:00Z"},
+    ]
+    [chunk] = series.append(run, {"loss": points}, actor=cli_actor())
     return {"first": first.history.earliest("history_id"), "run": run, "chunk": chunk}
 
 

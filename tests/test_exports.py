@@ -22,12 +22,11 @@ from pypdf import PdfReader
 from deploy.audit.verify_bundle import verify as verify_bundle
 from tests.factories import make_token
 from tests.test_attachments import png
-from tests.test_audit_files import add_series
 from wiki import attachments as files
 from wiki import report_formats, reports
 from wiki.history import Actor, Source
 from wiki.models import AuditEntry, ExportJob, Membership, Project, TrainingRun
-from wiki.services import attachments
+from wiki.services import attachments, series
 from wiki.services.exports import build, request_export, sweep
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -745,7 +744,9 @@ def figures(demo):
     replaced = attachments.attach(model, ContentFile(png(8, 8), name="roc-curve.png"), actor=actor)
     run = TrainingRun.objects.filter(project=churn).order_by("started_at").last()
     csv = attachments.attach(run, ContentFile(b"step,loss\n1,0.9\n", name="loss.csv"), actor=actor)
-    chunk = add_series(run, "loss", [[1, 0.9, None], [2, 0.5, None]])
+    [chunk] = series.append(
+        run, {"loss": [{"step": 1, "value": 0.9}, {"step": 2, "value": 0.5}]}, actor=actor
+    )
     return {
         "project": churn, "old": roc, "png": replaced, "csv": csv, "run": run, "chunk": chunk,
         "users": demo["users"],

@@ -22,14 +22,9 @@ from django.utils.safestring import SafeData, mark_safe
 from wiki import attachments as files
 from wiki.audit import canonical, seal
 from wiki.categories import MARKDOWN, TABLE
-from wiki.rendering import render_markdown_many
+from wiki.rendering import link_attachments, render_markdown_many
 from wiki.reports import current_attachments, series_points
 from wiki.storage import answering
-
-
-def link_attachments(html, resolve):  # TEMPORARY until the web helper's lands on main
-    return html
-
 
 STATES = {"covered": "Covered", "partial": "Partial", "missing": "Missing"}
 
