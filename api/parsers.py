@@ -1,4 +1,4 @@
-"""Request bodies: JSON only, at most 1 MiB and 32 levels deep.
+"""Request bodies: JSON, at most 1 MiB and 32 levels deep; multipart only for uploads.
 
 Kept apart from api.errors: DRF loads parsers while importing its views, which api.errors
 imports.
@@ -6,8 +6,10 @@ imports.
 
 import json
 
+from django.conf import settings
+from django.core.exceptions import RequestDataTooBig, SuspiciousOperation
 from rest_framework import exceptions, status
-from rest_framework.parsers import JSONParser
+from rest_framework.parsers import JSONParser, MultiPartParser
 
 MAX_BODY_BYTES = 1024 * 1024
 
@@ -58,3 +60,35 @@ class LimitedJSONParser(JSONParser):
         if _too_deep(data, self.MAX_JSON_DEPTH):
             raise exceptions.ParseError(too_deep)
         return data
+
+
+# What a multipart body may hold beside the file: boundaries, part headers, the short
+# fields (a name, a change reason of at most 1,000 characters).
+MULTIPART_ENVELOPE_BYTES = 64 * 1024
+
+
+def check_upload_length(request):
+    """413 before anything is read when Content-Length says the upload is larger than a
+    file may be (ATTACHMENT_MAX_BYTES) with its envelope. The body read is never longer
+    than Content-Length, so this bounds what a client can make the server spool."""
+    declared = request.META.get("CONTENT_LENGTH") or "0"
+    limit = settings.ATTACHMENT_MAX_BYTES
+    if declared.isdigit() and int(declared) > limit + MULTIPART_ENVELOPE_BYTES:
+        raise PayloadTooLarge(
+            f"The upload is over the limit of {limit // (1024 * 1024)} MB per file "
+            f"(Content-Length: {declared})."
+        )
+
+
+class UploadParser(MultiPartParser):
+    """multipart/form-data, for file uploads (the view checks the length first, see
+    check_upload_length). Django's own limits on the parts (too many files or fields, the
+    fields too long) are a 400 or 413 naming them, not an error page."""
+
+    def parse(self, stream, media_type=None, parser_context=None):
+        try:
+            return super().parse(stream, media_type, parser_context)
+        except RequestDataTooBig as error:
+            raise PayloadTooLarge(f"The form's fields are too long: {error}") from None
+        except SuspiciousOperation as error:
+            raise exceptions.ParseError(f"The multipart body is refused: {error}") from None

@@ -304,6 +304,72 @@ class ModelVersionSerializer(StrictSerializer):
     )
 
 
+class AttachmentUploadSerializer(StrictSerializer):
+    """An upload (multipart/form-data): the file, and the name to attach it under."""
+
+    file = serializers.FileField(
+        help_text="The file. Its type is decided from its content: an image (PNG, JPEG, GIF, "
+        "WebP, SVG), a PDF, CSV, JSON, plain text or an HTML report."
+    )
+    name = serializers.CharField(
+        required=False,
+        max_length=255,
+        help_text="The name to attach it under (default: the file's own), cleaned: ASCII "
+        "letters, digits, '.', '_' and '-', ending in its type's extension. An existing "
+        "name gets a new version; the earlier ones stay downloadable.",
+    )
+    change_reason = serializers.CharField(
+        required=False, allow_blank=True, max_length=CHANGE_REASON_MAX_LENGTH
+    )
+
+
+class RemoveAttachmentSerializer(StrictSerializer):
+    """A deletion's optional body (JSON): why."""
+
+    change_reason = StrictCharField(
+        required=False, allow_blank=True, max_length=CHANGE_REASON_MAX_LENGTH
+    )
+
+
+class AttachmentSerializer(serializers.Serializer):
+    """An attachment as it is now (its current version)."""
+
+    name = serializers.CharField()
+    sha256 = serializers.CharField(help_text="Of the bytes; also the download's ETag.")
+    size = serializers.IntegerField(help_text="Bytes.")
+    content_type = serializers.CharField(help_text="Decided from the content.")
+    url = serializers.SerializerMethodField(help_text="Download it here (GET).")
+    revision = serializers.IntegerField(
+        help_text="1 for the first upload, +1 for each replacement or deletion."
+    )
+    uploaded_by = serializers.CharField(source="uploaded_by_name")
+    created_at = serializers.DateTimeField()
+    updated_at = serializers.DateTimeField()
+
+    def get_url(self, attachment) -> str:
+        return f"{self.context['attachments_url']}{attachment.name}/"
+
+
+class AttachmentVersionSerializer(serializers.Serializer):
+    """A version of an attachment: a row of its history, sealed by the audit chain."""
+
+    revision = serializers.IntegerField()
+    sha256 = serializers.CharField()
+    size = serializers.IntegerField()
+    content_type = serializers.CharField()
+    deleted = serializers.BooleanField(help_text="This revision deleted the attachment.")
+    url = serializers.SerializerMethodField(help_text="Download these bytes here (GET).")
+    at = serializers.DateTimeField(source="history_date")
+    user = serializers.CharField(source="history_username")
+    token = serializers.CharField(source="history_token_name")
+    source = serializers.CharField(source="history_source")
+    reason = serializers.CharField(source="history_change_reason", allow_null=True)
+    request_id = serializers.UUIDField(source="history_request_id", allow_null=True)
+
+    def get_url(self, row) -> str:
+        return f"{self.context['attachments_url']}{row.name}/?sha256={row.sha256}"
+
+
 class RevisionSerializer(serializers.Serializer):
     """A page's revision: who saved it, when, from where, why, in which request."""
 

@@ -207,7 +207,7 @@ def test_every_operation_answers_as_the_committed_schema_says(in_process, settin
                 failures.append(f"{operation.label} ({mode.value}): {failure}")
     print(f"schemathesis: {operations} operations in {time.monotonic() - started:.1f} s")
     assert operations == len(
-        re.findall(r"^    (?:get|post|put|patch):", COMMITTED.read_text(), re.M)
+        re.findall(r"^    (?:get|post|put|patch|delete):", COMMITTED.read_text(), re.M)
     )
     assert not failures, "\n\n".join(failures)
 

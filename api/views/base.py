@@ -131,11 +131,13 @@ def _created(data, status):
     return Response(data, status=status, headers=headers)
 
 
-def idempotent(view, project, write, status):
+def idempotent(view, project, write, status, identity=None):
     """Respond with ``write()``'s data, running it at most once per Idempotency-Key.
 
     A replay of the same request answers 200 with the first response's body; the same
-    key on a different request is a 422 (KeyReused, see api.errors).
+    key on a different request is a 422 (KeyReused, see api.errors). What makes two
+    requests the same is their method, path and body, or what ``identity()`` returns
+    (JSON) when the body's bytes vary between retries (a multipart boundary).
     """
     request = view.request
     key = request.headers.get("Idempotency-Key")
@@ -145,7 +147,8 @@ def idempotent(view, project, write, status):
         raise exceptions.ValidationError(
             {"Idempotency-Key": ["Use 1 to 255 printable ASCII characters."]}
         )
-    request_print = fingerprint(request.method, request.path, request.data)
+    body = request.data if identity is None else identity()
+    request_print = fingerprint(request.method, request.path, body)
     _, data, replayed = run_once(project, key, request_print, lambda: (status, write()))
     if replayed:
         return Response(data, status=200, headers={"Idempotent-Replayed": "true"})
