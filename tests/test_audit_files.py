@@ -10,11 +10,12 @@ import pytest
 from django.core.files.base import ContentFile
 from django.core.files.storage import default_storage
 from django.core.management import call_command
+from django.utils import timezone
 
 from tests.factories import cli_actor, make_token, make_training_run
 from tests.test_attachments import png
 from tests.test_storage import s3  # noqa: F401  the fixture: moto's S3 server
-from wiki import audit, metrics
+from wiki import audit, metrics, reports
 from wiki.models import ChainHead, SeriesChunk
 from wiki.models.attachments import storage_name
 from wiki.services import attachments, series
@@ -77,6 +78,9 @@ def test_a_changed_byte_in_an_old_version_fails_naming_the_file(project, documen
     assert verdict["ok"] is False and verdict["unchecked"] is None
     assert verdict["first_bad"]["kind"] == "file-altered"
     assert old.sha256 in verdict["first_bad"]["detail"]
+    # An audit report read now says so in its document control.
+    report = reports.build(project, report_id="r", generated_at=timezone.now(), with_history=False)
+    assert report["document_control"]["audit_chain"]["first_bad"]["kind"] == "file-altered"
 
 
 def test_a_deleted_file_is_reported_missing(project, documented, client_logged_in):

@@ -293,6 +293,8 @@ def control_facts(report):
     chain = dc["audit_chain"]
     period = dc["period"]
     verified = "intact" if chain["verified"] else f"NOT intact: {chain['first_bad']}"
+    if chain["verified"] and chain["files_unchecked"]:
+        verified += f" ({chain['files_unchecked']})"
     version = dc["report_version"]
     return [
         ("Report id", dc["report_id"]),

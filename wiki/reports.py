@@ -502,6 +502,7 @@ def build(
                 "entries": verdict.entries,
                 "verified": verdict.ok,
                 "first_bad": verdict.first_bad,
+                "files_unchecked": verdict.unchecked,
             },
             "completeness": {"filled": filled, "required": required},
             "approvals": [_approval(categories[c]) for c in sorted(categories, key=order.get)]
