@@ -45,6 +45,11 @@ urlpatterns = [
         records.TrainingRunDetail.as_view(),
         name="training-run-detail",
     ),
+    path(
+        f"{PROJECT}training-runs/<int:pk>/series/",
+        records.TrainingRunSeries.as_view(),
+        name="training-run-series",
+    ),
     path(f"{PROJECT}deployments/", records.DeploymentList.as_view(), name="deployment-list"),
     path(
         f"{PROJECT}deployments/<int:pk>/",

@@ -121,7 +121,7 @@ def test_lineage_links_datasets_runs_versions_and_deployments(
     assert oldest["datasets"] == ["orders@v9"] and oldest["deployments"] == []
     with django_assert_max_num_queries(14):
         html = client_logged_in.get("/projects/churn/records/").content.decode()
-    assert f'href="/api/v1/projects/churn/deployments/{production.pk}/"' in html
+    assert f'href="/projects/churn/deployments/{production.pk}/"' in html
     assert "and 5 in all" in html and '<span class="chip">customers@v1</span>' in html
 
 

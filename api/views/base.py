@@ -22,13 +22,14 @@ _ETAG_RE = re.compile(r'^"?(\d{1,18})"?$')
 
 
 class Filters:
-    """A request's query parameters, checked: only the ``known`` ones, each once, no NUL.
+    """A request's query parameters, checked: only the ``known`` ones, each once (those
+    ``repeatable`` any number of times), no NUL.
 
-    A misspelt filter must not silently return everything, nor an empty one (a pipeline's
-    unset variable): both are a 400.
+        A misspelt filter must not silently return everything, nor an empty one (a pipeline's
+        unset variable): both are a 400.
     """
 
-    def __init__(self, request, known):
+    def __init__(self, request, known, repeatable=()):
         params = request.query_params
         errors = {}
         for name in params:
@@ -36,9 +37,9 @@ class Filters:
             if name not in known:
                 takes = ", ".join(sorted(known)) or "none"
                 errors[name] = [f"Unknown parameter; known here: {takes}."]
-            elif len(values) > 1:
+            elif len(values) > 1 and name not in repeatable:
                 errors[name] = ["Given more than once."]
-            elif "\x00" in values[0]:
+            elif any("\x00" in value for value in values):
                 errors[name] = ["Must not contain NUL (\\x00) characters."]
         if errors:
             raise exceptions.ValidationError(errors)
@@ -51,6 +52,13 @@ class Filters:
                 {name: ["Empty: give a value, or leave the parameter out."]}
             )
         return value
+
+    def texts(self, name):
+        """Every value of a repeatable parameter (none empty)."""
+        values = self.params.getlist(name)
+        if "" in values:
+            raise exceptions.ValidationError({name: ["Empty: give a value, or leave it out."]})
+        return values
 
     def choice(self, name, choices):
         value = self.text(name)
