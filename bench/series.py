@@ -117,8 +117,9 @@ def main():
             return response.status, response.read()
 
         bodies = [series_body(number) for number in range(args.n)]
-        print(f"{connection.vendor}; gunicorn, 2 workers; {os.cpu_count()} cores; "
-              f"{POINTS:,} points per call, {len(bodies[0]) // 1024} KiB of JSON")  # fmt: skip
+        print(f"{connection.vendor}; gunicorn, 2 workers; {os.cpu_count()} cores, load "
+              f"{os.getloadavg()[0]:.1f}; {POINTS:,} points per call, "
+              f"{len(bodies[0]) // 1024} KiB of JSON")  # fmt: skip
         # Warm-up: both workers' connections and imports (on a run of its own).
         for number in range(4):
             path = f"/api/v1/projects/bench/training-runs/{runs[-1].pk}/series/"
@@ -138,13 +139,16 @@ def main():
         assert series.counts(run) == {f"metric_{i:02}": POINTS for i in range(SERIES)}
         for max_points in (1000, 500):
             series.curves(run, max_points=max_points)  # warm-up
-            times = []
+            times, cpu = [], []
             for _ in range(args.reads):
-                started = time.perf_counter()
+                started, started_cpu = time.perf_counter(), time.process_time()
                 found = series.curves(run, max_points=max_points)
                 times.append((time.perf_counter() - started) * 1000)
+                cpu.append((time.process_time() - started_cpu) * 1000)
             assert len(found) == SERIES and all(c.downsampled for c in found)
-            print(summary(f"curves() of {SERIES} x {POINTS:,}, max_points {max_points}", times))
+            # CPU time: this process's own share, less what other processes' load adds.
+            print(summary(f"curves() of {SERIES} x {POINTS:,}, max_points {max_points}", times)
+                  + f"; CPU median {statistics.median(cpu):.0f} ms")  # fmt: skip
         times = []
         for _ in range(args.reads):
             started = time.perf_counter()
