@@ -393,14 +393,6 @@ class AttachmentUploadSerializer(StrictSerializer):
     )
 
 
-class RemoveAttachmentSerializer(StrictSerializer):
-    """A deletion's optional body (JSON): why."""
-
-    change_reason = StrictCharField(
-        required=False, allow_blank=True, max_length=CHANGE_REASON_MAX_LENGTH
-    )
-
-
 class AttachmentSerializer(serializers.Serializer):
     """An attachment as it is now (its current version)."""
 

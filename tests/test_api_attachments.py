@@ -7,6 +7,8 @@ import zipfile
 import pytest
 from django.core.files.storage import default_storage
 from django.core.files.uploadedfile import SimpleUploadedFile
+from django.db import connection
+from django.test.utils import CaptureQueriesContext
 from PIL import Image
 
 from api.parsers import MULTIPART_ENVELOPE_BYTES
@@ -155,6 +157,19 @@ def test_replacing_keeps_the_old_version_downloadable_by_its_hash(writer, projec
     )
 
 
+def test_the_list_takes_as_many_queries_for_many_attachments_as_for_one(writer, project):
+    def queries():
+        with CaptureQueriesContext(connection) as captured:
+            assert writer.get(PAGE).status_code == 200
+        return len(captured)
+
+    upload(writer, PAGE, png(), "one.png")
+    one = queries()
+    for n in range(5):
+        upload(writer, PAGE, png((n, n, n)), f"more-{n}.png")
+    assert queries() == one
+
+
 def test_the_same_bytes_again_change_nothing(writer, project):
     first = upload(writer, PAGE, png(), "roc.png").json()
     again = upload(writer, PAGE, png(), "roc.png")
@@ -165,7 +180,9 @@ def test_the_same_bytes_again_change_nothing(writer, project):
 def test_deleting_hides_it_and_keeps_its_versions(writer, project):
     first = upload(writer, PAGE, png(), "roc.png").json()
     url = f"{PAGE}roc.png/"
-    deleted = writer.delete(url, {"change_reason": "Superseded"})
+    too_long = writer.delete(f"{url}?change_reason={'x' * 1001}")
+    assert too_long.status_code == 400 and "change_reason" in too_long.json()["errors"]
+    deleted = writer.delete(f"{url}?change_reason=Superseded")
     assert deleted.status_code == 204
     assert writer.get(PAGE).json()["results"] == []
     gone = writer.get(url)
@@ -262,6 +279,16 @@ def test_a_file_sent_twice_is_400(writer, project):
     assert response.json()["errors"] == {"file": ["Given more than once."]}
 
 
+def test_djangos_own_limits_on_the_form_answer_in_json(writer, project):
+    long_field = upload(writer, PAGE, png(), name="x" * (3 * 1024 * 1024))
+    assert long_field.status_code == 413
+    assert long_field.json()["detail"].startswith("The form's fields are too long")
+    many = [SimpleUploadedFile(f"{n}.txt", b"x") for n in range(101)]
+    too_many = writer.post(PAGE, {"file": many}, format="multipart")
+    assert too_many.status_code == 400
+    assert too_many.json()["detail"].startswith("The multipart body is refused")
+
+
 def test_a_damaged_image_is_400(writer, project):
     response = upload(writer, PAGE, png()[:40], "roc.png")
     assert response.status_code == 400
@@ -318,6 +345,8 @@ def test_unknown_names_and_parameters_are_refused_in_json(writer, project):
     assert response.json()["detail"] == "The page 'model' has no attachment 'nothing.png'."
     upload(writer, PAGE, png())
     assert writer.get(f"{PAGE}plot.png/", {"dl": "1"}).status_code == 400
+    assert writer.get(PAGE, {"name": "plot.png"}).status_code == 400
+    assert writer.get(f"{PAGE}other.png/versions/").status_code == 404
 
 
 def test_bytes_lost_from_storage_are_410(writer, project):

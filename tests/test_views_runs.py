@@ -16,10 +16,12 @@ from tests.factories import (
     make_token,
     make_training_run,
 )
+from tests.test_attachments import png, upload
 from wiki.comparison import lower_is_better
 from wiki.history import Actor, Source
 from wiki.models import Membership
 from wiki.services import series
+from wiki.services.attachments import attach
 from wiki.services.records import record_training_run
 
 pytestmark = pytest.mark.django_db
@@ -219,10 +221,18 @@ def test_compare_needs_two_to_ten_runs(client_logged_in, project, count):
     assert f"Choose 2 to 10 training runs to compare ({count} chosen)" in response.content.decode()
 
 
-def test_compare_refuses_a_run_that_is_not_a_number(client_logged_in, project):
+@pytest.mark.parametrize("number", ["x1", "²", "-1", ""])
+def test_compare_refuses_a_run_that_is_not_a_number(client_logged_in, project, number):
     made = make_training_run(project)
-    response = client_logged_in.get(compare_url(project, made, "x1"))
+    response = client_logged_in.get(compare_url(project, made, number))
     assert response.status_code == 400 and "is not a training run number" in response.text
+
+
+def test_a_run_number_too_large_for_the_database_is_no_such_run(client_logged_in, project):
+    made = make_training_run(project)
+    huge = "9" * 30
+    assert client_logged_in.get(compare_url(project, made, huge)).status_code == 404
+    assert client_logged_in.get(f"/projects/churn/runs/{huge}/").status_code == 404
 
 
 def test_a_run_is_better_when_lower_for_losses_errors_and_times():
@@ -241,3 +251,21 @@ def test_the_records_page_links_runs_to_their_pages_and_offers_to_compare(
     assert "/api/v1/projects/churn/training-runs/" not in html
     assert f'name="run" value="{made.pk}"' in html
     assert f'action="{reverse("frontend:runs-compare", args=[project.slug])}"' in html
+
+
+def test_the_run_page_lists_its_attachments_and_its_notes_show_them(client_logged_in, project):
+    made = make_training_run(project, notes="![ROC](attachment:roc.png)")
+    attach(made, upload(png(), "roc.png"), actor=cli_actor())
+    html = client_logged_in.get(run_url(made)).text
+    address = f"{run_url(made)}attachments/roc.png"
+    assert f'<img src="{address}' in html  # in the notes
+    assert f'<a href="{address}">roc.png</a>' in html  # in the panel
+
+
+def test_the_lineage_shows_the_newest_deployments_and_counts_them_all(client_logged_in, project):
+    made = make_training_run(project, "3.0")
+    for number in range(12):
+        make_deployment(project, "3.0", environment=f"env-{number}")
+    html = client_logged_in.get(run_url(made)).text
+    assert "env-11" in html and "env-2" in html and "env-1 " not in html
+    assert "and 12 in all" in html

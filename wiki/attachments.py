@@ -214,13 +214,17 @@ def open_stored(sha256):
         return default_storage.open(storage_name(sha256), "rb")
 
 
+MISSING = "missing from the storage"
+
+
 def check_stored(sha256):
-    """None if the stored bytes still hash to ``sha256``, else what is wrong."""
+    """None if the stored bytes still hash to ``sha256``, else what is wrong (MISSING,
+    or that they changed)."""
     try:
         with open_stored(sha256) as file:
             actual, _ = _hash_all(file)
     except FileNotFoundError:
-        return "missing from the storage"
+        return MISSING
     return None if actual == sha256 else f"its bytes changed (they now hash to {actual})"
 
 

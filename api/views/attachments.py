@@ -24,12 +24,12 @@ from api.serializers import (
     AttachmentSerializer,
     AttachmentUploadSerializer,
     AttachmentVersionSerializer,
-    RemoveAttachmentSerializer,
 )
 from api.views.base import (
     IDEMPOTENCY_KEY,
     LOCATION,
     REPLAYED,
+    TEXT,
     ApiView,
     idempotent,
     list_responses,
@@ -38,6 +38,7 @@ from api.views.base import (
 from api.views.exports import Gone, StorageUnavailable
 from wiki import attachments as files
 from wiki import storage
+from wiki.history import CHANGE_REASON_MAX_LENGTH
 from wiki.models import Attachment
 from wiki.models.attachments import TARGETS
 from wiki.services import attachments
@@ -292,19 +293,21 @@ class AttachmentDetail(AttachmentView):
             ) from None
 
     @extend_schema(
-        request=RemoveAttachmentSerializer,
-        responses=responses({204: None}, 400, 404, 413, 415),
+        parameters=[
+            OpenApiParameter(
+                "change_reason",
+                TEXT,
+                description="Why (kept in the history; at most "
+                f"{CHANGE_REASON_MAX_LENGTH} characters).",
+            )
+        ],  # fmt: skip
+        responses=responses({204: None}, 400, 404),
     )
     def delete(self, request, **kwargs):
-        self.query()
+        query = self.query({"change_reason"})
         attachment = self.get_attachment()
-        reason = RemoveAttachmentSerializer(data=request.data)
-        reason.is_valid(raise_exception=True)
-        attachments.remove(
-            attachment,
-            actor=self.actor(),
-            change_reason=reason.validated_data.get("change_reason", ""),
-        )
+        reason = query.text("change_reason") or ""
+        attachments.remove(attachment, actor=self.actor(), change_reason=reason)
         return Response(status=status.HTTP_204_NO_CONTENT)
 
 

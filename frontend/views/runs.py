@@ -1,6 +1,7 @@
 """A training run's page, and training runs compared side by side."""
 
 import json
+import re
 
 from django.http import Http404
 from django.shortcuts import get_object_or_404, render
@@ -16,18 +17,10 @@ from wiki.series import curves
 
 # A run's model version's deployments shown in its lineage (the newest; the count says more).
 LINEAGE_DEPLOYMENTS = 10
+# The largest id a database's integer holds (SQLite refuses larger numbers outright).
+LARGEST_ID = 2**63 - 1
 # Curves drawn per run on the compare page (its charts hold up to MAX_RUNS lines each).
 COMPARE_POINTS = 300
-
-
-def model_version_path(project, version):
-    """The model version's page (its URL is the model version pages' own; built here while
-    those pages land beside this one)."""
-    return f"/projects/{project.slug}/model-versions/{version}/"
-
-
-def deployment_path(project, pk):
-    return f"/projects/{project.slug}/deployments/{pk}/"
 
 
 def commit_url(run):
@@ -69,20 +62,20 @@ def run_detail(request, project, pk):
     deployments = Deployment.objects.filter(model_version=run.model_version).order_by(
         "-started_at", "-id"
     )
+    shown = list(deployments[:LINEAGE_DEPLOYMENTS])
     charts = [
         line_chart(curve.metric, [_series(curve)], y_label=curve.metric) for curve in curves(run)
     ]
-    context = project_context(request, project, "records") | {
+    context = project_context(request, project, "runs") | {
         "run": run,
         # The row its post wrote: who posted it, with which token, from where, in which request.
         "posted": run.history.order_by("history_id").first(),
         "duration": duration(run),
         "commit_url": commit_url(run),
-        "model_version_url": model_version_path(project, run.model_version.version),
-        "deployments": [
-            (d, deployment_path(project, d.pk)) for d in deployments[:LINEAGE_DEPLOYMENTS]
-        ],
-        "deployments_total": deployments.count(),
+        "deployments": shown,
+        "deployments_total": (
+            deployments.count() if len(shown) == LINEAGE_DEPLOYMENTS else len(shown)
+        ),
         "charts": [chart for chart in charts if chart],
         # ![loss](attachment:loss.png) in the notes shows the run's own attachment.
         "notes_html": render_markdown(run.notes, project.slug, resolver(run)) if run.notes else "",
@@ -95,8 +88,10 @@ def _chosen_runs(request, project):
     the reason they cannot be compared; 404 if one is not a run of ``project``."""
     ids = []
     for value in request.GET.getlist("run"):
-        if not value.strip().isdigit():
+        if not re.fullmatch(r"[0-9]+", value.strip()):
             return None, f"“{value}” is not a training run number."
+        if int(value) > LARGEST_ID:  # no such run, and more than the database can compare
+            raise Http404("There is no such training run.")
         if int(value) not in ids:
             ids.append(int(value))
     if not MIN_RUNS <= len(ids) <= MAX_RUNS:
@@ -120,7 +115,7 @@ def _axis_value(value):
 @require_safe
 def runs_compare(request, project):
     project = project_for(request, project)
-    context = project_context(request, project, "records")
+    context = project_context(request, project, "runs")
     runs, error = _chosen_runs(request, project)
     if error:
         return render(request, "frontend/runs_compare.html", context | {"error": error}, status=400)

@@ -15,12 +15,10 @@ pytestmark = pytest.mark.browser
 def test_compare_two_runs_shows_the_differing_parameter_and_both_curves(page):
     project = Project.objects.get(slug=DEMO)
     runs = [
-        make_training_run(
-            project, "9.0.0", started_at=timezone.now(), metrics={"auc": auc},
-            hyperparameters={"learning_rate": rate, "max_depth": 6},
-        )  # fmt: skip
+        make_training_run(project, "9.0.0", started_at=timezone.now(), metrics={"auc": auc},
+                          hyperparameters={"learning_rate": rate, "max_depth": 6})
         for rate, auc in ((0.1, 0.8), (0.03, 0.83))
-    ]
+    ]  # fmt: skip
     for run, scale in zip(runs, (1.0, 0.7), strict=True):
         points = [{"step": step, "value": scale / step} for step in range(1, 40)]
         series.append(run, {"train_loss": points}, actor=cli_actor())
