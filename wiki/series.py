@@ -11,7 +11,6 @@ told beside the points.
 import bisect
 import hashlib
 import json
-import math
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
@@ -23,7 +22,7 @@ from django.utils import timezone
 
 from wiki.models import SeriesChunk, max_length
 from wiki.models.base import CLOCK_SKEW
-from wiki.models.records import MAX_OBJECT_ENTRIES
+from wiki.models.records import MAX_OBJECT_ENTRIES, _is_finite_number
 
 MAX_METRICS = MAX_OBJECT_ENTRIES
 MAX_STEP = 2**63 - 1  # first_step and last_step are 64-bit integers
@@ -34,15 +33,6 @@ FIELD = "series"
 
 def _refuse(message):
     raise ValidationError({FIELD: message})
-
-
-def _is_finite_number(value):
-    if isinstance(value, bool) or not isinstance(value, (int, float)):
-        return False
-    try:
-        return math.isfinite(value)
-    except OverflowError:  # an int too large for a float
-        return False
 
 
 def _timestamp(value, latest):
