@@ -405,3 +405,24 @@ def test_a_refused_attachment_exits_1_with_the_wikis_message(wiki, tmp_path):
     assert result.returncode == 1
     assert "415: This type of file is not accepted." in result.stderr
     assert TrainingRun.objects.count() == 1
+
+
+@pytest.mark.django_db(transaction=True)
+def test_the_run_page_shows_what_the_client_posted_a_figure_and_a_learning_curve(
+    wiki, figures, tmp_path, client_logged_in
+):
+    body = tmp_path / "run.json"
+    points = [{"step": step, "value": 1 / step} for step in range(1, 101)]
+    body.write_text(json.dumps({"series": {"loss": points}}))
+    result = run_client(*RUN_ARGS, "--file", str(body), "--attach", figures[0], **wiki)
+    assert result.returncode == 0, result.stderr
+    run = TrainingRun.objects.get(pk=json.loads(result.stdout)["id"])
+    page = client_logged_in.get(f"/projects/churn/runs/{run.pk}/")
+    assert page.status_code == 200
+    html = page.content.decode()
+    figure = f"/projects/churn/runs/{run.pk}/attachments/roc-curve.png"
+    assert figure in html  # the panel lists it, with its thumbnail
+    assert client_logged_in.get(figure).getvalue() == png()
+    chart = html.split("Learning curves", 1)[1]
+    assert "<svg" in chart and ">loss<" in chart
+    assert "<td>100</td>" in chart  # the curve's data table holds its last step
