@@ -5,8 +5,9 @@
    workers) on this benchmark's database; N POSTs of .../training-runs/{id}/series/, each
    one metric of 10,000 points with timestamps (about 600 KB of JSON) and an
    Idempotency-Key, one at a time on a keep-alive connection. The time is the client's:
-   parsing, checks, the chunk, its history row and audit link, the key's stored answer.
-   Target (issue 12): under 300 ms.
+   parsing, checks, the chunk, its history row and audit link, the key's stored answer;
+   the CPU time is the gunicorn workers' (/proc), less what a busy machine adds to the
+   wait. Target (issue 12): under 300 ms.
 2. Read, in this process: wiki.series.curves() of a run holding 20 series of 10,000 points
    (the first 20 appends), at max_points 1000 (the API's default) and 500: the server's
    share of the run page and of GET .../series/ (one query, decoding, downsampling).
@@ -42,6 +43,17 @@ def summary(name, times):
         f"{name}: median {statistics.median(times):.0f} ms, p90 {p90:.0f} ms, "
         f"slowest {times[-1]:.0f} ms over {len(times)}"
     )
+
+
+def workers_cpu(master):
+    """Seconds of CPU the gunicorn ``master``'s workers have used (Linux /proc): the
+    server's own share of a request, whatever else the machine runs."""
+    children = Path(f"/proc/{master}/task/{master}/children").read_text().split()
+    ticks = 0
+    for pid in children:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+        ticks += int(fields[11]) + int(fields[12])  # utime, stime
+    return ticks / os.sysconf("SC_CLK_TCK")
 
 
 def series_body(number):
@@ -117,14 +129,16 @@ def main():
             return response.status, response.read()
 
         bodies = [series_body(number) for number in range(args.n)]
-        print(f"{connection.vendor}; gunicorn, 2 workers; {os.cpu_count()} cores; "
-              f"{POINTS:,} points per call, {len(bodies[0]) // 1024} KiB of JSON")  # fmt: skip
+        print(f"{connection.vendor}; gunicorn, 2 workers; {os.cpu_count()} cores, load "
+              f"{os.getloadavg()[0]:.1f}; {POINTS:,} points per call, "
+              f"{len(bodies[0]) // 1024} KiB of JSON")  # fmt: skip
         # Warm-up: both workers' connections and imports (on a run of its own).
         for number in range(4):
             path = f"/api/v1/projects/bench/training-runs/{runs[-1].pk}/series/"
             status, _ = request("POST", path, series_body(number))
             assert status == 201, status
         times = []
+        cpu = workers_cpu(server.pid)
         for number, body in enumerate(bodies):
             run = runs[number // SERIES]
             path = f"/api/v1/projects/bench/training-runs/{run.pk}/series/"
@@ -132,27 +146,35 @@ def main():
             status, answer = request("POST", path, body, {"Idempotency-Key": f"a-{number}"})
             times.append((time.perf_counter() - started) * 1000)
             assert status == 201, (status, answer[:300])
-        print(summary("append 10,000 points (HTTP)", times))
+        cpu = (workers_cpu(server.pid) - cpu) * 1000 / len(bodies)
+        print(summary("append 10,000 points (HTTP)", times)
+              + f"; gunicorn workers' CPU {cpu:.0f} ms per call")  # fmt: skip
 
         run = TrainingRun.objects.get(pk=runs[0].pk)
         assert series.counts(run) == {f"metric_{i:02}": POINTS for i in range(SERIES)}
         for max_points in (1000, 500):
             series.curves(run, max_points=max_points)  # warm-up
-            times = []
+            times, cpu = [], []
             for _ in range(args.reads):
-                started = time.perf_counter()
+                started, started_cpu = time.perf_counter(), time.process_time()
                 found = series.curves(run, max_points=max_points)
                 times.append((time.perf_counter() - started) * 1000)
+                cpu.append((time.process_time() - started_cpu) * 1000)
             assert len(found) == SERIES and all(c.downsampled for c in found)
-            print(summary(f"curves() of {SERIES} x {POINTS:,}, max_points {max_points}", times))
+            # CPU time: this process's own share, less what other processes' load adds.
+            print(summary(f"curves() of {SERIES} x {POINTS:,}, max_points {max_points}", times)
+                  + f"; CPU median {statistics.median(cpu):.0f} ms")  # fmt: skip
         times = []
+        cpu = workers_cpu(server.pid)
         for _ in range(args.reads):
             started = time.perf_counter()
             path = f"/api/v1/projects/bench/training-runs/{run.pk}/series/"
             status, answer = request("GET", path)
             times.append((time.perf_counter() - started) * 1000)
             assert status == 200, status
-        print(summary(f"GET .../series/ (HTTP, {len(answer) // 1024} KiB)", times))
+        cpu = (workers_cpu(server.pid) - cpu) * 1000 / args.reads
+        print(summary(f"GET .../series/ (HTTP, {len(answer) // 1024} KiB)", times)
+              + f"; gunicorn workers' CPU {cpu:.0f} ms per call")  # fmt: skip
     finally:
         if server is not None:
             server.terminate()
