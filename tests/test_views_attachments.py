@@ -15,6 +15,7 @@ from tests.factories import (
     make_deployment,
     make_training_run,
 )
+from tests.test_storage import s3  # noqa: F401 - the S3 server fixture
 from wiki.models import Attachment, Membership
 from wiki.services import attachments
 from wiki.services.pages import edit_page
@@ -382,3 +383,29 @@ def test_records_have_the_same_attachment_routes(editor, viewer, project, kind):
     assert editor.post(f"{base}curve.png/delete/").status_code == 302
     assert viewer.get(f"{base}curve.png").status_code == 404
     assert viewer.get(f"/projects/churn/{kind}/999999/attachments/curve.png").status_code == 404
+
+
+# Object storage
+
+
+def test_files_go_through_object_storage_and_an_outage_is_a_503_that_writes_nothing(
+    s3,  # noqa: F811 - the fixture imported above
+    editor,
+    model_page,
+):
+    response = editor.post(FILES, {"file": upload_file(png(), "roc.png")})
+    assert response.status_code == 302
+    attachment = attachments.named(model_page, "roc.png")
+    assert s3.read(attachment.storage_name) == png()
+    assert b"".join(editor.get(f"{FILES}roc.png").streaming_content) == png()
+
+    s3.stop()
+    before = history_rows()
+    response = editor.get(f"{FILES}roc.png")
+    assert response.status_code == 503 and response["Retry-After"]
+    response = editor.post(
+        FILES, {"file": [upload_file(b"a,b\n1,2\n", "a.csv"), upload_file(b"x", "b.txt")]}
+    )
+    assert response.status_code == 503 and response["Retry-After"]
+    assert history_rows() == before
+    assert [a.name for a in attachments.of(model_page)] == ["roc.png"]

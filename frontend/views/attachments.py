@@ -20,6 +20,7 @@ from dataclasses import dataclass
 from django.conf import settings
 from django.contrib import messages
 from django.core.exceptions import ValidationError
+from django.db import transaction
 from django.http import Http404, HttpResponse, JsonResponse
 from django.shortcuts import redirect, render
 from django.template.loader import render_to_string
@@ -199,20 +200,21 @@ def upload(request, project, key, kind):
     target = _target(request, kind, project, key, EDIT)
     uploads = request.FILES.getlist("file")
     errors, status = [], 400
-    for upload in uploads:
+    for uploaded in uploads:
         try:
-            if upload.size > settings.ATTACHMENT_MAX_BYTES:
+            if uploaded.size > settings.ATTACHMENT_MAX_BYTES:
                 raise files.TooLarge
-            files.sniff(upload)
+            files.sniff(uploaded)
         except ValidationError as e:
-            errors += [f"{upload.name}: {message}" for message in e.message_dict["file"]]
+            errors += [f"{uploaded.name}: {message}" for message in e.message_dict["file"]]
             status = 413 if isinstance(e, files.TooLarge) else status
     if not uploads:
         errors.append("Choose a file to attach.")
     attached = []
     if not errors:
         try:
-            attached = [service.attach(target, one, actor=actor(request)) for one in uploads]
+            with transaction.atomic():  # all or none, an outage halfway too
+                attached = [service.attach(target, one, actor=actor(request)) for one in uploads]
         except ValidationError as e:
             errors += [message for messages_ in e.message_dict.values() for message in messages_]
         except storage.Unavailable:
