@@ -7,6 +7,7 @@ from django.conf import settings
 from django.contrib.auth import get_user_model
 from django.core.exceptions import ValidationError
 
+from wiki import run_table
 from wiki.audit import ACTIVITY_KINDS
 from wiki.categories import MARKDOWN, TABLE, TEXT
 from wiki.history import CHANGE_REASON_MAX_LENGTH, Source
@@ -15,11 +16,14 @@ from wiki.models import (
     AuditEntry,
     ExportJob,
     Membership,
+    ModelVersion,
     NotificationSettings,
     Page,
     Project,
+    TrainingRun,
     max_length,
 )
+from wiki.models.records import MAX_NAME_LENGTH
 
 CHANGE_REASON_HELP = "What changed and why; shown in the page history and in audit reports."
 
@@ -360,3 +364,64 @@ class ExportForm(forms.Form):
         if data.get("since") and data.get("until") and data["since"] > data["until"]:
             self.add_error("until", "The period ends before it starts.")
         return data
+
+
+class RunsTableForm(forms.Form):
+    """The runs table's filters, sort and columns (a GET form; wiki.run_table reads them)."""
+
+    status = forms.ChoiceField(
+        required=False, choices=[("", "any status"), *TrainingRun.Status.choices]
+    )
+    model_version = forms.CharField(
+        required=False, max_length=max_length(ModelVersion, "version"), label="Model version"
+    )
+    dataset_version = forms.CharField(
+        required=False, max_length=max_length(TrainingRun, "dataset_version"),
+        label="Dataset version",
+    )  # fmt: skip
+    tag = forms.CharField(required=False, max_length=1000, help_text="name=value")
+    where = forms.CharField(
+        required=False, max_length=2000, label="Metric conditions",
+        help_text="For example: auc > 0.8, loss <= 0.3 (operators > >= < <= =).",
+    )  # fmt: skip
+    sort = forms.CharField(required=False, max_length=300)
+    order = forms.ChoiceField(
+        required=False, choices=[("desc", "descending"), ("asc", "ascending")]
+    )
+    # The column checkboxes ("metric", "param") are read by columns(): their names are
+    # whatever the runs hold, not a fixed list of choices.
+    cursor = forms.CharField(required=False, max_length=2000)
+
+    def clean_tag(self):
+        return run_table.parse_tag(self.cleaned_data["tag"])
+
+    def clean_where(self):
+        return run_table.parse_conditions(self.cleaned_data["where"])
+
+    def clean(self):
+        data = super().clean()
+        if "sort" in data and "order" in data:
+            try:
+                data["sort"] = run_table.Sort.parse(data["sort"], data["order"])
+            except ValidationError as error:
+                self.add_error("sort", error)
+        return data
+
+    def filters(self):
+        data = self.cleaned_data
+        return run_table.Filters(
+            status=data["status"], model_version=data["model_version"].strip(),
+            dataset_version=data["dataset_version"].strip(), tag=data["tag"],
+            conditions=data["where"],
+        )  # fmt: skip
+
+    def columns(self):
+        """(metric names, parameter names) chosen as columns; None for each when the
+        chooser was not submitted (the table then shows its default columns)."""
+        if not self.data.get("columns"):
+            return None, None
+        chosen = []
+        for kind in ("metric", "param"):
+            names = [n for n in self.data.getlist(kind) if 0 < len(n) <= MAX_NAME_LENGTH]
+            chosen.append(list(dict.fromkeys(names))[: run_table.MAX_COLUMNS])
+        return tuple(chosen)

@@ -3,7 +3,7 @@ from django.templatetags.static import static
 from django.urls import path
 from django.views.generic import RedirectView
 
-from frontend.views import attachments, exports, pages, projects, search, tokens
+from frontend.views import attachments, exports, pages, projects, records, runs, search, tokens
 
 app_name = "frontend"
 
@@ -39,6 +39,15 @@ urlpatterns = [
     ),
     path(f"{PROJECT}activity/", projects.activity_log, name="activity"),
     path(f"{PROJECT}records/", projects.records, name="records"),
+    path(f"{PROJECT}runs/compare/", runs.runs_compare, name="runs-compare"),
+    path(f"{PROJECT}runs/<int:pk>/", runs.run_detail, name="run"),
+    path(f"{PROJECT}runs/", records.runs, name="runs"),
+    path(f"{PROJECT}deployments/<int:pk>/", records.deployment_detail, name="deployment"),
+    path(
+        f"{PROJECT}model-versions/<str:version>/",
+        records.model_version_detail,
+        name="model-version",
+    ),
     path(f"{PROJECT}audit/verify/", projects.audit_verify, name="audit-verify"),
     path(f"{PROJECT}exports/", exports.exports, name="exports"),
     path(f"{PROJECT}exports/<int:pk>/download/", exports.export_download, name="export-download"),

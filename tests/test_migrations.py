@@ -12,7 +12,7 @@ from django.db.migrations.executor import MigrationExecutor
 from django.utils import timezone
 
 from wiki.audit import head_for, verify
-from wiki.models import AuditEntry, Project, SearchEntry
+from wiki.models import AuditEntry, Project, RunValue, SearchEntry, TrainingRun
 
 MIGRATIONS = Path(__file__).resolve().parent.parent / "wiki" / "migrations"
 BEFORE_THE_CHAIN = ("wiki", "0002_api_tokens_idempotency")
@@ -123,3 +123,45 @@ def test_notifications_the_broker_lost_before_the_outbox_are_sent_again(before_t
 
     statuses = dict(Delivery.objects.values_list("pk", "status"))
     assert statuses == {lost: "pending", tried: "failed", old: "failed"}
+
+
+@pytest.fixture
+def before_run_values(transactional_db):
+    """The database as migration 0009 left it, before RunValue; migrated to the latest
+    afterwards."""
+    executor = MigrationExecutor(connection)
+    latest = executor.loader.graph.leaf_nodes("wiki")
+    executor.migrate([("wiki", "0009_sso")])
+    yield MigrationExecutor(connection).loader.project_state([("wiki", "0009_sso")]).apps
+    MigrationExecutor(connection).migrate(latest)
+
+
+def test_runs_recorded_before_the_runs_table_get_their_values_from_the_migration(
+    before_run_values,
+):
+    apps = before_run_values
+    project = apps.get_model("wiki", "Project").objects.create(slug="p", name="P", owner_team="t")
+    version = apps.get_model("wiki", "ModelVersion").objects.create(project=project, version="1")
+    OldRun = apps.get_model("wiki", "TrainingRun")
+    params = {"lr": 0.01, "depth": 6, "opt": "adam", "early": True, "seed": None}
+    run = OldRun.objects.create(
+        project=project, model_version=version, status="succeeded", started_at=timezone.now(),
+        metrics={"auc": 0.91, "loss": 0.2}, hyperparameters=params,
+    ).pk  # fmt: skip
+    bare = OldRun.objects.create(
+        project=project, model_version=version, status="failed", started_at=timezone.now()
+    ).pk
+
+    MigrationExecutor(connection).migrate(MigrationExecutor(connection).loader.graph.leaf_nodes())
+
+    rows = RunValue.objects.filter(training_run=run).values_list("kind", "name", "number", "text")
+    assert sorted(rows) == [
+        ("m", "auc", 0.91, ""), ("m", "loss", 0.2, ""),
+        ("p", "depth", 6.0, "6"), ("p", "early", None, "true"), ("p", "lr", 0.01, "0.01"),
+        ("p", "opt", None, "adam"), ("p", "seed", None, "null"),
+    ]  # fmt: skip
+    # The same rows today's code writes with a new run.
+    today = RunValue.of(TrainingRun.objects.get(pk=run))
+    fresh = sorted((v.kind, v.name, v.number, v.text) for v in today)
+    assert sorted(rows) == fresh
+    assert not RunValue.objects.filter(training_run=bare).exists()

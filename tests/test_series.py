@@ -8,7 +8,7 @@ import pytest
 from django.core.exceptions import ValidationError
 from django.utils import timezone
 
-from tests.factories import cli_actor, make_training_run
+from tests.factories import cli_actor, make_token, make_training_run
 from wiki import audit
 from wiki import series as curves
 from wiki.models import AuditEntry, SeriesChunk, TrainingRun
@@ -209,3 +209,192 @@ def test_reading_curves_is_one_query(project, django_assert_num_queries):
     assert [c.total for c in found] == [3000] * 5
     with django_assert_num_queries(1):
         assert curves.counts(run) == {f"m{i}": 3000 for i in range(5)}
+
+
+# Over the API
+
+RUNS = "/api/v1/projects/churn/training-runs/"
+
+
+def run_body(**changes):
+    return {
+        "model_version": "2.0.0",
+        "status": "succeeded",
+        "started_at": "2024-06-01T10:00:00Z",
+        "metrics": {"auc": 0.84},
+    } | changes
+
+
+def series_url(run):
+    return f"{RUNS}{run.pk}/series/"
+
+
+def test_posting_points_answers_201_with_counts_per_metric(api, pipeline_key, project):
+    run = make_training_run(project)
+    client = api(pipeline_key)
+    response = client.post(series_url(run), {"loss": points(range(3)), "acc": points([1])})
+    assert response.status_code == 201, response.json()
+    assert response.json() == {
+        "url": f"http://testserver{series_url(run)}",
+        "appended": {"loss": 3, "acc": 1},
+        "totals": {"acc": 1, "loss": 3},
+    }
+    assert response["Location"] == f"http://testserver{series_url(run)}"
+    again = client.post(series_url(run), {"loss": points(range(3, 5))}).json()
+    assert again["appended"] == {"loss": 2} and again["totals"] == {"acc": 1, "loss": 5}
+    row = SeriesChunk.objects.filter(metric="loss").last().history.get()
+    assert row.history_source == "api"
+
+
+def test_ten_thousand_points_with_timestamps_fit_in_one_call(api, pipeline_key, project):
+    run = make_training_run(project)
+    stamp = "2026-01-01T10:00:00.123456+00:00"
+    series = {f"m{i}": points(range(2500), timestamp=stamp) for i in range(4)}
+    body = json.dumps(series, indent=2)
+    assert len(body) > 1024 * 1024  # over the general limit of the API
+    body += " " * (3 * 1024 * 1024 - len(body))  # and over Django's DATA_UPLOAD_MAX_MEMORY_SIZE
+    response = api(pipeline_key).post(series_url(run), body, content_type="application/json")
+    assert response.status_code == 201, response.json()
+    assert sum(response.json()["appended"].values()) == 10_000
+
+
+def test_bodies_over_four_mib_are_refused_with_413(api, pipeline_key, project):
+    run = make_training_run(project)
+    body = json.dumps({"loss": points([1]), "pad": "x" * (4 * 1024 * 1024)})
+    response = api(pipeline_key).post(series_url(run), body, content_type="application/json")
+    assert response.status_code == 413
+    assert "4096 KiB" in response.json()["detail"]
+    assert not SeriesChunk.objects.exists()
+
+
+@pytest.mark.parametrize(
+    ("body", "message"),
+    [
+        ({"loss": [{"step": 1, "value": 1}, {"step": 2, "value": "high"}]},
+         "'loss', point 1: the value must be a finite number"),
+        ([{"step": 1, "value": 1}], "Must be an object"),
+        ({}, "at least one metric"),
+    ],
+)  # fmt: skip
+def test_bad_points_answer_400_naming_them(api, pipeline_key, project, body, message):
+    run = make_training_run(project)
+    response = api(pipeline_key).post(series_url(run), body)
+    assert response.status_code == 400
+    assert message in response.json()["errors"]["series"][0]
+    assert not SeriesChunk.objects.exists()
+
+
+def test_too_many_points_answer_400(api, pipeline_key, project, settings):
+    settings.SERIES_MAX_POINTS = 5
+    run = make_training_run(project)
+    response = api(pipeline_key).post(series_url(run), {"loss": points(range(6))})
+    assert response.status_code == 400
+    assert "At most 5 points" in response.json()["errors"]["series"][0]
+
+
+def test_a_retried_append_is_replayed_and_a_reused_key_is_422(api, pipeline_key, project):
+    run = make_training_run(project)
+    client = api(pipeline_key)
+    body = {"loss": points(range(10))}
+    first = client.post(series_url(run), body, HTTP_IDEMPOTENCY_KEY="epoch-1")
+    assert first.status_code == 201
+    replay = client.post(series_url(run), body, HTTP_IDEMPOTENCY_KEY="epoch-1")
+    assert replay.status_code == 200 and replay["Idempotent-Replayed"] == "true"
+    assert replay.json() == first.json()
+    assert SeriesChunk.objects.count() == 1
+    other = client.post(series_url(run), {"loss": points([11])}, HTTP_IDEMPOTENCY_KEY="epoch-1")
+    assert other.status_code == 422
+    assert curves.counts(run) == {"loss": 10}
+
+
+def test_appending_needs_records_write_and_the_right_project(api, user, project):
+    run = make_training_run(project)
+    reader = make_token(user, scopes=["read"], projects=[project.slug])[1]
+    assert api(reader).post(series_url(run), {"loss": points([1])}).status_code == 403
+    assert api().post(series_url(run), {"loss": points([1])}).status_code == 401
+    writer = make_token(user, scopes=["records:write"], projects=[project.slug])[1]
+    missing = f"{RUNS}{run.pk + 1}/series/"
+    assert api(writer).post(missing, {"loss": points([1])}).status_code == 404
+    assert not SeriesChunk.objects.exists()
+
+
+def test_reading_curves_downsamples_and_filters(api, pipeline_key, project, user):
+    run = make_training_run(project)
+    series_service.append(
+        run, {"loss": points(range(3000)), "acc": points(range(20))}, actor=cli_actor()
+    )
+    reader = api(make_token(user, scopes=["read"], projects=[project.slug])[1])
+    data = reader.get(series_url(run)).json()
+    assert data["run"] == run.pk and data["max_points"] == 1000
+    acc, loss = data["metrics"]
+    assert (acc["metric"], acc["total"], acc["downsampled"]) == ("acc", 20, False)
+    assert acc["points"] == [[s, s / 10] for s in range(20)]
+    assert (loss["total"], loss["downsampled"]) == (3000, True)
+    assert len(loss["points"]) <= 1000 and loss["points"][-1] == [2999, 299.9]
+    data = reader.get(series_url(run), {"metric": ["loss"], "max_points": 10}).json()
+    assert [c["metric"] for c in data["metrics"]] == ["loss"]
+    assert len(data["metrics"][0]["points"]) <= 10
+    data = reader.get(f"{series_url(run)}?metric=loss&metric=acc").json()
+    assert len(data["metrics"]) == 2
+
+
+@pytest.mark.parametrize(
+    ("query", "field"),
+    [
+        ("max_points=9", "max_points"),
+        ("max_points=5001", "max_points"),
+        ("max_points=lots", "max_points"),
+        ("metric=", "metric"),
+        ("raw=yes", "raw"),
+        ("raw=1&max_points=100", "max_points"),
+        ("colour=red", "colour"),
+    ],
+)
+def test_bad_queries_of_curves_answer_400(api, pipeline_key, project, query, field):
+    run = make_training_run(project)
+    response = api(pipeline_key).get(f"{series_url(run)}?{query}")
+    assert response.status_code == 400
+    assert field in response.json()["errors"]
+
+
+def test_raw_curves_stream_every_point_as_appended(api, pipeline_key, project):
+    run = make_training_run(project)
+    stamp = "2026-01-01T10:00:00Z"
+    series_service.append(run, {"loss": points([2, 1], timestamp=stamp)}, actor=cli_actor())
+    series_service.append(run, {"loss": points([3]), "acc": points([1])}, actor=cli_actor())
+    response = api(pipeline_key).get(series_url(run), {"raw": "1"})
+    assert response.status_code == 200 and response["Content-Type"] == "application/json"
+    data = json.loads(b"".join(response.streaming_content))
+    assert data == {
+        "run": run.pk,
+        "max_points": None,
+        "metrics": [
+            {"metric": "acc", "points": [[1, 0.1, None]], "total": 1, "downsampled": False},
+            {"metric": "loss", "total": 3, "downsampled": False,
+             "points": [[2, 0.2, stamp], [1, 0.1, stamp], [3, 0.3, None]]},
+        ],
+    }  # fmt: skip
+    response = api(pipeline_key).get(series_url(run), {"raw": "1", "metric": "nothing"})
+    assert json.loads(b"".join(response.streaming_content))["metrics"] == []
+
+
+def test_a_run_posted_with_series_over_the_api(api, pipeline_key, project):
+    client = api(pipeline_key)
+    series = {"loss": points(range(5)), "acc": points(range(3))}
+    response = client.post(RUNS, run_body(series=series))
+    assert response.status_code == 201, response.json()
+    data = response.json()
+    assert "series" not in data and data["series_points"] == {"acc": 3, "loss": 5}
+    run = TrainingRun.objects.get(pk=data["id"])
+    assert curves.counts(run) == {"acc": 3, "loss": 5}
+    assert client.get(f"{RUNS}{run.pk}/").json()["series_points"] == {"acc": 3, "loss": 5}
+    listed = client.get(RUNS).json()["results"]
+    assert listed[0]["series_points"] is None
+
+
+def test_a_run_with_a_bad_series_is_refused_whole(api, pipeline_key, project):
+    body = run_body(series={"loss": [{"step": 1, "value": 1, "timestamp": "noon"}]})
+    response = api(pipeline_key).post(RUNS, body)
+    assert response.status_code == 400
+    assert "'loss', point 0" in response.json()["errors"]["series"][0]
+    assert not TrainingRun.objects.exists() and not SeriesChunk.objects.exists()

@@ -321,6 +321,7 @@ _BY_NAME = {c.name: c for c in CATEGORIES}
 # Free-page slugs that would clash with category pages or the project's own URLs.
 RESERVED_SLUGS = frozenset(CATEGORY_NAMES) | {
     "pages", "records", "settings", "members", "activity", "audit", "tokens",
+    "runs", "deployments", "model-versions",
 }  # fmt: skip
 
 

@@ -14,6 +14,8 @@ import json
 import math
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from itertools import repeat
+from operator import add
 
 import orjson
 from django.conf import settings
@@ -178,26 +180,27 @@ def _by_step(steps, values):
 def downsample(steps, values, max_points):
     """At most ``max_points`` of the points (steps sorted): the first and the last, and the
     lowest and the highest value of each of (max_points - 2) // 2 buckets of equal width
-    in steps, in step order."""
+    in steps, in step order.
+
+    Every step is a map over all buckets at once (C loops, not a Python one per bucket):
+    20 curves of 10,000 points are downsampled on each view of a run page.
+    """
     n = len(steps)
     if n <= max_points:
         return list(zip(steps, values, strict=True))
     buckets = (max_points - 2) // 2
-    first, last = steps[0], steps[-1]
-    span = last - first + 1
-    kept = [0]
-    start = 1
-    for bucket in range(1, buckets + 1):
-        edge = first + span * bucket // buckets
-        end = n - 1 if bucket == buckets else bisect.bisect_left(steps, edge, start, n - 1)
-        if end > start:
-            chunk = values[start:end]
-            low = start + chunk.index(min(chunk))
-            high = start + chunk.index(max(chunk))
-            kept.extend(sorted({low, high}))
-            start = end
-    kept.append(n - 1)
-    return [(steps[i], values[i]) for i in kept]
+    first, span = steps[0], steps[-1] - steps[0] + 1
+    # Bucket b holds the inner points (not the first, not the last) whose step is below
+    # first + span * b / buckets and not in an earlier bucket.
+    edges = [first + span * bucket // buckets for bucket in range(1, buckets)]
+    ends = [*map(bisect.bisect_left, repeat(steps), edges, repeat(1), repeat(n - 1)), n - 1]
+    bounds = [(start, end) for start, end in zip([1, *ends[:-1]], ends, strict=True) if end > start]
+    starts = [start for start, _ in bounds]
+    chunks = [values[start:end] for start, end in bounds]
+    lowest = map(add, starts, map(list.index, chunks, map(min, chunks)))
+    highest = map(add, starts, map(list.index, chunks, map(max, chunks)))
+    kept = sorted({0, n - 1, *lowest, *highest})
+    return list(zip(map(steps.__getitem__, kept), map(values.__getitem__, kept), strict=True))
 
 
 def curves(run, metrics=None, max_points=500):
@@ -224,9 +227,10 @@ def curves(run, metrics=None, max_points=500):
 
 
 def stored(run, metrics=None):
-    """(metric, points text) of each of ``run``'s chunks, by metric and in the order they
-    were appended: every point as posted, read a few chunks at a time."""
+    """(metric, count, points text) of each of ``run``'s chunks, by metric and in the order
+    they were appended: every point as posted, read a few chunks at a time."""
     chunks = SeriesChunk.objects.filter(training_run=run)
     if metrics is not None:
         chunks = chunks.filter(metric__in=list(metrics))
-    return chunks.order_by("metric", "id").values_list("metric", "points").iterator(chunk_size=20)
+    rows = chunks.order_by("metric", "id").values_list("metric", "count", "points")
+    return rows.iterator(chunk_size=20)

@@ -20,7 +20,7 @@ from frontend.forms import (
 from frontend.views.base import actor, project_context, project_for
 from frontend.views.exports import EXPORTS_SHOWN
 from wiki.access import MAINTAIN, may_create_projects, visible_projects
-from wiki.audit import activity, activity_csv_response, head_for, verify
+from wiki.audit import activity, activity_csv_response, describe, head_for, verify
 from wiki.health import dashboard
 from wiki.models import (
     ApiToken,
@@ -334,12 +334,14 @@ def audit_verify(request, project):
     """Recompute the project's audit chain now (its verdict shows on the overview)."""
     project = project_for(request, project)
     verdict = verify(head_for(project))
-    if verdict.ok:
+    if verdict.ok and verdict.unchecked:
+        messages.warning(
+            request,
+            f"The audit chain is intact: {verdict.entries} entries; but {verdict.unchecked}. "
+            "Verify again once it answers.",
+        )
+    elif verdict.ok:
         messages.success(request, f"The audit chain is intact: {verdict.entries} entries.")
     else:
-        bad = verdict.first_bad
-        messages.error(
-            request,
-            f"The audit chain is broken at entry {bad['seq']}: {bad['kind']}, {bad['detail']}.",
-        )
+        messages.error(request, f"The audit chain is broken: {describe(verdict.first_bad)}.")
     return redirect("frontend:project-detail", project.slug)
