@@ -376,6 +376,9 @@ def test_records_have_the_same_attachment_routes(editor, viewer, project, kind):
     )
     assert response.status_code == 201
     assert [a.name for a in attachments.of(target)] == ["curve.png"]
+    # The record's own page lists it (viewers see no upload form).
+    html = viewer.get(f"/projects/churn/{kind}/{key}/").content.decode()
+    assert f'href="{base}curve.png"' in html and "Attach files" not in html
     assert viewer.get(f"{base}curve.png").status_code == 200
     assert viewer.get(f"{base}curve.png/thumbnail").status_code == 200
     html = viewer.get(f"{base}curve.png/versions/").content.decode()
