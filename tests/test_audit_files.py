@@ -91,6 +91,7 @@ def test_a_deleted_file_is_reported_missing(project, documented, client_logged_i
     text = response.content.decode()
     assert "The audit chain is broken: file-missing: attachment roc.png" in text
     assert f"{current.sha256}): missing from the storage" in text
+    assert "broken (file-missing: attachment roc.png" in text  # the overview keeps it
     assert ChainHead.objects.get(project=project).first_bad["kind"] == "file-missing"
 
 
