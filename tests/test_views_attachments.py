@@ -5,7 +5,9 @@ import io
 
 import pytest
 from django.core.files.base import ContentFile
+from django.db import connection
 from django.test import Client
+from django.test.utils import CaptureQueriesContext
 from PIL import Image
 
 from tests.factories import (
@@ -326,6 +328,22 @@ def test_the_page_shows_attached_images_linked_full_size(client_logged_in, model
     url = f"{FILES}roc.png"
     assert f'<a class="attachment-image" href="{url}"><img alt="ROC" src="{url}"></a>' in html
     assert "missing attachment: gone.png" in html
+
+
+def test_the_panel_and_the_figures_share_one_query(client_logged_in, model_page):
+    attach(model_page, png(), "roc.png")
+    edit_page(
+        model_page,
+        actor=cli_actor(),
+        base_revision=model_page.revision,
+        change_reason="figure",
+        body="![ROC](attachment:roc.png)",
+    )
+    table = Attachment._meta.db_table
+    with CaptureQueriesContext(connection) as queries:
+        html = client_logged_in.get(PAGE).content.decode()
+    assert f'src="{FILES}roc.png"' in html and f'src="{FILES}roc.png/thumbnail"' in html
+    assert len([q for q in queries if f'FROM "{table}"' in q["sql"]]) == 1
 
 
 def test_the_live_preview_resolves_attachments(client_logged_in, model_page):

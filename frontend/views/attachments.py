@@ -116,7 +116,7 @@ def resolver(target, at=None):
     @functools.cache
     def suffixes():
         if at is None:
-            return dict.fromkeys(service.of(target).values_list("name", flat=True), "")
+            return dict.fromkeys((attachment.name for attachment in current(target)), "")
         rows = Attachment.history.filter(**{f"{field}_id": target.pk}, history_date__lte=at)
         found = {}
         for name, sha256, deleted in rows.order_by("history_date", "history_id").values_list(
@@ -135,10 +135,18 @@ def resolver(target, at=None):
     return resolve
 
 
+def current(target):
+    """``target``'s current attachments, asked for once per target object: the panel
+    and the figures of its Markdown share one query."""
+    if "_current_attachments" not in target.__dict__:
+        target._current_attachments = list(service.of(target))
+    return target._current_attachments
+
+
 def panel_context(request, target, can_edit, next_url=None):
     """What frontend/_attachments.html shows: ``target``'s current attachments, each
     with its addresses, and the upload form if ``can_edit``."""
-    attachments = list(service.of(target))
+    attachments = current(target)
     for attachment in attachments:
         attachment.url = url(target, "attachment", attachment.name)
         attachment.versions_url = url(target, "versions", attachment.name)
