@@ -149,7 +149,8 @@ class PageForm(RevisionForm):
         required=False,
         strip=False,
         widget=forms.Textarea({"rows": 14}),
-        help_text="Free Markdown. Link other pages with [[page]] or [[project/page]].",
+        help_text="Free Markdown. Link other pages with [[page]] or [[project/page]]; show "
+        "an attached image with ![caption](attachment:name), or paste or drop one here.",
     )
 
     def __init__(self, page, data=None, reason_required=True):

@@ -5,7 +5,9 @@ import io
 
 import pytest
 from django.core.files.base import ContentFile
+from django.db import connection
 from django.test import Client
+from django.test.utils import CaptureQueriesContext
 from PIL import Image
 
 from tests.factories import (
@@ -15,6 +17,7 @@ from tests.factories import (
     make_deployment,
     make_training_run,
 )
+from tests.test_storage import s3  # noqa: F401 - the S3 server fixture
 from wiki.models import Attachment, Membership
 from wiki.services import attachments
 from wiki.services.pages import edit_page
@@ -327,6 +330,22 @@ def test_the_page_shows_attached_images_linked_full_size(client_logged_in, model
     assert "missing attachment: gone.png" in html
 
 
+def test_the_panel_and_the_figures_share_one_query(client_logged_in, model_page):
+    attach(model_page, png(), "roc.png")
+    edit_page(
+        model_page,
+        actor=cli_actor(),
+        base_revision=model_page.revision,
+        change_reason="figure",
+        body="![ROC](attachment:roc.png)",
+    )
+    table = Attachment._meta.db_table
+    with CaptureQueriesContext(connection) as queries:
+        html = client_logged_in.get(PAGE).content.decode()
+    assert f'src="{FILES}roc.png"' in html and f'src="{FILES}roc.png/thumbnail"' in html
+    assert len([q for q in queries if f'FROM "{table}"' in q["sql"]]) == 1
+
+
 def test_the_live_preview_resolves_attachments(client_logged_in, model_page):
     attach(model_page, png(), "roc.png")
     response = client_logged_in.post(f"{PAGE}preview/", {"body": "![ROC](attachment:roc.png)"})
@@ -375,6 +394,9 @@ def test_records_have_the_same_attachment_routes(editor, viewer, project, kind):
     )
     assert response.status_code == 201
     assert [a.name for a in attachments.of(target)] == ["curve.png"]
+    # The record's own page lists it (viewers see no upload form).
+    html = viewer.get(f"/projects/churn/{kind}/{key}/").content.decode()
+    assert f'href="{base}curve.png"' in html and "Attach files" not in html
     assert viewer.get(f"{base}curve.png").status_code == 200
     assert viewer.get(f"{base}curve.png/thumbnail").status_code == 200
     html = viewer.get(f"{base}curve.png/versions/").content.decode()
@@ -382,3 +404,29 @@ def test_records_have_the_same_attachment_routes(editor, viewer, project, kind):
     assert editor.post(f"{base}curve.png/delete/").status_code == 302
     assert viewer.get(f"{base}curve.png").status_code == 404
     assert viewer.get(f"/projects/churn/{kind}/999999/attachments/curve.png").status_code == 404
+
+
+# Object storage
+
+
+def test_files_go_through_object_storage_and_an_outage_is_a_503_that_writes_nothing(
+    s3,  # noqa: F811 - the fixture imported above
+    editor,
+    model_page,
+):
+    response = editor.post(FILES, {"file": upload_file(png(), "roc.png")})
+    assert response.status_code == 302
+    attachment = attachments.named(model_page, "roc.png")
+    assert s3.read(attachment.storage_name) == png()
+    assert b"".join(editor.get(f"{FILES}roc.png").streaming_content) == png()
+
+    s3.stop()
+    before = history_rows()
+    response = editor.get(f"{FILES}roc.png")
+    assert response.status_code == 503 and response["Retry-After"]
+    response = editor.post(
+        FILES, {"file": [upload_file(b"a,b\n1,2\n", "a.csv"), upload_file(b"x", "b.txt")]}
+    )
+    assert response.status_code == 503 and response["Retry-After"]
+    assert history_rows() == before
+    assert [a.name for a in attachments.of(model_page)] == ["roc.png"]

@@ -20,6 +20,7 @@ from dataclasses import dataclass
 from django.conf import settings
 from django.contrib import messages
 from django.core.exceptions import ValidationError
+from django.db import transaction
 from django.http import Http404, HttpResponse, JsonResponse
 from django.shortcuts import redirect, render
 from django.template.loader import render_to_string
@@ -115,7 +116,7 @@ def resolver(target, at=None):
     @functools.cache
     def suffixes():
         if at is None:
-            return dict.fromkeys(service.of(target).values_list("name", flat=True), "")
+            return dict.fromkeys((attachment.name for attachment in current(target)), "")
         rows = Attachment.history.filter(**{f"{field}_id": target.pk}, history_date__lte=at)
         found = {}
         for name, sha256, deleted in rows.order_by("history_date", "history_id").values_list(
@@ -134,10 +135,18 @@ def resolver(target, at=None):
     return resolve
 
 
+def current(target):
+    """``target``'s current attachments, asked for once per target object: the panel
+    and the figures of its Markdown share one query."""
+    if "_current_attachments" not in target.__dict__:
+        target._current_attachments = list(service.of(target))
+    return target._current_attachments
+
+
 def panel_context(request, target, can_edit, next_url=None):
     """What frontend/_attachments.html shows: ``target``'s current attachments, each
     with its addresses, and the upload form if ``can_edit``."""
-    attachments = list(service.of(target))
+    attachments = current(target)
     for attachment in attachments:
         attachment.url = url(target, "attachment", attachment.name)
         attachment.versions_url = url(target, "versions", attachment.name)
@@ -199,20 +208,21 @@ def upload(request, project, key, kind):
     target = _target(request, kind, project, key, EDIT)
     uploads = request.FILES.getlist("file")
     errors, status = [], 400
-    for upload in uploads:
+    for uploaded in uploads:
         try:
-            if upload.size > settings.ATTACHMENT_MAX_BYTES:
+            if uploaded.size > settings.ATTACHMENT_MAX_BYTES:
                 raise files.TooLarge
-            files.sniff(upload)
+            files.sniff(uploaded)
         except ValidationError as e:
-            errors += [f"{upload.name}: {message}" for message in e.message_dict["file"]]
+            errors += [f"{uploaded.name}: {message}" for message in e.message_dict["file"]]
             status = 413 if isinstance(e, files.TooLarge) else status
     if not uploads:
         errors.append("Choose a file to attach.")
     attached = []
     if not errors:
         try:
-            attached = [service.attach(target, one, actor=actor(request)) for one in uploads]
+            with transaction.atomic():  # all or none, an outage halfway too
+                attached = [service.attach(target, one, actor=actor(request)) for one in uploads]
         except ValidationError as e:
             errors += [message for messages_ in e.message_dict.values() for message in messages_]
         except storage.Unavailable:

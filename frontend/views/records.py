@@ -6,6 +6,7 @@ from django.shortcuts import get_object_or_404, render
 from django.views.decorators.http import require_safe
 
 from frontend.forms import RunsTableForm, apply_errors
+from frontend.views.attachments import resolver
 from frontend.views.base import project_context, project_for
 from wiki import run_table
 from wiki.models import Deployment, ModelVersion, RunValue
@@ -68,10 +69,11 @@ def deployment_detail(request, project, pk):
     deployment = get_object_or_404(
         Deployment.objects.select_related("model_version"), project=project, pk=pk
     )
+    deployment.project = project  # for its attachments' addresses, without a query
     context = project_context(request, project, "records") | {
         "deployment": deployment,
         "timeline": _status_changes(deployment),
-        "reason_html": render_markdown(deployment.reason, project.slug),
+        "reason_html": render_markdown(deployment.reason, project.slug, resolver(deployment)),
         "failed_checks": sum(not check["passed"] for check in deployment.checks),
     }
     return render(request, "frontend/deployment.html", context)
@@ -94,6 +96,7 @@ def model_version_detail(request, project, version):
     """A model version: what it is, the runs that trained it, where it is deployed."""
     project = project_for(request, project)
     model_version = get_object_or_404(ModelVersion, project=project, version=version)
+    model_version.project = project  # for its attachments' addresses, without a query
     # What is live in an environment now: its latest deployment that succeeded (one
     # rolled back no longer counts, so the one before it is live again).
     live = Deployment.objects.filter(
@@ -109,7 +112,9 @@ def model_version_detail(request, project, version):
     training_runs = model_version.training_runs.order_by("-started_at", "-id")
     context = project_context(request, project, "records") | {
         "model_version": model_version,
-        "description_html": render_markdown(model_version.description, project.slug),
+        "description_html": render_markdown(
+            model_version.description, project.slug, resolver(model_version)
+        ),
         "training_runs": training_runs[:VERSION_RUNS_SHOWN],
         "runs_total": training_runs.count(),
         "environments": [

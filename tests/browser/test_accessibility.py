@@ -22,6 +22,7 @@ SCREENS = {
     "compare": f"/projects/{DEMO}/overview/compare/?from=1&to=2",
     "search": "/search/?q=model",
     "export": f"/projects/{DEMO}/exports/",
+    "attachment": f"/projects/{DEMO}/model/attachments/roc-curve.png/versions/",
 }
 
 

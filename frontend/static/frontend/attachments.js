@@ -121,7 +121,7 @@
   };
   // A pasted image has no name of its own ("image.png" each time, which would replace the
   // last one): a name from the time; the server adds the extension of its type.
-  const stamp = () => new Date().toISOString().replace(/[-:]/g, "").replace(/\..*/, "");
+  const stamp = () => new Date().toISOString().replace(/[-:.Z]/g, ""); // to the millisecond
   const pastedName = (file, index) => `pasted-${stamp()}${index ? `-${index + 1}` : ""}`;
   body.addEventListener("paste", (event) => {
     const files = [...(event.clipboardData?.files ?? [])];
