@@ -16,7 +16,16 @@ from datetime import datetime
 
 from django.core import signing
 from django.core.exceptions import ValidationError
-from django.db.models import Count, Exists, F, FilteredRelation, OuterRef, Q, TextField
+from django.db.models import (
+    Count,
+    Exists,
+    F,
+    FilteredRelation,
+    OuterRef,
+    Q,
+    Subquery,
+    TextField,
+)
 from django.db.models.fields.json import KeyTextTransform
 from django.db.models.functions import Cast
 
@@ -140,18 +149,17 @@ def filtered_runs(project, filters):
         # As text: compared as it is, where a JSON key lookup would read the value as JSON.
         tag = Cast(KeyTextTransform(name, "tags"), TextField())
         runs = runs.alias(tag_value=tag).filter(tag_value=value)
-    for condition in filters.conditions:
-        lookup = f"number__{OPERATORS[condition.op]}"
-        runs = runs.filter(
-            Exists(
-                RunValue.objects.filter(
-                    project=project,
-                    training_run=OuterRef("pk"),
-                    kind=RunValue.Kind.METRIC,
-                    name=condition.name,
-                    **{lookup: condition.value},
-                )
-            )  # fmt: skip
+    for number, condition in enumerate(filters.conditions):
+        # The run's value as a subquery per run, not a join: PostgreSQL then walks the
+        # sort order's index and checks each run until the page is full. As a join it
+        # misjudges how many runs pass (kind, name and number are correlated) and may
+        # read every value of both metrics to sort them all.
+        value = RunValue.objects.filter(
+            training_run=OuterRef("pk"), kind=RunValue.Kind.METRIC, name=condition.name
+        ).values("number")[:1]
+        lookup = f"condition_{number}__{OPERATORS[condition.op]}"
+        runs = runs.alias(**{f"condition_{number}": Subquery(value)}).filter(
+            **{lookup: condition.value}
         )
     return runs
 
@@ -164,6 +172,8 @@ class _Segment:
     runs: object
     key: str
     descending: bool
+    # When it returns True, the segment is empty and not read.
+    skip: object = None
 
     def read(self, position, backward):
         """The runs after ``position`` ((key, id); None: from the start), or before it
@@ -213,11 +223,19 @@ def _segments(project, runs, sort):
         ),
         sort_key=F(f"sort_row__{column}"),
     ).filter(sort_key__isnull=False)
-    lacking = runs.filter(~Exists(RunValue.objects.filter(training_run=OuterRef("pk"), **values)))
+    with_key = RunValue.objects.filter(**values)
+    lacking = runs.filter(~Exists(with_key.filter(training_run=OuterRef("pk"))))
     return [
         _Segment(0, keyed, "sort_key", sort.descending),
-        _Segment(1, lacking, "started_at", True),
+        _Segment(1, lacking, "started_at", True, skip=lambda: _all_have(project, with_key)),
     ]
+
+
+def _all_have(project, with_key):
+    """Whether every run of the project has the sort key: then the runs lacking it need no
+    search, which would probe every run for its value when none is found (a run has at
+    most one value of each name, so counting both compares them)."""
+    return with_key.count() == TrainingRun.objects.filter(project=project).count()
 
 
 def _has_numbers(project, name):
@@ -256,6 +274,9 @@ def page(project, filters, sort, cursor=None):
     # One more than a page says whether there is another page beyond.
     wanted, found = PAGE_SIZE + 1, []
     for index in range(start, -1, -1) if backward else range(start, len(segments)):
+        if segments[index].skip and segments[index].skip():
+            position = None
+            continue
         found += [
             (segments[index], run)
             for run in segments[index].read(position, backward)[: wanted - len(found)]
