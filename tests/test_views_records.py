@@ -186,6 +186,8 @@ def test_paging_forward_and_back_while_runs_arrive_skips_and_repeats_nothing(
     def a_run_arrives():
         arrived.append(_run(project, 500 + len(arrived)).pk)
 
+    first = client_logged_in.get(RUNS, {"where": "", "sort": "started_at", "cursor": ""})
+    assert _link(first, "prev") is None and _link(first, "next") is not None
     pages, last = _all_pages(client_logged_in, "", between=a_run_arrives)
     assert [len(p) for p in pages] == [50, 50, 20]
     assert sum(pages, []) == newest_first

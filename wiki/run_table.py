@@ -290,7 +290,7 @@ def page(project, filters, sort, cursor=None):
         found.reverse()
     # Runs are never deleted: the page one came from is still there.
     has_next = more if not backward else True
-    has_previous = more if backward else cursor is not None
+    has_previous = more if backward else bool(cursor)
     first, last = (found[0], found[-1]) if found else (None, None)
     return Page(
         runs=[run for _, run in found],
