@@ -132,9 +132,9 @@ def report(client, name, url):
 def explain(project, where, sort, order):
     """The plans of the first page's queries (one per segment read)."""
     filters = run_table.Filters(conditions=run_table.parse_conditions(where))
-    runs = run_table.filtered_runs(project, filters)
+    runs, candidates = run_table.filtered_runs(project, filters)
     sort = run_table.Sort.parse(sort, order)
-    for segment in run_table._segments(project, runs, sort):
+    for segment in run_table._segments(project, runs, candidates, sort):
         print(f"-- segment {segment.index} ({segment.key})")
         plan = segment.read(None, False)[: run_table.PAGE_SIZE + 1].explain(analyze=True)
         print(plan)
@@ -169,8 +169,10 @@ def main():
             "auc > 0.97 (rare), by loss asc",
             {"where": "auc > 0.97", "sort": "metric:loss", "order": "asc"},
         ),  # fmt: skip
-        # The worst case: the rare runs come last in the sort order.
+        # The runs that meet the condition come last in the sort order.
         ("auc > 0.97 (rare), by loss desc", {"where": "auc > 0.97", "sort": "metric:loss"}),
+        ("auc > 0.9, by loss desc", {"where": "auc > 0.9", "sort": "metric:loss"}),
+        ("auc > 0.8, by loss desc", {"where": "auc > 0.8", "sort": "metric:loss"}),
         ("failed, by param lr asc", {"status": "failed", "sort": "param:lr", "order": "asc"}),
         ("by param optimizer (text)", {"sort": "param:optimizer"}),
         ("tag team=team-2, auc > 0.8", {"tag": "team=team-2", "where": "auc > 0.8"}),
@@ -188,6 +190,7 @@ def main():
     report(client, "auc > 0.8, by loss asc, page 21 (cursor)", url)
     print()
     explain(project, "auc > 0.8", "metric:loss", "asc")
+    explain(project, "auc > 0.97", "metric:loss", "desc")
 
 
 if __name__ == "__main__":

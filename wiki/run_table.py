@@ -16,6 +16,7 @@ from datetime import datetime
 
 from django.core import signing
 from django.core.exceptions import ValidationError
+from django.db import connection
 from django.db.models import (
     Count,
     Exists,
@@ -136,7 +137,8 @@ class Filters:
 
 
 def filtered_runs(project, filters):
-    """The project's runs that match ``filters`` (unordered)."""
+    """(The project's runs that match ``filters`` but its selective metric conditions,
+    unordered; the ids of the runs that meet those, or None if there are none)."""
     runs = TrainingRun.objects.filter(project=project).select_related("model_version")
     if filters.status:
         runs = runs.filter(status=filters.status)
@@ -149,19 +151,41 @@ def filtered_runs(project, filters):
         # As text: compared as it is, where a JSON key lookup would read the value as JSON.
         tag = Cast(KeyTextTransform(name, "tags"), TextField())
         runs = runs.alias(tag_value=tag).filter(tag_value=value)
+    candidates = None
     for number, condition in enumerate(filters.conditions):
-        # The run's value as a subquery per run, not a join: PostgreSQL then walks the
-        # sort order's index and checks each run until the page is full. As a join it
-        # misjudges how many runs pass (kind, name and number are correlated) and may
-        # read every value of both metrics to sort them all.
-        value = RunValue.objects.filter(
-            training_run=OuterRef("pk"), kind=RunValue.Kind.METRIC, name=condition.name
-        ).values("number")[:1]
-        lookup = f"condition_{number}__{OPERATORS[condition.op]}"
-        runs = runs.alias(**{f"condition_{number}": Subquery(value)}).filter(
-            **{lookup: condition.value}
-        )
-    return runs
+        runs, ids = _with_condition(project, runs, number, condition)
+        if ids is not None:
+            candidates = ids if candidates is None else candidates & ids
+    return runs, candidates
+
+
+def _selective():
+    """Fewer runs than this meeting a metric condition make it selective: those runs are
+    listed first (their ids go into the queries, twice), and only they are sorted.
+    Otherwise each run is checked in the sort order until the page is full. PostgreSQL,
+    left to choose, misjudges how many runs a condition selects (a value's kind, name and
+    number are correlated) and may read every value of two metrics, or probe every run."""
+    limit = connection.features.max_query_params  # SQLite's, as Django knows it
+    return 20_000 if limit is None else (limit - 100) // 2
+
+
+def _with_condition(project, runs, number, condition):
+    """(``runs`` that meet the metric ``condition``, or ``runs`` as they are when the
+    ids of all the runs that meet it are returned instead; those ids or None)."""
+    lookup = {f"number__{OPERATORS[condition.op]}": condition.value}
+    metric = {"kind": RunValue.Kind.METRIC, "name": condition.name}
+    meeting = RunValue.objects.filter(project=project, **metric, **lookup)
+    selective = _selective()
+    ids = list(meeting.values_list("training_run", flat=True)[:selective])
+    if len(ids) < selective:
+        return runs, set(ids)
+    # The run's value as a subquery per run, which the database cannot turn into a join.
+    value = RunValue.objects.filter(training_run=OuterRef("pk"), **metric).values("number")
+    alias = f"condition_{number}"
+    runs = runs.alias(**{alias: Subquery(value[:1])}).filter(
+        **{f"{alias}__{OPERATORS[condition.op]}": condition.value}
+    )
+    return runs, None
 
 
 @dataclass(frozen=True)
@@ -210,9 +234,12 @@ class _Segment:
 _SALT = "wiki.run_table.cursor"
 
 
-def _segments(project, runs, sort):
+def _segments(project, runs, candidates, sort):
+    # The listed runs are picked from the table itself, or from the sort key's rows (with
+    # the table's rows of only those that make the page).
+    among = runs if candidates is None else runs.filter(pk__in=sorted(candidates))
     if sort.kind is None:
-        return [_Segment(0, runs, "started_at", sort.descending)]
+        return [_Segment(0, among, "started_at", sort.descending)]
     column = "number"
     if sort.kind == RunValue.Kind.PARAM and not _has_numbers(project, sort.name):
         column = "text"  # a parameter that is never a number sorts as text
@@ -223,8 +250,12 @@ def _segments(project, runs, sort):
         ),
         sort_key=F(f"sort_row__{column}"),
     ).filter(sort_key__isnull=False)
+    if candidates is not None:
+        keyed = keyed.annotate(sort_run=F("sort_row__training_run")).filter(
+            sort_run__in=sorted(candidates)
+        )
     with_key = RunValue.objects.filter(**values)
-    lacking = runs.filter(~Exists(with_key.filter(training_run=OuterRef("pk"))))
+    lacking = among.filter(~Exists(with_key.filter(training_run=OuterRef("pk"))))
     return [
         _Segment(0, keyed, "sort_key", sort.descending),
         _Segment(1, lacking, "started_at", True, skip=lambda: _all_have(project, with_key)),
@@ -269,7 +300,7 @@ def _start(segments, cursor, sort):
 
 def page(project, filters, sort, cursor=None):
     """The page of runs that ``cursor`` points to (the first page without one)."""
-    segments = _segments(project, filtered_runs(project, filters), sort)
+    segments = _segments(project, *filtered_runs(project, filters), sort)
     start, position, backward = _start(segments, cursor, sort) if cursor else (0, None, False)
     # One more than a page says whether there is another page beyond.
     wanted, found = PAGE_SIZE + 1, []
