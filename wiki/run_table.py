@@ -4,9 +4,9 @@ parameter, a page at a time through keyset cursors.
 
 Metric and parameter filters and sort keys are read from RunValue rows through their
 (project, kind, name, number | text, training_run) indexes, so a page costs a few index
-walks whether the project has a hundred runs or a hundred thousand: no OFFSET, no count.
-Runs that lack the sort key come after those that have it, newest first; the table is then
-two segments read in turn, each in a keyset order that ends with the run's id.
+walks whether the project has a hundred runs or a hundred thousand: no OFFSET. Runs that
+lack the sort key come after those that have it, newest first; the table is then two
+segments read in turn, each in a keyset order that ends with the run's id.
 """
 
 import math
@@ -137,8 +137,8 @@ class Filters:
 
 
 def filtered_runs(project, filters):
-    """(The project's runs that match ``filters`` but its selective metric conditions,
-    unordered; the ids of the runs that meet those, or None if there are none)."""
+    """(The project's runs that match ``filters``, unordered, but for its selective metric
+    conditions; the ids of the runs that meet those, or None when none is selective)."""
     runs = TrainingRun.objects.filter(project=project).select_related("model_version")
     if filters.status:
         runs = runs.filter(status=filters.status)
@@ -225,18 +225,20 @@ class _Segment:
         return signing.dumps(data, salt=_SALT)
 
     def position(self, data):
+        """(key, id) of a cursor's data."""
         value = data["v"]
-        return (datetime.fromisoformat(value) if self.key == "started_at" else value), int(
-            data["i"]
-        )
+        if self.key == "started_at":
+            value = datetime.fromisoformat(value)
+        return value, int(data["i"])
 
 
 _SALT = "wiki.run_table.cursor"
 
 
 def _segments(project, runs, candidates, sort):
-    # The listed runs are picked from the table itself, or from the sort key's rows (with
-    # the table's rows of only those that make the page).
+    # The runs a selective condition listed: picked by id from the runs when they are
+    # read in start order; when sorted by a value, its index rows are filtered by them,
+    # before any run is read.
     among = runs if candidates is None else runs.filter(pk__in=sorted(candidates))
     if sort.kind is None:
         return [_Segment(0, among, "started_at", sort.descending)]
