@@ -1,4 +1,5 @@
-"""Request bodies: JSON only, at most 1 MiB and 32 levels deep.
+"""Request bodies: JSON, at most 1 MiB (4 MiB where metric series are posted) and 32 levels
+deep; multipart only for uploads.
 
 Kept apart from api.errors: DRF loads parsers while importing its views, which api.errors
 imports.
@@ -6,10 +7,15 @@ imports.
 
 import json
 
+from django.conf import settings
+from django.core.exceptions import RequestDataTooBig, SuspiciousOperation
 from rest_framework import exceptions, status
-from rest_framework.parsers import JSONParser
+from rest_framework.parsers import BaseParser, JSONParser, MultiPartParser
 
 MAX_BODY_BYTES = 1024 * 1024
+# 10,000 series points (wiki.series: one call's most) with timestamps are about 1 MB as
+# compact JSON, twice that pretty-printed.
+SERIES_MAX_BODY_BYTES = 4 * 1024 * 1024
 
 
 class PayloadTooLarge(exceptions.APIException):
@@ -39,15 +45,17 @@ class LimitedJSONParser(JSONParser):
     """
 
     MAX_JSON_DEPTH = 32
+    max_bytes = MAX_BODY_BYTES
 
     def parse(self, stream, media_type=None, parser_context=None):
         request = parser_context["request"]
         declared = request.META.get("CONTENT_LENGTH") or "0"
-        if declared.isdigit() and int(declared) > MAX_BODY_BYTES:
-            raise PayloadTooLarge
-        body = stream.read(MAX_BODY_BYTES + 1) if stream is not None else b""
-        if len(body) > MAX_BODY_BYTES:
-            raise PayloadTooLarge
+        too_large = PayloadTooLarge(f"The request body is over {self.max_bytes // 1024} KiB.")
+        if declared.isdigit() and int(declared) > self.max_bytes:
+            raise too_large
+        body = stream.read(self.max_bytes + 1) if stream is not None else b""
+        if len(body) > self.max_bytes:
+            raise too_large
         too_deep = f"The JSON is nested more than {self.MAX_JSON_DEPTH} levels deep."
         try:
             data = json.loads(body.decode("utf-8"), parse_constant=float)
@@ -58,3 +66,50 @@ class LimitedJSONParser(JSONParser):
         if _too_deep(data, self.MAX_JSON_DEPTH):
             raise exceptions.ParseError(too_deep)
         return data
+
+
+class SeriesJSONParser(BaseParser):
+    """LimitedJSONParser's JSON for posts that may carry a run's metric series (a training
+    run, its series), up to SERIES_MAX_BODY_BYTES.
+
+    Not a JSONParser: DRF reads the whole body of those through Django first, whose
+    DATA_UPLOAD_MAX_MEMORY_SIZE (2.5 MiB) would refuse these bodies with a bare 400; this
+    one reads the stream itself, never more than the limit and a byte.
+    """
+
+    media_type = "application/json"
+    MAX_JSON_DEPTH = LimitedJSONParser.MAX_JSON_DEPTH
+    max_bytes = SERIES_MAX_BODY_BYTES
+    parse = LimitedJSONParser.parse
+
+
+# What a multipart body may hold beside the file: boundaries, part headers, the short
+# fields (a name, a change reason of at most 1,000 characters).
+MULTIPART_ENVELOPE_BYTES = 64 * 1024
+
+
+def check_upload_length(request):
+    """413 before anything is read when Content-Length says the upload is larger than a
+    file may be (ATTACHMENT_MAX_BYTES) with its envelope. The body read is never longer
+    than Content-Length, so this bounds what a client can make the server spool."""
+    declared = request.META.get("CONTENT_LENGTH") or "0"
+    limit = settings.ATTACHMENT_MAX_BYTES
+    if declared.isdigit() and int(declared) > limit + MULTIPART_ENVELOPE_BYTES:
+        raise PayloadTooLarge(
+            f"The upload is over the limit of {limit // (1024 * 1024)} MB per file "
+            f"(Content-Length: {declared})."
+        )
+
+
+class UploadParser(MultiPartParser):
+    """multipart/form-data, for file uploads (the view checks the length first, see
+    check_upload_length). Django's own limits on the parts (too many files or fields, the
+    fields too long) are a 400 or 413 naming them, not an error page."""
+
+    def parse(self, stream, media_type=None, parser_context=None):
+        try:
+            return super().parse(stream, media_type, parser_context)
+        except RequestDataTooBig as error:
+            raise PayloadTooLarge(f"The form's fields are too long: {error}") from None
+        except SuspiciousOperation as error:
+            raise exceptions.ParseError(f"The multipart body is refused: {error}") from None

@@ -9,6 +9,7 @@ from rest_framework.reverse import reverse
 from api.fields import (
     SCALAR,
     AwareDateTimeField,
+    JSONObjectField,
     ModelVersionNameField,
     StrictBooleanField,
     StrictCharField,
@@ -18,6 +19,7 @@ from api.fields import (
 from wiki.audit import ACTIONS
 from wiki.history import CHANGE_REASON_MAX_LENGTH
 from wiki.models import Deployment, ExportJob, ModelVersion, Page, Project, TrainingRun, max_length
+from wiki.series import counts as series_counts
 
 
 def _record_url(view_name, record, request):
@@ -224,6 +226,59 @@ class DatasetSerializer(StrictSerializer):
     )
 
 
+# Learning curves (wiki.series): as posted with a run or to its series, and as read.
+SERIES_POINT = {
+    "type": "object",
+    "required": ["step", "value"],
+    "properties": {
+        "step": {"type": "integer", "minimum": 0},
+        "value": {"type": "number"},
+        "timestamp": {"type": "string", "format": "date-time", "nullable": True},
+    },
+    "additionalProperties": False,
+}
+SERIES = {
+    "type": "object",
+    "additionalProperties": {"type": "array", "items": SERIES_POINT, "minItems": 1},
+    "description": "Points of each metric by name (at most 10,000 points in all per call).",
+}
+
+
+@extend_schema_field(SERIES)
+class SeriesField(JSONObjectField):
+    """A run's metric series as posted, taken whole (wiki.series checks every point)."""
+
+
+class CurveSerializer(serializers.Serializer):
+    metric = serializers.CharField()
+    total = serializers.IntegerField(help_text="How many points the run holds.")
+    downsampled = serializers.BooleanField(
+        help_text="Whether points are a selection of them: the first and last, and the lowest "
+        "and highest of each bucket of steps."
+    )
+    points = serializers.ListField(
+        child=serializers.ListField(child=serializers.JSONField()),
+        help_text="[step, value] by step; with raw=1, [step, value, timestamp or null] in "
+        "the order appended.",
+    )
+
+
+class SeriesSerializer(serializers.Serializer):
+    run = serializers.IntegerField()
+    max_points = serializers.IntegerField(allow_null=True, help_text="null with raw=1.")
+    metrics = CurveSerializer(many=True)
+
+
+class SeriesAppendedSerializer(serializers.Serializer):
+    url = serializers.URLField(help_text="The run's series.")
+    appended = serializers.DictField(
+        child=serializers.IntegerField(), help_text="Points added, by metric."
+    )
+    totals = serializers.DictField(
+        child=serializers.IntegerField(), help_text="Points the run now holds, by metric."
+    )
+
+
 class TrainingRunSerializer(StrictSerializer):
     id = serializers.IntegerField(read_only=True)
     url = serializers.SerializerMethodField()
@@ -244,10 +299,25 @@ class TrainingRunSerializer(StrictSerializer):
     environment = json_object({})
     notes = StrictCharField(required=False, allow_blank=True, trim_whitespace=False)
     created_at = serializers.DateTimeField(read_only=True)
+    series = SeriesField(write_only=True, required=False)
+    series_points = serializers.SerializerMethodField()
 
     @extend_schema_field(OpenApiTypes.URI)
     def get_url(self, run):
         return _record_url("api:training-run-detail", run, self.context["request"])
+
+    @extend_schema_field(
+        {"type": "object", "additionalProperties": {"type": "integer"}, "nullable": True}
+    )
+    def get_series_points(self, run):
+        """Points of each metric series the run holds (its .../series/ has them); null in
+        lists, which do not count them."""
+        if isinstance(self.parent, serializers.ListSerializer):
+            return None
+        if hasattr(self, "_validated_data"):  # just posted: the run holds what was sent
+            posted = self.validated_data.get("series", {})
+            return {metric: len(posted[metric]) for metric in sorted(posted)}
+        return series_counts(run)
 
 
 class CheckSerializer(StrictSerializer):
@@ -302,6 +372,64 @@ class ModelVersionSerializer(StrictSerializer):
     change_reason = serializers.CharField(
         write_only=True, required=False, allow_blank=True, max_length=CHANGE_REASON_MAX_LENGTH
     )
+
+
+class AttachmentUploadSerializer(StrictSerializer):
+    """An upload (multipart/form-data): the file, and the name to attach it under."""
+
+    file = serializers.FileField(
+        help_text="The file. Its type is decided from its content: an image (PNG, JPEG, GIF, "
+        "WebP, SVG), a PDF, CSV, JSON, plain text or an HTML report."
+    )
+    name = serializers.CharField(
+        required=False,
+        max_length=255,
+        help_text="The name to attach it under (default: the file's own), cleaned: ASCII "
+        "letters, digits, '.', '_' and '-', ending in its type's extension. An existing "
+        "name gets a new version; the earlier ones stay downloadable.",
+    )
+    change_reason = serializers.CharField(
+        required=False, allow_blank=True, max_length=CHANGE_REASON_MAX_LENGTH
+    )
+
+
+class AttachmentSerializer(serializers.Serializer):
+    """An attachment as it is now (its current version)."""
+
+    name = serializers.CharField()
+    sha256 = serializers.CharField(help_text="Of the bytes; also the download's ETag.")
+    size = serializers.IntegerField(help_text="Bytes.")
+    content_type = serializers.CharField(help_text="Decided from the content.")
+    url = serializers.SerializerMethodField(help_text="Download it here (GET).")
+    revision = serializers.IntegerField(
+        help_text="1 for the first upload, +1 for each replacement or deletion."
+    )
+    uploaded_by = serializers.CharField(source="uploaded_by_name")
+    created_at = serializers.DateTimeField()
+    updated_at = serializers.DateTimeField()
+
+    def get_url(self, attachment) -> str:
+        return f"{self.context['attachments_url']}{attachment.name}/"
+
+
+class AttachmentVersionSerializer(serializers.Serializer):
+    """A version of an attachment: a row of its history, sealed by the audit chain."""
+
+    revision = serializers.IntegerField()
+    sha256 = serializers.CharField()
+    size = serializers.IntegerField()
+    content_type = serializers.CharField()
+    deleted = serializers.BooleanField(help_text="This revision deleted the attachment.")
+    url = serializers.SerializerMethodField(help_text="Download these bytes here (GET).")
+    at = serializers.DateTimeField(source="history_date")
+    user = serializers.CharField(source="history_username")
+    token = serializers.CharField(source="history_token_name")
+    source = serializers.CharField(source="history_source")
+    reason = serializers.CharField(source="history_change_reason", allow_null=True)
+    request_id = serializers.UUIDField(source="history_request_id", allow_null=True)
+
+    def get_url(self, row) -> str:
+        return f"{self.context['attachments_url']}{row.name}/?sha256={row.sha256}"
 
 
 class RevisionSerializer(serializers.Serializer):

@@ -3,7 +3,7 @@ from django.http import JsonResponse
 from django.urls import path, re_path
 from django.views.decorators.csrf import csrf_exempt
 
-from api.views import audit, exports, history, pages, projects, records, search
+from api.views import attachments, audit, exports, history, pages, projects, records, search
 
 app_name = "api"
 
@@ -45,6 +45,11 @@ urlpatterns = [
         records.TrainingRunDetail.as_view(),
         name="training-run-detail",
     ),
+    path(
+        f"{PROJECT}training-runs/<int:pk>/series/",
+        records.TrainingRunSeries.as_view(),
+        name="training-run-series",
+    ),
     path(f"{PROJECT}deployments/", records.DeploymentList.as_view(), name="deployment-list"),
     path(
         f"{PROJECT}deployments/<int:pk>/",
@@ -56,6 +61,12 @@ urlpatterns = [
         records.ModelVersionList.as_view(),
         name="model-version-list",
     ),
+    # Attachments (api/views/attachments.py): list and upload, download and delete one,
+    # its versions. Model versions are named by their version string, as elsewhere.
+    *attachments.routes(PAGE, "page"),
+    *attachments.routes(f"{PROJECT}training-runs/<int:pk>/", "training_run"),
+    *attachments.routes(f"{PROJECT}deployments/<int:pk>/", "deployment"),
+    *attachments.routes(f"{PROJECT}model-versions/<str:version>/", "model_version"),
     path(f"{PROJECT}activity/", history.ActivityList.as_view(), name="activity-list"),
     path(f"{PROJECT}activity/export/", history.ActivityExport.as_view(), name="activity-export"),
     path(f"{PROJECT}audit/verify/", audit.AuditVerify.as_view(), name="audit-verify"),

@@ -3,7 +3,7 @@ from django.templatetags.static import static
 from django.urls import path
 from django.views.generic import RedirectView
 
-from frontend.views import exports, pages, projects, records, search, tokens
+from frontend.views import attachments, exports, pages, projects, records, runs, search, tokens
 
 app_name = "frontend"
 
@@ -39,6 +39,8 @@ urlpatterns = [
     ),
     path(f"{PROJECT}activity/", projects.activity_log, name="activity"),
     path(f"{PROJECT}records/", projects.records, name="records"),
+    path(f"{PROJECT}runs/compare/", runs.runs_compare, name="runs-compare"),
+    path(f"{PROJECT}runs/<int:pk>/", runs.run_detail, name="run"),
     path(f"{PROJECT}runs/", records.runs, name="runs"),
     path(f"{PROJECT}deployments/<int:pk>/", records.deployment_detail, name="deployment"),
     path(
@@ -64,4 +66,7 @@ urlpatterns = [
     ),
     path(f"{PAGE}review/", pages.page_submit, name="page-submit"),
     path(f"{PAGE}approve/", pages.page_approve, name="page-approve"),
+    # Attachments of pages, training runs, deployments and model versions:
+    # .../<page>/attachments/<name>, .../runs/<id>/attachments/<name>, ...
+    *attachments.urlpatterns(PROJECT),
 ]

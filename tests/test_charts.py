@@ -2,12 +2,21 @@
 and the lineage on the records page."""
 
 import re
+import xml.etree.ElementTree as ET
 from datetime import UTC, datetime, timedelta
 
 import pytest
 
 from tests.factories import make_deployment, make_training_run
-from wiki.charts import deployment_timeline, metric_trend
+from wiki.charts import (
+    GLYPHS,
+    MARKERS,
+    MAX_SERIES,
+    deployment_timeline,
+    line_chart,
+    metric_trend,
+    scatter_chart,
+)
 from wiki.summaries import lineage
 
 pytestmark = pytest.mark.django_db
@@ -112,5 +121,94 @@ def test_lineage_links_datasets_runs_versions_and_deployments(
     assert oldest["datasets"] == ["orders@v9"] and oldest["deployments"] == []
     with django_assert_max_num_queries(14):
         html = client_logged_in.get("/projects/churn/records/").content.decode()
-    assert f'href="/api/v1/projects/churn/deployments/{production.pk}/"' in html
+    assert f'href="/projects/churn/deployments/{production.pk}/"' in html
     assert "and 5 in all" in html and '<span class="chip">customers@v1</span>' in html
+
+
+# Learning curves and runs compared (line_chart, scatter_chart): well-formed SVG, series told
+# apart without colour, and a data table holding exactly the points drawn.
+SVG_NS = "{http://www.w3.org/2000/svg}"
+
+
+def parse(markup):
+    return ET.fromstring(str(markup))  # noqa: S314  our own output
+
+
+def table_rows(chart):
+    table = parse(chart["table"])
+    return [[cell.text or "" for cell in tr] for tr in table.iter("tr")][1:]
+
+
+def shape(mark):
+    """What a marker looks like wherever it is: its element, whether filled, and for a
+    path its outline relative to its first point."""
+    numbers = [float(n) for n in re.findall(r"-?[\d.]+", mark.get("d", ""))]
+    outline = tuple(round(n - numbers[i % 2], 1) for i, n in enumerate(numbers))
+    return mark.tag, mark.get("fill") == "none", outline
+
+
+def curve(name, points, **extra):
+    return {"name": name, "points": points} | extra
+
+
+def test_a_line_chart_tells_every_series_apart_without_colour():
+    lines = [curve(f"run #{n}", [(step, n + 1 / step) for step in range(1, 30)])
+             for n in range(MAX_SERIES)]  # fmt: skip
+    chart = line_chart("loss", lines)
+    svg = parse(chart["svg"])
+    paths = svg.findall(f".//{SVG_NS}path[@class='series']")
+    assert len(paths) == MAX_SERIES
+    assert len({p.get("stroke-dasharray") for p in paths}) == MAX_SERIES
+    looks = set()
+    for line in lines:
+        marks = [m for m in svg.iter() if m.get("class") == "mark"
+                 and m.find(f"{SVG_NS}title").text.startswith(line["name"] + ":")]  # fmt: skip
+        assert marks, line["name"]
+        kinds = {shape(m) for m in marks}
+        assert len(kinds) == 1  # one shape along a line
+        looks |= kinds
+    assert len(looks) == MAX_SERIES  # and each line its own
+    texts = [t.text for t in svg.iter(f"{SVG_NS}text")]
+    assert all(f"{glyph} run #{n}" in texts  # the label at the end of each line
+               for n, glyph in enumerate(GLYPHS[m] for m in MARKERS))  # fmt: skip
+    assert [entry["name"] for entry in chart["legend"]] == [line["name"] for line in lines]
+
+
+def test_a_line_chart_tables_the_points_it_draws_and_says_when_it_downsampled():
+    shown = [(1, 0.9), (5, 0.5), (9, 0.25)]
+    other = [(5, 0.8), (12, 0.1)]
+    chart = line_chart("loss", [curve("a", shown, total=3000, downsampled=True),
+                                curve("b <&>", other, total=2)])  # fmt: skip
+    assert table_rows(chart) == [
+        ["1", "0.9", ""], ["5", "0.5", "0.8"], ["9", "0.25", ""], ["12", "", "0.1"],
+    ]  # fmt: skip
+    assert chart["notes"] == ["a: 3 of 3000 points shown, min/max per bucket"]
+    header = [th.text for th in parse(chart["table"]).iter("th")]
+    assert header == ["step", "a", "b <&>"]  # escaped in the markup, parsed back
+    assert "&lt;&amp;&gt;" in str(chart["svg"])
+    path = parse(chart["svg"]).find(f".//{SVG_NS}path[@class='series']")
+    assert path.get("d").count("L") == len(shown) - 1
+
+
+def test_a_line_chart_keeps_a_series_look_by_its_style_and_skips_empty_series():
+    chart = line_chart("acc", [curve("none", []), curve("second", [(1, 1.0)], style=1)])
+    assert [entry["name"] for entry in chart["legend"]] == ["second"]
+    assert chart["legend"][0]["marker"] == MARKERS[1]
+    assert line_chart("acc", [curve("none", [])]) is None
+
+
+def test_a_scatter_labels_each_run_and_lists_text_values_in_order():
+    points = [
+        {"name": "run #1", "x": "sgd", "y": 0.7, "style": 0},
+        {"name": "run #2", "x": "adam", "y": 0.8, "style": 1},
+        {"name": "run #3", "x": 0.5, "y": 0.75, "style": 2},
+    ]
+    chart = scatter_chart("auc against optimizer", points, "optimizer", "auc")
+    svg = parse(chart["svg"])
+    texts = [t.text for t in svg.iter(f"{SVG_NS}text")]
+    assert {"run #1", "run #2", "run #3", "0.5", "adam", "sgd"} <= set(texts)
+    marks = [m for m in svg.iter() if m.get("class") == "mark"]
+    assert len({shape(m) for m in marks}) == 3
+    assert table_rows(chart) == [["run #1", "sgd", "0.7"], ["run #2", "adam", "0.8"],
+                                 ["run #3", "0.5", "0.75"]]  # fmt: skip
+    assert scatter_chart("nothing", [], "x", "y") is None

@@ -1,6 +1,8 @@
 """deploy/ci/mlwiki_ci.py against a live test server, as a pipeline runs it."""
 
 import contextlib
+import hashlib
+import io
 import json
 import os
 import socket
@@ -11,9 +13,10 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 import pytest
+from PIL import Image
 
 from tests.factories import make_token
-from wiki.models import Deployment, TrainingRun
+from wiki.models import Deployment, IdempotencyKey, TrainingRun
 
 CLIENT = Path(__file__).resolve().parent.parent / "deploy" / "ci" / "mlwiki_ci.py"
 
@@ -328,3 +331,98 @@ def test_unusable_checks_files_exit_2(tmp_path, content, message):
 def test_non_finite_metrics_exit_2():
     result = run_client(*RUN_ARGS, "--metric", "loss=NaN", url="http://127.0.0.1:9", token="t")
     assert result.returncode == 2 and "metric loss must be a finite number" in result.stderr
+
+
+# --attach: files uploaded to the record once it is written, each exactly once.
+
+
+def png():
+    out = io.BytesIO()
+    Image.new("RGB", (4, 3), (200, 30, 30)).save(out, "PNG")
+    return out.getvalue()
+
+
+@pytest.fixture
+def figures(tmp_path):
+    (tmp_path / "roc curve.png").write_bytes(png())
+    (tmp_path / "metrics.csv").write_text("step,loss\n1,0.9\n2,0.7\n")
+    return [str(tmp_path / "roc curve.png"), str(tmp_path / "metrics.csv")]
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_training_run_is_posted_with_its_attachments_once(wiki, figures):
+    args = [*RUN_ARGS, "--attach", figures[0], "--attach", figures[1]]
+    result = run_client(*args, **wiki)
+    assert result.returncode == 0, result.stderr
+    run = TrainingRun.objects.get(pk=json.loads(result.stdout)["id"])
+    attached = {a.name: a for a in run.attachments.all()}
+    assert {name: a.content_type for name, a in attached.items()} == {
+        "roc-curve.png": "image/png",
+        "metrics.csv": "text/csv",
+    }
+    assert attached["roc-curve.png"].sha256 == hashlib.sha256(png()).hexdigest()
+    assert f"attached roc-curve.png: {wiki['url']}/api/v1/projects/churn/" in result.stderr
+    # The step again: the run and its files are replayed, nothing is recorded twice.
+    again = run_client(*args, **wiki)
+    assert again.returncode == 0, again.stderr
+    assert TrainingRun.objects.count() == 1
+    assert [a.history.count() for a in run.attachments.all()] == [1, 1]
+    assert IdempotencyKey.objects.count() == 3
+
+
+@pytest.mark.django_db(transaction=True)
+def test_deployments_get_attachments_at_start_and_finish(wiki, figures):
+    started = run_client(
+        "deployment-start", "--project", "churn", "--model-version", "1.4.0",
+        "--environment", "production", "--attach", figures[1], **wiki,
+    )  # fmt: skip
+    assert started.returncode == 0, started.stderr
+    deployment_id = started.stdout.strip()
+    finished = run_client(
+        "deployment-finish", "--project", "churn", "--id", deployment_id, "--status",
+        "succeeded", "--attach", figures[0], **wiki,
+    )  # fmt: skip
+    assert finished.returncode == 0, finished.stderr
+    deployment = Deployment.objects.get(pk=deployment_id)
+    assert sorted(a.name for a in deployment.attachments.all()) == ["metrics.csv", "roc-curve.png"]
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_missing_attachment_exits_2_before_anything_is_sent(wiki, figures, tmp_path):
+    result = run_client(
+        *RUN_ARGS, "--attach", figures[0], "--attach", str(tmp_path / "nope.png"), **wiki
+    )
+    assert result.returncode == 2
+    assert "nope.png: No such file or directory" in result.stderr
+    assert not TrainingRun.objects.exists()
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_refused_attachment_exits_1_with_the_wikis_message(wiki, tmp_path):
+    archive = tmp_path / "model.zip"
+    archive.write_bytes(b"PK\x03\x04zipped")
+    result = run_client(*RUN_ARGS, "--attach", str(archive), **wiki)
+    assert result.returncode == 1
+    assert "415: This type of file is not accepted." in result.stderr
+    assert TrainingRun.objects.count() == 1
+
+
+@pytest.mark.django_db(transaction=True)
+def test_the_run_page_shows_what_the_client_posted_a_figure_and_a_learning_curve(
+    wiki, figures, tmp_path, client_logged_in
+):
+    body = tmp_path / "run.json"
+    points = [{"step": step, "value": 1 / step} for step in range(1, 101)]
+    body.write_text(json.dumps({"series": {"loss": points}}))
+    result = run_client(*RUN_ARGS, "--file", str(body), "--attach", figures[0], **wiki)
+    assert result.returncode == 0, result.stderr
+    run = TrainingRun.objects.get(pk=json.loads(result.stdout)["id"])
+    page = client_logged_in.get(f"/projects/churn/runs/{run.pk}/")
+    assert page.status_code == 200
+    html = page.content.decode()
+    figure = f"/projects/churn/runs/{run.pk}/attachments/roc-curve.png"
+    assert figure in html  # the panel lists it, with its thumbnail
+    assert client_logged_in.get(figure).getvalue() == png()
+    chart = html.split("Learning curves", 1)[1]
+    assert "<svg" in chart and ">loss<" in chart
+    assert "<td>100</td>" in chart  # the curve's data table holds its last step

@@ -7,11 +7,13 @@ import io
 import json
 import subprocess
 import sys
+import zipfile
 from datetime import date, timedelta
 from pathlib import Path
 
 import pytest
 from django.contrib.auth import get_user_model
+from django.core.files.base import ContentFile
 from django.core.management import CommandError, call_command
 from django.test import Client
 from django.utils import timezone
@@ -19,9 +21,20 @@ from pypdf import PdfReader
 
 from deploy.audit.verify_bundle import verify as verify_bundle
 from tests.factories import make_token
+from tests.test_attachments import png
+from wiki import attachments as files
 from wiki import report_formats, reports
 from wiki.history import Actor, Source
-from wiki.models import AuditEntry, ExportJob, Membership, Project, TrainingRun
+from wiki.models import (
+    Attachment,
+    AuditEntry,
+    ExportJob,
+    Membership,
+    Project,
+    SeriesChunk,
+    TrainingRun,
+)
+from wiki.services import attachments, series
 from wiki.services.exports import build, request_export, sweep
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -723,3 +736,144 @@ def test_a_token_for_other_projects_learns_nothing_of_an_export(demo, api):
     _, key = make_token(demo["users"]["maria"], projects=["fraud-detection"])
     response = api(key).get(f"/api/v1/exports/{job.pk}/")
     assert response.status_code == 404 and b"churn" not in response.content
+
+
+# Attachments and metric series in the exports ---------------------------------------
+
+
+@pytest.fixture
+def figures(demo):
+    """The demo's churn project (its overview embeds an SVG, its model page a PNG) with
+    the PNG replaced once (two versions), a CSV on a training run and a metric series."""
+    churn, maria = demo["churn"], demo["users"]["maria"]
+    actor = Actor(maria, Source.WEB)
+    model = churn.pages.get(category="model")
+    roc = attachments.named(model, "roc-curve.png")
+    replaced = attachments.attach(model, ContentFile(png(8, 8), name="roc-curve.png"), actor=actor)
+    run = TrainingRun.objects.filter(project=churn).order_by("started_at").last()
+    csv = attachments.attach(run, ContentFile(b"step,loss\n1,0.9\n", name="loss.csv"), actor=actor)
+    [chunk] = series.append(
+        run, {"loss": [{"step": 1, "value": 0.9}, {"step": 2, "value": 0.5}]}, actor=actor
+    )
+    return {
+        "project": churn, "old": roc, "png": replaced, "csv": csv, "run": run, "chunk": chunk,
+        "users": demo["users"],
+    }  # fmt: skip
+
+
+def test_the_html_export_shows_page_images_in_place_and_lists_the_files(figures):
+    html = content(export(figures["project"], "html")).decode()
+    png_uri = files.data_uri(figures["png"].sha256, "image/png")
+    assert f'src="{png_uri}"' in html  # the current version, where the page embeds it
+    svg = attachments.named(figures["project"].pages.get(category="overview"), "architecture.svg")
+    assert f'src="{files.data_uri(svg.sha256, "image/svg+xml")}"' in html
+    attached = html.split('<h2 id="attachments">', 1)[1].split('<h2 id="change-log">', 1)[0]
+    for attachment, target in ((figures["png"], "page:model"), (figures["csv"], None)):
+        target = target or f"training_run:{figures['run'].pk}"
+        assert f"<td>{target}</td><td>{attachment.name}</td>" in attached
+        assert attachment.sha256 in attached and attachment.content_type in attached
+    assert figures["old"].sha256 not in attached  # replaced: only in the bundle
+
+
+@needs_pango
+def test_the_pdf_export_holds_the_page_image(figures):
+    reader = PdfReader(io.BytesIO(content(export(figures["project"], "pdf"))))
+    images = [image for page in reader.pages for image in page.images]
+    assert any(image.image.size == (8, 8) for image in images)  # the ROC curve's new version
+    text = "".join(page.extract_text() for page in reader.pages).replace("\n", "")
+    assert figures["csv"].sha256 in text and "Attachments (" in text
+
+
+def test_the_json_bundle_lists_every_attachment_version_and_series_chunk(figures, tmp_path):
+    bundle = json.loads(content(export(figures["project"], "json")))
+    versions = [v for v in bundle["attachments"] if v["target"] == "page:model"]
+    assert [(v["name"], v["revision"], v["sha256"]) for v in versions] == [
+        ("roc-curve.png", 1, figures["old"].sha256),
+        ("roc-curve.png", 2, figures["png"].sha256),
+    ]
+    assert versions[1]["who"] == "maria" and versions[1]["size"] == figures["png"].size
+    assert versions[1]["content_type"] == "image/png" and versions[1]["when"]
+    chunk = figures["chunk"]
+    listed = {"id": chunk.pk, "run": figures["run"].pk, "metric": "loss", "count": 2,
+              "first_step": 1, "last_step": 2, "sha256": chunk.sha256}  # fmt: skip
+    assert listed in bundle["series"]
+    assert len(bundle["series"]) == SeriesChunk.objects.filter(project=figures["project"]).count()
+    assert run_verifier(tmp_path, bundle, "--key", KEY).returncode == 0
+    bundle["attachments"][0]["sha256"] = "0" * 64  # a listed hash the chain did not seal
+    result = run_verifier(tmp_path, bundle)
+    assert result.returncode == 1 and "its sha256 is not what its history row says" in result.stdout
+
+
+def verify_zip(path):
+    return subprocess.run(
+        [sys.executable, str(VERIFY), str(path), "--key", KEY],
+        capture_output=True, text=True, check=False,
+    )  # fmt: skip
+
+
+def rewrite_zip(source, target, change):
+    """A copy of the ZIP ``source`` with ``change(name, data)`` applied to each member
+    (None leaves it out)."""
+    with zipfile.ZipFile(source) as original, zipfile.ZipFile(target, "w") as copy:
+        for name in original.namelist():
+            data = change(name, original.read(name))
+            if data is not None:
+                copy.writestr(name, data)
+
+
+def test_a_zip_bundle_carries_the_files_and_verify_bundle_checks_each(figures, tmp_path, api):
+    _, key = make_token(figures["users"]["audrey"], projects=[figures["project"].slug])
+    response = api(key).post(
+        f"/api/v1/projects/{figures['project'].slug}/exports/", {"format": "zip"}, format="json"
+    )
+    assert response.status_code == 202, response.content
+    job = build(response.json()["id"])
+    assert job.status == ExportJob.Status.DONE, job.last_error
+    assert job.filename.endswith(".zip")
+    download = api(key).post(f"/api/v1/exports/{job.pk}/download/")
+    assert download["Content-Type"] == "application/zip"
+    path = tmp_path / job.filename
+    path.write_bytes(b"".join(download.streaming_content))
+    with zipfile.ZipFile(path) as archive:
+        names = set(archive.namelist())
+        assert archive.read(f"series/{figures['chunk'].sha256}.json") == (
+            figures["chunk"].points.encode()
+        )
+    for attachment in (figures["old"], figures["png"], figures["csv"]):
+        assert f"attachments/{attachment.sha256}" in names
+    result = verify_zip(path)
+    assert result.returncode == 0, result.stdout
+    stored = Attachment.history.filter(project_id=figures["project"].pk).values("sha256")
+    chunks = SeriesChunk.objects.filter(project=figures["project"]).values("sha256")
+    assert (
+        f"files: {stored.distinct().count()} attachment files and "
+        f"{chunks.distinct().count()} series chunks match their SHA-256"
+    ) in result.stdout
+
+    csv = f"attachments/{figures['csv'].sha256}"
+    changed = tmp_path / "changed.zip"
+    rewrite_zip(path, changed, lambda name, data: data[:-1] + b"X" if name == csv else data)
+    result = verify_zip(changed)
+    assert result.returncode == 1
+    assert f"NOT INTACT: {csv} (loss.csv): its bytes hash to" in result.stdout
+
+    missing = tmp_path / "missing.zip"
+    rewrite_zip(path, missing, lambda name, data: None if name == csv else data)
+    result = verify_zip(missing)
+    assert result.returncode == 1 and "missing from the ZIP" in result.stdout
+
+    series = f"series/{figures['chunk'].sha256}.json"
+    altered = tmp_path / "altered.zip"
+    rewrite_zip(path, altered, lambda name, data: b"[[1,0.1,null]]" if name == series else data)
+    result = verify_zip(altered)
+    assert result.returncode == 1 and f"{series} (loss of training run" in result.stdout
+
+
+def test_the_export_page_offers_the_zip_bundle(demo):
+    client = Client()
+    client.force_login(demo["users"]["audrey"])
+    page = client.get("/projects/churn-prediction/exports/").content.decode()
+    assert '<option value="zip">ZIP bundle (JSON bundle and files)</option>' in page
+    response = client.post("/projects/churn-prediction/exports/", {"format": "zip"})
+    assert response.status_code == 302
+    assert ExportJob.objects.get().format == "zip"

@@ -7,6 +7,7 @@ browser of a maintainer and of a viewer; the whole database must be as it was.
 
 import pytest
 from django.apps import apps
+from django.core.files.base import ContentFile
 from django.test import Client
 from django.urls import URLResolver, get_resolver, reverse
 
@@ -18,8 +19,10 @@ from tests.factories import (
     make_training_run,
 )
 from tests.factories import make_token as token_for
+from tests.test_attachments import png
 from wiki.history import Actor, Source
 from wiki.models import ChainHead, Membership, Page
+from wiki.services.attachments import attach
 from wiki.services.exports import build, request_export
 from wiki.services.pages import edit_page, submit_for_review
 
@@ -52,8 +55,12 @@ def world(project, user):
     )  # fmt: skip
     submit_for_review(overview, actor=actor)
     make_free_page(project)
-    run = make_training_run(project)
+    run = make_training_run(project, series={"loss": [{"step": 1, "value": 0.5}]})
     deployment = make_deployment(project)
+    # A figure on every kind of target (its thumbnail is made once, by a GET: a cache, in
+    # the storage, never a row).
+    for target in (overview, run, deployment, run.model_version):
+        attach(target, ContentFile(png(), name="fig.png"), actor=actor)
     job = request_export(project, actor=actor, format="markdown", enqueue=False)
     build(job.pk)
     token, _ = token_for(user, projects=[project.slug])
@@ -61,8 +68,37 @@ def world(project, user):
     Membership.objects.create(project=project, user=viewer, role=Membership.Role.VIEWER)
     member = Membership.objects.get(user=editor)
     ids = {"run": run.pk, "deployment": deployment.pk, "export": job.pk, "token": token.pk,
-           "member": member.pk}  # fmt: skip
+           "member": member.pk, "version": run.model_version.version}  # fmt: skip
     return {"ids": ids, "viewer": viewer}
+
+
+def _attachment_urls(ids):
+    """The attachment routes of every kind of target, API and browser."""
+    api = {
+        "page": {"project": "churn", "page": "overview"},
+        "training-run": {"project": "churn", "pk": ids["run"]},
+        "deployment": {"project": "churn", "pk": ids["deployment"]},
+        "model-version": {"project": "churn", "version": ids["version"]},
+    }
+    browser = {
+        "page": "overview", "run": ids["run"], "deployment": ids["deployment"],
+        "model-version": ids["version"],
+    }  # fmt: skip
+    urls = {}
+    for kind, kwargs in api.items():
+        urls[f"api:{kind}-attachment-list"] = reverse(f"api:{kind}-attachment-list", kwargs=kwargs)
+        for route in ("attachment-detail", "attachment-versions"):
+            name = f"api:{kind}-{route}"
+            urls[name] = reverse(name, kwargs=kwargs | {"name": "fig.png"})
+    for kind, key in browser.items():
+        kwargs = {"project": "churn", "key": key}
+        urls[f"frontend:{kind}-attachments"] = reverse(
+            f"frontend:{kind}-attachments", kwargs=kwargs
+        )
+        for route in ("attachment", "thumbnail", "versions", "delete"):
+            name = f"frontend:{kind}-{route}"
+            urls[name] = reverse(name, kwargs=kwargs | {"name": "fig.png"})
+    return urls
 
 
 def _urls(ids):
@@ -100,6 +136,9 @@ def _urls(ids):
         "api:deployment-detail": reverse(
             "api:deployment-detail", kwargs=project | {"pk": ids["deployment"]}
         ),
+        "api:training-run-series": reverse(
+            "api:training-run-series", kwargs=project | {"pk": ids["run"]}
+        ),
         "api:model-version-list": reverse("api:model-version-list", kwargs=project),
         "api:activity-list": reverse("api:activity-list", kwargs=project),
         "api:activity-export": reverse("api:activity-export", kwargs=project),
@@ -125,6 +164,16 @@ def _urls(ids):
         ),
         "frontend:activity": reverse("frontend:activity", kwargs=project) + "?format=csv",
         "frontend:records": reverse("frontend:records", kwargs=project),
+        "frontend:runs": reverse("frontend:runs", kwargs=project) + "?metric=auc+%3E+0.5",
+        "frontend:run": reverse("frontend:run", kwargs=project | {"pk": ids["run"]}),
+        "frontend:runs-compare": reverse("frontend:runs-compare", kwargs=project)
+        + f"?run={ids['run']}&run={ids['run']}",
+        "frontend:deployment": reverse(
+            "frontend:deployment", kwargs=project | {"pk": ids["deployment"]}
+        ),
+        "frontend:model-version": reverse(
+            "frontend:model-version", kwargs=project | {"version": ids["version"]}
+        ),
         "frontend:audit-verify": reverse("frontend:audit-verify", kwargs=project),
         "frontend:exports": reverse("frontend:exports", kwargs=project),
         "frontend:export-download": reverse(
@@ -143,7 +192,7 @@ def _urls(ids):
         ),
         "frontend:page-submit": reverse("frontend:page-submit", kwargs=page),
         "frontend:page-approve": reverse("frontend:page-approve", kwargs=page),
-    }
+    } | _attachment_urls(ids)
 
 
 def _database():
@@ -162,7 +211,7 @@ def _fetch(client, url):
 
 
 def test_every_route_is_fetched_here():
-    ids = dict.fromkeys(["run", "deployment", "export", "token", "member"], 1)
+    ids = dict.fromkeys(["run", "deployment", "export", "token", "member", "version"], 1)
     assert set(_routes(get_resolver().url_patterns)) == set(_urls(ids))
 
 
@@ -178,6 +227,12 @@ def test_no_get_of_any_route_writes_anything(world, user, who):
     assert statuses["frontend:page"] == statuses["api:page-detail"] == 200
     assert statuses["frontend:export-download"] == statuses["api:export-download"] == 405
     assert statuses["api:audit-verify"] == 200
+    for name in ("frontend:run", "frontend:deployment", "frontend:model-version"):
+        assert statuses[name] == 200, name
+    for kind in ("page", "run", "deployment", "model-version"):
+        assert statuses[f"frontend:{kind}-attachment"] == 200
+        assert statuses[f"frontend:{kind}-thumbnail"] == 200
+    assert statuses["api:training-run-attachment-detail"] == 200
 
 
 def test_the_page_with_a_planted_download_image_writes_nothing_when_viewed(world):

@@ -158,3 +158,88 @@ def test_same_text_renders_relative_to_its_project(project):
 
 def test_empty_text_renders_empty():
     assert render_markdown("") == ""
+
+
+# Attachments: `attachment:<name>` survives sanitizing and the cache, and is resolved after.
+
+
+def _urls(name):
+    return {"roc.png": "/files/roc.png?v=1&x=2", "report.html": "/files/report.html"}.get(name)
+
+
+def test_attachment_urls_survive_sanitizing_and_are_cached_as_written(project):
+    html = render_markdown("![ROC](attachment:roc.png) [report](attachment:report.html)")
+    assert '<img alt="ROC" src="attachment:roc.png">' in html
+    assert '<a href="attachment:report.html"' in html
+
+
+def test_other_unknown_url_schemes_are_still_dropped(project):
+    html = render_markdown("![x](javascript:alert(1)) [y](data:text/html,hi)")
+    assert "javascript" not in html and "data:" not in html
+
+
+def test_an_attached_image_opens_full_size_on_click(project):
+    html = render_markdown("![ROC <curve>](attachment:roc.png)", resolve=_urls)
+    url = "/files/roc.png?v=1&amp;x=2"
+    assert (
+        f'<a class="attachment-image" href="{url}"><img alt="ROC &lt;curve&gt;" src="{url}"></a>'
+        in html
+    )
+
+
+def test_an_attached_file_link_points_at_the_file(project):
+    html = render_markdown("[the report](attachment:report.html)", resolve=_urls)
+    assert '<a href="/files/report.html" rel="noopener noreferrer">the report</a>' in html
+
+
+def test_an_image_already_in_a_link_keeps_the_writers_link(project):
+    html = render_markdown("[![ROC](attachment:roc.png)](https://example.org/)", resolve=_urls)
+    assert '<a href="https://example.org/" rel="noopener noreferrer"><img alt="ROC"' in html
+    assert "attachment-image" not in html
+
+
+def test_an_unknown_attachment_is_a_visible_marker_not_a_request(project):
+    html = render_markdown("![gone](attachment:gone.png) [old](attachment:old.pdf)", resolve=_urls)
+    assert (
+        "<img" not in html
+        and "<a" not in html
+        and "attachment:" not in html.replace("missing attachment:", "")
+    )
+    assert "missing attachment: gone.png" in html
+    assert (
+        '<span class="attachment-missing" title="There is no attachment named old.pdf">old' in html
+    )
+
+
+def test_a_data_uri_image_is_not_wrapped_in_a_link(project):
+    html = render_markdown(
+        "![ROC](attachment:roc.png)", resolve=lambda name: "data:image/png;base64,AA=="
+    )
+    assert html == '<p><img alt="ROC" src="data:image/png;base64,AA=="></p>'
+
+
+def test_the_resolver_is_asked_once_per_name(project):
+    asked = []
+    text = "![a](attachment:roc.png) ![b](attachment:roc.png) [c](attachment:roc.png)"
+    render_markdown(text, resolve=lambda name: asked.append(name) or "/roc")
+    assert asked == ["roc.png"]
+
+
+def test_text_and_code_that_mention_attachments_are_left_alone(project):
+    text = "Write `![x](attachment:roc.png)` &amp; <b>bold</b>\n\n    attachment:roc.png"
+    assert render_markdown(text, resolve=_urls) == render_markdown(text)
+
+
+def test_page_fields_and_body_resolve_attachments_in_one_pass(project):
+    from wiki.categories import get_category
+
+    rows, body = rendering.render_page(
+        get_category("model"),
+        {"architecture": "![arch](attachment:roc.png)"},
+        "[r](attachment:report.html)",
+        "churn",
+        resolve=_urls,
+    )
+    html = {field.name: value for field, _, value in rows}
+    assert 'src="/files/roc.png?v=1&amp;x=2"' in html["architecture"]
+    assert 'href="/files/report.html"' in body

@@ -127,11 +127,18 @@ def sniff(file):
             content_type = _text_type(text)
     file.seek(0)
     if content_type is None:
-        raise ValidationError(
+        raise NotAccepted
+    return content_type
+
+
+class NotAccepted(ValidationError):
+    """A file of a type attachments may not have (the API answers 415, not 400)."""
+
+    def __init__(self):
+        super().__init__(
             {"file": "This type of file is not accepted. Attach an image (PNG, JPEG, GIF, "
              "WebP, SVG), a PDF, CSV, JSON, plain text or an HTML report."}
         )  # fmt: skip
-    return content_type
 
 
 def _check_image(file, content_type):
@@ -207,13 +214,17 @@ def open_stored(sha256):
         return default_storage.open(storage_name(sha256), "rb")
 
 
+MISSING = "missing from the storage"
+
+
 def check_stored(sha256):
-    """None if the stored bytes still hash to ``sha256``, else what is wrong."""
+    """None if the stored bytes still hash to ``sha256``, else what is wrong (MISSING,
+    or that they changed)."""
     try:
         with open_stored(sha256) as file:
             actual, _ = _hash_all(file)
     except FileNotFoundError:
-        return "missing from the storage"
+        return MISSING
     return None if actual == sha256 else f"its bytes changed (they now hash to {actual})"
 
 
@@ -273,10 +284,30 @@ def serve(sha256, content_type, name, *, download=False):
     response = FileResponse(
         open_stored(sha256), as_attachment=download, filename=name, content_type=content_type
     )
+    return _guarded(response, content_type, sha256)
+
+
+def thumbnail_tag(sha256):
+    """The ETag (without quotes) of the thumbnail of ``sha256``."""
+    return f"{sha256}-{THUMBNAIL_SIZE}"
+
+
+def serve_thumbnail(sha256):
+    """A response with the PNG thumbnail of the raster image ``sha256`` (made the first
+    time it is asked for), with ``serve``'s headers and ``thumbnail_tag`` as ETag."""
+    name = thumbnail(sha256)
+    with answering():
+        handle = default_storage.open(name, "rb")
+    return _guarded(
+        FileResponse(handle, content_type="image/png"), "image/png", thumbnail_tag(sha256)
+    )
+
+
+def _guarded(response, content_type, tag):
     response["X-Content-Type-Options"] = "nosniff"
     if content_type != "application/pdf":
         response["Content-Security-Policy"] = SANDBOX
-    response["ETag"] = f'"{sha256}"'
+    response["ETag"] = f'"{tag}"'
     response["Cache-Control"] = "private, no-cache"
     return response
 

@@ -9,7 +9,8 @@ global one for users and tokens) in the same transaction:
 The key lives in the environment, never in the database: someone who rewrites history
 rows and recomputes the digests still cannot make the seals. ``verify`` walks a chain in
 order, streaming, and names the first entry that was altered, deleted, inserted or
-reordered behind the application's back.
+reordered behind the application's back, then (``check_files``) re-hashes the stored bytes
+of every attachment version and the points of every metric series the chain's rows seal.
 """
 
 import csv
@@ -29,8 +30,10 @@ from django.db.models.fields.files import FieldFile
 from django.http import StreamingHttpResponse
 from django.utils import timezone
 
+from wiki import attachments as files
 from wiki import metrics
-from wiki.models import AuditEntry, ChainHead, Project
+from wiki.models import Attachment, AuditEntry, ChainHead, Project, SeriesChunk
+from wiki.storage import Unavailable, answering
 
 GENESIS = "0" * 64
 GLOBAL = "global"
@@ -173,6 +176,9 @@ class Verdict:
     entries: int
     head: str
     first_bad: dict | None = None
+    # Set when the chain was checked but the stored files could not be (the storage did
+    # not answer): ``ok`` then says nothing of the files, and nothing is recorded.
+    unchecked: str | None = None
 
 
 def _bad(kind, seq, detail, table="", history_id=None):
@@ -318,10 +324,22 @@ def verify(head, batch_size=VERIFY_BATCH, record=True):
             problem = _bad("inserted", last_seq, "an entry past the chain's head")
     if problem is None:
         problem = _unlinked(head)
+    unchecked = None
+    if problem is None and head.project_id is not None:
+        try:
+            problem = check_files(head.project_id, batch_size)
+        except Unavailable:
+            unchecked = UNCHECKED
     verdict = _counted(
-        Verdict(ok=problem is None, entries=checked, head=head.digest, first_bad=problem)
+        Verdict(
+            ok=problem is None,
+            entries=checked,
+            head=head.digest,
+            first_bad=problem,
+            unchecked=unchecked,
+        )
     )
-    if not record:
+    if not record or unchecked:
         return verdict
     ChainHead.objects.filter(pk=head.pk).update(
         verified_at=timezone.now(),
@@ -330,6 +348,86 @@ def verify(head, batch_size=VERIFY_BATCH, record=True):
         first_bad=problem,
     )
     return verdict
+
+
+UNCHECKED = "could not check files: storage unavailable"
+SERIES_BATCH = 100  # chunks read per query: each holds up to 10,000 points as text
+
+
+def check_files(project_id, batch_size=VERIFY_BATCH):
+    """The first stored file or metric series of the project whose content no longer
+    matches the hash its sealed history row holds, as a problem like the chain's (kinds
+    "file-altered", "file-missing", "series-altered"); None when all match.
+
+    Every SHA-256 any version of any attachment named (deleted ones too) is re-hashed
+    from the storage, once; every series chunk's points must hash to its sha256, and that
+    to the one in its history row. Rows are streamed and files read in chunks, so memory
+    stays flat. wiki.storage.Unavailable when the storage does not answer: the files are
+    then unchecked, which is not tampering."""
+    return _check_attachments(project_id, batch_size) or _check_series(project_id)
+
+
+def _check_attachments(project_id, batch_size):
+    versions = (
+        Attachment.history.filter(project_id=project_id)
+        .order_by("sha256", "history_id")
+        .values_list("sha256", "name", "history_id")
+        .iterator(chunk_size=batch_size)
+    )
+    previous = None
+    for sha256, name, history_id in versions:
+        if sha256 == previous:  # the same bytes under another version or name
+            continue
+        previous = sha256
+        with answering():  # reading a bucket's object can fail after it was opened
+            wrong = files.check_stored(sha256)
+        if wrong is not None:
+            kind = "file-missing" if wrong == files.MISSING else "file-altered"
+            detail = f"attachment {name} (sha256 {sha256}): {wrong}"
+            return _bad(kind, None, detail, Attachment.history.model._meta.label, history_id)
+    return None
+
+
+def _check_series(project_id):
+    chunks = (
+        SeriesChunk.objects.filter(project_id=project_id)
+        .order_by("id")
+        .values_list("id", "training_run_id", "metric", "points", "sha256")
+        .iterator(chunk_size=SERIES_BATCH)
+    )
+    table = SeriesChunk.history.model
+    for batch in _batches(chunks, SERIES_BATCH):
+        sealed = {}  # chunk id -> (sha256, history id) of its latest history row
+        rows = table.objects.filter(id__in=[chunk[0] for chunk in batch])
+        for chunk_id, sha256, history_id in rows.order_by("id", "history_id").values_list(
+            "id", "sha256", "history_id"
+        ):
+            sealed[chunk_id] = (sha256, history_id)
+        for chunk_id, run_id, metric, points, sha256 in batch:
+            where = f"training run #{run_id}, metric {metric} (chunk {chunk_id})"
+            history_sha256, history_id = sealed.get(chunk_id, (None, None))
+            if history_sha256 is None:
+                detail = f"{where}: no history row seals it"
+            elif hashlib.sha256(points.encode()).hexdigest() != sha256:
+                detail = f"{where}: its points no longer hash to {sha256}"
+            elif sha256 != history_sha256:
+                detail = f"{where}: its hash is not the one its history row sealed"
+            else:
+                continue
+            return _bad("series-altered", None, detail, table._meta.label, history_id)
+    return None
+
+
+FILE_KINDS = ("file-altered", "file-missing", "series-altered")
+
+
+def describe(bad):
+    """A verdict's first problem in words: the entry (or, for a file or series, what it
+    is), what happened to it and why."""
+    if bad["kind"] in FILE_KINDS:
+        return f"{bad['kind']}: {bad['detail']}"
+    row = f" ({bad['table']} history row {bad['history_id']})" if bad["table"] else ""
+    return f"entry {bad['seq']} {bad['kind']}{row}: {bad['detail']}"
 
 
 def _counted(verdict):

@@ -8,6 +8,12 @@ does not exist yet points at the form that creates it.
 The cache key is a hash of the text, the project it is rendered in and the state of every
 page it links to, so creating or renaming a linked page changes the key and a rendering is
 never stale; an edit elsewhere never needs to invalidate anything.
+
+Attachments: ``![ROC curve](attachment:roc.png)`` and ``[report](attachment:report.html)``
+name a file attached to the page or record the text belongs to. The cached HTML keeps the
+``attachment:`` URLs; ``link_attachments`` turns them into real addresses after the cache,
+with a resolver the caller chooses (the current version, the version at a revision's date,
+or data: URIs in a self-contained export), so the cache key never depends on attachments.
 """
 
 import hashlib
@@ -39,7 +45,7 @@ from wiki.models import SLUG_PATTERN, Page, Project
 logger = logging.getLogger(__name__)
 
 # Change when the same input should render differently (new extension, new allow-list).
-RENDERER_VERSION = 2
+RENDERER_VERSION = 3
 CACHE_SECONDS = 7 * 24 * 3600
 # More distinct link targets than this in one text are shown as unresolved links.
 MAX_LINK_TARGETS = 200
@@ -72,6 +78,8 @@ ALLOWED_ATTRIBUTES = {
 # Classes the renderer itself emits; anything else a writer puts in raw HTML is dropped,
 # so page content cannot dress itself up as the wiki's own interface.
 ALLOWED_CLASSES = {"toc", "wikilink", "missing"}
+# ``attachment:<name>`` in a link or image: a file of the text's page or record.
+ATTACHMENT_SCHEME = "attachment"
 _LANGUAGE_CLASS_RE = re.compile(r"^language-[A-Za-z0-9_+#.-]{1,40}$")
 
 
@@ -214,7 +222,7 @@ def _to_html(text, project_slug, pages, projects):
         tags=ALLOWED_TAGS,
         attributes=ALLOWED_ATTRIBUTES,
         attribute_filter=_filter_attribute,
-        url_schemes={"http", "https", "mailto"},
+        url_schemes={"http", "https", "mailto", ATTACHMENT_SCHEME},
         link_rel="noopener noreferrer",
     )
 
@@ -251,8 +259,9 @@ def _cache_call(method, *args):
     return found
 
 
-def render_markdown_many(texts, project_slug=None):
-    """Sanitized HTML of each of ``texts``, wiki links resolved within ``project_slug``.
+def render_markdown_many(texts, project_slug=None, resolve=None):
+    """Sanitized HTML of each of ``texts``, wiki links resolved within ``project_slug``
+    and, with ``resolve``, attachments by link_attachments (after the cache).
 
     All links of all texts are looked up together (two queries at most), and the cache
     is read and written in one round trip each.
@@ -274,16 +283,128 @@ def render_markdown_many(texts, project_slug=None):
         _cache_call("set_many", fresh, CACHE_SECONDS)
     html |= fresh
     # Sanitized by nh3 in _to_html (or escaped there).
-    return [mark_safe(html[keys[i]] if i in keys else "") for i in range(len(texts))]  # noqa: S308
+    rendered = [mark_safe(html[keys[i]] if i in keys else "") for i in range(len(texts))]  # noqa: S308
+    if resolve is not None:
+        rendered = [link_attachments(one, resolve) for one in rendered]
+    return rendered
 
 
-def render_markdown(text, project_slug=None):
-    """Sanitized HTML of ``text``, with wiki links resolved relative to ``project_slug``."""
-    return render_markdown_many([text], project_slug)[0]
+def render_markdown(text, project_slug=None, resolve=None):
+    """Sanitized HTML of ``text``, with wiki links resolved relative to ``project_slug``
+    and, with ``resolve``, attachments (link_attachments)."""
+    return render_markdown_many([text], project_slug, resolve)[0]
 
 
-def render_page(spec, fields, body, project_slug):
-    """A page's fields and body for display, every Markdown text rendered in one pass.
+class _AttachmentLinker(HTMLParser):
+    """Sanitized HTML again, with its ``attachment:`` URLs resolved (see link_attachments).
+
+    Everything else is copied as it came: the input is nh3's output, well formed."""
+
+    def __init__(self, resolve):
+        super().__init__(convert_charrefs=False)
+        self.resolve, self.resolved, self.out = resolve, {}, []
+        # Open <a> elements: False for one turned into a missing marker (its end is a </span>).
+        self.links = []
+
+    def url(self, value):
+        """The URL an ``attachment:`` value resolves to (None if unknown); any other
+        value as it is."""
+        if not value or not value.startswith(f"{ATTACHMENT_SCHEME}:"):
+            return value
+        name = value[len(ATTACHMENT_SCHEME) + 1 :]
+        if name not in self.resolved:
+            self.resolved[name] = self.resolve(name) if name else None
+        return self.resolved[name]
+
+    def handle_starttag(self, tag, attrs):
+        self._start(tag, attrs, self.get_starttag_text())
+
+    def handle_startendtag(self, tag, attrs):
+        self._start(tag, attrs, self.get_starttag_text())
+
+    def _start(self, tag, attrs, text):
+        values = dict(attrs)
+        if tag == "a":
+            href = values.get("href")
+            url = self.url(href)
+            self.links.append(url is not None or href is None)
+            if url is None and href is not None:
+                self.out.append(_missing_start(href))
+            elif url != href:
+                self.out.append(_tag("a", attrs, href=url))
+            else:
+                self.out.append(text)
+        elif tag == "img" and (values.get("src") or "").startswith(f"{ATTACHMENT_SCHEME}:"):
+            url = self.url(values["src"])
+            if url is None:
+                name = values["src"][len(ATTACHMENT_SCHEME) + 1 :]
+                self.out.append(
+                    f"{_missing_start(values['src'])}missing attachment: {escape(name)}</span>"
+                )
+            elif self.links or url.startswith("data:"):
+                # Already in a link (the writer's); a data: URI opens nowhere on a click.
+                self.out.append(_tag("img", attrs, src=url))
+            else:
+                self.out.append(
+                    f'<a class="attachment-image" href="{escape(url)}">'
+                    f"{_tag('img', attrs, src=url)}</a>"
+                )
+        else:
+            self.out.append(text)
+
+    def handle_endtag(self, tag):
+        if tag == "a" and self.links and not self.links.pop():
+            self.out.append("</span>")
+        else:
+            self.out.append(f"</{tag}>")
+
+    def handle_data(self, data):
+        self.out.append(data)
+
+    def handle_entityref(self, name):
+        self.out.append(f"&{name};")
+
+    def handle_charref(self, name):
+        self.out.append(f"&#{name};")
+
+    def handle_comment(self, data):
+        self.out.append(f"<!--{data}-->")
+
+    def handle_decl(self, decl):
+        self.out.append(f"<!{decl}>")
+
+
+def _tag(name, attrs, **replaced):
+    parts = [name]
+    for key, value in attrs:
+        value = replaced.get(key, value)
+        parts.append(key if value is None else f'{key}="{escape(value)}"')
+    return f"<{' '.join(parts)}>"
+
+
+def _missing_start(value):
+    name = value[len(ATTACHMENT_SCHEME) + 1 :]
+    return f'<span class="attachment-missing" title="There is no attachment named {escape(name)}">'
+
+
+def link_attachments(html, resolve):
+    """``html`` (rendered by this module) with each ``attachment:<name>`` URL replaced by
+    ``resolve(name)`` (asked once per name): a link's href, and an image's src, the image
+    wrapped in a link to the same URL so a click opens it full size (not when it is in a
+    link already, nor for a data: URI). A name ``resolve`` answers None for becomes a
+    visible "missing attachment" marker, never a request for an address that fails."""
+    if f"{ATTACHMENT_SCHEME}:" not in html:
+        return html
+    parser = _AttachmentLinker(resolve)
+    parser.feed(str(html))
+    parser.close()
+    # Its parts are sanitized HTML copied as they came, or built here with escaped values.
+    return mark_safe("".join(parser.out))  # noqa: S308
+
+
+def render_page(spec, fields, body, project_slug, resolve=None):
+    """A page's fields and body for display, every Markdown text rendered in one pass
+    (``attachment:`` URLs by ``resolve``, see link_attachments).
 
     Returns ([(field, value, html or None), ...] in registry order, body html); ``spec``
     is the page's category (None for free pages).
@@ -291,7 +412,7 @@ def render_page(spec, fields, body, project_slug):
     registry = list(spec.fields) if spec else []
     markdown_fields = [f for f in registry if f.kind == MARKDOWN and fields.get(f.name)]
     rendered = render_markdown_many(
-        [fields[f.name] for f in markdown_fields] + [body], project_slug
+        [fields[f.name] for f in markdown_fields] + [body], project_slug, resolve
     )
     by_name = dict(zip((f.name for f in markdown_fields), rendered, strict=False))
     rows = [(f, fields.get(f.name), by_name.get(f.name)) for f in registry]

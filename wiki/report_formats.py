@@ -1,5 +1,6 @@
-"""The four renderings of an audit report (wiki.reports): a JSON bundle, Markdown, a
-self-contained HTML file, and PDF (WeasyPrint, from the same HTML).
+"""The renderings of an audit report (wiki.reports): a JSON bundle, the same in a ZIP with
+the attachment files and metric series it lists, Markdown, a self-contained HTML file,
+and PDF (WeasyPrint, from the same HTML).
 
 Each writes to a binary file object and tells ``progress(percent)`` how far it got
 (55 when called, up to 95; the caller says 100 once the file is in place).
@@ -8,6 +9,9 @@ Each writes to a binary file object and tells ``progress(percent)`` how far it g
 import hashlib
 import json
 import re
+import shutil
+import zipfile
+from collections.abc import Iterator
 from datetime import UTC, datetime
 
 from django.conf import settings
@@ -15,9 +19,12 @@ from django.template.defaultfilters import linebreaksbr
 from django.template.loader import render_to_string
 from django.utils.safestring import SafeData, mark_safe
 
+from wiki import attachments as files
 from wiki.audit import canonical, seal
 from wiki.categories import MARKDOWN, TABLE
-from wiki.rendering import render_markdown_many
+from wiki.rendering import link_attachments, render_markdown_many
+from wiki.reports import current_attachments, series_points
+from wiki.storage import answering
 
 STATES = {"covered": "Covered", "partial": "Partial", "missing": "Missing"}
 
@@ -45,20 +52,20 @@ def write(format, report, handle, progress):
 
 
 def write_json(report, handle, progress):
-    """The bundle: each section indented, then the history one entry per line, then the
-    integrity block: a SHA-256 of the canonical JSON of everything before it (what
-    deploy/audit/verify_bundle.py recomputes) and its seal.
+    """The bundle: each section indented, then the history (and the metric series) one
+    entry per line, then the integrity block: a SHA-256 of the canonical JSON of
+    everything before it (what deploy/audit/verify_bundle.py recomputes) and its seal.
 
-    The history is read from the database while it is written (it can be large), so the
-    digest is computed piece by piece, in the canonical order (keys sorted); pieces
-    joined are byte for byte wiki.audit.canonical(report)."""
+    The history and the series are read from the database while they are written (they
+    can be large), so the digest is computed piece by piece, in the canonical order (keys
+    sorted); pieces joined are byte for byte wiki.audit.canonical(report)."""
     digest = hashlib.sha256(b"{")
     handle.write(b"{")
     for number, key in enumerate(sorted(report)):
         name = json.dumps(key)
         digest.update(("," if number else "").encode() + name.encode() + b":")
         handle.write(("," if number else "").encode() + b"\n" + name.encode() + b": ")
-        if key == "history":
+        if isinstance(report[key], Iterator):
             handle.write(b"[")
             digest.update(b"[")
             for index, entry in enumerate(report[key]):
@@ -77,6 +84,32 @@ def write_json(report, handle, progress):
         "seal": seal(digest.hexdigest()),
     }
     handle.write(b',\n"integrity": ' + json.dumps(integrity, indent=1).encode() + b"\n}\n")
+
+
+BUNDLE_NAME = "bundle.json"
+
+
+def write_zip(report, handle, progress):
+    """The JSON bundle as ``bundle.json``, with each file it lists at
+    ``attachments/<sha256>`` and each series chunk's points (the stored JSON text) at
+    ``series/<sha256>.json``, so verify_bundle.py can hash every one offline. Files are
+    copied in chunks, whatever their size. A file missing from the storage fails the
+    export naming it (verify_audit reports it too)."""
+    with zipfile.ZipFile(handle, "w", compression=zipfile.ZIP_DEFLATED) as archive:
+        with archive.open(BUNDLE_NAME, "w", force_zip64=True) as entry:
+            write_json(report, entry, progress)
+        for sha256 in sorted({version["sha256"] for version in report["attachments"]}):
+            try:
+                stored = files.open_stored(sha256)
+            except FileNotFoundError:
+                raise ValueError(
+                    f"the attachment file {sha256} is missing from the storage"
+                ) from None
+            name = f"attachments/{sha256}"
+            with stored, archive.open(name, "w", force_zip64=True) as entry, answering():
+                shutil.copyfileobj(stored, entry, files.CHUNK)
+        for sha256, points in series_points(report["document_control"]["project"]["id"]):
+            archive.writestr(f"series/{sha256}.json", points)
 
 
 # Markdown ----------------------------------------------------------------------------
@@ -175,6 +208,12 @@ def markdown_lines(report):
     yield f"## Deployments ({len(report['deployments'])})"
     yield ""
     yield from _table(DEPLOYMENT_HEADER, [deployment_row(d) for d in report["deployments"]])
+    attached = attachment_rows(report)
+    yield f"## Attachments ({len(attached)})"
+    yield ""
+    yield ATTACHMENTS_RULE
+    yield ""
+    yield from _table(ATTACHMENT_HEADER, attached)
     yield f"## Change log ({len(report['change_log'])})"
     yield ""
     yield from _table(CHANGE_HEADER, [change_row(c) for c in report["change_log"]])
@@ -254,6 +293,8 @@ def control_facts(report):
     chain = dc["audit_chain"]
     period = dc["period"]
     verified = "intact" if chain["verified"] else f"NOT intact: {chain['first_bad']}"
+    if chain["verified"] and chain["files_unchecked"]:
+        verified += f" ({chain['files_unchecked']})"
     version = dc["report_version"]
     return [
         ("Report id", dc["report_id"]),
@@ -328,6 +369,49 @@ def deployment_row(d):
     ]  # fmt: skip
 
 
+ATTACHMENT_HEADER = ["Attached to", "Name", "Type", "Size (bytes)", "SHA-256", "Revision"]
+ATTACHMENTS_RULE = (
+    "The current version of every file attached to a page or a record. Each is stored by "
+    "its SHA-256, which its history row holds, so the audit chain seals the bytes; the "
+    "JSON bundle lists every version, and the ZIP bundle carries the files."
+)
+
+
+def attachment_rows(report):
+    """The current attachments of every page and record, as table rows."""
+    return [
+        [target, v["name"], v["content_type"], v["size"], v["sha256"], v["revision"]]
+        for target, versions in current_attachments(report).items()
+        for v in versions
+    ]
+
+
+def attachment_anchor(target, name):
+    """The id of an attachment's row in the HTML report (names and slugs are plain)."""
+    return "attachment-" + re.sub(r"[^A-Za-z0-9._-]", "-", f"{target}-{name}")
+
+
+def _resolver(target, current):
+    """What ``attachment:<name>`` in a text of ``target`` becomes in a self-contained
+    report: an image's bytes as a data: URI (an SVG in <img> runs no script), any other
+    file a link to its row in the report's list of attachments (name, type, size,
+    SHA-256); None for a name the target has no attachment of."""
+    by_name = {v["name"]: v for v in current.get(target, [])}
+
+    def resolve(name):
+        version = by_name.get(name)
+        if version is None:
+            return None
+        if version["content_type"].startswith("image/"):
+            try:
+                return files.data_uri(version["sha256"], version["content_type"])
+            except FileNotFoundError:  # verify_audit names it; the report still renders
+                return None
+        return "#" + attachment_anchor(target, name)
+
+    return resolve
+
+
 def change_row(c):
     return [
         c["seq"], human(c["at"]), c["user"] or "system", c["source"], f"{c['kind']}: {c['object']}",
@@ -346,11 +430,13 @@ def html(report, *, pdf=False):
     texts += [f["value"] or "" for p in pages for f in p["fields"] if f["kind"] == MARKDOWN]
     texts += [inventory["purpose"], inventory["known_limitations"]]
     rendered = iter(_absolute(h) for h in render_markdown_many(texts, project))
-    bodies = [next(rendered) for _ in pages]
-    for page in pages:
+    current = current_attachments(report)
+    resolvers = [_resolver(f"page:{page['slug']}", current) for page in pages]
+    bodies = [link_attachments(next(rendered), resolve) for resolve in resolvers]
+    for page, resolve in zip(pages, resolvers, strict=True):
         for field in page["fields"]:
             if field["kind"] == MARKDOWN:
-                field["html"] = next(rendered)
+                field["html"] = link_attachments(next(rendered), resolve)
     markdown = {"purpose": next(rendered), "known_limitations": next(rendered)}
     return render_to_string(
         "wiki/report.html",
@@ -369,6 +455,10 @@ def html(report, *, pdf=False):
             "runs": [run_row(r) for r in report["training_runs"]],
             "deployments": [deployment_row(d) for d in report["deployments"]],
             "changes": [change_row(c) for c in report["change_log"]],
+            "attachments": [
+                (attachment_anchor(row[0], row[1]), row) for row in attachment_rows(report)
+            ],
+            "attachments_rule": ATTACHMENTS_RULE,
             "diffs": [c for c in report["change_log"] if c.get("diff")],
             "approvals": [
                 (a, approval_state(a), human(a["approved_at"]))
@@ -425,17 +515,18 @@ def write_html(report, handle, progress):
     handle.write(html(report).encode())
 
 
-def _no_fetching(url, *args, **kwargs):
-    # A page body may link an image anywhere: the server that renders PDFs fetches nothing.
-    raise ValueError(f"not fetched: {url}")
-
-
 def write_pdf(report, handle, progress):
-    from weasyprint import HTML  # imported when needed: it loads pango
+    from weasyprint import HTML, URLFetcher  # imported when needed: it loads pango
 
     document = html(report, pdf=True)
     progress(65)
-    HTML(string=document, url_fetcher=_no_fetching).write_pdf(handle)
+    # A page body may link an image anywhere: the server that renders PDFs fetches
+    # nothing, and reads only the data: URIs of the attachments the report holds.
+    fetcher = URLFetcher(allowed_protocols={"data"})
+    HTML(string=document, url_fetcher=fetcher).write_pdf(handle)
 
 
-WRITERS = {"json": write_json, "markdown": write_markdown, "html": write_html, "pdf": write_pdf}
+WRITERS = {
+    "json": write_json, "zip": write_zip, "markdown": write_markdown, "html": write_html,
+    "pdf": write_pdf,
+}  # fmt: skip

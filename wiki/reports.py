@@ -9,9 +9,10 @@ content.
 Sections: document control (ISO/IEC 42001 7.5: the report's id and version, ...), the
 model inventory header (SR 11-7), the current documentation with its completeness, model
 versions and their lineage, training runs and deployments of the period, the change log
-of the period, the EU AI Act Annex IV mapping (wiki.annex_iv), and (for the JSON bundle)
-every history row of the project's audit chain with its digest and seal, which
-deploy/audit/verify_bundle.py checks offline.
+of the period, every version of every attachment (its SHA-256: the file's bytes), the EU AI
+Act Annex IV mapping (wiki.annex_iv), and (for the JSON bundle) every metric series chunk
+and every history row of the project's audit chain with its digest and seal, which
+deploy/audit/verify_bundle.py checks offline (with the files, in the ZIP bundle).
 """
 
 import json
@@ -22,11 +23,19 @@ from django.conf import settings
 from wiki import audit, diff
 from wiki.annex_iv import annex_iv
 from wiki.categories import CATEGORIES, get_category, is_placeholder, missing_required
-from wiki.models import AuditEntry, Deployment, ModelVersion, Page, TrainingRun
+from wiki.models import (
+    Attachment,
+    AuditEntry,
+    Deployment,
+    ModelVersion,
+    Page,
+    SeriesChunk,
+    TrainingRun,
+)
 from wiki.rendering import site_link
 
 # The version of the report's structure: bump it when a section or a key changes meaning.
-REPORT_FORMAT_VERSION = 2
+REPORT_FORMAT_VERSION = 3
 REPORT_FORMAT = f"mlwiki-audit-report/{REPORT_FORMAT_VERSION}"
 PAGE_TABLE = "wiki.HistoricalPage"
 
@@ -256,6 +265,86 @@ def _production(project):
     }
 
 
+def _attachment_versions(project, pages):
+    """Every version of every attachment of the project (deleted ones too), by what it
+    is attached to and name, oldest first: each a history row, so the bundle's verifier
+    holds it against the chain. ``target`` reads "page:<slug>", "training_run:<id>",
+    "deployment:<id>" or "model_version:<version>"."""
+    slugs = {page.id: page.slug for page in pages}
+    versions = dict(ModelVersion.objects.filter(project=project).values_list("id", "version"))
+    rows = Attachment.history.filter(project_id=project.id).order_by("id", "history_id")
+    listed = []
+    for row in rows.iterator(chunk_size=2000):
+        if row.page_id is not None:
+            target = f"page:{slugs.get(row.page_id, row.page_id)}"
+        elif row.model_version_id is not None:
+            target = f"model_version:{versions.get(row.model_version_id, row.model_version_id)}"
+        else:
+            target = next(
+                f"{name}:{getattr(row, f'{name}_id')}"
+                for name in ("training_run", "deployment")
+                if getattr(row, f"{name}_id") is not None
+            )
+        listed.append({
+            "history_id": row.history_id, "target": target, "name": row.name,
+            "sha256": row.sha256, "size": row.size, "content_type": row.content_type,
+            "revision": row.revision, "deleted": row.deleted, "who": row.history_username,
+            "when": iso(row.history_date),
+        })  # fmt: skip
+    listed.sort(key=lambda v: (v["target"], v["name"], v["revision"], v["history_id"]))
+    return listed
+
+
+def current_attachments(report):
+    """{target: [the current version of each of its attachments, by name]} of a report:
+    the latest version of each name, unless that deleted it."""
+    latest = {}
+    for version in report["attachments"]:
+        key = (version["target"], version["name"])
+        if key not in latest or version["history_id"] > latest[key]["history_id"]:
+            latest[key] = version
+    current = {}
+    for (target, _), version in sorted(latest.items()):
+        if not version["deleted"]:
+            current.setdefault(target, []).append(version)
+    return current
+
+
+def series(project):
+    """Every metric series chunk of the project (its points' SHA-256, not the points),
+    read a batch at a time: a run may post thousands."""
+    chunks = (
+        SeriesChunk.objects.filter(project=project)
+        .order_by("training_run_id", "metric", "id")
+        .values_list(
+            "id", "training_run_id", "metric", "count", "first_step", "last_step", "sha256"
+        )  # fmt: skip
+    )
+    for chunk_id, run_id, metric, count, first_step, last_step, sha256 in chunks.iterator(
+        chunk_size=audit.VERIFY_BATCH
+    ):
+        yield {
+            "id": chunk_id, "run": run_id, "metric": metric, "count": count,
+            "first_step": first_step, "last_step": last_step, "sha256": sha256,
+        }  # fmt: skip
+
+
+def series_points(project_id):
+    """(SHA-256, points as stored) of each distinct series chunk of the project, for the
+    ZIP bundle; read a few at a time (each may hold 10,000 points)."""
+    chunks = (
+        SeriesChunk.objects.filter(project_id=project_id)
+        .order_by("sha256", "id")
+        .values_list("sha256", "points")
+        .iterator(chunk_size=audit.SERIES_BATCH)
+    )
+    previous = None
+    for sha256, points in chunks:
+        if sha256 != previous:
+            previous = sha256
+            yield sha256, points
+
+
 def history(head):
     """Every history row of ``head``'s chain, in chain order, with its entry's digest and
     seal: read a batch at a time (as verification reads them), so a bundle of any size is
@@ -413,6 +502,7 @@ def build(
                 "entries": verdict.entries,
                 "verified": verdict.ok,
                 "first_bad": verdict.first_bad,
+                "files_unchecked": verdict.unchecked,
             },
             "completeness": {"filled": filled, "required": required},
             "approvals": [_approval(categories[c]) for c in sorted(categories, key=order.get)]
@@ -424,10 +514,12 @@ def build(
         "training_runs": run_list,
         "deployments": deployment_list,
         "change_log": change_log,
+        "attachments": _attachment_versions(project, all_pages),
         "annex_iv": annex_iv(
             categories, free_pages, facts, lambda page: revision_url(project, page)
         ),
     }
-    if with_history:
-        report["history"] = history(head)  # read as it is written: see write_json
+    if with_history:  # both read as they are written: see write_json
+        report["series"] = series(project)
+        report["history"] = history(head)
     return report

@@ -290,6 +290,8 @@ USE_TZ = True
 MEDIA_ROOT = env.path("MEDIA_ROOT", default=BASE_DIR / "media")
 # Attachments (figures, diagrams, reports of pages and records): at most this many bytes each.
 ATTACHMENT_MAX_BYTES = env.int("ATTACHMENT_MAX_BYTES", default=25 * 1024 * 1024)
+# Learning curves: at most this many points (all metrics together) in one post.
+SERIES_MAX_POINTS = env.int("SERIES_MAX_POINTS", default=10_000)
 # An export with no progress for this long is failed by the stale-job sweep.
 EXPORT_STALE_MINUTES = env.int("EXPORT_STALE_MINUTES", default=15)
 # Times a worker may start an export whose worker then stopped, before it is failed.

@@ -22,13 +22,14 @@ _ETAG_RE = re.compile(r'^"?(\d{1,18})"?$')
 
 
 class Filters:
-    """A request's query parameters, checked: only the ``known`` ones, each once, no NUL.
+    """A request's query parameters, checked: only the ``known`` ones, each once (those
+    ``repeatable`` any number of times), no NUL.
 
-    A misspelt filter must not silently return everything, nor an empty one (a pipeline's
-    unset variable): both are a 400.
+        A misspelt filter must not silently return everything, nor an empty one (a pipeline's
+        unset variable): both are a 400.
     """
 
-    def __init__(self, request, known):
+    def __init__(self, request, known, repeatable=()):
         params = request.query_params
         errors = {}
         for name in params:
@@ -36,9 +37,9 @@ class Filters:
             if name not in known:
                 takes = ", ".join(sorted(known)) or "none"
                 errors[name] = [f"Unknown parameter; known here: {takes}."]
-            elif len(values) > 1:
+            elif len(values) > 1 and name not in repeatable:
                 errors[name] = ["Given more than once."]
-            elif "\x00" in values[0]:
+            elif any("\x00" in value for value in values):
                 errors[name] = ["Must not contain NUL (\\x00) characters."]
         if errors:
             raise exceptions.ValidationError(errors)
@@ -51,6 +52,13 @@ class Filters:
                 {name: ["Empty: give a value, or leave the parameter out."]}
             )
         return value
+
+    def texts(self, name):
+        """Every value of a repeatable parameter (none empty)."""
+        values = self.params.getlist(name)
+        if "" in values:
+            raise exceptions.ValidationError({name: ["Empty: give a value, or leave it out."]})
+        return values
 
     def choice(self, name, choices):
         value = self.text(name)
@@ -131,11 +139,13 @@ def _created(data, status):
     return Response(data, status=status, headers=headers)
 
 
-def idempotent(view, project, write, status):
+def idempotent(view, project, write, status, identity=None):
     """Respond with ``write()``'s data, running it at most once per Idempotency-Key.
 
     A replay of the same request answers 200 with the first response's body; the same
-    key on a different request is a 422 (KeyReused, see api.errors).
+    key on a different request is a 422 (KeyReused, see api.errors). What makes two
+    requests the same is their method, path and body, or what ``identity()`` returns
+    (JSON) when the body's bytes vary between retries (a multipart boundary).
     """
     request = view.request
     key = request.headers.get("Idempotency-Key")
@@ -145,7 +155,8 @@ def idempotent(view, project, write, status):
         raise exceptions.ValidationError(
             {"Idempotency-Key": ["Use 1 to 255 printable ASCII characters."]}
         )
-    request_print = fingerprint(request.method, request.path, request.data)
+    body = request.data if identity is None else identity()
+    request_print = fingerprint(request.method, request.path, body)
     _, data, replayed = run_once(project, key, request_print, lambda: (status, write()))
     if replayed:
         return Response(data, status=200, headers={"Idempotent-Replayed": "true"})

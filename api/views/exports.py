@@ -19,6 +19,7 @@ CONTENT_TYPES = {
     "html": "text/html; charset=utf-8",
     "markdown": "text/markdown; charset=utf-8",
     "json": "application/json",
+    "zip": "application/zip",
 }
 
 

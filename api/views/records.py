@@ -1,18 +1,27 @@
 """Records pipelines post: training runs, deployments (and their life cycle), model versions."""
 
+import json
+
 from django.db.models import FloatField
 from django.db.models.fields.json import KeyTextTransform
 from django.db.models.functions import Cast
-from drf_spectacular.utils import OpenApiParameter, extend_schema
+from django.http import StreamingHttpResponse
+from django.urls import reverse
+from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_schema
 from rest_framework import exceptions, mixins, status
 from rest_framework.response import Response
 
 from api.auth import Scope
+from api.errors import ErrorSerializer
 from api.pagination import NumberedPages, RecordCursor
+from api.parsers import SeriesJSONParser
 from api.serializers import (
+    SERIES,
     DeploymentSerializer,
     DeploymentUpdateSerializer,
     ModelVersionSerializer,
+    SeriesAppendedSerializer,
+    SeriesSerializer,
     TrainingRunSerializer,
 )
 from api.views.base import (
@@ -22,11 +31,14 @@ from api.views.base import (
     TEXT,
     TIME,
     ApiView,
+    Filters,
     idempotent,
     list_responses,
     responses,
 )
+from wiki import series as curves
 from wiki.models import Deployment, ModelVersion, TrainingRun
+from wiki.services import series as series_service
 from wiki.services.records import (
     DEPLOYMENT_UPDATE_FIELDS,
     create_model_version,
@@ -34,6 +46,10 @@ from wiki.services.records import (
     record_training_run,
     update_deployment,
 )
+
+# Points per curve a GET of a run's series may ask for (max_points), and its default.
+MIN_POINTS, MAX_POINTS, DEFAULT_POINTS = 10, 5000, 1000
+SERIES_TOO_LARGE = OpenApiResponse(ErrorSerializer, description="The body is over 4 MiB.")
 
 RECORD_FILTERS = [
     OpenApiParameter("model_version", TEXT, description="Exact model version."),
@@ -102,6 +118,7 @@ class TrainingRunList(RecordList):
 
     model = TrainingRun
     serializer_class = TrainingRunSerializer
+    parser_classes = [SeriesJSONParser]  # a run may carry its metric series
 
     def order(self, records, query):
         ordering = query.text("ordering") or "-started_at"
@@ -142,7 +159,8 @@ class TrainingRunList(RecordList):
         parameters=[IDEMPOTENCY_KEY, REPLAYED, LOCATION],
         responses=responses(
             {201: TrainingRunSerializer}, 400, 404, 413, 415, 422, replay=TrainingRunSerializer
-        ),
+        )
+        | {413: SERIES_TOO_LARGE},
     )
     def post(self, request, project):
         return self.create(record_training_run)
@@ -213,6 +231,112 @@ class TrainingRunDetail(RecordDetail):
     @extend_schema(responses=responses({200: TrainingRunSerializer}, 404))
     def get(self, request, project, pk):
         return super().get(request, project, pk)
+
+
+class TrainingRunSeries(RecordDetail):
+    """A training run's learning curves: POST appends points (up to 10,000 per call, all
+    metrics together; bodies up to 4 MiB), GET reads every metric's curve, each with its
+    real total and whether it was downsampled."""
+
+    model = TrainingRun
+    serializer_class = SeriesSerializer
+    parser_classes = [SeriesJSONParser]
+    scopes = ApiView.scopes | {"POST": Scope.RECORDS_WRITE}
+
+    @extend_schema(
+        parameters=[
+            OpenApiParameter(
+                "metric",
+                str,
+                many=True,
+                explode=True,
+                description="Only this metric (repeatable); by default every one.",
+            ),
+            OpenApiParameter(
+                "max_points",
+                {"type": "integer", "minimum": MIN_POINTS, "maximum": MAX_POINTS},
+                description=f"Points per curve at most (default {DEFAULT_POINTS}); a curve "
+                "with more is downsampled (the first and last points, and the lowest and "
+                "highest of each bucket of steps).",
+            ),
+            OpenApiParameter(
+                "raw",
+                str,
+                enum=["1"],
+                description="Every point as stored, [step, value, timestamp or null], in the "
+                "order appended, streamed (no max_points).",
+            ),
+        ],  # fmt: skip
+        responses=responses({200: SeriesSerializer}, 400, 404),
+    )
+    def get(self, request, project, pk):
+        query = Filters(request, {"metric", "max_points", "raw"}, repeatable={"metric"})
+        run = self.get_record()
+        metrics = query.texts("metric") or None
+        if query.choice("raw", ["1"]):
+            if query.text("max_points") is not None:
+                raise exceptions.ValidationError({"max_points": ["Not with raw=1."]})
+            return self.streamed(run, metrics)
+        max_points = query.text("max_points") or str(DEFAULT_POINTS)
+        if not max_points.isdigit() or not MIN_POINTS <= int(max_points) <= MAX_POINTS:
+            raise exceptions.ValidationError(
+                {"max_points": [f"A whole number from {MIN_POINTS} to {MAX_POINTS}."]}
+            )
+        found = curves.curves(run, metrics, max_points=int(max_points))
+        return Response({
+            "run": run.pk,
+            "max_points": int(max_points),
+            "metrics": [
+                {"metric": c.metric, "total": c.total, "downsampled": c.downsampled,
+                 "points": c.points}
+                for c in found
+            ],
+        })  # fmt: skip
+
+    def streamed(self, run, metrics):
+        """Every stored point, written out chunk by chunk as stored (already JSON)."""
+
+        def body():
+            yield f'{{"run":{run.pk},"max_points":null,"metrics":['
+            current, total = None, 0
+            for metric, count, text in curves.stored(run, metrics):
+                if metric != current:
+                    if current is not None:
+                        yield f'],"total":{total},"downsampled":false}},'
+                    yield f'{{"metric":{json.dumps(metric)},"points":['
+                    current, total = metric, 0
+                else:
+                    yield ","
+                yield text[1:-1]
+                total += count
+            if current is not None:
+                yield f'],"total":{total},"downsampled":false}}'
+            yield "]}"
+
+        return StreamingHttpResponse(body(), content_type="application/json")
+
+    @extend_schema(
+        request={"application/json": SERIES},
+        parameters=[IDEMPOTENCY_KEY, REPLAYED, LOCATION],
+        responses=responses(
+            {201: SeriesAppendedSerializer}, 400, 404, 413, 415, 422,
+            replay=SeriesAppendedSerializer,
+        ) | {413: SERIES_TOO_LARGE},
+    )  # fmt: skip
+    def post(self, request, project, pk):
+        run = self.get_record()
+
+        def write():
+            chunks = series_service.append(run, request.data, actor=self.actor())
+            appended = {chunk.metric: chunk.count for chunk in chunks}
+            url = reverse("api:training-run-series", args=[run.project.slug, run.pk])
+            return {
+                "url": request.build_absolute_uri(url),
+                "appended": appended,
+                "totals": curves.counts(run),
+            }
+
+        return idempotent(self, run.project, write, status.HTTP_201_CREATED)
 
 
 class DeploymentDetail(RecordDetail):

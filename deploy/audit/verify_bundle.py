@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
-"""Check an mlwiki audit report bundle (the JSON export) offline, with the standard library.
+"""Check an mlwiki audit report bundle (the JSON or ZIP export) offline, with the standard library.
 
-    python3 verify_bundle.py BUNDLE.json [--expect-head DIGEST] [--key KEY]
+    python3 verify_bundle.py BUNDLE.json|BUNDLE.zip [--expect-head DIGEST] [--key KEY]
 
 1. The audit chain: every history row in order, each digest = SHA-256(previous digest +
    canonical JSON of the row), ending at the head the document-control section names;
@@ -10,13 +10,19 @@
 2. The report against its history: the project, every page (its text, fields, revision
    and approval), every training run, deployment and model version in the bundle must
    equal its latest history row; none that history holds (for records: in the period)
-   may be missing; the change log must be exactly the history entries of the period.
+   may be missing; the change log must be exactly the history entries of the period;
+   the attachment versions and metric series chunks listed (each with its SHA-256) must
+   be exactly those history holds, as it holds them.
 3. The bundle itself: the integrity digest covers everything else in the file; with the
    key, its seal proves the wiki wrote it, including what history cannot show (the
    period, generated at and by, the inventory and completeness summaries, the Annex IV
    mapping).
 
-Exits 0 when intact; 1 naming the first bad entry; 2 when the file cannot be read.
+4. The files (ZIP bundle): each attachment file (attachments/SHA256) and metric series
+   chunk (series/SHA256.json) the bundle lists is in the ZIP and hashes to its SHA-256,
+   and the ZIP holds nothing else.
+
+Exits 0 when intact; 1 naming the first bad entry or file; 2 when the file cannot be read.
 """
 
 import argparse
@@ -24,9 +30,12 @@ import hashlib
 import hmac
 import json
 import sys
+import zipfile
 from datetime import date, datetime, timedelta
 
 GENESIS = "0" * 64
+BUNDLE_NAME = "bundle.json"  # the JSON bundle inside a ZIP bundle
+CHUNK = 1 << 20
 MODES = """\
 What each way of running it catches:
 
@@ -246,6 +255,74 @@ def check_contents(bundle, latest):
                 deployment["id"], {n: n for n in names})  # fmt: skip
 
 
+ATTACHMENT_FACTS = ("name", "sha256", "size", "content_type", "revision", "deleted")
+
+
+def check_files_listed(bundle, latest):
+    """The attachment versions and series chunks the bundle lists are exactly those its
+    history holds (so a listed SHA-256 is one the chain sealed)."""
+    rows = {
+        entry["history_id"]: entry["row"]
+        for entry in bundle["history"]
+        if entry["table"] == "wiki.HistoricalAttachment"
+    }
+    for version in bundle.get("attachments", []):
+        what = f"attachment {version.get('name')} ({version.get('target')})"
+        row = rows.pop(version.get("history_id"), None)
+        if row is None:
+            raise Bad(f"{what}: no history row records this version")
+        facts = dict(version, history_username=version["who"], history_date=version["when"])
+        for name in (*ATTACHMENT_FACTS, "history_username", "history_date"):
+            if facts[name] != row.get(name):
+                raise Bad(f"{what}: its {name} is not what its history row says")
+    if rows:
+        row = rows[min(rows)]
+        raise Bad(f"attachment {row.get('name')}: a version in history is missing from the list")
+    listed = {}
+    for chunk in bundle.get("series", []):
+        what = f"metric series {chunk.get('metric')} of training run #{chunk.get('run')}"
+        listed[chunk["id"]] = chunk
+        facts = dict(chunk, training_run_id=chunk["run"])
+        names = {n: n for n in ("metric", "count", "first_step", "last_step", "sha256")}
+        compare(what, facts, latest, "wiki.HistoricalSeriesChunk", chunk["id"],
+                names | {"training_run_id": "training_run_id"})  # fmt: skip
+    for chunk_id, row in _alive(latest, "wiki.HistoricalSeriesChunk").items():
+        if chunk_id not in listed:
+            raise Bad(
+                f"metric series {row.get('metric')} of training run "
+                f"#{row.get('training_run_id')}: a chunk in history is missing from the list"
+            )
+
+
+def check_zip(archive, bundle):
+    """Each file the bundle lists is in the ZIP and hashes to its SHA-256; nothing else is."""
+    wanted = {BUNDLE_NAME: None}
+    for version in bundle.get("attachments", []):
+        wanted[f"attachments/{version['sha256']}"] = version["sha256"], version["name"]
+    for chunk in bundle.get("series", []):
+        what = f"{chunk['metric']} of training run #{chunk['run']}"
+        wanted[f"series/{chunk['sha256']}.json"] = chunk["sha256"], what
+    present = set(archive.namelist())
+    for name, listed in sorted(wanted.items(), key=lambda item: item[0]):
+        if listed is None:
+            continue
+        sha256, what = listed
+        if name not in present:
+            raise Bad(f"{name} ({what}) is listed in the bundle but missing from the ZIP")
+        digest = hashlib.sha256()
+        with archive.open(name) as handle:
+            while chunk := handle.read(CHUNK):
+                digest.update(chunk)
+        if digest.hexdigest() != sha256:
+            raise Bad(
+                f"{name} ({what}): its bytes hash to {digest.hexdigest()}, not the SHA-256 "
+                "the bundle lists (the file was changed)"
+            )
+    extra = sorted(present - set(wanted))
+    if extra:
+        raise Bad(f"{extra[0]} is in the ZIP but not listed in the bundle")
+
+
 def check_integrity(bundle, key):
     integrity = bundle.get("integrity") or {}
     body = {k: v for k, v in bundle.items() if k != "integrity"}
@@ -256,15 +333,19 @@ def check_integrity(bundle, key):
         raise Bad("the bundle's seal does not match: not written by the wiki with this key")
 
 
-def verify(bundle, key=None, expect_head=None):
-    """None when intact, else what is wrong (the first problem)."""
+def verify(bundle, key=None, expect_head=None, archive=None):
+    """None when intact, else what is wrong (the first problem). ``archive``: the open
+    ZIP bundle the JSON bundle came from, whose files are checked too."""
     key = key.encode() if isinstance(key, str) else key
     try:
         latest = check_chain(bundle, key, expect_head)
         check_complete(bundle, latest)
         check_contents(bundle, latest)
         check_change_log(bundle)
+        check_files_listed(bundle, latest)
         check_integrity(bundle, key)
+        if archive is not None:
+            check_zip(archive, bundle)
     except Bad as problem:
         return str(problem)
     except (KeyError, TypeError, AttributeError, ValueError) as problem:
@@ -286,7 +367,7 @@ def main(argv=None):
         epilog=MODES,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
-    parser.add_argument("bundle", help="the JSON bundle exported by mlwiki")
+    parser.add_argument("bundle", help="the JSON or ZIP bundle exported by mlwiki")
     parser.add_argument(
         "--expect-head",
         type=_digest,
@@ -296,13 +377,23 @@ def main(argv=None):
     )
     parser.add_argument("--key", help="the wiki's AUDIT_HMAC_KEY, to check the seals too")
     args = parser.parse_args(argv)
+    archive = None
     try:
-        with open(args.bundle, encoding="utf-8") as handle:
-            bundle = json.load(handle)
-    except (OSError, ValueError) as error:
+        if zipfile.is_zipfile(args.bundle):
+            archive = zipfile.ZipFile(args.bundle)
+            with archive.open(BUNDLE_NAME) as handle:
+                bundle = json.load(handle)
+        else:
+            with open(args.bundle, encoding="utf-8") as handle:
+                bundle = json.load(handle)
+    except (OSError, ValueError, KeyError, zipfile.BadZipFile) as error:
         print(f"cannot read {args.bundle}: {error}", file=sys.stderr)
         return 2
-    problem = verify(bundle, args.key, args.expect_head)
+    try:
+        problem = verify(bundle, args.key, args.expect_head, archive)
+    finally:
+        if archive is not None:
+            archive.close()
     if problem:
         print(f"NOT INTACT: {problem}")
         return 1
@@ -310,6 +401,12 @@ def main(argv=None):
     sealed = "digests and seals" if args.key else "digests (give --key to check the seals)"
     head = bundle["document_control"]["audit_chain"]["head"]
     print(f"intact: {entries} history entries, {sealed}; head {head}")
+    if archive is not None:
+        files = len({v["sha256"] for v in bundle.get("attachments", [])})
+        chunks = len({c["sha256"] for c in bundle.get("series", [])})
+        print(f"files: {files} attachment files and {chunks} series chunks match their SHA-256")
+    elif bundle.get("attachments") or bundle.get("series"):
+        print("note: the files themselves were not checked: the ZIP bundle carries them")
     if args.expect_head:
         seq = next(e["seq"] for e in bundle["history"] if e["digest"] == args.expect_head)
         print(f"passes through the head you expected at entry {seq}")

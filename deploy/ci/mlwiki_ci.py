@@ -20,14 +20,22 @@ rather than recorded twice: pass --idempotency-key to record it as new, on purpo
 Hence a training run needs its --started-at (the job's start time, not "now"); deployment
 times default to when the wiki receives the start and the outcome.
 
+--attach FILE (repeatable) attaches files to the record once it is written: plots,
+reports, a metrics CSV (the wiki decides the type from the content; 25 MB each by
+default). Each upload's key is made of the record's key and the file's name and SHA-256,
+so a retried or re-run step attaches nothing twice. Every file is read before anything
+is sent: a missing one is exit 2 with nothing recorded.
+
 Examples:
   mlwiki_ci.py training-run --project churn --model-version 1.4.0 --status succeeded \\
       --started-at 2024-06-01T10:00:00Z --metric auc=0.84 --param learning_rate=0.05
-  mlwiki_ci.py training-run --project churn --file run.json
+  mlwiki_ci.py training-run --project churn --file run.json \\
+      --attach roc.png --attach confusion.csv
   ID=$(mlwiki_ci.py deployment-start --project churn --model-version 1.4.0 \\
       --environment production --reason "Retrained on June data")
   mlwiki_ci.py deployment-finish --project churn --id "$ID" --status succeeded \\
-      --check smoke=pass --check latency_p99_ms=pass:87 --checks-file checks.json
+      --check smoke=pass --check latency_p99_ms=pass:87 --checks-file checks.json \\
+      --attach load-test.html
 
 Exit status: 0 on success, 1 when the wiki refuses the request (its message is printed),
 2 on bad arguments or input files, 3 when the wiki cannot be reached after the retries.
@@ -40,6 +48,7 @@ import hashlib
 import json
 import math
 import os
+import secrets
 import sys
 import time
 import urllib.error
@@ -97,8 +106,9 @@ def idempotency_key(args, *identity):
     return f"mlwiki-ci-{digest[:48]}"
 
 
-def request(method, path, body, key, args):
-    """Send one JSON request; returns the parsed answer. Retries what may pass later."""
+def request(method, path, body, key, args, content_type="application/json"):
+    """Send one request (``body``: JSON, or bytes of ``content_type``); returns the parsed
+    JSON answer. Retries what may pass later."""
     base = os.environ.get("MLWIKI_URL", "").rstrip("/")
     token = os.environ.get("MLWIKI_TOKEN", "")
     if not base or not token:
@@ -107,13 +117,13 @@ def request(method, path, body, key, args):
         raise UsageError(f"MLWIKI_URL must start with https:// (or http://), got {base!r}")
     headers = {
         "Authorization": f"Token {token}",
-        "Content-Type": "application/json",
+        "Content-Type": content_type,
         "Accept": "application/json",
         "User-Agent": USER_AGENT,
     }
     if key:
         headers["Idempotency-Key"] = key
-    data = json.dumps(body).encode()
+    data = body if isinstance(body, bytes) else json.dumps(body).encode()
     for attempt in range(args.retries + 1):
         wait = args.backoff * 2**attempt
         # The scheme is checked above: only http(s) is ever opened.
@@ -227,6 +237,49 @@ def check(value, name):
     return result
 
 
+def read_attachments(paths):
+    """[(file name, bytes)] of the --attach files, all read before anything is sent."""
+    found = []
+    for path in paths or []:
+        try:
+            with open(path, "rb") as handle:
+                found.append((os.path.basename(path), handle.read()))
+        except OSError as error:
+            raise UsageError(f"--attach {path}: {error.strerror or error}") from None
+    return found
+
+
+def multipart(name, content):
+    """A multipart/form-data body holding ``content`` as the field ``file`` named
+    ``name``; returns (body, content type)."""
+    boundary = secrets.token_hex(16)
+    while boundary.encode() in content:
+        boundary = secrets.token_hex(16)
+    # A quote or a line break would end the header; the wiki cleans the name anyway.
+    filename = "".join("_" if c in '"\\\r\n' else c for c in name)
+    head = (
+        f"--{boundary}\r\n"
+        f'Content-Disposition: form-data; name="file"; filename="{filename}"\r\n'
+        "Content-Type: application/octet-stream\r\n\r\n"
+    )
+    body = head.encode() + content + f"\r\n--{boundary}--\r\n".encode()
+    return body, f"multipart/form-data; boundary={boundary}"
+
+
+def attach(files, args, record_path, record_key):
+    """Upload ``files`` ([(name, bytes)]) to the record at ``record_path``, each under
+    a key made of the record's and the file's, so that a retry attaches nothing twice."""
+    for name, content in files:
+        sha256 = hashlib.sha256(content).hexdigest()
+        key = None
+        if record_key:
+            digest = hashlib.sha256(f"{record_key}|{name}|{sha256}".encode()).hexdigest()
+            key = f"mlwiki-ci-{digest[:48]}"
+        body, content_type = multipart(name, content)
+        answer = request("POST", record_path + "attachments/", body, key, args, content_type)
+        log(f"mlwiki_ci: attached {answer.get('name', name)}: {answer.get('url', '')}")
+
+
 def project_path(project, *rest):
     parts = (urllib.parse.quote(part, safe="") for part in (project, *rest))
     return "/api/v1/projects/" + "/".join(parts) + "/"
@@ -262,6 +315,7 @@ def training_run(args):
     body.setdefault("status", "succeeded")
     if "started_at" not in body:
         raise UsageError("give the run's --started-at (or started_at in --file)")
+    files = read_attachments(args.attach)
     key = idempotency_key(
         args, "training-run", args.project, body.get("model_version"), body["started_at"]
     )
@@ -269,6 +323,7 @@ def training_run(args):
     if "id" not in record:
         raise Unreachable(f"unexpected answer: {json.dumps(record)[:300]}")
     print(json.dumps(record, indent=2))
+    attach(files, args, project_path(args.project, "training-runs", str(record["id"])), key)
 
 
 def deployment_start(args):
@@ -284,6 +339,7 @@ def deployment_start(args):
     }
     if args.started_at:
         body["started_at"] = args.started_at
+    files = read_attachments(args.attach)
     key = idempotency_key(
         args, "deployment-start", args.project, args.environment, args.model_version
     )
@@ -292,6 +348,7 @@ def deployment_start(args):
         raise Unreachable(f"unexpected answer: {json.dumps(record)[:300]}")
     log(f"mlwiki_ci: deployment {record['id']} recorded: {record['url']}")
     print(record["id"])
+    attach(files, args, project_path(args.project, "deployments", str(record["id"])), key)
 
 
 def deployment_finish(args):
@@ -304,9 +361,11 @@ def deployment_finish(args):
         body["finished_at"] = args.finished_at
     if checks:
         body["checks"] = checks
+    files = read_attachments(args.attach)
     key = idempotency_key(args, "deployment-finish", args.project, args.id, args.status)
     path = project_path(args.project, "deployments", str(args.id))
     print(json.dumps(request("PATCH", path, body, key, args), indent=2))
+    attach(files, args, path, key)
 
 
 def parser():
@@ -325,6 +384,12 @@ def parser():
     shared.add_argument("--project", required=True)
     shared.add_argument(
         "--idempotency-key", help="record this write under this key (default: derived)"
+    )
+    shared.add_argument(
+        "--attach",
+        action="append",
+        metavar="FILE",
+        help="attach this file to the record (repeatable): a plot, a report, a CSV",
     )
 
     run = commands.add_parser("training-run", parents=[shared], help="record a training run")

@@ -11,6 +11,7 @@ from django.shortcuts import redirect, render
 from django.views.decorators.http import require_http_methods, require_POST, require_safe
 
 from frontend.forms import ApproveForm, FreePageCreateForm, PageForm, RestoreForm, apply_errors
+from frontend.views.attachments import resolver
 from frontend.views.base import actor, page_for, project_context, project_for
 from frontend.views.projects import conflict_row
 from wiki.access import EDIT, MAINTAIN
@@ -50,7 +51,9 @@ def page_detail(request, project, page):
         context = project_context(request, project, "pages") | {"slug": to_slug(page)}
         return render(request, "frontend/page_missing.html", context, status=404)
     found.project = project
-    fields, body_html = render_page(found.spec, found.fields, found.body, project.slug)
+    fields, body_html = render_page(
+        found.spec, found.fields, found.body, project.slug, resolver(found)
+    )
     summary = records_summary(found)
     if summary and "updates" in summary:
         reasons = render_markdown_many([u["reason"] for u in summary["updates"]], project.slug)
@@ -141,7 +144,7 @@ def page_preview(request, project, page):
         body = check_page_changes(page, body=body)["body"]
     except ValidationError as e:
         return render(request, "frontend/_live_preview.html", {"errors": e.messages}, status=400)
-    context = {"body_html": render_markdown(body, page.project.slug)}
+    context = {"body_html": render_markdown(body, page.project.slug, resolver(page))}
     return render(request, "frontend/_live_preview.html", context)
 
 
@@ -168,7 +171,7 @@ def _preview(page, form):
         apply_errors(form, e)
         return None
     fields, body_html = render_page(
-        page.spec, changes.get("fields", {}), changes["body"], page.project.slug
+        page.spec, changes.get("fields", {}), changes["body"], page.project.slug, resolver(page)
     )
     return {
         "title": form.cleaned_data.get("title", page.title),
@@ -285,7 +288,11 @@ def _revision(page, number):
 def revision_detail(request, project, page, number):
     page = page_for(request, project, page)
     row = _revision(page, number)
-    fields, body_html = render_page(page.spec, row.fields, row.body, page.project.slug)
+    # Attachments as they were when the revision was saved (a later replacement or
+    # deletion does not change what an old revision shows).
+    fields, body_html = render_page(
+        page.spec, row.fields, row.body, page.project.slug, resolver(page, at=row.history_date)
+    )
     context = project_context(request, page.project, page.category or "pages") | {
         "page": page,
         "row": row,

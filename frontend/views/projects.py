@@ -20,7 +20,7 @@ from frontend.forms import (
 from frontend.views.base import actor, project_context, project_for
 from frontend.views.exports import EXPORTS_SHOWN
 from wiki.access import MAINTAIN, may_create_projects, visible_projects
-from wiki.audit import activity, activity_csv_response, head_for, verify
+from wiki.audit import activity, activity_csv_response, describe, head_for, verify
 from wiki.health import dashboard
 from wiki.models import (
     ApiToken,
@@ -230,10 +230,11 @@ def project_token_revoke(request, project, pk):
 
 
 # Where the records page shows each kind: (model, anchor, how many it shows).
-RECORD_ANCHORS = {
-    "modelversion": (ModelVersion, "version", None),
-    "trainingrun": (TrainingRun, "run", RECORDS_SHOWN),
-    "deployment": (Deployment, "deployment", RECORDS_SHOWN),
+# Each record has a page of its own: (model, URL name, what the URL names it by).
+RECORD_PAGES = {
+    "modelversion": (ModelVersion, "frontend:model-version", "version"),
+    "trainingrun": (TrainingRun, "frontend:run", "pk"),
+    "deployment": (Deployment, "frontend:deployment", "pk"),
 }
 
 
@@ -260,10 +261,9 @@ def link_entries(project, entries, can_maintain):
             history_id__in=[e.history_id for e in entries if e.kind == "page"]
         ).values_list("history_id", "revision")
     )
-    records = reverse("frontend:records", args=[project.slug])
-    existing = {
-        kind: _shown(model, project, ids[kind], limit)
-        for kind, (model, _, limit) in RECORD_ANCHORS.items()
+    records = {
+        kind: dict(model.objects.filter(project=project, pk__in=ids[kind]).values_list("pk", key))
+        for kind, (model, _, key) in RECORD_PAGES.items()
         if kind in ids
     }
     exports = _shown(ExportJob, project, ids.get("exportjob", ()), EXPORTS_SHOWN)
@@ -276,8 +276,9 @@ def link_entries(project, entries, can_maintain):
             )
         elif entry.kind == "project":
             entry.link = reverse("frontend:project-detail", args=[project.slug])
-        elif entry.kind in RECORD_ANCHORS and entry.object_id in existing[entry.kind]:
-            entry.link = f"{records}#{RECORD_ANCHORS[entry.kind][1]}-{entry.object_id}"
+        elif entry.kind in RECORD_PAGES and entry.object_id in records[entry.kind]:
+            name = RECORD_PAGES[entry.kind][1]
+            entry.link = reverse(name, args=[project.slug, records[entry.kind][entry.object_id]])
         elif entry.kind == "exportjob" and entry.object_id in exports:
             url = reverse("frontend:exports", args=[project.slug])
             entry.link = f"{url}#export-{entry.object_id}"
@@ -334,12 +335,14 @@ def audit_verify(request, project):
     """Recompute the project's audit chain now (its verdict shows on the overview)."""
     project = project_for(request, project)
     verdict = verify(head_for(project))
-    if verdict.ok:
+    if verdict.ok and verdict.unchecked:
+        messages.warning(
+            request,
+            f"The audit chain is intact: {verdict.entries} entries; but {verdict.unchecked}. "
+            "Verify again once it answers.",
+        )
+    elif verdict.ok:
         messages.success(request, f"The audit chain is intact: {verdict.entries} entries.")
     else:
-        bad = verdict.first_bad
-        messages.error(
-            request,
-            f"The audit chain is broken at entry {bad['seq']}: {bad['kind']}, {bad['detail']}.",
-        )
+        messages.error(request, f"The audit chain is broken: {describe(verdict.first_bad)}.")
     return redirect("frontend:project-detail", project.slug)

@@ -22,6 +22,7 @@ class ExportJob(DomainModel):
         HTML = "html", "HTML"
         MARKDOWN = "markdown", "Markdown"
         JSON = "json", "JSON bundle"
+        ZIP = "zip", "ZIP bundle (JSON bundle and files)"
 
     class Status(models.TextChoices):
         QUEUED = "queued"

@@ -123,9 +123,9 @@ def build(job_id):
     if job is None:
         return None
     # Progress is told between steps: inside the snapshot nothing it writes would show.
-    # The JSON bundle reads the history while it writes it, so it is written inside the
-    # snapshot; the other formats are rendered after it ends.
-    inside = job.format == ExportJob.Format.JSON
+    # The JSON bundle (alone or in the ZIP) reads the history while it writes it, so it
+    # is written inside the snapshot; the other formats are rendered after it ends.
+    inside = job.format in (ExportJob.Format.JSON, ExportJob.Format.ZIP)
     temporary = None
     try:
         # On the local disk, next to where it goes (a rename, not a copy); for a bucket, in

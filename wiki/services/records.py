@@ -5,9 +5,11 @@ from django.db import IntegrityError, transaction
 from django.utils import timezone
 
 from wiki import metrics
+from wiki import series as curves
 from wiki.history import recording
 from wiki.models import Deployment, ModelVersion, RunValue, TrainingRun, validate_version
 from wiki.services import notifications
+from wiki.services import series as series_service
 
 RUN_FIELDS = {
     "status", "started_at", "finished_at", "git_commit", "pipeline_url", "dataset_name",
@@ -67,12 +69,20 @@ def _record(model, allowed, project, actor, model_version, change_reason, attrs,
     return record
 
 
-def record_training_run(project, *, actor, model_version, change_reason="", **attrs):
-    """Store a training run posted by a pipeline (creating its model version if new)."""
+def record_training_run(project, *, actor, model_version, change_reason="", series=None, **attrs):
+    """Store a training run posted by a pipeline (creating its model version if new), with
+    its metric series if given (wiki.series; checked first, written in the run's
+    transaction: a bad series refuses the whole run)."""
     reason = change_reason or "Recorded training run"
+    rows = curves.parse(series) if series is not None else {}
+
+    def then(run):
+        _index_values(run)
+        if rows:
+            series_service.store(run, rows)
+
     return _record(
-        TrainingRun, RUN_FIELDS, project, actor, model_version, reason, attrs,
-        then=_index_values,
+        TrainingRun, RUN_FIELDS, project, actor, model_version, reason, attrs, then=then
     )  # fmt: skip
 
 

@@ -2,17 +2,22 @@
 again changes nothing."""
 
 import hashlib
+import io
+import math
 from datetime import UTC, date, datetime, time, timedelta
 
 from django.conf import settings
 from django.contrib.auth import get_user_model
 from django.contrib.auth.models import Group
+from django.core.files.base import ContentFile
 from django.core.management.base import BaseCommand, CommandError
 from django.db import transaction
+from PIL import Image, ImageDraw
 
 from wiki.access import AUDITOR_GROUP
 from wiki.history import Actor, Source
 from wiki.models import Project
+from wiki.services.attachments import attach
 from wiki.services.members import set_member
 from wiki.services.pages import approve_page, create_free_page, edit_page, submit_for_review
 from wiki.services.projects import create_project
@@ -187,10 +192,35 @@ CHURN_PAGES = {
 CHURN_BODIES = {
     "overview": (
         "## Contacts\n\nQuestions go to `#churn-model` on chat. Start with the [[model]] "
-        "and [[deployment]] pages; day-to-day operations are in [[runbook-retraining]]."
+        "and [[deployment]] pages; day-to-day operations are in [[runbook-retraining]].\n\n"
+        "## How it fits together\n\n![Scoring architecture](attachment:architecture.svg)"
     ),
-    "model": "Hyperparameters were tuned with 50 Bayesian optimisation trials on validation AUC.",
+    "model": (
+        "Hyperparameters were tuned with 50 Bayesian optimisation trials on validation AUC.\n\n"
+        "![ROC curve of 1.2.0 on the hold-out month](attachment:roc-curve.png)"
+    ),
 }
+
+ARCHITECTURE_SVG = """<svg xmlns="http://www.w3.org/2000/svg" width="640" height="160"
+ viewBox="0 0 640 160" font-family="sans-serif" font-size="14">
+<title>Churn scoring: warehouse, nightly features, model, call list</title>
+<defs><marker id="arrow" viewBox="0 0 10 10" refX="10" refY="5" markerWidth="8"
+ markerHeight="8" orient="auto"><path d="M0 0L10 5L0 10z"/></marker></defs>
+<g fill="#eef3fb" stroke="#1f4e8c">
+<rect x="10" y="50" width="130" height="60" rx="6"/>
+<rect x="180" y="50" width="130" height="60" rx="6"/>
+<rect x="350" y="50" width="130" height="60" rx="6"/>
+<rect x="520" y="50" width="110" height="60" rx="6"/>
+</g>
+<g stroke="#1f4e8c" marker-end="url(#arrow)">
+<path d="M140 80H178"/><path d="M310 80H348"/><path d="M480 80H518"/>
+</g>
+<g text-anchor="middle">
+<text x="75" y="85">Warehouse</text><text x="245" y="85">Nightly features</text>
+<text x="415" y="85">LightGBM model</text><text x="575" y="85">Call list</text>
+</g>
+</svg>
+"""
 
 RUNBOOK = """## When to retrain outside the schedule
 
@@ -214,6 +244,43 @@ FRAUD_PAGES = {
         "sources": "Card authorisations from the payments switch, since 2023-01.",
     },
 }
+
+
+def roc_curve_png():
+    """A ROC curve drawn with Pillow (the demo has no plotting library)."""
+    size, margin = 360, 40
+    image = Image.new("RGB", (size + 2 * margin, size + 2 * margin), "white")
+    draw = ImageDraw.Draw(image)
+    x0, y0 = margin, margin + size  # the origin, bottom left
+
+    def at(fpr, tpr):
+        return (x0 + fpr * size, y0 - tpr * size)
+
+    draw.rectangle([at(0, 1), at(1, 0)], outline="black")
+    for step in range(0, 20, 2):  # the diagonal of a random model, dashed
+        draw.line([at(step / 20, step / 20), at((step + 1) / 20, (step + 1) / 20)], fill="grey")
+    draw.line([at(i / 100, (i / 100) ** 0.28) for i in range(101)], fill="#1f4e8c", width=3)
+    draw.text(at(0.55, 0.12), "AUC 0.836", fill="black")
+    draw.text((x0, y0 + 10), "false positive rate", fill="black")
+    draw.text((4, margin - 24), "true positive rate", fill="black")
+    out = io.BytesIO()
+    image.save(out, "PNG")
+    return out.getvalue()
+
+
+def learning_curves(final_auc, started, rounds=300):
+    """Boosting rounds of a demo run: training loss falling, validation AUC rising to
+    ``final_auc`` (with the wobble of a real run), one point every two seconds."""
+    loss, auc = [], []
+    for step in range(1, rounds + 1):
+        at = (started + timedelta(seconds=2 * step)).isoformat()
+        progress = 1 - math.exp(-step / 60)
+        wobble = 0.004 * math.sin(step / 7)
+        loss.append({"step": step, "value": round(0.69 - 0.32 * progress + wobble, 5),
+                     "timestamp": at})  # fmt: skip
+        auc.append({"step": step, "value": round(0.5 + (final_auc - 0.5) * progress + wobble, 5),
+                    "timestamp": at})  # fmt: skip
+    return {"train_loss": loss, "valid_auc": auc}
 
 
 class Command(BaseCommand):
@@ -309,6 +376,7 @@ class Command(BaseCommand):
         )
         self._share(project, actor, people)
         self._churn_records(project, actor)
+        self._figures(project, actor)
         # The pages are written after the records they describe, so they are current ...
         self._fill(project, actor, CHURN_PAGES, CHURN_BODIES)
         # Four eyes: maria approves the overview the demo user wrote; the model page waits.
@@ -332,6 +400,13 @@ class Command(BaseCommand):
             metrics={"auc": 0.841, "precision_at_2000": 0.32}, tags={"trigger": "experiment"},
             notes="Candidate with deeper trees; not released yet.",
         )  # fmt: skip
+
+    def _figures(self, project, actor):
+        """The figures the pages embed: an architecture diagram and a ROC curve."""
+        overview, model = (project.pages.get(category=name) for name in ("overview", "model"))
+        attach(overview, ContentFile(ARCHITECTURE_SVG.encode(), name="architecture.svg"),
+               actor=actor)  # fmt: skip
+        attach(model, ContentFile(roc_curve_png(), name="roc-curve.png"), actor=actor)
 
     def _churn_records(self, project, actor):
         # The dates match the maintenance page's update log: production a week after training.
@@ -358,6 +433,7 @@ class Command(BaseCommand):
                 metrics=metrics,
                 tags={"trigger": "monthly"},
                 environment={"python": "3.11", "lightgbm": "4.3.0"},
+                series=learning_curves(metrics["auc"], started),
             )
             for environment, offset in (("staging", 2), ("production", 7)):
                 deployed = started + timedelta(days=offset)
