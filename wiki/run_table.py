@@ -4,9 +4,9 @@ parameter, a page at a time through keyset cursors.
 
 Metric and parameter filters and sort keys are read from RunValue rows through their
 (project, kind, name, number | text, training_run) indexes, so a page costs a few index
-walks whether the project has a hundred runs or a hundred thousand: no OFFSET, no count.
-Runs that lack the sort key come after those that have it, newest first; the table is then
-two segments read in turn, each in a keyset order that ends with the run's id.
+walks whether the project has a hundred runs or a hundred thousand: no OFFSET. Runs that
+lack the sort key come after those that have it, newest first; the table is then two
+segments read in turn, each in a keyset order that ends with the run's id.
 """
 
 import math
@@ -16,7 +16,17 @@ from datetime import datetime
 
 from django.core import signing
 from django.core.exceptions import ValidationError
-from django.db.models import Count, Exists, F, FilteredRelation, OuterRef, Q, TextField
+from django.db import connection
+from django.db.models import (
+    Count,
+    Exists,
+    F,
+    FilteredRelation,
+    OuterRef,
+    Q,
+    Subquery,
+    TextField,
+)
 from django.db.models.fields.json import KeyTextTransform
 from django.db.models.functions import Cast
 
@@ -127,7 +137,8 @@ class Filters:
 
 
 def filtered_runs(project, filters):
-    """The project's runs that match ``filters`` (unordered)."""
+    """(The project's runs that match ``filters``, unordered, but for its selective metric
+    conditions; the ids of the runs that meet those, or None when none is selective)."""
     runs = TrainingRun.objects.filter(project=project).select_related("model_version")
     if filters.status:
         runs = runs.filter(status=filters.status)
@@ -140,20 +151,41 @@ def filtered_runs(project, filters):
         # As text: compared as it is, where a JSON key lookup would read the value as JSON.
         tag = Cast(KeyTextTransform(name, "tags"), TextField())
         runs = runs.alias(tag_value=tag).filter(tag_value=value)
-    for condition in filters.conditions:
-        lookup = f"number__{OPERATORS[condition.op]}"
-        runs = runs.filter(
-            Exists(
-                RunValue.objects.filter(
-                    project=project,
-                    training_run=OuterRef("pk"),
-                    kind=RunValue.Kind.METRIC,
-                    name=condition.name,
-                    **{lookup: condition.value},
-                )
-            )  # fmt: skip
-        )
-    return runs
+    candidates = None
+    for number, condition in enumerate(filters.conditions):
+        runs, ids = _with_condition(project, runs, number, condition)
+        if ids is not None:
+            candidates = ids if candidates is None else candidates & ids
+    return runs, candidates
+
+
+def _selective():
+    """Fewer runs than this meeting a metric condition make it selective: those runs are
+    listed first (their ids go into the queries, twice), and only they are sorted.
+    Otherwise each run is checked in the sort order until the page is full. PostgreSQL,
+    left to choose, misjudges how many runs a condition selects (a value's kind, name and
+    number are correlated) and may read every value of two metrics, or probe every run."""
+    limit = connection.features.max_query_params  # SQLite's, as Django knows it
+    return 20_000 if limit is None else (limit - 100) // 2
+
+
+def _with_condition(project, runs, number, condition):
+    """(``runs`` that meet the metric ``condition``, or ``runs`` as they are when the
+    ids of all the runs that meet it are returned instead; those ids or None)."""
+    lookup = {f"number__{OPERATORS[condition.op]}": condition.value}
+    metric = {"kind": RunValue.Kind.METRIC, "name": condition.name}
+    meeting = RunValue.objects.filter(project=project, **metric, **lookup)
+    selective = _selective()
+    ids = list(meeting.values_list("training_run", flat=True)[:selective])
+    if len(ids) < selective:
+        return runs, set(ids)
+    # The run's value as a subquery per run, which the database cannot turn into a join.
+    value = RunValue.objects.filter(training_run=OuterRef("pk"), **metric).values("number")
+    alias = f"condition_{number}"
+    runs = runs.alias(**{alias: Subquery(value[:1])}).filter(
+        **{f"{alias}__{OPERATORS[condition.op]}": condition.value}
+    )
+    return runs, None
 
 
 @dataclass(frozen=True)
@@ -164,6 +196,8 @@ class _Segment:
     runs: object
     key: str
     descending: bool
+    # When it returns True, the segment is empty and not read.
+    skip: object = None
 
     def read(self, position, backward):
         """The runs after ``position`` ((key, id); None: from the start), or before it
@@ -191,18 +225,23 @@ class _Segment:
         return signing.dumps(data, salt=_SALT)
 
     def position(self, data):
+        """(key, id) of a cursor's data."""
         value = data["v"]
-        return (datetime.fromisoformat(value) if self.key == "started_at" else value), int(
-            data["i"]
-        )
+        if self.key == "started_at":
+            value = datetime.fromisoformat(value)
+        return value, int(data["i"])
 
 
 _SALT = "wiki.run_table.cursor"
 
 
-def _segments(project, runs, sort):
+def _segments(project, runs, candidates, sort):
+    # The runs a selective condition listed: picked by id from the runs when they are
+    # read in start order; when sorted by a value, its index rows are filtered by them,
+    # before any run is read.
+    among = runs if candidates is None else runs.filter(pk__in=sorted(candidates))
     if sort.kind is None:
-        return [_Segment(0, runs, "started_at", sort.descending)]
+        return [_Segment(0, among, "started_at", sort.descending)]
     column = "number"
     if sort.kind == RunValue.Kind.PARAM and not _has_numbers(project, sort.name):
         column = "text"  # a parameter that is never a number sorts as text
@@ -213,11 +252,23 @@ def _segments(project, runs, sort):
         ),
         sort_key=F(f"sort_row__{column}"),
     ).filter(sort_key__isnull=False)
-    lacking = runs.filter(~Exists(RunValue.objects.filter(training_run=OuterRef("pk"), **values)))
+    if candidates is not None:
+        keyed = keyed.annotate(sort_run=F("sort_row__training_run")).filter(
+            sort_run__in=sorted(candidates)
+        )
+    with_key = RunValue.objects.filter(**values)
+    lacking = among.filter(~Exists(with_key.filter(training_run=OuterRef("pk"))))
     return [
         _Segment(0, keyed, "sort_key", sort.descending),
-        _Segment(1, lacking, "started_at", True),
+        _Segment(1, lacking, "started_at", True, skip=lambda: _all_have(project, with_key)),
     ]
+
+
+def _all_have(project, with_key):
+    """Whether every run of the project has the sort key: then the runs lacking it need no
+    search, which would probe every run for its value when none is found (a run has at
+    most one value of each name, so counting both compares them)."""
+    return with_key.count() == TrainingRun.objects.filter(project=project).count()
 
 
 def _has_numbers(project, name):
@@ -251,11 +302,14 @@ def _start(segments, cursor, sort):
 
 def page(project, filters, sort, cursor=None):
     """The page of runs that ``cursor`` points to (the first page without one)."""
-    segments = _segments(project, filtered_runs(project, filters), sort)
+    segments = _segments(project, *filtered_runs(project, filters), sort)
     start, position, backward = _start(segments, cursor, sort) if cursor else (0, None, False)
     # One more than a page says whether there is another page beyond.
     wanted, found = PAGE_SIZE + 1, []
     for index in range(start, -1, -1) if backward else range(start, len(segments)):
+        if segments[index].skip and segments[index].skip():
+            position = None
+            continue
         found += [
             (segments[index], run)
             for run in segments[index].read(position, backward)[: wanted - len(found)]
@@ -269,7 +323,7 @@ def page(project, filters, sort, cursor=None):
         found.reverse()
     # Runs are never deleted: the page one came from is still there.
     has_next = more if not backward else True
-    has_previous = more if backward else cursor is not None
+    has_previous = more if backward else bool(cursor)
     first, last = (found[0], found[-1]) if found else (None, None)
     return Page(
         runs=[run for _, run in found],

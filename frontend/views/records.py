@@ -1,5 +1,7 @@
 """Records in the browser: the runs table, a deployment's page and a model version's page."""
 
+import json
+
 from django.core.exceptions import ValidationError
 from django.db.models import OuterRef, Subquery
 from django.shortcuts import get_object_or_404, render
@@ -74,6 +76,7 @@ def deployment_detail(request, project, pk):
         "deployment": deployment,
         "timeline": _status_changes(deployment),
         "reason_html": render_markdown(deployment.reason, project.slug, resolver(deployment)),
+        "config": json.dumps(deployment.config, indent=2, ensure_ascii=False),
         "failed_checks": sum(not check["passed"] for check in deployment.checks),
     }
     return render(request, "frontend/deployment.html", context)
