@@ -45,7 +45,7 @@ def runs(request, project):
         rows.append((run, [(name, value is not MISSING, value) for name, value in cells]))
     query = request.GET.copy()
     query.pop("cursor", None)
-    context = project_context(request, project, "runs") | {
+    context = project_context(request, project, "records") | {
         "form": form,
         "page": page,
         "rows": rows,

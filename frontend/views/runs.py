@@ -66,7 +66,7 @@ def run_detail(request, project, pk):
     charts = [
         line_chart(curve.metric, [_series(curve)], y_label=curve.metric) for curve in curves(run)
     ]
-    context = project_context(request, project, "runs") | {
+    context = project_context(request, project, "records") | {
         "run": run,
         # The row its post wrote: who posted it, with which token, from where, in which request.
         "posted": run.history.order_by("history_id").first(),
@@ -115,7 +115,7 @@ def _axis_value(value):
 @require_safe
 def runs_compare(request, project):
     project = project_for(request, project)
-    context = project_context(request, project, "runs")
+    context = project_context(request, project, "records")
     runs, error = _chosen_runs(request, project)
     if error:
         return render(request, "frontend/runs_compare.html", context | {"error": error}, status=400)
