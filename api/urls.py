@@ -66,7 +66,7 @@ urlpatterns = [
     *attachments.routes(PAGE, "page"),
     *attachments.routes(f"{PROJECT}training-runs/<int:pk>/", "training_run"),
     *attachments.routes(f"{PROJECT}deployments/<int:pk>/", "deployment"),
-    *attachments.routes(f"{PROJECT}model-versions/<str:version>/", "model_version"),
+    *attachments.routes(f"{PROJECT}model-versions/<text:version>/", "model_version"),
     path(f"{PROJECT}activity/", history.ActivityList.as_view(), name="activity-list"),
     path(f"{PROJECT}activity/export/", history.ActivityExport.as_view(), name="activity-export"),
     path(f"{PROJECT}audit/verify/", audit.AuditVerify.as_view(), name="audit-verify"),

@@ -44,7 +44,7 @@ urlpatterns = [
     path(f"{PROJECT}runs/", records.runs, name="runs"),
     path(f"{PROJECT}deployments/<int:pk>/", records.deployment_detail, name="deployment"),
     path(
-        f"{PROJECT}model-versions/<str:version>/",
+        f"{PROJECT}model-versions/<text:version>/",
         records.model_version_detail,
         name="model-version",
     ),

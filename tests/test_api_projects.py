@@ -8,7 +8,7 @@ from django.core.cache import cache
 
 from api.auth import _redis
 from tests.factories import make_token
-from wiki.models import Project, TrainingRun
+from wiki.models import Deployment, Project
 
 pytestmark = pytest.mark.django_db
 
@@ -89,14 +89,17 @@ def test_malformed_json_is_400_saying_so(api, pipeline_key, project):
 
 
 def test_a_body_over_one_mebibyte_is_413(api, pipeline_key, project):
-    notes = "x" * (1024 * 1024)
-    body = json.dumps({"model_version": "1", "status": "running", "notes": notes})
+    # (A training run, which may carry its learning curves, may take 4 MiB: test_series.)
+    reason = "x" * (1024 * 1024)
+    body = json.dumps(
+        {"model_version": "1", "environment": "prod", "status": "pending", "reason": reason}
+    )
     response = api(pipeline_key).post(
-        "/api/v1/projects/churn/training-runs/", body, content_type="application/json"
+        "/api/v1/projects/churn/deployments/", body, content_type="application/json"
     )
     assert response.status_code == 413
     assert "1024 KiB" in response.json()["detail"]
-    assert not TrainingRun.objects.exists()
+    assert not Deployment.objects.exists()
 
 
 def test_a_body_that_is_not_json_is_415(api, pipeline_key, project):

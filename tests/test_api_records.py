@@ -6,7 +6,14 @@ from datetime import UTC, datetime, timedelta
 import pytest
 
 from tests.factories import ProjectFactory, UserFactory, make_deployment, make_token
-from wiki.models import Deployment, IdempotencyKey, Membership, ModelVersion, TrainingRun
+from wiki.models import (
+    Deployment,
+    IdempotencyKey,
+    Membership,
+    ModelVersion,
+    RunValue,
+    TrainingRun,
+)
 
 pytestmark = pytest.mark.django_db
 
@@ -485,3 +492,11 @@ def test_bad_cursors_and_page_sizes_are_400(api, pipeline_key, project, query):
     response = api(pipeline_key).get(RUNS + query)
     assert response.status_code == 400
     assert set(response.json()["errors"]) <= {"cursor", "page_size"}
+
+
+def test_a_parameter_too_large_for_a_float_is_kept_and_sorts_as_nothing(api, pipeline_key):
+    huge = 10**400
+    response = api(pipeline_key).post(RUNS, run_body(hyperparameters={"seed": huge}))
+    assert response.status_code == 201, response.content
+    (value,) = RunValue.objects.filter(training_run_id=response.json()["id"], kind="p")
+    assert (value.number, value.text) == (None, str(huge)[:200])

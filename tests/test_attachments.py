@@ -12,6 +12,7 @@ from tests.factories import cli_actor, make_training_run
 from wiki import attachments as files
 from wiki.models import AuditEntry
 from wiki.services import attachments
+from wiki.services.pages import approve_page
 
 
 def png(width=4, height=3, colour=(200, 30, 30)):
@@ -143,3 +144,20 @@ def test_thumbnails_are_made_once(project):
     made = default_storage.get_modified_time(name)
     assert files.thumbnail(attachment.sha256) == name
     assert default_storage.get_modified_time(name) == made
+
+
+def test_changing_an_approved_page_s_figure_ends_its_approval(project, client_logged_in):
+    page = project.pages.get(category="model")
+    attachments.attach(page, upload(png(), "roc.png"), actor=cli_actor())
+    approver = cli_actor(project.memberships.get().user)
+    page = approve_page(page, actor=approver, revision=page.revision)
+    assert page.review_state == "approved"
+    attachments.attach(page, upload(png(colour=(0, 0, 0)), "roc.png"), actor=cli_actor())
+    page.refresh_from_db()
+    assert (page.review_state, page.approved_revision) == ("draft", page.revision)
+    html = client_logged_in.get("/projects/churn/model/").content.decode()
+    assert f"Approved revision {page.revision}; its attachments changed since" in html
+
+
+def test_deeply_nested_json_is_text_not_an_error():
+    assert files.sniff(io.BytesIO(b"[" * 200_000)) == "text/plain"

@@ -16,7 +16,7 @@ from tests.factories import cli_actor, make_token, make_training_run
 from tests.test_attachments import png
 from tests.test_storage import s3  # noqa: F401  the fixture: moto's S3 server
 from wiki import audit, metrics, reports
-from wiki.models import ChainHead, SeriesChunk
+from wiki.models import Attachment, ChainHead, SeriesChunk
 from wiki.models.attachments import storage_name
 from wiki.services import attachments, series
 
@@ -113,7 +113,33 @@ def test_a_series_rehashed_behind_the_apps_back_differs_from_its_sealed_hash(pro
     )
     verdict = audit.verify(audit.head_for(project), record=False)
     assert verdict.ok is False and verdict.first_bad["kind"] == "series-altered"
-    assert "not the one its history row sealed" in verdict.first_bad["detail"]
+    assert "no longer holds what its history sealed" in verdict.first_bad["detail"]
+
+
+def test_a_series_chunk_deleted_behind_the_apps_back_is_reported(project, documented):
+    SeriesChunk.objects.filter(pk=documented["chunk"].pk).delete()
+    verdict = audit.verify(audit.head_for(project), record=False)
+    assert verdict.ok is False and verdict.first_bad["kind"] == "series-altered"
+    assert "metric loss" in verdict.first_bad["detail"]
+    assert "its row was deleted" in verdict.first_bad["detail"]
+
+
+def test_a_series_chunk_moved_to_another_metric_is_reported(project, documented):
+    SeriesChunk.objects.filter(pk=documented["chunk"].pk).update(metric="accuracy")
+    verdict = audit.verify(audit.head_for(project), record=False)
+    assert verdict.first_bad["kind"] == "series-altered"
+    assert "metric loss" in verdict.first_bad["detail"]  # named as it was sealed
+
+
+def test_an_attachment_pointed_at_other_sealed_bytes_is_reported(project, documented):
+    """Both files are intact and sealed, but the row now serves the other one's bytes."""
+    page = project.pages.get(category="data")
+    attachments.attach(page, ContentFile(b"a,b\n1,2\n", name="split.csv"), actor=cli_actor())
+    first, second = Attachment.objects.filter(project=project).order_by("pk")
+    Attachment.objects.filter(pk=first.pk).update(sha256=second.sha256)
+    verdict = audit.verify(audit.head_for(project), record=False)
+    assert verdict.ok is False and verdict.first_bad["kind"] == "attachment-altered"
+    assert f"attachment {first.name}" in verdict.first_bad["detail"]
 
 
 @pytest.fixture

@@ -53,6 +53,7 @@ def points(steps, value=lambda step: step / 10, timestamp=None):
         ({"loss": points([1], timestamp=12)}, "ISO 8601"),
         ({"loss": points([1], timestamp="2026-01-01T10:00:00")}, "needs a time zone"),
         ({"loss": points([1], timestamp="2999-01-01T10:00:00Z")}, "in the future"),
+        ({"loss": points([1], timestamp="0001-01-01T00:00:00+01:00")}, "out of range"),
     ],
 )  # fmt: skip
 def test_bad_series_are_refused_naming_the_metric_and_point(series, message):
@@ -344,6 +345,7 @@ def test_reading_curves_downsamples_and_filters(api, pipeline_key, project, user
         ("max_points=9", "max_points"),
         ("max_points=5001", "max_points"),
         ("max_points=lots", "max_points"),
+        ("max_points=%C2%B2%C2%B2", "max_points"),
         ("metric=", "metric"),
         ("raw=yes", "raw"),
         ("raw=1&max_points=100", "max_points"),

@@ -430,3 +430,13 @@ def test_files_go_through_object_storage_and_an_outage_is_a_503_that_writes_noth
     assert response.status_code == 503 and response["Retry-After"]
     assert history_rows() == before
     assert [a.name for a in attachments.of(model_page)] == ["roc.png"]
+
+
+def test_a_nul_in_a_name_or_version_is_no_such_thing(client_logged_in, project):
+    page = project.pages.get(category="model")
+    attachments.attach(page, ContentFile(png(), name="roc.png"), actor=cli_actor())
+    base = "/projects/churn/model/attachments/roc.png"
+    assert client_logged_in.get(f"{base}?v=%00").status_code == 404
+    assert client_logged_in.get("/projects/churn/model/attachments/r%00c.png").status_code == 404
+    assert client_logged_in.get("/projects/churn/model-versions/1%00/").status_code == 404
+    assert client_logged_in.get(base).status_code == 200

@@ -1,5 +1,14 @@
 from django.apps import AppConfig
 from django.contrib.admin import apps as admin_apps
+from django.urls import register_converter
+from django.urls.converters import StringConverter
+
+
+class TextConverter(StringConverter):
+    """``<text:name>``: like ``<str:…>``, but a NUL character (``%00``) is no match (a
+    404), never a value that PostgreSQL would refuse with an error."""
+
+    regex = "[^/\x00]+"
 
 
 class WikiConfig(AppConfig):
@@ -13,6 +22,7 @@ class WikiConfig(AppConfig):
         )
 
         signals.connect()
+        register_converter(TextConverter, "text")
 
 
 class WikiAdminConfig(admin_apps.AdminConfig):

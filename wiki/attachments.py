@@ -96,7 +96,7 @@ def _text_type(text):
     if start[:1] in ("{", "["):
         try:
             json.loads(text)
-        except ValueError:
+        except (ValueError, RecursionError):  # not JSON, or nested past Python's stack
             pass
         else:
             return "application/json"

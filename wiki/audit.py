@@ -355,19 +355,79 @@ SERIES_BATCH = 100  # chunks read per query: each holds up to 10,000 points as t
 
 
 def check_files(project_id, batch_size=VERIFY_BATCH):
-    """The first stored file or metric series of the project whose content no longer
-    matches the hash its sealed history row holds, as a problem like the chain's (kinds
-    "file-altered", "file-missing", "series-altered"); None when all match.
+    """The first stored file, attachment or metric series of the project that no longer
+    matches what its sealed history row holds, as a problem like the chain's (kinds
+    "file-altered", "file-missing", "attachment-altered", "series-altered"); None when
+    all match.
 
     Every SHA-256 any version of any attachment named (deleted ones too) is re-hashed
-    from the storage, once; every series chunk's points must hash to its sha256, and that
-    to the one in its history row. Rows are streamed and files read in chunks, so memory
-    stays flat. wiki.storage.Unavailable when the storage does not answer: the files are
-    then unchecked, which is not tampering."""
-    return _check_attachments(project_id, batch_size) or _check_series(project_id)
+    from the storage, once; every attachment and series chunk row must hold what its
+    latest history row sealed (a row re-pointed at other bytes, another run or metric, or
+    deleted, is caught), and every chunk's points must hash to its sha256. Rows are
+    streamed and files read in chunks, so memory stays flat. wiki.storage.Unavailable
+    when the storage does not answer: the files are then unchecked, which is not
+    tampering."""
+    return (
+        _check_rows(Attachment, project_id, ATTACHMENT_SEALED, "attachment-altered", batch_size)
+        or _check_rows(SeriesChunk, project_id, SERIES_SEALED, "series-altered", SERIES_BATCH)
+        or _check_stored_files(project_id, batch_size)
+    )
 
 
-def _check_attachments(project_id, batch_size):
+# What a live row must still hold of its latest history row. Series chunks' points are
+# not in the history; their sha256 is, and the points must hash to it.
+ATTACHMENT_SEALED = (
+    "name", "sha256", "size", "content_type", "revision", "deleted", "page_id",
+    "training_run_id", "deployment_id", "model_version_id",
+)  # fmt: skip
+SERIES_SEALED = ("training_run_id", "metric", "count", "first_step", "last_step", "sha256")
+
+
+def _what(model, row):
+    if model is SeriesChunk:
+        return f"training run #{row['training_run_id']}, metric {row['metric']} (chunk {row['id']})"
+    return f"attachment {row['name']} (sha256 {row['sha256']})"
+
+
+def _check_rows(model, project_id, sealed_fields, kind, batch_size):
+    history = model.history.model
+    label = history._meta.label
+    extra = ("points",) if model is SeriesChunk else ()
+    live = (
+        model.objects.filter(project_id=project_id)
+        .order_by("id")
+        .values("id", *sealed_fields, *extra)
+        .iterator(chunk_size=batch_size)
+    )
+    for batch in _batches(live, batch_size):
+        latest = {}  # object id -> its latest history row
+        rows = history.objects.filter(id__in=[row["id"] for row in batch])
+        for row in rows.order_by("id", "history_id").values("id", "history_id", *sealed_fields):
+            latest[row["id"]] = row
+        for row in batch:
+            seal = latest.get(row["id"])
+            if seal is None:
+                return _bad(kind, None, f"{_what(model, row)}: no history row seals it", label)
+            if any(row[name] != seal[name] for name in sealed_fields):
+                detail = f"{_what(model, seal)}: its row no longer holds what its history sealed"
+                return _bad(kind, None, detail, label, seal["history_id"])
+            if extra and hashlib.sha256(row["points"].encode()).hexdigest() != row["sha256"]:
+                detail = f"{_what(model, row)}: its points no longer hash to {row['sha256']}"
+                return _bad(kind, None, detail, label, seal["history_id"])
+    gone = (
+        history.objects.filter(project_id=project_id)
+        .exclude(id__in=model.objects.filter(project_id=project_id).values("id"))
+        .order_by("history_id")
+        .values("id", "history_id", *sealed_fields)
+        .first()
+    )
+    if gone is not None:
+        detail = f"{_what(model, gone)}: its row was deleted"
+        return _bad(kind, None, detail, label, gone["history_id"])
+    return None
+
+
+def _check_stored_files(project_id, batch_size):
     versions = (
         Attachment.history.filter(project_id=project_id)
         .order_by("sha256", "history_id")
@@ -388,37 +448,7 @@ def _check_attachments(project_id, batch_size):
     return None
 
 
-def _check_series(project_id):
-    chunks = (
-        SeriesChunk.objects.filter(project_id=project_id)
-        .order_by("id")
-        .values_list("id", "training_run_id", "metric", "points", "sha256")
-        .iterator(chunk_size=SERIES_BATCH)
-    )
-    table = SeriesChunk.history.model
-    for batch in _batches(chunks, SERIES_BATCH):
-        sealed = {}  # chunk id -> (sha256, history id) of its latest history row
-        rows = table.objects.filter(id__in=[chunk[0] for chunk in batch])
-        for chunk_id, sha256, history_id in rows.order_by("id", "history_id").values_list(
-            "id", "sha256", "history_id"
-        ):
-            sealed[chunk_id] = (sha256, history_id)
-        for chunk_id, run_id, metric, points, sha256 in batch:
-            where = f"training run #{run_id}, metric {metric} (chunk {chunk_id})"
-            history_sha256, history_id = sealed.get(chunk_id, (None, None))
-            if history_sha256 is None:
-                detail = f"{where}: no history row seals it"
-            elif hashlib.sha256(points.encode()).hexdigest() != sha256:
-                detail = f"{where}: its points no longer hash to {sha256}"
-            elif sha256 != history_sha256:
-                detail = f"{where}: its hash is not the one its history row sealed"
-            else:
-                continue
-            return _bad("series-altered", None, detail, table._meta.label, history_id)
-    return None
-
-
-FILE_KINDS = ("file-altered", "file-missing", "series-altered")
+FILE_KINDS = ("file-altered", "file-missing", "attachment-altered", "series-altered")
 
 
 def describe(bad):

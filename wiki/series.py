@@ -48,7 +48,11 @@ def _timestamp(value, latest):
         return None, "the timestamp needs a time zone (e.g. 'Z' or '+02:00')"
     if moment > latest:
         return None, "the timestamp is in the future; check the pipeline's clock"
-    return moment.astimezone(UTC).isoformat().replace("+00:00", "Z"), None
+    try:
+        moment = moment.astimezone(UTC)
+    except OverflowError:  # e.g. 0001-01-01T00:00:00+01:00 is before year 1 in UTC
+        return None, "the timestamp is out of range"
+    return moment.isoformat().replace("+00:00", "Z"), None
 
 
 def _point(point, latest):

@@ -338,12 +338,12 @@ def routes(prefix, target):
             name=f"{name}-attachment-list",
         ),
         path(
-            f"{prefix}attachments/<str:name>/",
+            f"{prefix}attachments/<text:name>/",
             AttachmentDetail.as_view(target=target),
             name=f"{name}-attachment-detail",
         ),
         path(
-            f"{prefix}attachments/<str:name>/versions/",
+            f"{prefix}attachments/<text:name>/versions/",
             AttachmentVersions.as_view(target=target),
             name=f"{name}-attachment-versions",
         ),

@@ -1,6 +1,7 @@
 """Records pipelines post: training runs, deployments (and their life cycle), model versions."""
 
 import json
+import re
 
 from django.db.models import FloatField
 from django.db.models.fields.json import KeyTextTransform
@@ -278,7 +279,9 @@ class TrainingRunSeries(RecordDetail):
                 raise exceptions.ValidationError({"max_points": ["Not with raw=1."]})
             return self.streamed(run, metrics)
         max_points = query.text("max_points") or str(DEFAULT_POINTS)
-        if not max_points.isdigit() or not MIN_POINTS <= int(max_points) <= MAX_POINTS:
+        if not re.fullmatch(r"[0-9]{1,5}", max_points) or not (
+            MIN_POINTS <= int(max_points) <= MAX_POINTS
+        ):
             raise exceptions.ValidationError(
                 {"max_points": [f"A whole number from {MIN_POINTS} to {MAX_POINTS}."]}
             )

@@ -15,6 +15,7 @@ HTML report may be framed, by the wiki's own pages (the versions page shows it i
 """
 
 import functools
+import re
 from dataclasses import dataclass
 
 from django.conf import settings
@@ -65,7 +66,7 @@ KINDS = {
         Kind("page", "<slug:key>/", Page, "slug"),
         Kind("run", "runs/<int:key>/", TrainingRun, "pk"),
         Kind("deployment", "deployments/<int:key>/", Deployment, "pk"),
-        Kind("model-version", "model-versions/<str:key>/", ModelVersion, "version"),
+        Kind("model-version", "model-versions/<text:key>/", ModelVersion, "version"),
     ]
 }
 
@@ -77,10 +78,10 @@ def urlpatterns(project_prefix):
         base, extra = f"{project_prefix}{kind.prefix}attachments/", {"kind": kind}
         routes += [
             path(base, upload, extra, name=f"{kind.name}-attachments"),
-            path(f"{base}<str:name>", download, extra, name=f"{kind.name}-attachment"),
-            path(f"{base}<str:name>/thumbnail", thumbnail, extra, name=f"{kind.name}-thumbnail"),
-            path(f"{base}<str:name>/versions/", versions, extra, name=f"{kind.name}-versions"),
-            path(f"{base}<str:name>/delete/", delete, extra, name=f"{kind.name}-delete"),
+            path(f"{base}<text:name>", download, extra, name=f"{kind.name}-attachment"),
+            path(f"{base}<text:name>/thumbnail", thumbnail, extra, name=f"{kind.name}-thumbnail"),
+            path(f"{base}<text:name>/versions/", versions, extra, name=f"{kind.name}-versions"),
+            path(f"{base}<text:name>/delete/", delete, extra, name=f"{kind.name}-delete"),
         ]
     return routes
 
@@ -174,6 +175,8 @@ def _version(kind, target, name, sha256=None):
         raise Http404("There is no such attachment.")
     if sha256 is None:
         return attachment
+    if not re.fullmatch(r"[0-9a-f]{64}", sha256):  # (a NUL would be a database error)
+        raise Http404("This attachment has no such version.")
     row = attachment.history.filter(sha256=sha256).order_by("-history_date").first()
     if row is None:
         raise Http404("This attachment has no such version.")

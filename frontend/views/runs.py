@@ -88,7 +88,7 @@ def _chosen_runs(request, project):
     the reason they cannot be compared; 404 if one is not a run of ``project``."""
     ids = []
     for value in request.GET.getlist("run"):
-        if not re.fullmatch(r"[0-9]+", value.strip()):
+        if not re.fullmatch(r"[0-9]{1,30}", value.strip()):
             return None, f"“{value}” is not a training run number."
         if int(value) > LARGEST_ID:  # no such run, and more than the database can compare
             raise Http404("There is no such training run.")

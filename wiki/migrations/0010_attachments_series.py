@@ -12,7 +12,12 @@ def _param(value):
     must not import the app's code, which moves on)."""
     if isinstance(value, bool) or value is None:
         return None, {True: "true", False: "false", None: "null"}[value]
-    number = float(value) if isinstance(value, (int, float)) else None
+    number = None
+    if isinstance(value, (int, float)):
+        try:
+            number = float(value)
+        except OverflowError:  # an int past 1e308
+            number = None
     if number is not None and not math.isfinite(number):
         number = None
     return number, str(value)[:200]

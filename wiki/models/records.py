@@ -229,6 +229,15 @@ class Deployment(Record):
                 )
 
 
+def _as_float(value):
+    """A number as a float, or None if it has none (NaN, infinity, an int past 1e308)."""
+    try:
+        number = float(value)
+    except OverflowError:
+        return None
+    return number if math.isfinite(number) else None
+
+
 class RunValue(models.Model):
     """A final metric or a hyperparameter of a training run as a row of its own, written
     with the run (runs are append-only): what the runs table filters and sorts on through
@@ -269,7 +278,7 @@ class RunValue(models.Model):
         for name, value in run.hyperparameters.items():
             number = None
             if isinstance(value, (int, float)) and not isinstance(value, bool):
-                number = float(value) if math.isfinite(float(value)) else None
+                number = _as_float(value)
             if isinstance(value, bool) or value is None:
                 text = {True: "true", False: "false", None: "null"}[value]
             else:

@@ -10,7 +10,7 @@ from django.db import IntegrityError, transaction
 
 from wiki import attachments as files
 from wiki.history import recording
-from wiki.models import Attachment
+from wiki.models import Attachment, Page
 from wiki.models.attachments import TARGETS
 
 
@@ -75,6 +75,7 @@ def _save(field, target, project_id, name, sha256, size, content_type, actor, ch
             current.uploaded_by_name = actor.username
             current.full_clean(exclude=["project", *TARGETS], validate_constraints=False)
             current.save()
+            _end_approval(current)
     return current
 
 
@@ -89,7 +90,20 @@ def remove(attachment, *, actor, change_reason=""):
             current.deleted = True
             current.revision += 1
             current.save()
+            _end_approval(current)
     return current
+
+
+def _end_approval(attachment):
+    """A page's figures are part of what its approval vouched for: changing one ends the
+    approval as an edit does (the approval stays on record for the revision it approved,
+    and the page says its attachments changed since)."""
+    if attachment.page_id is None:
+        return
+    page = Page.objects.select_for_update().get(pk=attachment.page_id)
+    if page.review_state == Page.ReviewState.APPROVED:
+        page.review_state = Page.ReviewState.DRAFT
+        page.save()
 
 
 def versions(attachment):
