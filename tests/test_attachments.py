@@ -161,3 +161,24 @@ def test_changing_an_approved_page_s_figure_ends_its_approval(project, client_lo
 
 def test_deeply_nested_json_is_text_not_an_error():
     assert files.sniff(io.BytesIO(b"[" * 200_000)) == "text/plain"
+
+
+def test_an_empty_file_is_refused(project):
+    page = project.pages.get(category="data")
+    with pytest.raises(ValidationError, match="empty"):
+        attachments.attach(page, upload(b"", "empty.txt"), actor=cli_actor())
+    assert not page.attachments.exists()
+
+
+def test_a_thumbnail_is_turned_as_the_camera_said(project):
+    out = io.BytesIO()
+    exif = Image.Exif()
+    exif[0x0112] = 6  # Orientation: rotate 90° clockwise to show
+    Image.new("RGB", (400, 200), "white").save(out, "JPEG", exif=exif)
+    page = project.pages.get(category="model")
+    attachment = attachments.attach(page, upload(out.getvalue(), "photo.jpg"), actor=cli_actor())
+    with (
+        default_storage.open(files.thumbnail(attachment.sha256)) as file,
+        Image.open(file) as image,
+    ):
+        assert image.size == (160, 320)

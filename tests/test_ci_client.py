@@ -394,6 +394,9 @@ def test_a_missing_attachment_exits_2_before_anything_is_sent(wiki, figures, tmp
     )
     assert result.returncode == 2
     assert "nope.png: No such file or directory" in result.stderr
+    (tmp_path / "empty.png").write_bytes(b"")
+    result = run_client(*RUN_ARGS, "--attach", str(tmp_path / "empty.png"), **wiki)
+    assert result.returncode == 2 and "empty.png: the file is empty" in result.stderr
     assert not TrainingRun.objects.exists()
 
 

@@ -440,3 +440,14 @@ def test_a_nul_in_a_name_or_version_is_no_such_thing(client_logged_in, project):
     assert client_logged_in.get("/projects/churn/model/attachments/r%00c.png").status_code == 404
     assert client_logged_in.get("/projects/churn/model-versions/1%00/").status_code == 404
     assert client_logged_in.get(base).status_code == 200
+
+
+def test_two_files_of_one_upload_may_not_share_a_name(client_logged_in, project):
+    one, two = (
+        ContentFile(png(), name="same.png"),
+        ContentFile(png(colour=(0, 0, 0)), name="same.png"),
+    )
+    response = client_logged_in.post("/projects/churn/model/attachments/", {"file": [one, two]})
+    assert response.status_code == 400
+    assert "Another file of this upload is named same.png" in response.content.decode()
+    assert not Attachment.objects.exists()

@@ -18,7 +18,7 @@ from django.core.exceptions import ValidationError
 from django.core.files import File
 from django.core.files.storage import default_storage
 from django.http import FileResponse, HttpResponseNotModified
-from PIL import Image, UnidentifiedImageError
+from PIL import Image, ImageOps, UnidentifiedImageError
 
 from wiki.models.attachments import storage_name
 from wiki.storage import answering
@@ -250,6 +250,7 @@ def thumbnail(sha256, size=THUMBNAIL_SIZE):
             return name
     with open_stored(sha256) as file, Image.open(file) as image:
         image.seek(0)  # an animation's first frame
+        image = ImageOps.exif_transpose(image)  # a camera's "rotate 90°" applied, as browsers do
         image.thumbnail((size, size))
         if image.mode not in ("RGB", "RGBA", "L", "LA"):
             image = image.convert("RGBA")

@@ -246,6 +246,8 @@ def read_attachments(paths):
                 found.append((os.path.basename(path), handle.read()))
         except OSError as error:
             raise UsageError(f"--attach {path}: {error.strerror or error}") from None
+        if not found[-1][1]:  # the wiki refuses it: say so before the record is written
+            raise UsageError(f"--attach {path}: the file is empty")
     return found
 
 

@@ -210,12 +210,15 @@ def upload(request, project, key, kind):
     if one is refused, none (each refusal named: 413 too large, 400 otherwise)."""
     target = _target(request, kind, project, key, EDIT)
     uploads = request.FILES.getlist("file")
-    errors, status = [], 400
+    errors, status, names = [], 400, set()
     for uploaded in uploads:
         try:
             if uploaded.size > settings.ATTACHMENT_MAX_BYTES:
                 raise files.TooLarge
-            files.sniff(uploaded)
+            name = files.clean_name(uploaded.name, files.sniff(uploaded))
+            if name in names:  # the second would replace the first at once
+                raise ValidationError({"file": f"Another file of this upload is named {name}."})
+            names.add(name)
         except ValidationError as e:
             errors += [f"{uploaded.name}: {message}" for message in e.message_dict["file"]]
             status = 413 if isinstance(e, files.TooLarge) else status

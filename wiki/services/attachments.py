@@ -6,6 +6,7 @@ are written in one transaction. A failure in between leaves at most an unreferen
 file, never a row naming bytes that are not there.
 """
 
+from django.core.exceptions import ValidationError
 from django.db import IntegrityError, transaction
 
 from wiki import attachments as files
@@ -43,6 +44,8 @@ def attach(target, file, *, actor, name=None, change_reason=""):
     wiki.storage.Unavailable when the storage does not answer.
     """
     sha256, size = files.digest(file)  # first: a file over the limit is not read whole
+    if size == 0:
+        raise ValidationError({"file": "The file is empty."})
     content_type = files.sniff(file)
     clean = files.clean_name(name or getattr(file, "name", ""), content_type)
     files.store(file, sha256)
