@@ -117,6 +117,7 @@ def test_metric_conditions_select_runs_and_may_be_combined(
         "auc < 0.85": [low.pk],
         "auc <= 0.85": [high.pk, low.pk],
         "auc = 0.7": [low.pk],
+        "auc == 0.7": [low.pk],
         "auc > 0.8, loss <= 0.3": [top.pk],
         "auc > .8 and loss < 1e-1": [],
         "auc>0.6; loss>0.15": [high.pk, low.pk],
@@ -168,6 +169,15 @@ def test_sorting_by_a_metric_both_ways_puts_runs_without_it_last(client_logged_i
     assert _ids(response) == [low.pk, mid.pk, tie.pk, top.pk, *lacking]
     response = client_logged_in.get(RUNS, {"sort": "started_at", "order": "asc"})
     assert _ids(response) == [mid.pk, none_old.pk, top.pk, low.pk, tie.pk, none_new.pk]
+
+
+def test_the_values_sorted_by_are_a_column_even_when_not_chosen(client_logged_in, project):
+    _run(project, 1, metrics={"auc": 0.8, "precision": 0.25}, hyperparameters={"lr": 0.01})
+    chosen = {"columns": "1", "metric": "auc"}
+    for sort, header in (("metric:precision", "precision"), ("param:lr", "lr")):
+        response = client_logged_in.get(RUNS, chosen | {"sort": sort, "order": "desc"})
+        headers = response.content.decode().split("<thead>", 1)[1].split("</thead>", 1)[0]
+        assert f">{header}" in headers and ">auc<" in headers, sort
 
 
 def test_sorting_by_a_parameter_numbers_numerically_text_as_text_missing_last(

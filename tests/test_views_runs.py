@@ -269,3 +269,13 @@ def test_the_lineage_shows_the_newest_deployments_and_counts_them_all(client_log
     html = client_logged_in.get(run_url(made)).text
     assert "env-11" in html and "env-2" in html and "env-1 " not in html
     assert "and 12 in all" in html
+
+
+def test_the_scatter_plots_by_default_the_parameter_most_runs_have(client_logged_in, project):
+    runs = [
+        make_training_run(project, hyperparameters={"C": 1, "lr": 0.1}),
+        make_training_run(project, hyperparameters={"lr": 0.2}),
+        make_training_run(project, hyperparameters={"lr": 0.3}),
+    ]
+    html = client_logged_in.get(compare_url(project, *runs)).content.decode()
+    assert '<option value="lr" selected>' in html

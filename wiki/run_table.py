@@ -43,7 +43,7 @@ NAMES_SAMPLE = 200
 
 OPERATORS = {">": "gt", ">=": "gte", "<": "lt", "<=": "lte", "=": "exact"}
 # Longest operators first, so that "auc >= 1" is not read as "auc >" and "= 1".
-_CONDITION = re.compile(r"^(?P<name>[^<>=]+?)\s*(?P<op>>=|<=|>|<|=)\s*(?P<value>.*?)\s*$")
+_CONDITION = re.compile(r"^(?P<name>[^<>=]+?)\s*(?P<op>==|>=|<=|>|<|=)\s*(?P<value>.*?)\s*$")
 _NUMBER = re.compile(r"^[+-]?(\d+(\.\d*)?|\.\d+)([eE][+-]?\d+)?$")
 _SEPARATOR = re.compile(r",|;|\n|\s+and\s+", re.IGNORECASE)
 _SORT = re.compile(r"^(?:started_at|(?P<kind>metric|param):(?P<name>.+))$", re.DOTALL)
@@ -75,6 +75,7 @@ def parse_conditions(text):
                 f"({' '.join(OPERATORS)}) and a number, as in “auc > 0.8”."
             )
         name, op, value = match["name"].strip(), match["op"], match["value"]
+        op = "=" if op == "==" else op  # as a programmer would write it
         if len(name) > MAX_NAME_LENGTH:
             raise ValidationError(f"Metric names have at most {MAX_NAME_LENGTH} characters.")
         if not _NUMBER.match(value) or not math.isfinite(float(value)):

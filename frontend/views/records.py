@@ -38,6 +38,11 @@ def runs(request, project):
     metrics, params = form.columns()
     if metrics is None:
         metrics, params = run_table.default_metrics(names), []
+    sort = form.cleaned_data.get("sort") if form.is_valid() else None
+    if sort is not None and sort.kind is not None:  # the values sorted by are shown
+        shown = metrics if sort.kind == RunValue.Kind.METRIC else params
+        if sort.name not in shown:
+            shown.append(sort.name)
     rows = []
     for run in page.runs if page else []:
         cells = [(name, run.metrics.get(name, MISSING)) for name in metrics]

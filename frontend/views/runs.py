@@ -134,10 +134,20 @@ def runs_compare(request, project):
     params = [row["name"] for row in table["params"]]
     metrics = [row["name"] for row in table["metrics"]]
     differing = [row["name"] for row in table["params"] if row["differs"]]
+
+    # By default the parameter that differs and most runs have (a point per run), and
+    # the metric most runs have.
+    def shared(name, values):
+        return -sum(name in getattr(run, values) for run in runs)
+
     x = request.GET.get("x")
-    x = x if x in params else (differing or params or [None])[0]
+    x = (
+        x
+        if x in params
+        else min(differing or params or [None], key=lambda n: shared(n, "hyperparameters"))
+    )
     y = request.GET.get("y")
-    y = y if y in metrics else (metrics or [None])[0]
+    y = y if y in metrics else min(metrics or [None], key=lambda n: shared(n, "metrics"))
     points = [
         {
             "name": names[style],
