@@ -12,6 +12,8 @@ from django.core.exceptions import RequestDataTooBig, SuspiciousOperation
 from rest_framework import exceptions, status
 from rest_framework.parsers import BaseParser, JSONParser, MultiPartParser
 
+from wiki import attachments as files
+
 MAX_BODY_BYTES = 1024 * 1024
 # 10,000 series points (wiki.series: one call's most) with timestamps are about 1 MB as
 # compact JSON, twice that pretty-printed.
@@ -96,7 +98,7 @@ def check_upload_length(request):
     limit = settings.ATTACHMENT_MAX_BYTES
     if declared.isdigit() and int(declared) > limit + MULTIPART_ENVELOPE_BYTES:
         raise PayloadTooLarge(
-            f"The upload is over the limit of {limit // (1024 * 1024)} MB per file "
+            f"The upload is over the limit of {files.limit_text()} per file "
             f"(Content-Length: {declared})."
         )
 

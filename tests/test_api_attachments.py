@@ -17,6 +17,7 @@ from tests.factories import make_training_run as run_of
 from tests.test_storage import s3  # noqa: F401  (the fixture: a real S3 server)
 from wiki import storage
 from wiki.models import Attachment, IdempotencyKey, Membership
+from wiki.models.attachments import storage_name
 
 pytestmark = pytest.mark.django_db
 
@@ -106,10 +107,13 @@ def test_a_run_a_deployment_and_a_model_version_take_attachments(writer, project
         assert response.status_code == 201, response.json()
         assert response.json()["url"] == f"http://testserver{url}curve.csv/"
         assert content(writer.get(f"{url}curve.csv/")) == b"step,loss\n1,0.9\n2,0.7\n"
-    assert [a.target for a in Attachment.objects.order_by("id")] == [
-        run,
-        deployment,
-        run.model_version,
+    targets = Attachment.objects.order_by("id").values_list(
+        "training_run", "deployment", "model_version"
+    )
+    assert list(targets) == [
+        (run.pk, None, None),
+        (None, deployment.pk, None),
+        (None, None, run.model_version.pk),
     ]
     missing = writer.get("/api/v1/projects/churn/training-runs/999999/attachments/")
     assert missing.status_code == 404
@@ -195,7 +199,7 @@ def test_deleting_hides_it_and_keeps_its_versions(writer, project):
     ]
     old = writer.get(url, {"sha256": first["sha256"]})
     assert old.status_code == 200 and content(old) == png()
-    assert default_storage.exists(Attachment.objects.get().storage_name)
+    assert default_storage.exists(storage_name(Attachment.objects.get().sha256))
 
 
 def test_an_idempotent_upload_replays_its_first_answer(writer, project):
@@ -351,7 +355,7 @@ def test_unknown_names_and_parameters_are_refused_in_json(writer, project):
 
 def test_bytes_lost_from_storage_are_410(writer, project):
     upload(writer, PAGE, png())
-    default_storage.delete(Attachment.objects.get().storage_name)
+    default_storage.delete(storage_name(Attachment.objects.get().sha256))
     response = writer.get(f"{PAGE}plot.png/")
     assert response.status_code == 410
     assert "gone from the file storage" in response.json()["detail"]

@@ -11,6 +11,7 @@ from PIL import Image
 from tests.factories import cli_actor, make_training_run
 from wiki import attachments as files
 from wiki.models import AuditEntry
+from wiki.models.attachments import storage_name
 from wiki.services import attachments
 from wiki.services.pages import approve_page
 
@@ -80,7 +81,7 @@ def test_attaching_stores_the_bytes_by_hash_and_seals_them(project):
         "image/png",
         1,
     )
-    assert default_storage.open(attachment.storage_name).read() == png()
+    assert default_storage.open(storage_name(attachment.sha256)).read() == png()
     row = attachment.history.get()
     assert (row.sha256, row.size, row.content_type, row.name) == (
         attachment.sha256,
@@ -100,15 +101,15 @@ def test_replacing_keeps_every_version_and_the_same_bytes_change_nothing(project
     second = attachments.attach(run, upload(png(colour=(0, 0, 0)), "curve.png"), actor=cli_actor())
     assert (second.pk, second.revision) == (first.pk, 2)
     assert [v.sha256 for v in attachments.versions(second)] == [second.sha256, first.sha256]
-    assert default_storage.exists(first.storage_name)
+    assert default_storage.exists(storage_name(first.sha256))
 
 
 def test_deleting_hides_it_and_keeps_the_file(project):
     page = project.pages.get(category="data")
     attachment = attachments.attach(page, upload(b"a,b\n1,2\n", "split.csv"), actor=cli_actor())
     attachments.remove(attachment, actor=cli_actor())
-    assert attachments.named(page, "split.csv") is None
-    assert default_storage.exists(attachment.storage_name)
+    assert not attachments.of(page).filter(name="split.csv").exists()
+    assert default_storage.exists(storage_name(attachment.sha256))
     back = attachments.attach(page, upload(b"a,b\n1,2\n", "split.csv"), actor=cli_actor())
     assert (back.pk, back.revision, back.deleted) == (attachment.pk, 3, False)
 
@@ -124,14 +125,14 @@ def test_a_file_over_the_limit_is_refused_and_nothing_is_written(project, settin
 def test_a_changed_byte_in_storage_is_reported(project):
     page = project.pages.get(category="model")
     attachment = attachments.attach(page, upload(png(), "roc.png"), actor=cli_actor())
-    path = default_storage.path(attachment.storage_name)
+    path = default_storage.path(storage_name(attachment.sha256))
     with open(path, "r+b") as file:
         file.seek(-1, 2)
         last = file.read(1)[0]
         file.seek(-1, 2)
         file.write(bytes([last ^ 1]))
     assert "changed" in files.check_stored(attachment.sha256)
-    default_storage.delete(attachment.storage_name)
+    default_storage.delete(storage_name(attachment.sha256))
     assert files.check_stored(attachment.sha256) == "missing from the storage"
 
 

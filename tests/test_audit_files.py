@@ -84,9 +84,9 @@ def test_a_changed_byte_in_an_old_version_fails_naming_the_file(project, documen
 
 
 def test_a_deleted_file_is_reported_missing(project, documented, client_logged_in):
-    current = attachments.named(project.pages.get(category="model"), "roc.png")
+    current = attachments.of(project.pages.get(category="model")).get(name="roc.png")
     attachments.remove(current, actor=cli_actor())  # a deleted attachment is checked too
-    default_storage.delete(current.storage_name)
+    default_storage.delete(storage_name(current.sha256))
     response = client_logged_in.post(f"/projects/{project.slug}/audit/verify/", follow=True)
     text = response.content.decode()
     assert "The audit chain is broken: file-missing: attachment roc.png" in text

@@ -748,7 +748,7 @@ def figures(demo):
     churn, maria = demo["churn"], demo["users"]["maria"]
     actor = Actor(maria, Source.WEB)
     model = churn.pages.get(category="model")
-    roc = attachments.named(model, "roc-curve.png")
+    roc = attachments.of(model).get(name="roc-curve.png")
     replaced = attachments.attach(model, ContentFile(png(8, 8), name="roc-curve.png"), actor=actor)
     run = TrainingRun.objects.filter(project=churn).order_by("started_at").last()
     csv = attachments.attach(run, ContentFile(b"step,loss\n1,0.9\n", name="loss.csv"), actor=actor)
@@ -765,7 +765,9 @@ def test_the_html_export_shows_page_images_in_place_and_lists_the_files(figures)
     html = content(export(figures["project"], "html")).decode()
     png_uri = files.data_uri(figures["png"].sha256, "image/png")
     assert f'src="{png_uri}"' in html  # the current version, where the page embeds it
-    svg = attachments.named(figures["project"].pages.get(category="overview"), "architecture.svg")
+    svg = attachments.of(figures["project"].pages.get(category="overview")).get(
+        name="architecture.svg"
+    )
     assert f'src="{files.data_uri(svg.sha256, "image/svg+xml")}"' in html
     attached = html.split('<h2 id="attachments">', 1)[1].split('<h2 id="change-log">', 1)[0]
     for attachment, target in ((figures["png"], "page:model"), (figures["csv"], None)):

@@ -19,6 +19,7 @@ from tests.factories import (
 )
 from tests.test_storage import s3  # noqa: F401 - the S3 server fixture
 from wiki.models import Attachment, Membership
+from wiki.models.attachments import storage_name
 from wiki.services import attachments
 from wiki.services.pages import edit_page
 
@@ -294,7 +295,7 @@ def test_a_file_missing_from_storage_is_a_410_not_a_500(client_logged_in, model_
     from django.core.files.storage import default_storage
 
     attachment = attach(model_page, png(), "roc.png")
-    default_storage.delete(attachment.storage_name)
+    default_storage.delete(storage_name(attachment.sha256))
     response = client_logged_in.get(f"{FILES}roc.png")
     assert response.status_code == 410 and b"missing" in response.content
 
@@ -416,8 +417,8 @@ def test_files_go_through_object_storage_and_an_outage_is_a_503_that_writes_noth
 ):
     response = editor.post(FILES, {"file": upload_file(png(), "roc.png")})
     assert response.status_code == 302
-    attachment = attachments.named(model_page, "roc.png")
-    assert s3.read(attachment.storage_name) == png()
+    attachment = attachments.of(model_page).get(name="roc.png")
+    assert s3.read(storage_name(attachment.sha256)) == png()
     assert b"".join(editor.get(f"{FILES}roc.png").streaming_content) == png()
 
     s3.stop()

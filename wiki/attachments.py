@@ -175,23 +175,22 @@ def clean_name(name, content_type):
     return stem[: NAME_MAX_LENGTH - len(extension)] + extension
 
 
+def limit_text():
+    """ATTACHMENT_MAX_BYTES for people: "25 MB", "0.5 MB"."""
+    return f"{settings.ATTACHMENT_MAX_BYTES / (1024 * 1024):.3g} MB"
+
+
 class TooLarge(ValidationError):
     def __init__(self):
-        limit = settings.ATTACHMENT_MAX_BYTES
-        super().__init__({"file": f"The file is over the limit of {limit // (1024 * 1024)} MB."})
+        super().__init__({"file": f"The file is over the limit of {limit_text()}."})
 
 
 def digest(file):
     """(SHA-256, size) of ``file``, read in chunks; TooLarge past ATTACHMENT_MAX_BYTES."""
     file.seek(0)
-    sha, size = hashlib.sha256(), 0
-    while chunk := file.read(CHUNK):
-        size += len(chunk)
-        if size > settings.ATTACHMENT_MAX_BYTES:
-            raise TooLarge
-        sha.update(chunk)
+    found = _hash(file, settings.ATTACHMENT_MAX_BYTES)
     file.seek(0)
-    return sha.hexdigest(), size
+    return found
 
 
 def store(file, sha256):
@@ -222,17 +221,20 @@ def check_stored(sha256):
     or that they changed)."""
     try:
         with open_stored(sha256) as file:
-            actual, _ = _hash_all(file)
+            actual, _ = _hash(file)
     except FileNotFoundError:
         return MISSING
     return None if actual == sha256 else f"its bytes changed (they now hash to {actual})"
 
 
-def _hash_all(file):
+def _hash(file, limit=None):
+    """(SHA-256, size) of the rest of ``file``, read in chunks; TooLarge past ``limit``."""
     sha, size = hashlib.sha256(), 0
     while chunk := file.read(CHUNK):
-        sha.update(chunk)
         size += len(chunk)
+        if limit is not None and size > limit:
+            raise TooLarge
+        sha.update(chunk)
     return sha.hexdigest(), size
 
 

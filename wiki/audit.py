@@ -31,7 +31,7 @@ from django.http import StreamingHttpResponse
 from django.utils import timezone
 
 from wiki import attachments as files
-from wiki import metrics
+from wiki import metrics, series
 from wiki.models import Attachment, AuditEntry, ChainHead, Project, SeriesChunk
 from wiki.storage import Unavailable, answering
 
@@ -411,7 +411,7 @@ def _check_rows(model, project_id, sealed_fields, kind, batch_size):
             if any(row[name] != seal[name] for name in sealed_fields):
                 detail = f"{_what(model, seal)}: its row no longer holds what its history sealed"
                 return _bad(kind, None, detail, label, seal["history_id"])
-            if extra and hashlib.sha256(row["points"].encode()).hexdigest() != row["sha256"]:
+            if extra and series.digest(row["points"]) != row["sha256"]:
                 detail = f"{_what(model, row)}: its points no longer hash to {row['sha256']}"
                 return _bad(kind, None, detail, label, seal["history_id"])
     gone = (

@@ -298,7 +298,8 @@ def render_markdown(text, project_slug=None, resolve=None):
 class _AttachmentLinker(HTMLParser):
     """Sanitized HTML again, with its ``attachment:`` URLs resolved (see link_attachments).
 
-    Everything else is copied as it came: the input is nh3's output, well formed."""
+    Everything else is copied as it came: the input is HTML nh3 made (the exports pass it
+    on with its links made absolute), so well formed."""
 
     def __init__(self, resolve):
         super().__init__(convert_charrefs=False)

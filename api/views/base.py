@@ -25,8 +25,8 @@ class Filters:
     """A request's query parameters, checked: only the ``known`` ones, each once (those
     ``repeatable`` any number of times), no NUL.
 
-        A misspelt filter must not silently return everything, nor an empty one (a pipeline's
-        unset variable): both are a 400.
+    A misspelt filter must not silently return everything, nor an empty one (a pipeline's
+    unset variable): both are a 400.
     """
 
     def __init__(self, request, known, repeatable=()):

@@ -159,7 +159,7 @@ def panel_context(request, target, can_edit, next_url=None):
         "can_edit": can_edit,
         "upload_url": url(target, "attachments"),
         "next": next_url or request.get_full_path(),
-        "max_mb": settings.ATTACHMENT_MAX_BYTES // (1024 * 1024),
+        "limit": files.limit_text(),
     }
 
 

@@ -38,7 +38,7 @@ def _exactly_one_target():
 
 class Attachment(DomainModel):
     """A named file of a page or a record, as it is now; its history rows are its
-    versions. The bytes are in Django's storage under their SHA-256 (``storage_name``),
+    versions. The bytes are in Django's storage under their SHA-256 (``storage_name()``),
     never overwritten or deleted: replacing or deleting the attachment is a new revision,
     and every version stays readable."""
 
@@ -88,18 +88,6 @@ class Attachment(DomainModel):
 
     def __str__(self):
         return self.name
-
-    @property
-    def target(self):
-        """The page or record it is attached to."""
-        for name in TARGETS:
-            if getattr(self, f"{name}_id") is not None:
-                return getattr(self, name)
-        return None
-
-    @property
-    def storage_name(self):
-        return storage_name(self.sha256)
 
     @property
     def is_image(self):

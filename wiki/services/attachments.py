@@ -29,11 +29,6 @@ def of(target):
     )
 
 
-def named(target, name):
-    """The current attachment ``name`` of ``target``, or None."""
-    return of(target).filter(name=name).first()
-
-
 def attach(target, file, *, actor, name=None, change_reason=""):
     """Attach ``file`` (a binary file object; an upload) to ``target`` (a page, training
     run, deployment or model version) as ``name`` (cleaned; by default the file's own
