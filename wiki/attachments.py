@@ -197,13 +197,19 @@ def store(file, sha256):
     """Put ``file``'s bytes in the storage under their hash (once: the same bytes are
     stored once however often they are attached). wiki.storage.Unavailable when the
     storage does not answer."""
-    name = storage_name(sha256)
+    file.seek(0)
+    _save_once(storage_name(sha256), file)
+
+
+def _save_once(name, file):
+    """Save ``file`` as ``name`` unless the storage has it already. What is stored under a
+    name never changes (a hash names it), so a copy saved at the same moment by another
+    process, which the storage gives another name, is deleted again."""
     with answering():
         if default_storage.exists(name):
             return
-        file.seek(0)
         saved = default_storage.save(name, File(file, name=name))
-        if saved != name:  # the same bytes arrived at once from another upload
+        if saved != name:
             default_storage.delete(saved)
 
 
@@ -259,11 +265,7 @@ def thumbnail(sha256, size=THUMBNAIL_SIZE):
         with tempfile.SpooledTemporaryFile(max_size=CHUNK) as out:
             image.save(out, "PNG", optimize=True)
             out.seek(0)
-            with answering():
-                if not default_storage.exists(name):
-                    saved = default_storage.save(name, File(out, name=name))
-                    if saved != name:
-                        default_storage.delete(saved)
+            _save_once(name, out)
     return name
 
 

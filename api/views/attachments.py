@@ -274,7 +274,7 @@ class AttachmentDetail(AttachmentView):
                     {"sha256": ["64 hexadecimal digits: a version's sha256."]}
                 )
             attachment = self.get_attachment(deleted_too=True)
-            version = attachment.history.filter(sha256=sha256).order_by("-history_id").first()
+            version = attachments.version(attachment, sha256)
             if version is None:
                 raise exceptions.NotFound(
                     f"'{attachment.name}' never had a version with sha256 {sha256}."

@@ -177,7 +177,7 @@ def _version(kind, target, name, sha256=None):
         return attachment
     if not re.fullmatch(r"[0-9a-f]{64}", sha256):  # (a NUL would be a database error)
         raise Http404("This attachment has no such version.")
-    row = attachment.history.filter(sha256=sha256).order_by("-history_date").first()
+    row = service.version(attachment, sha256)
     if row is None:
         raise Http404("This attachment has no such version.")
     return row

@@ -104,6 +104,12 @@ def _end_approval(attachment):
         page.save()
 
 
+def version(attachment, sha256):
+    """The history row of ``attachment``'s version holding the bytes ``sha256`` (the
+    latest, if the same bytes came back), or None: a deleted attachment has them too."""
+    return attachment.history.filter(sha256=sha256).order_by("-history_id").first()
+
+
 def versions(attachment):
     """Every version of an attachment, newest first: its history rows (sha256, size,
     content type, who, when, why; a deleted one has deleted=True)."""
