@@ -87,7 +87,8 @@ def test_leaving_the_edit_form_with_unsaved_changes_asks_first(page):
     page.goto(edit_url)
     cancel = page.locator(".actions").get_by_role("link", name="Cancel")
     cancel.click()  # nothing changed: no question
-    page.wait_for_url(f"/projects/{DEMO}/model/")
+    # Arriving is what counts, not the page's figures having loaded ("commit").
+    page.wait_for_url(f"/projects/{DEMO}/model/", wait_until="commit")
 
     page.goto(edit_url)
     body = page.get_by_label("Body", exact=True)
@@ -102,7 +103,7 @@ def test_leaving_the_edit_form_with_unsaved_changes_asks_first(page):
     # Typing the text back as it was is not a change.
     body.press("Backspace")
     cancel.click()
-    page.wait_for_url(f"/projects/{DEMO}/model/")
+    page.wait_for_url(f"/projects/{DEMO}/model/", wait_until="commit")
 
 
 def test_an_edit_conflict_shows_both_texts_and_a_merge_saves(page, new_page):
