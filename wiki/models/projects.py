@@ -2,7 +2,7 @@
 
 from django.conf import settings
 from django.db import models
-from django.db.models import Prefetch
+from django.db.models import F, Prefetch
 
 from wiki.models.base import DomainModel, history, validate_project_slug, validate_slug
 
@@ -28,8 +28,12 @@ class Project(DomainModel):
     revision = models.PositiveIntegerField(default=1)
     created_at = models.DateTimeField(auto_now_add=True)
     updated_at = models.DateTimeField(auto_now=True)
+    # Bumped in the transaction of every write of the project's records (training runs,
+    # deployments, model versions): what is computed from the records (summaries, charts,
+    # tab marks) is cached under it. Bookkeeping, not documentation: kept out of history.
+    records_version = models.PositiveBigIntegerField(default=0, editable=False)
 
-    history = history()
+    history = history(excluded_fields=["records_version"])
     objects = ProjectQuerySet.as_manager()
 
     class Meta:
@@ -37,6 +41,23 @@ class Project(DomainModel):
 
     def __str__(self):
         return self.name
+
+    def save(self, *args, **kwargs):
+        # A project saved from a copy loaded earlier must not put back an older records
+        # version (a cached summary would then be served for newer records).
+        if not self._state.adding and kwargs.get("update_fields") is None:
+            kwargs["update_fields"] = [
+                field.attname
+                for field in self._meta.concrete_fields
+                if not field.primary_key and field.name != "records_version"
+            ]
+        super().save(*args, **kwargs)
+
+    @staticmethod
+    def records_changed(project_id):
+        """Bump the project's records version, in the caller's transaction. Call it last
+        in the write's transaction: the row stays locked until the commit."""
+        Project.objects.filter(pk=project_id).update(records_version=F("records_version") + 1)
 
     @property
     def completeness(self):

@@ -7,7 +7,14 @@ from django.utils import timezone
 from wiki import metrics
 from wiki import series as curves
 from wiki.history import recording
-from wiki.models import Deployment, ModelVersion, RunValue, TrainingRun, validate_version
+from wiki.models import (
+    Deployment,
+    ModelVersion,
+    Project,
+    RunValue,
+    TrainingRun,
+    validate_version,
+)
 from wiki.services import notifications
 from wiki.services import series as series_service
 
@@ -64,6 +71,7 @@ def _record(model, allowed, project, actor, model_version, change_reason, attrs,
         record.save()
         if then is not None:
             then(record)
+        Project.records_changed(project.pk)
         kind = model._meta.verbose_name.replace(" ", "_")
         transaction.on_commit(lambda: metrics.RECORDS_INGESTED.labels(kind, project.slug).inc())
     return record
@@ -181,6 +189,7 @@ def update_deployment(deployment, *, actor, change_reason="", **changes):
         current.full_clean(exclude=["project", "model_version"])
         current.save()
         notifications.deployment_changed(current)
+        Project.records_changed(current.project_id)
     return current
 
 
@@ -198,4 +207,5 @@ def create_model_version(project, *, actor, version, description="", change_reas
                 model_version.save()
         except IntegrityError:
             raise RecordConflict(f"Model version {version} already exists.") from None
+        Project.records_changed(project.pk)
     return model_version
