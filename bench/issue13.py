@@ -265,16 +265,15 @@ def batch_posts(url, token, tag, batches):
 
     def job(connection, number):
         status, body = connection.send("POST", path, bodies[number])
-        if status == 404:
-            raise NotAvailable
         if status >= 300 and status != 207:
             return f"{status} {body[:200]!r}"
-        answer = json.loads(body)
-        results = answer.get("results", answer) if isinstance(answer, dict) else answer
-        bad = [r for r in results if isinstance(r, dict) and r.get("errors")]
-        if bad:
-            return f"{len(bad)} records refused: {bad[0]!r:.200}"
-        return len(results)
+        # {"results": [{"status": "created" | "replayed" | "invalid", ...}, ...], counts}
+        results = json.loads(body)["results"]
+        created = sum(1 for r in results if r.get("status") == "created")
+        if created != len(results):
+            bad = next(r for r in results if r.get("status") != "created")
+            return f"{len(results) - created} records not created: {bad!r:.200}"
+        return created
 
     probe = loadgen.Connection(url, {"Authorization": f"Token {token}"})
     status, _ = probe.send("POST", path, b'{"records": []}')
@@ -429,6 +428,8 @@ def verdict(value, target, higher=True):
 def fmt(value, unit=""):
     if value is None:
         return "not available"
+    if isinstance(value, int):
+        return f"{value:,}{unit}"
     return f"{value:,.1f}{unit}" if value < 100 else f"{value:,.0f}{unit}"
 
 
