@@ -77,7 +77,10 @@ SIZES = {
     ),
 }  # fmt: skip
 
-MLWIKI = ("single", "batch", "model", "history")  # mlwiki's requests (not MLflow's)
+# mlwiki's requests of one record or page, whose slowest is held to 1 s. A batch of 500 is
+# one request that does 500 records' work (about 1 s at c=4 and 2,000 records/s): its
+# slowest is shown beside, not held to that target.
+MLWIKI = ("single", "model", "history")
 TARGETS = {"single": 500, "p99": 100, "mlflow_ratio": 10, "batch": 2000, "model": 240,
            "history": 190, "slowest": 1000}  # fmt: skip
 
@@ -408,6 +411,7 @@ def summary(measured):
     out["p50"] = median(r.get("single"), lambda x: x.percentile(50))
     slowest = [x.slowest for key in MLWIKI for x in r.get(key) or []]
     out["slowest"] = max(slowest) if slowest else None
+    out["slowest_batch"] = max((x.slowest for x in r.get("batch") or []), default=None)
     out["mlflow_ratio"] = out["single"] / out["mlflow1"] if out.get("mlflow1") else None
     bad = [
         (key, x)
@@ -442,7 +446,7 @@ def table(phases, size_name, ceiling, mlflow_version):
         ("batches of 500, c=4 (records/s)", "batch", "≥ 2,000", TARGETS["batch"], True, ""),
         ("model page, c=8 (requests/s)", "model", "≥ 240", TARGETS["model"], True, ""),
         ("history page, c=8 (requests/s)", "history", "≥ 190", TARGETS["history"], True, ""),
-        ("slowest single request", "slowest", "< 1 s", TARGETS["slowest"], False, " ms"),
+        ("slowest request (post, page)", "slowest", "< 1 s", TARGETS["slowest"], False, " ms"),
     ]  # fmt: skip
     names = list(phases)
     head = "| target | goal | " + " | ".join(f"{n} | {n}: met?" for n in names) + " |"
@@ -459,6 +463,7 @@ def table(phases, size_name, ceiling, mlflow_version):
     for label, key in [("MLflow 1 worker (records/s)", "mlflow1"),
                        ("MLflow 2 workers (records/s)", "mlflow2"),
                        ("single posts, p50 (ms)", "p50"),
+                       ("slowest batch of 500 (ms)", "slowest_batch"),
                        ("runs with failures or a wrong stored count", "failures")]:  # fmt: skip
         lines.append(f"| {label} | " + " | ".join(fmt(phases[n][key]) for n in names) + " |")
     lines.append("")
