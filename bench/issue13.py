@@ -24,7 +24,7 @@ once (.venv). Steps:
    history page at concurrency 8 with a session cookie. Each figure is the median of 3;
 5. ``bench/grow.py grow`` to 1,000,000 runs and 100,000 revisions (filler projects), then
    step 4 again; the GIN pending list of the search index and the index sizes before and
-   after, and the slowest single request (any over 1 s is flagged).
+   after, and the slowest single post or page view (any over 1 s is flagged).
 
 The load generator (bench/loadgen.py) measures its own ceiling first, against a server that
 does nothing, so that a figure near it would show that the client, not the server, limits.
@@ -560,7 +560,8 @@ def main():
     print("Commands:")
     print("    .venv/bin/python bench/issue13.py" + (" --smoke" if args.smoke else "")
           + (f" --only {args.only}" if args.only else "")
-          + (" --reuse-base" if args.reuse_base else ""))  # fmt: skip
+          + (" --reuse-base" if args.reuse_base else "")
+          + (" --drop" if args.drop else ""))  # fmt: skip
     print(f"    (session took {time.monotonic() - started:.0f} s; server logs in {logdir})")
     if args.drop:
         psql(f"DROP DATABASE IF EXISTS {DB}")
