@@ -342,8 +342,8 @@ def revision_detail(request, project, page, number):
     row = _revision(page, number)
     # Attachments as they were when the revision was saved (a later replacement or
     # deletion does not change what an old revision shows).
-    fields, body_html = render_page(
-        page.spec, row.fields, row.body, page.project.slug, resolver(page, at=row.history_date)
+    fields, body_html = render_revision(
+        page.spec, row.fields, row.body, page.project, row, resolver(page, at=row.history_date)
     )
     context = project_context(request, page.project, page.category or "pages") | {
         "page": page,
