@@ -21,10 +21,14 @@ pytestmark = pytest.mark.django_db
 SCREENS = {
     # (url, at most this many queries: what it takes today; a page's attachments are one)
     "dashboard": ("/", 5),
-    "project page": ("/projects/p0/", 9),
-    "model page": ("/projects/p0/model/", 15),
-    # its revision numbers, then their rows (each revision's line with its review events)
-    "page history": ("/projects/p0/model/history/", 8),
+    # session, user, project, page, attachments; the review states and the audit chain
+    # (its rendering, tab marks and who wrote it come from wiki.caching)
+    "project page": ("/projects/p0/", 7),
+    # session, user, project, page, attachments (the summary and chart: wiki.caching)
+    "model page": ("/projects/p0/model/", 5),
+    # session, user, project, page, and the rows of the revisions shown (keyset-paginated
+    # by revision number: no count, no list of numbers first)
+    "page history": ("/projects/p0/model/history/", 5),
     "search": ("/search/?q=quokka", 4),
 }
 

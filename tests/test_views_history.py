@@ -300,7 +300,7 @@ def test_the_history_lists_each_revision_once_with_its_review_and_approval(
     submit_for_review(overview(project), actor=Actor(user, Source.WEB))
     approve_page(overview(project), actor=Actor(user, Source.WEB), revision=3, comment="ok")
     response = client_logged_in.get(f"{PAGE}history/")
-    lines = list(response.context["page_obj"])
+    lines = response.context["revisions"]
     assert [line.revision for line in lines] == [3, 2, 1]
     assert [line.history_change_reason for line in lines[:2]] == ["bob's turn", "first words"]
     assert [(e.event, e.history_username, e.note) for e in lines[0].events] == [
@@ -321,11 +321,14 @@ def test_the_history_pages_by_revision_and_keeps_events_with_theirs(
 ):
     monkeypatch.setattr("frontend.views.pages.REVISIONS_PER_PAGE", 2)
     submit_for_review(overview(project), actor=Actor(user, Source.WEB))
-    first = client_logged_in.get(f"{PAGE}history/").context["page_obj"]
-    assert first.paginator.count == 3
-    assert [(line.revision, len(line.events)) for line in first] == [(3, 1), (2, 0)]
-    second = client_logged_in.get(f"{PAGE}history/?page=2").context["page_obj"]
-    assert [line.revision for line in second] == [1]
+    first = client_logged_in.get(f"{PAGE}history/").context
+    assert [(line.revision, len(line.events)) for line in first["revisions"]] == [(3, 1), (2, 0)]
+    assert (first["pager"].newer, first["pager"].older) == ("", "?before=2")
+    second = client_logged_in.get(f"{PAGE}history/?before=2").context
+    assert [line.revision for line in second["revisions"]] == [1]
+    assert (second["pager"].newer, second["pager"].older) == ("?after=1", "")
+    back = client_logged_in.get(f"{PAGE}history/?after=1").context
+    assert [line.revision for line in back["revisions"]] == [3, 2]
 
 
 def test_a_revision_is_shown_with_who_wrote_it_not_who_reviewed_it(
@@ -342,10 +345,10 @@ def test_a_revision_is_shown_with_who_wrote_it_not_who_reviewed_it(
 def test_the_activity_log_filters_pages_and_downloads(client_logged_in, revisions, project):
     response = client_logged_in.get("/projects/churn/activity/?kind=page&user=bob")
     assert response.status_code == 200
-    entries = list(response.context["page_obj"])
+    entries = response.context["entries"]
     assert [(e.kind, e.username, e.reason) for e in entries] == [("page", "bob", "bob's turn")]
-    everything = client_logged_in.get("/projects/churn/activity/").context["page_obj"]
-    assert everything.paginator.count == 10  # project, six pages, maintainer, two edits
+    everything = client_logged_in.get("/projects/churn/activity/").context["entries"]
+    assert len(everything) == 10  # project, six pages, maintainer, two edits
 
     download = client_logged_in.get("/projects/churn/activity/?kind=page&format=csv")
     assert download["Content-Type"].startswith("text/csv")
@@ -357,15 +360,22 @@ def test_the_activity_log_filters_pages_and_downloads(client_logged_in, revision
 def test_the_activity_log_pages_keep_their_filters(client_logged_in, project, monkeypatch):
     monkeypatch.setattr("frontend.views.projects.ACTIVITY_PER_PAGE", 3)
     response = client_logged_in.get("/projects/churn/activity/?kind=page")
-    assert response.context["page_obj"].paginator.num_pages == 2  # the six category pages
-    assert 'href="?kind=page&amp;page=2"' in response.content.decode()
+    first = [entry.seq for entry in response.context["entries"]]
+    assert len(first) == 3  # of the six category pages
+    assert f'href="?kind=page&amp;before={first[-1]}"' in response.content.decode()
+    older = client_logged_in.get(f"/projects/churn/activity/?kind=page&before={first[-1]}")
+    assert [entry.kind for entry in older.context["entries"]] == ["page"] * 3
+    assert older.context["pager"].older == ""  # the first three of the log are pages too
+    assert f'href="?kind=page&amp;after={older.context["entries"][0].seq}"' in (
+        older.content.decode()
+    )
 
 
 def test_a_bad_activity_filter_is_shown_not_ignored(client_logged_in, revisions):
     response = client_logged_in.get("/projects/churn/activity/?since=yesterday")
     assert response.status_code == 400
     assert "since" in response.context["form"].errors
-    assert response.context["page_obj"].paginator.count == 0  # not the whole log
+    assert response.context["entries"] == []  # not the whole log
     csv = client_logged_in.get("/projects/churn/activity/?since=yesterday&format=csv")
     assert csv.status_code == 400 and csv["Content-Type"].startswith("text/html")
     last = client_logged_in.get("/projects/churn/activity/?until=9999-12-31")

@@ -27,7 +27,6 @@ from xml.etree import ElementTree
 import markdown
 import nh3
 from django.conf import settings
-from django.core.cache import cache
 from django.db.models import Q
 from django.urls import get_script_prefix, reverse
 from django.utils.html import escape
@@ -38,7 +37,7 @@ from markdown.extensions import Extension
 from markdown.extensions.toc import slugify as toc_slugify
 from markdown.inlinepatterns import InlineProcessor
 
-from wiki import breaker
+from wiki import caching
 from wiki.categories import MARKDOWN, RESERVED_SLUGS
 from wiki.models import SLUG_PATTERN, Page, Project
 
@@ -241,24 +240,6 @@ def _cache_key(text, project_slug, targets, pages, projects):
     return "md:" + hashlib.sha256(material.encode()).hexdigest()
 
 
-def _cache_call(method, *args):
-    # A cache outage makes rendering slower, never a page fail, nor a slow one: after a
-    # failure the cache is skipped for a few seconds (wiki.breaker).
-    server = breaker.of(settings.CACHES["default"].get("LOCATION"))
-    if not server.closed:
-        return {}
-    try:
-        found = getattr(cache, method)(*args)
-    except breaker.OUTAGE as error:
-        server.failed(error)
-        return {}
-    except Exception:  # Redis answered, with an error (out of memory): not an outage
-        logger.exception("The Markdown cache refused %s", method)
-        return {}
-    server.succeeded()
-    return found
-
-
 def render_markdown_many(texts, project_slug=None, resolve=None):
     """Sanitized HTML of each of ``texts``, wiki links resolved within ``project_slug``
     and, with ``resolve``, attachments by link_attachments (after the cache).
@@ -273,14 +254,14 @@ def render_markdown_many(texts, project_slug=None, resolve=None):
         for i, text in enumerate(texts)
         if text
     }
-    html = _cache_call("get_many", list(keys.values()))
+    html = caching.call("get_many", list(keys.values()))
     fresh = {
         key: _to_html(texts[i], project_slug, pages, projects)
         for i, key in keys.items()
         if key not in html
     }
     if fresh:
-        _cache_call("set_many", fresh, CACHE_SECONDS)
+        caching.call("set_many", fresh, CACHE_SECONDS)
     html |= fresh
     # Sanitized by nh3 in _to_html (or escaped there).
     rendered = [mark_safe(html[keys[i]] if i in keys else "") for i in range(len(texts))]  # noqa: S308
@@ -403,6 +384,20 @@ def link_attachments(html, resolve):
     return mark_safe("".join(parser.out))  # noqa: S308
 
 
+def _markdown_texts(spec, fields, body):
+    """The Markdown fields of a page that have a value (registry order), and the texts
+    to render: theirs, then the body."""
+    markdown_fields = [f for f in (spec.fields if spec else []) if f.kind == MARKDOWN]
+    markdown_fields = [f for f in markdown_fields if fields.get(f.name)]
+    return markdown_fields, [fields[f.name] for f in markdown_fields] + [body]
+
+
+def _page_rows(spec, fields, markdown_fields, rendered):
+    by_name = dict(zip((f.name for f in markdown_fields), rendered, strict=False))
+    rows = [(f, fields.get(f.name), by_name.get(f.name)) for f in (spec.fields if spec else [])]
+    return rows, rendered[-1]
+
+
 def render_page(spec, fields, body, project_slug, resolve=None):
     """A page's fields and body for display, every Markdown text rendered in one pass
     (``attachment:`` URLs by ``resolve``, see link_attachments).
@@ -410,14 +405,51 @@ def render_page(spec, fields, body, project_slug, resolve=None):
     Returns ([(field, value, html or None), ...] in registry order, body html); ``spec``
     is the page's category (None for free pages).
     """
-    registry = list(spec.fields) if spec else []
-    markdown_fields = [f for f in registry if f.kind == MARKDOWN and fields.get(f.name)]
-    rendered = render_markdown_many(
-        [fields[f.name] for f in markdown_fields] + [body], project_slug, resolve
-    )
-    by_name = dict(zip((f.name for f in markdown_fields), rendered, strict=False))
-    rows = [(f, fields.get(f.name), by_name.get(f.name)) for f in registry]
-    return rows, rendered[-1]
+    markdown_fields, texts = _markdown_texts(spec, fields, body)
+    rendered = render_markdown_many(texts, project_slug, resolve)
+    return _page_rows(spec, fields, markdown_fields, rendered)
+
+
+def _revision_key(project, revision, texts):
+    """The key of a saved revision's rendering: its history row (a revision never
+    changes), the renderer, and the state of every page its wiki links could name: the
+    pages version of its project and of each other project it links to (one query, only
+    for a text that links to another project), so creating, renaming or retitling a
+    linked page is a new key. Projects' slugs never change."""
+    targets = {target for text in texts if text for target in _targets(text, project.slug)}
+    others = sorted({slug for slug, _ in targets if slug != project.slug})
+    versions = {}
+    if others:
+        versions = dict(
+            Project.objects.filter(slug__in=others).values_list("slug", "pages_version")
+        )
+    material = json.dumps(
+        [RENDERER_VERSION, get_script_prefix(), project.slug, project.pages_version,
+         [[slug, versions.get(slug)] for slug in others]],
+    )  # fmt: skip
+    return ":".join([
+        "mdrev", f"{project.pk}.{caching.stamp(project.created_at)}",
+        f"{revision.history_id}.{caching.stamp(revision.history_date)}",
+        hashlib.sha256(material.encode()).hexdigest()[:32],
+    ])  # fmt: skip
+
+
+def render_revision(spec, fields, body, project, revision, resolve=None):
+    """render_page for a saved revision of a page of ``project`` (its ``fields`` and
+    ``body``; ``revision`` is the history row that made it): the rendering is cached by
+    the revision (see _revision_key), so a page read again costs no query for its wiki
+    links. Attachments are resolved after the cache, as in render_page."""
+    markdown_fields, texts = _markdown_texts(spec, fields, body)
+    key = _revision_key(project, revision, texts)
+    html = caching.call("get_many", [key]).get(key)
+    if not isinstance(html, list) or len(html) != len(texts):
+        html = [str(one) for one in render_markdown_many(texts, project.slug)]
+        caching.call("set_many", {key: html}, CACHE_SECONDS)
+    # Rendered by render_markdown_many, sanitized there.
+    rendered = [mark_safe(one) for one in html]  # noqa: S308
+    if resolve is not None:
+        rendered = [link_attachments(one, resolve) for one in rendered]
+    return _page_rows(spec, fields, markdown_fields, rendered)
 
 
 class _WikiLinkLabel(InlineProcessor):

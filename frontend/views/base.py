@@ -1,9 +1,11 @@
 """What the browser views share: the acting user, and the project or page a URL names,
 found only if the user may see it."""
 
+from dataclasses import dataclass
+
 from django.http import Http404
 
-from wiki import access
+from wiki import access, caching
 from wiki.access import EDIT, MAINTAIN, VIEW, rights
 from wiki.categories import CATEGORIES
 from wiki.health import is_stale, with_staleness
@@ -33,15 +35,29 @@ def page_for(request, project_slug, page_slug, right=VIEW):
     return page
 
 
-def project_context(request, project, active):
-    """What the project header and its tabs need: the category pages with their scores,
-    and what the user may do here."""
+@dataclass(frozen=True)
+class Tab:
+    """A category page as its tab shows it: (filled, required) fields, and staleness."""
+
+    pk: int
+    category: str
+    completeness: tuple
+    stale: bool
+
+
+def _tabs(project):
     pages = with_staleness(
         project.pages.categories().only("project", "category", "fields", "edited_at")
     )
-    by_category = {page.category: page for page in pages}
-    for page in by_category.values():
-        page.stale = is_stale(page)
+    # Plain tuples in the cache, not objects of a class that may change.
+    return [(page.pk, page.category, page.completeness, is_stale(page)) for page in pages]
+
+
+def project_context(request, project, active):
+    """What the project header and its tabs need: the category pages with their scores
+    (cached by the project's records and pages versions), and what the user may do here."""
+    marks = caching.get_or_compute(caching.state_key(project, "tabs"), lambda: _tabs(project))
+    by_category = {mark[1]: Tab(*mark) for mark in marks}
     tabs = [(c, by_category[c.name]) for c in CATEGORIES if c.name in by_category]
     granted = rights(request.user, project)
     return {
@@ -51,3 +67,45 @@ def project_context(request, project, active):
         "can_edit": EDIT in granted,
         "can_maintain": MAINTAIN in granted,
     }
+
+
+# Keyset pagination: a list newest first is paged by the key of its rows (a revision
+# number, a chain's sequence number), ``?before=<key>`` for older rows and
+# ``?after=<key>`` for newer ones. No OFFSET (the database would read every row skipped)
+# and no COUNT (every row matching): a page costs the rows it shows, however long the
+# list; and rows that arrive meanwhile never shift a page (none is shown twice or skipped).
+CURSORS = ("before", "after", "page")
+
+
+@dataclass(frozen=True)
+class Pager:
+    """The links of frontend/_keyset_pagination.html: query strings, "" for none."""
+
+    newer: str = ""
+    older: str = ""
+
+
+def cursor(request, name):
+    """The ``before`` or ``after`` key of the request: a positive integer, else None (a
+    key that cannot be read is ignored: the list starts at its newest)."""
+    try:
+        value = int(request.GET.get(name, ""))
+    except ValueError:
+        return None
+    return value if 0 < value < 2**63 else None
+
+
+def pager(request, newer=None, older=None):
+    """Links to the rows after ``newer`` and before ``older`` (the keys of the first and
+    last rows shown; None: no such link), keeping the request's other parameters."""
+
+    def link(name, key):
+        if key is None:
+            return ""
+        query = request.GET.copy()
+        for each in CURSORS:
+            query.pop(each, None)
+        query[name] = key
+        return f"?{query.urlencode()}"
+
+    return Pager(newer=link("after", newer), older=link("before", older))

@@ -5,22 +5,28 @@ import contextlib
 
 from django.contrib import messages
 from django.core.exceptions import PermissionDenied, ValidationError
-from django.core.paginator import Paginator
 from django.http import Http404
 from django.shortcuts import redirect, render
 from django.views.decorators.http import require_http_methods, require_POST, require_safe
 
 from frontend.forms import ApproveForm, FreePageCreateForm, PageForm, RestoreForm, apply_errors
 from frontend.views.attachments import resolver
-from frontend.views.base import actor, page_for, project_context, project_for
+from frontend.views.base import actor, cursor, page_for, pager, project_context, project_for
 from frontend.views.projects import conflict_row
+from wiki import caching
 from wiki.access import EDIT, MAINTAIN
 from wiki.audit import head_for
 from wiki.charts import deployment_timeline, metric_trend
 from wiki.diff import compare, content
 from wiki.health import stale_reasons
 from wiki.models import Page
-from wiki.rendering import render_markdown, render_markdown_many, render_page, to_slug
+from wiki.rendering import (
+    render_markdown,
+    render_markdown_many,
+    render_page,
+    render_revision,
+    to_slug,
+)
 from wiki.services import EditConflict
 from wiki.services.pages import (
     approval_for,
@@ -28,12 +34,13 @@ from wiki.services.pages import (
     check_page_changes,
     compared_revisions,
     create_free_page,
+    current_revision_of,
     edit_page,
     restore_page,
     revision_of,
     submit_for_review,
 )
-from wiki.summaries import deployment_summary, records_summary
+from wiki.summaries import SUMMARIES, deployment_summary, records_summary
 
 REVISIONS_PER_PAGE = 50
 
@@ -51,10 +58,16 @@ def page_detail(request, project, page):
         context = project_context(request, project, "pages") | {"slug": to_slug(page)}
         return render(request, "frontend/page_missing.html", context, status=404)
     found.project = project
-    fields, body_html = render_page(
-        found.spec, found.fields, found.body, project.slug, resolver(found)
-    )
-    summary = records_summary(found)
+    last = current_revision_of(found)  # who wrote the revision shown
+    if last is None:  # no history row (never, through the services): render it uncached
+        fields, body_html = render_page(
+            found.spec, found.fields, found.body, project.slug, resolver(found)
+        )
+    else:
+        fields, body_html = render_revision(
+            found.spec, found.fields, found.body, project, last, resolver(found)
+        )
+    summary = _summary(found)
     if summary and "updates" in summary:
         reasons = render_markdown_many([u["reason"] for u in summary["updates"]], project.slug)
         for update, reason_html in zip(summary["updates"], reasons, strict=True):
@@ -62,7 +75,6 @@ def page_detail(request, project, page):
     header = project_context(request, project, found.category or "pages")
     # The tabs know which pages are stale (one query for all): say why only for a stale one.
     stale = any(tab.stale for _, tab in header["tabs"] if tab.pk == found.pk)
-    last = revision_of(found, found.revision)  # who wrote the revision shown
     context = header | {
         "page": found,
         "fields": fields,
@@ -74,7 +86,7 @@ def page_detail(request, project, page):
         "approval": None
         if found.review_state == Page.ReviewState.APPROVED
         else approval_for(found, request.user, last),
-        "stale_reasons": stale_reasons(found) if stale else [],
+        "stale_reasons": _stale_reasons(found) if stale else [],
         "chart": _chart(found, request.GET.get("metric")),
     }
     if found.category == "overview":
@@ -87,18 +99,46 @@ def page_detail(request, project, page):
     return render(request, "frontend/page_detail.html", context)
 
 
+def _summary(page):
+    """records_summary, cached by the project's records version."""
+    if page.category not in SUMMARIES:
+        return None
+    key = caching.records_key(page.project, "summary", page.category)
+    return caching.get_or_compute(key, lambda: records_summary(page))
+
+
+def _stale_reasons(page):
+    """stale_reasons, cached by the project's records and pages versions."""
+    key = caching.state_key(page.project, "stale", page.pk)
+    return caching.get_or_compute(key, lambda: stale_reasons(page))
+
+
 def _chart(page, metric):
     """The model page's metric trend (``metric`` chosen by ?metric=), the deployment
-    page's timeline; None for other pages or without records."""
+    page's timeline; None for other pages or without records. Cached by the project's
+    records version, under the metric's name only for a metric the chart offers (so a
+    query string cannot fill the cache)."""
+    if page.category not in ("model", "deployment"):
+        return None
+    chart = caching.get_or_compute(
+        caching.records_key(page.project, "chart", page.category),
+        lambda: _compute_chart(page, None),
+    )
+    offered = chart["metrics"] if chart and page.category == "model" else ()
+    if metric in offered and metric != chart["metric"]:
+        key = caching.records_key(page.project, "chart", page.category, caching.digest(metric))
+        chart = caching.get_or_compute(key, lambda: _compute_chart(page, metric))
+    return chart
+
+
+def _compute_chart(page, metric):
     if page.category == "model":
         live = {
             e["environment"]: e["model_version"]
             for e in deployment_summary(page.project)["environments"]
         }
         return metric_trend(page.project, metric, live.get("production"))
-    if page.category == "deployment":
-        return deployment_timeline(page.project)
-    return None
+    return deployment_timeline(page.project)
 
 
 @require_http_methods(["GET", "HEAD", "POST"])
@@ -231,22 +271,34 @@ def page_list(request, project):
 
 @require_safe
 def page_history(request, project, page):
+    """The revisions, newest first, REVISIONS_PER_PAGE at a time: keyset-paginated by
+    revision number (a page's revisions are numbered 1, 2, … with no gap), so a page of
+    history is one query, however long the history."""
     page = page_for(request, project, page)
-    numbers = page.history.order_by("-revision").values_list("revision", flat=True).distinct()
-    page_obj = Paginator(numbers, REVISIONS_PER_PAGE).get_page(request.GET.get("page"))
-    page_obj.object_list = _revision_lines(page, list(page_obj))
+    newest, before, after = page.revision, cursor(request, "before"), cursor(request, "after")
+    if after is not None:
+        bottom, top = after + 1, min(newest, after + REVISIONS_PER_PAGE)
+    else:
+        top = newest if before is None else min(newest, before - 1)
+        bottom = max(1, top - REVISIONS_PER_PAGE + 1)
     context = project_context(request, page.project, page.category or "pages") | {
         "page": page,
-        "page_obj": page_obj,
+        "revisions": _revision_lines(page, top, bottom) if top >= bottom else [],
+        "pager": pager(
+            request,
+            newer=top if top < newest else None,
+            older=bottom if 1 < bottom <= top + 1 else None,
+        ),
     }
     return render(request, "frontend/page_history.html", context)
 
 
-def _revision_lines(page, numbers):
-    """One line per revision (newest first): the history row that created it, with the
-    later rows of the same number as its ``events`` (submitted for review, approved)."""
-    rows = page.history.filter(revision__in=numbers).order_by("history_date", "history_id")
-    rows = rows.only(
+def _revision_lines(page, top, bottom):
+    """One line per revision from ``top`` down to ``bottom`` (newest first): the history
+    row that created it, with the later rows of the same number as its ``events``
+    (submitted for review, approved)."""
+    rows = page.history.filter(revision__gte=bottom, revision__lte=top)
+    rows = rows.order_by("history_date", "history_id").only(
         "history_id", "revision", "history_date", "history_username", "history_source",
         "history_change_reason", "history_token_name", "review_state", "approved_revision",
         "approval_comment",
@@ -259,7 +311,7 @@ def _revision_lines(page, numbers):
             continue
         row.event, row.note = _event(line.events[-1] if line.events else line, row)
         line.events.append(row)
-    return [lines[number] for number in numbers]
+    return [lines[number] for number in range(top, bottom - 1, -1) if number in lines]
 
 
 def _event(before, row):
@@ -290,8 +342,8 @@ def revision_detail(request, project, page, number):
     row = _revision(page, number)
     # Attachments as they were when the revision was saved (a later replacement or
     # deletion does not change what an old revision shows).
-    fields, body_html = render_page(
-        page.spec, row.fields, row.body, page.project.slug, resolver(page, at=row.history_date)
+    fields, body_html = render_revision(
+        page.spec, row.fields, row.body, page.project, row, resolver(page, at=row.history_date)
     )
     context = project_context(request, page.project, page.category or "pages") | {
         "page": page,

@@ -17,7 +17,7 @@ from frontend.forms import (
     ProjectSettingsForm,
     apply_errors,
 )
-from frontend.views.base import actor, project_context, project_for
+from frontend.views.base import CURSORS, actor, cursor, pager, project_context, project_for
 from frontend.views.exports import EXPORTS_SHOWN
 from wiki.access import MAINTAIN, may_create_projects, visible_projects
 from wiki.audit import activity, activity_csv_response, describe, head_for, verify
@@ -298,15 +298,31 @@ def activity_log(request, project):
         entries = entries.none()
     elif request.GET.get("format") == "csv":
         return activity_csv_response(project, entries)
-    page_obj = Paginator(entries, ACTIVITY_PER_PAGE).get_page(request.GET.get("page"))
+    # Keyset-paginated by the chain's sequence number (frontend.views.base.pager).
+    before, after = cursor(request, "before"), cursor(request, "after")
+    if after is not None:
+        shown = list(entries.filter(seq__gt=after).order_by("seq")[: ACTIVITY_PER_PAGE + 1])
+        newer, older = len(shown) > ACTIVITY_PER_PAGE, True
+        shown = shown[:ACTIVITY_PER_PAGE][::-1]
+    else:
+        if before is not None:
+            entries = entries.filter(seq__lt=before)
+        shown = list(entries[: ACTIVITY_PER_PAGE + 1])
+        newer, older = before is not None, len(shown) > ACTIVITY_PER_PAGE
+        shown = shown[:ACTIVITY_PER_PAGE]
     query = request.GET.copy()
-    query.pop("page", None)
+    for name in CURSORS:
+        query.pop(name, None)
     context = project_context(request, project, "activity")
-    page_obj.object_list = list(page_obj.object_list)
-    link_entries(project, page_obj.object_list, context["can_maintain"])
+    link_entries(project, shown, context["can_maintain"])
     context |= {
         "form": form,
-        "page_obj": page_obj,
+        "entries": shown,
+        "pager": pager(
+            request,
+            newer=shown[0].seq if newer and shown else None,
+            older=shown[-1].seq if older and shown else None,
+        ),
         "query": query.urlencode(),
     }
     return render(request, "frontend/activity.html", context, status=400 if refused else 200)

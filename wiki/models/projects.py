@@ -15,6 +15,10 @@ class ProjectQuerySet(models.QuerySet):
         return self.prefetch_related(Prefetch("pages", queryset=pages, to_attr="category_pages"))
 
 
+# The counters caches are keyed by: bookkeeping, never saved from a copy (see save).
+VERSIONS = ["records_version", "pages_version"]
+
+
 class Project(DomainModel):
     """An ML system being documented: the root of its pages and records."""
 
@@ -32,8 +36,12 @@ class Project(DomainModel):
     # deployments, model versions): what is computed from the records (summaries, charts,
     # tab marks) is cached under it. Bookkeeping, not documentation: kept out of history.
     records_version = models.PositiveBigIntegerField(default=0, editable=False)
+    # Bumped in the transaction of every write of the project's pages (an edit, a new
+    # page, a review, an approval): what depends on the pages' state (the tab marks, the
+    # wiki links of a rendering) is cached under it (wiki.caching). Kept out of history too.
+    pages_version = models.PositiveBigIntegerField(default=0, editable=False)
 
-    history = history(excluded_fields=["records_version"])
+    history = history(excluded_fields=VERSIONS)
     objects = ProjectQuerySet.as_manager()
 
     class Meta:
@@ -43,13 +51,13 @@ class Project(DomainModel):
         return self.name
 
     def save(self, *args, **kwargs):
-        # A project saved from a copy loaded earlier must not put back an older records
-        # version (a cached summary would then be served for newer records).
+        # A project saved from a copy loaded earlier must not put back an older records or
+        # pages version (a cached summary or rendering would then be served for newer ones).
         if not self._state.adding and kwargs.get("update_fields") is None:
             kwargs["update_fields"] = [
                 field.attname
                 for field in self._meta.concrete_fields
-                if not field.primary_key and field.name != "records_version"
+                if not field.primary_key and field.name not in VERSIONS
             ]
         super().save(*args, **kwargs)
 
@@ -58,6 +66,12 @@ class Project(DomainModel):
         """Bump the project's records version, in the caller's transaction. Call it last
         in the write's transaction: the row stays locked until the commit."""
         Project.objects.filter(pk=project_id).update(records_version=F("records_version") + 1)
+
+    @staticmethod
+    def pages_changed(project_id):
+        """Bump the project's pages version, in the caller's transaction (last in it, as
+        records_changed)."""
+        Project.objects.filter(pk=project_id).update(pages_version=F("pages_version") + 1)
 
     @property
     def completeness(self):

@@ -7,11 +7,11 @@ from django.core.exceptions import PermissionDenied, ValidationError
 from django.db import IntegrityError, transaction
 from django.utils import timezone
 
-from wiki import metrics
+from wiki import caching, metrics
 from wiki.access import MAINTAIN, can
 from wiki.categories import MARKDOWN_MAX_LENGTH, normalize_newlines, validate_fields
 from wiki.history import CHANGE_REASON_MAX_LENGTH, Source, check_reason, recording
-from wiki.models import Membership, Page, max_length
+from wiki.models import Membership, Page, Project, max_length
 from wiki.services import EditConflict, notifications
 
 
@@ -141,6 +141,7 @@ def edit_page(
             current.review_state = Page.ReviewState.DRAFT
         with recording(actor, reason):
             current.save()
+        Project.pages_changed(current.project_id)
         transaction.on_commit(lambda: metrics.PAGE_EDITS.labels(str(actor.source)).inc())
     return current
 
@@ -152,6 +153,22 @@ def revision_of(page, number):
     if not isinstance(number, int):
         return None
     return page.history.filter(revision=number).order_by("history_date", "history_id").first()
+
+
+# What a page's view shows of the revision it shows: who wrote it and when.
+HEAD_FIELDS = ("history_id", "history_date", "history_user_id", "history_username")
+
+
+def current_revision_of(page):
+    """revision_of(page, page.revision) with only HEAD_FIELDS, cached: the first history
+    row of a revision never changes (wiki.caching.revision_head_key)."""
+
+    def first_row():
+        rows = page.history.filter(revision=page.revision).order_by("history_date", "history_id")
+        return rows.values(*HEAD_FIELDS).first()
+
+    row = caching.get_or_compute(caching.revision_head_key(page), first_row)
+    return None if row is None else page.history.model(**row)
 
 
 def compared_revisions(page, older, newer):
@@ -212,6 +229,7 @@ def submit_for_review(page, *, actor, change_reason=""):
         if current.review_state != Page.ReviewState.IN_REVIEW:
             current.review_state = Page.ReviewState.IN_REVIEW
             current.save()
+            Project.pages_changed(current.project_id)
     return current
 
 
@@ -286,6 +304,7 @@ def approve_page(page, *, actor, revision, comment=""):
         current.approval_comment = comment.strip()
         current.save()
         notifications.page_approved(current)
+        Project.pages_changed(current.project_id)
     return current
 
 
@@ -300,6 +319,7 @@ def create_free_page(project, *, actor, slug, title, body="", change_reason=""):
     try:
         with transaction.atomic(), recording(actor, change_reason or "Created page"):
             page.save()
+            Project.pages_changed(project.pk)
     except IntegrityError:
         # A concurrent request created the same slug between our check and our insert.
         raise ValidationError({"slug": duplicate}) from None

@@ -48,6 +48,7 @@ def create_project(*, actor, slug, name, owner_team, summary="", tags=(), change
                     slug=category.name,
                     title=category.label,
                 )
+            Project.pages_changed(project.pk)
             if actor.user is not None:
                 Membership.objects.create(
                     project=project, user=actor.user, role=Membership.Role.MAINTAINER
