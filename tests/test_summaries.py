@@ -153,6 +153,6 @@ def test_record_pages_take_a_fixed_number_of_queries(
     # What the page says, one query per kind of record that makes it stale, and its chart
     # (the model page's: the runs and the version in production; the deployment page's),
     # and the page's attachments (one query, for the panel and the Markdown's figures).
-    for category, limit in (("model", 16), ("deployment", 11), ("maintenance", 13)):
+    for category, limit in (("model", 16), ("deployment", 9), ("maintenance", 11)):
         with django_assert_max_num_queries(limit):
             assert client_logged_in.get(f"/projects/churn/{category}/").status_code == 200

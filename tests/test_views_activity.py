@@ -104,7 +104,7 @@ def test_links_cost_a_bounded_number_of_queries(
 ):
     for number in range(30):
         make_training_run(project, f"1.{number}")
-    with django_assert_max_num_queries(20):
+    with django_assert_max_num_queries(12):
         response = client_logged_in.get(ACTIVITY)
     assert len(rows(response.content.decode())) > 60
 
