@@ -8,6 +8,7 @@ proxy (nginx) in front, as synchronous workers do not keep slow clients' connect
 Any other setting can be given in GUNICORN_CMD_ARGS, e.g. "--timeout 120".
 """
 
+import atexit
 import os
 import shutil
 import tempfile
@@ -55,11 +56,18 @@ def _metrics_dir():
     if not path:
         path = tempfile.mkdtemp(prefix="mlwiki-metrics-", dir=worker_tmp_dir)
         os.environ["PROMETHEUS_MULTIPROC_DIR"] = os.environ[_OWN] = path
+        # Also when no server ran (--check-config imports the app, which writes there).
+        atexit.register(_remove, path, os.getpid())
     os.makedirs(path, exist_ok=True)
     for name in os.listdir(path):
         if name.endswith(".db"):
             os.unlink(os.path.join(path, name))
     os.environ[_SET_UP] = str(os.getpid())
+
+
+def _remove(path, creator):
+    if os.getpid() == creator:  # not in a worker, which inherited this handler
+        shutil.rmtree(path, ignore_errors=True)
 
 
 _metrics_dir()
