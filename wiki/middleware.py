@@ -164,11 +164,7 @@ def _cached_session_user(request):
         backend = request.session[auth.BACKEND_SESSION_KEY]
     except KeyError:  # nobody logged in: Django's answer, without a query
         return auth.get_user(request)
-    slug = getattr(request, "_mlwiki_project_slug", None)
-    if isinstance(slug, str):
-        version = access.read_stamp(slug, _pk(user_id))
-    else:
-        version = access.read_stamp()
+    version = access.read_stamp(getattr(request, "_mlwiki_project_slug", None), user_id)
     key = ("session-user", backend, user_id)
     user = access.cached(key, version)
     if user is not None:
@@ -181,8 +177,3 @@ def _cached_session_user(request):
     if user.is_authenticated:
         access.keep(key, version, copy.copy(user))
     return user
-
-
-def _pk(session_key):
-    """The user id a session holds (as text), as the database has it."""
-    return auth.get_user_model()._meta.pk.to_python(session_key)
