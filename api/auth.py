@@ -35,8 +35,11 @@ class TokenAuthentication(BaseAuthentication):
             raise exceptions.AuthenticationFailed(
                 "Malformed Authorization header; send 'Authorization: Token <key>'."
             )
+        # The project the URL names is read with the access version (wiki.access).
+        context = getattr(request, "parser_context", None) or {}
+        slug = (context.get("kwargs") or {}).get("project")
         try:
-            token = authenticate_key(parts[1].decode("ascii"))
+            token = authenticate_key(parts[1].decode("ascii"), project_slug=slug)
         except UnicodeDecodeError:
             raise exceptions.AuthenticationFailed("Invalid token.") from None
         except TokenRejected as rejected:

@@ -14,7 +14,7 @@ from django.test import Client
 from rest_framework.test import APIClient
 
 from tests.factories import ProjectFactory, UserFactory, make_token
-from wiki import breaker
+from wiki import access, breaker
 from wiki.celery import app as celery_app
 from wiki.models import Membership
 
@@ -190,3 +190,12 @@ def broker_at():
     yield switch
     conf.broker_url = previous
     celery_app._after_fork()
+
+
+@pytest.fixture(autouse=True)
+def _access_cache_empty():
+    """Each test starts with this process's access cache empty (wiki.access): ids and the
+    access version come back the same after a test's rollback."""
+    access.forget_all()
+    yield
+    access.forget_all()

@@ -384,6 +384,44 @@ def test_gunicorn_workers_sum_their_counts_in_one_scrape(tmp_path, user, project
         stop([server])
 
 
+def test_recycled_workers_start_from_the_preloaded_app_and_their_counts_stay(
+    tmp_path, user, project
+):
+    """gunicorn as shipped imports the app once, in the master (preload_app), and recycles
+    its workers after max_requests: a new worker serves at once, on a database connection
+    of its own, and the counts of the workers gone stay in the sums."""
+    _, key = make_token(user, scopes=["records:write"], projects=["churn"])
+    metrics_dir = tmp_path / "metrics"
+    server = start_web(
+        METRICS_TOKEN=TOKEN,
+        WEB_CONCURRENCY="1",
+        PROMETHEUS_MULTIPROC_DIR=str(metrics_dir),
+        GUNICORN_CMD_ARGS="--max-requests 3 --max-requests-jitter 0",
+    )
+    try:
+        until_serving(server)
+        # The master imported the app (and so prometheus_client, whose files it opened
+        # with its own pid) before forking: workers do not import it again.
+        assert (metrics_dir / f"counter_{server.pid}.db").exists()
+        posts = 10
+        for number in range(posts):
+            _post_run(server.url, key, number)
+
+        counted = {
+            path.name
+            for path in metrics_dir.glob("counter_*.db")
+            for key_, count, *_ in MmapedDict.read_all_values_from_file(str(path))
+            if "mlwiki_records_ingested" in key_ and count > 0
+        }
+        assert len(counted) >= 3, "one worker served at most 3 requests"
+        status, text = _get(f"{server.url}/metrics", TOKEN)
+        assert status == 200
+        labels = {"kind": "training_run", "project": "churn"}
+        assert value(parse(text), "mlwiki_records_ingested_total", **labels) == posts
+    finally:
+        stop([server])
+
+
 @pytest.mark.redis
 @needs_real_worker
 def test_a_worker_answers_for_the_notifications_its_pool_sent(tmp_path, project, webhook):

@@ -105,7 +105,7 @@ def test_a_malformed_throttle_rate_fails_loudly():
         ({}, "django.db.backends.sqlite3 True"),
         (
             {"DATABASE_URL": "postgres://u@h:5432/d", "REDIS_URL": "redis://h:6379/0"},
-            "django.db.backends.postgresql False",
+            "wiki.postgresql False",
         ),
         ({"CELERY_BROKER_URL": "redis://h:6379/1"}, "django.db.backends.sqlite3 False"),
     ],

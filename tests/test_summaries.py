@@ -154,6 +154,6 @@ def test_record_pages_take_a_fixed_number_of_queries(
     # (the model page's: the runs and the version in production; the deployment page's),
     # and the page's attachments (one query, for the panel and the Markdown's figures).
     # Read first, each; the tab marks are the model page's, cached (wiki.caching).
-    for category, limit in (("model", 16), ("deployment", 10), ("maintenance", 12)):
+    for category, limit in (("model", 16), ("deployment", 8), ("maintenance", 10)):
         with django_assert_max_num_queries(limit):
             assert client_logged_in.get(f"/projects/churn/{category}/").status_code == 200

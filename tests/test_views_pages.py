@@ -153,10 +153,11 @@ def test_saving_without_changes_makes_no_revision(client_logged_in, project):
 
 def test_page_view_queries_are_bounded(client_logged_in, project, django_assert_max_num_queries):
     client_logged_in.post(EDIT_URL, overview_form())
-    # session, user, project with the user's role, page, last revision, tabs, wiki-link
-    # pages and projects; the overview also shows the review states and the audit chain;
-    # alice wrote it, so who else may approve it; its attachments
-    with django_assert_max_num_queries(13):
+    # session, the access version with the project and the user's role (the user is
+    # cached, wiki.access), page, last revision, tabs, wiki-link pages and projects; the
+    # overview also shows the review states and the audit chain; alice wrote it, so who
+    # else may approve it; its attachments
+    with django_assert_max_num_queries(12):
         assert client_logged_in.get("/projects/churn/overview/").status_code == 200
     # Read again, its rendering, tab marks and last revision come from wiki.caching:
     # session, user, project, page, who else may approve it, whether the user is an

@@ -130,7 +130,7 @@ def test_the_run_page_with_twenty_curves_takes_a_bounded_number_of_queries(
         series.append(run, {f"metric_{n:02}": [{"step": s, "value": s * n} for s in range(50)]},
                       actor=cli_actor())  # fmt: skip
     make_deployment(project, "2.1.0")
-    with django_assert_max_num_queries(14):
+    with django_assert_max_num_queries(11):
         response = client_logged_in.get(run_url(run))
     assert len(charts(response)) == 20
 

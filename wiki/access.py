@@ -9,12 +9,23 @@ do everything. Anyone else sees nothing of a project: not even that it exists.
 Rights are checked here, once, by ``project_for``: the browser and the API both start
 every project-scoped request with it. The services in wiki/services assume their caller
 may act, and enforce the domain's own rules (four eyes, the last maintainer, conflicts).
+
+What decides access (tokens, users, groups, memberships) is cached per process under the
+access stamp (AccessStamp), which every change of it bumps in its own transaction. A
+request reads the stamp once (``read_stamp``, or with its token, wiki.services.tokens)
+before it uses anything cached, and a cached answer counts only if it was looked up under
+that very version: a revoked token or a removed role takes effect on the next request.
+Outside requests (tasks, commands) nothing is cached.
 """
+
+import contextvars
+import threading
 
 from django.core.exceptions import PermissionDenied
 from django.db import connection
 
-from wiki.models import Membership, Project
+from wiki.models import AccessStamp, Membership, Project
+from wiki.models.access import STAMP_ID
 
 AUDITOR_GROUP = "auditor"
 
@@ -27,12 +38,112 @@ ROLE_RIGHTS = {
 }
 
 
+# The access version the current request read (None outside requests: no caching), the
+# project read with it (see read_stamp), and the cache: {key: (version, value)}.
+_version = contextvars.ContextVar("mlwiki_access_version", default=None)
+_prefetched = contextvars.ContextVar("mlwiki_access_project", default=None)
+_cache = {}
+_cache_lock = threading.Lock()
+# Entries kept at most (a flood of distinct keys must not grow a process without end).
+CACHE_SIZE = 10_000
+
+
+def read_stamp(slug=None, user_id=None):
+    """The access version now, in one small query, remembered for this request (and the
+    cache emptied if it moved). With ``slug``, the same query also reads that project
+    with ``user_id``'s role in it, which ``project_for`` then uses instead of asking."""
+    stamps = connection.ops.quote_name(AccessStamp._meta.db_table)
+    if slug is None:
+        with connection.cursor() as cursor:
+            cursor.execute(f"SELECT version FROM {stamps} WHERE id = %s", [STAMP_ID])  # noqa: S608
+            row = cursor.fetchone()
+        return seen(row[0] if row else None)
+    projects = connection.ops.quote_name(Project._meta.db_table)
+    members = connection.ops.quote_name(Membership._meta.db_table)
+    found = Project.objects.raw(
+        f"SELECT p.*, (SELECT m.role FROM {members} m "  # noqa: S608 - quoted table names
+        f"WHERE m.project_id = p.id AND m.user_id = %s) AS user_role, "
+        f"s.version AS access_version "
+        f"FROM {stamps} s LEFT JOIN {projects} p ON p.slug = %s WHERE s.id = %s",
+        [user_id, slug, STAMP_ID],
+    )
+    row = next(iter(found), None)
+    if row is None:
+        return seen(None)
+    version = row.access_version
+    if row.pk is not None:
+        row.role_of_user = user_id
+    _prefetched.set((slug, user_id, row if row.pk is not None else None))
+    return seen(version)
+
+
+def seen(version):
+    """Note ``version`` as the access version of this request; returns it."""
+    _version.set(version)
+    if version is not None:
+        with _cache_lock:
+            if _cache.get("version") != version:
+                _cache.clear()
+                _cache["version"] = version
+    return version
+
+
+def forget_request(**kwargs):
+    """The request ended (or starts): what it read is not the next one's."""
+    _version.set(None)
+    _prefetched.set(None)
+
+
+def forget_all():
+    """Empty this process's cache (tests start from nothing)."""
+    forget_request()
+    with _cache_lock:
+        _cache.clear()
+
+
+def cached(key, version):
+    """The value cached under ``key`` if it was looked up under ``version`` (the one
+    this request read), else None."""
+    if version is None:
+        return None
+    entry = _cache.get(key)
+    return entry[1] if entry is not None and entry[0] == version else None
+
+
+def latest(key):
+    """What is cached under ``key`` under the newest version this process has seen (to be
+    confirmed by ``cached`` once the request has read the version), else None."""
+    entry = _cache.get(key)
+    return entry[1] if entry is not None and entry[0] == _cache.get("version") else None
+
+
+def keep(key, version, value):
+    """Cache ``value``, looked up under ``version`` (read before the lookup, or in its
+    query: a change committed in between bumps past it, so the entry is never older than
+    its version)."""
+    if version is None:
+        return
+    with _cache_lock:
+        if _cache.get("version") != version:
+            return  # a newer version was seen meanwhile
+        if len(_cache) > CACHE_SIZE:
+            _cache.clear()
+            _cache["version"] = version
+        _cache[key] = (version, value)
+
+
 def is_auditor(user):
-    """Whether ``user`` is in the auditor group (asked once per user object)."""
+    """Whether ``user`` is in the auditor group (asked once per user object, and once per
+    access version in a request)."""
     if not user.is_authenticated:
         return False
     if not hasattr(user, "_mlwiki_auditor"):
-        user._mlwiki_auditor = user.groups.filter(name=AUDITOR_GROUP).exists()
+        version = _version.get()
+        found = cached(("auditor", user.pk), version)
+        if found is None:
+            found = user.groups.filter(name=AUDITOR_GROUP).exists()
+            keep(("auditor", user.pk), version, found)
+        user._mlwiki_auditor = found
     return user._mlwiki_auditor
 
 
@@ -40,7 +151,7 @@ def role_in(user, project):
     """``user``'s role in ``project`` (a Membership.Role), or None.
 
     Read from ``project.user_role`` when the project was loaded by ``project_for``
-    for this user, else asked once per user and project."""
+    for this user, else asked once per user and project (and access version)."""
     if not user.is_authenticated:
         return None
     roles = user.__dict__.setdefault("_mlwiki_roles", {})
@@ -48,11 +159,17 @@ def role_in(user, project):
         if getattr(project, "role_of_user", None) == user.pk:
             roles[project.pk] = project.user_role
         else:
-            roles[project.pk] = (
-                Membership.objects.filter(project=project, user=user)
-                .values_list("role", flat=True)
-                .first()
-            )
+            version = _version.get()
+            key = ("role", user.pk, project.pk)
+            role = cached(key, version)
+            if role is None:
+                role = (
+                    Membership.objects.filter(project=project, user=user)
+                    .values_list("role", flat=True)
+                    .first()
+                ) or ""  # "" (no role) can be cached, None means not cached
+                keep(key, version, role)
+            roles[project.pk] = role or None
     return roles[project.pk]
 
 
@@ -63,7 +180,9 @@ def project_for(user, slug, right=VIEW, token=None):
     Project.DoesNotExist when it does not exist or the user may not see it (the same
     answer, so nobody learns that a hidden project exists); PermissionDenied when they see
     it but may not do this."""
-    project = _with_role(slug, user)
+    known, project = _prefetched_project(slug, user)
+    if not known:
+        project = _with_role(slug, user)
     granted = rights(user, project) if project is not None else set()
     if VIEW not in granted:
         raise Project.DoesNotExist(f"There is no project '{slug}' that {user} may see.")
@@ -93,6 +212,17 @@ def _with_role(slug, user):
     if project is not None and user_id is not None:
         project.role_of_user = user_id
     return project
+
+
+def _prefetched_project(slug, user):
+    """(True, project or None) if read_stamp read ``slug`` for ``user`` in this request
+    (once: a second project_for asks again), else (False, None)."""
+    found = _prefetched.get()
+    user_id = user.pk if user.is_authenticated else None
+    if found is None or found[0] != slug or found[1] != user_id or user_id is None:
+        return False, None
+    _prefetched.set(None)
+    return True, found[2]
 
 
 def rights(user, project):

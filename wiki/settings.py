@@ -84,7 +84,8 @@ MIDDLEWARE = [
     "django.contrib.sessions.middleware.SessionMiddleware",
     "django.middleware.common.CommonMiddleware",
     "django.middleware.csrf.CsrfViewMiddleware",
-    "django.contrib.auth.middleware.AuthenticationMiddleware",
+    # Django's AuthenticationMiddleware, with the user cached under the access stamp.
+    "wiki.middleware.CachedAuthenticationMiddleware",
     # Every view needs a logged-in user unless it opts out with @login_not_required.
     "django.contrib.auth.middleware.LoginRequiredMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
@@ -136,7 +137,12 @@ else:
     if env.bool("DB_DISABLE_JIT", default=True):
         options = DATABASES["default"].setdefault("OPTIONS", {})
         options["options"] = f"{options.get('options', '')} -c jit=off".strip()
+    # A persistent connection is checked before each request's first query, and replaced
+    # if the server dropped it; on PostgreSQL by wiki.postgresql, which looks at the
+    # connection's state instead of sending a SELECT 1 on every request.
     DATABASES["default"]["CONN_HEALTH_CHECKS"] = True
+    if DATABASES["default"]["ENGINE"] == "django.db.backends.postgresql":
+        DATABASES["default"]["ENGINE"] = "wiki.postgresql"
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
 # Redis serves as Celery broker and as the shared cache when it is configured. A request

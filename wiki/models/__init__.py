@@ -5,6 +5,7 @@ Nothing outside wiki/services writes these models. One module per subject; every
 imported from here (``from wiki.models import Page``).
 """
 
+from wiki.models.access import AccessStamp
 from wiki.models.attachments import Attachment, SeriesChunk
 from wiki.models.audit import AuditEntry, ChainHead, SearchEntry
 from wiki.models.base import SLUG_PATTERN, max_length, validate_project_slug, validate_version
@@ -20,7 +21,7 @@ HistoricalProject = Project.history.model
 HistoricalPage = Page.history.model
 
 __all__ = [
-    "SLUG_PATTERN", "ApiToken", "Attachment", "AuditEntry", "ChainHead", "Delivery",
+    "SLUG_PATTERN", "AccessStamp", "ApiToken", "Attachment", "AuditEntry", "ChainHead", "Delivery",
     "Deployment", "ExportJob", "HistoricalPage", "HistoricalProject", "IdempotencyKey",
     "Membership", "ModelVersion", "NotificationSettings", "Page", "Project", "RunValue",
     "SearchEntry", "SeriesChunk", "SsoAccount", "TrainingRun", "max_length",

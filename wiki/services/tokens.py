@@ -1,15 +1,19 @@
 """Issuing, revoking and checking API tokens."""
 
+import copy
 import hashlib
 import secrets
 from datetime import timedelta
 
 from django.core.exceptions import ValidationError
 from django.db import transaction
+from django.db.models import Subquery
 from django.utils import timezone
 
+from wiki import access
 from wiki.history import recording
-from wiki.models import ApiToken, Project
+from wiki.models import AccessStamp, ApiToken, Project
+from wiki.models.access import STAMP_ID
 
 KEY_PREFIX = "mlw_"
 # Writing last_used_at on every request would add a write to every read; once a minute
@@ -69,36 +73,68 @@ def revoke_token(token, *, actor, change_reason=""):
     return current
 
 
-def authenticate_key(key):
-    """The active token whose key is ``key``; TokenRejected otherwise."""
-    # Every API request runs this: fetch only what authentication and history need.
-    found = (
-        ApiToken.objects.select_related("user")
-        .only(
-            "name",
-            "user__username",
-            "user__is_active",
-            "user__is_superuser",
-            "scopes",
-            "all_projects",
-            "projects",
-            "expires_at",
-            "revoked_at",
-            "last_used_at",
-        )  # fmt: skip
-        .filter(key_hash=hash_key(key))
-        .order_by()[:1]
-    )
-    token = next(iter(found), None)
+# What authentication and history need of a token and its user.
+TOKEN_FIELDS = (
+    "name", "user__username", "user__is_active", "user__is_superuser", "scopes",
+    "all_projects", "projects", "expires_at", "revoked_at", "last_used_at",
+)  # fmt: skip
+# When this process last wrote each token's last_used_at: {key hash: time}.
+_last_written = {}
+
+
+def authenticate_key(key, project_slug=None):
+    """The active token whose key is ``key``; TokenRejected otherwise.
+
+    Every API request runs this. A token this process looked up under the current access
+    version (wiki.access) is taken from its cache, after one small query that reads the
+    version (and the project ``project_slug``, which project_for then uses); otherwise
+    the token is read with the version in one query."""
+    key_hash = hash_key(key)
+    token = None
+    hit = access.latest(("token", key_hash))
+    if hit is not None:
+        version = access.read_stamp(project_slug, hit.user_id)
+        if access.cached(("token", key_hash), version) is hit:
+            token = copy.copy(hit)
+            token.user = copy.copy(hit.user)
+    if token is None:
+        token = _load(key_hash)
     if token is None or not token.user.is_active:
         raise TokenRejected("Invalid token.")
     if token.state == "revoked":
         raise TokenRejected("This token has been revoked.")
     if token.state == "expired":
         raise TokenRejected("This token has expired.")
-    now = timezone.now()
-    if token.last_used_at is None or now - token.last_used_at > LAST_USED_RESOLUTION:
-        # Bookkeeping, not a change of the token: no history row, one conditional UPDATE.
-        ApiToken.objects.filter(pk=token.pk).update(last_used_at=now)
-        token.last_used_at = now
+    _note_use(token, key_hash)
     return token
+
+
+def _load(key_hash):
+    """The token (None if unknown) with the access version, in one query; cached."""
+    stamp = AccessStamp.objects.filter(pk=STAMP_ID).values("version")
+    found = (
+        ApiToken.objects.select_related("user")
+        .only(*TOKEN_FIELDS)
+        .annotate(access_version=Subquery(stamp))
+        .filter(key_hash=key_hash)
+        .order_by()[:1]
+    )
+    token = next(iter(found), None)
+    if token is None:
+        return None
+    version = access.seen(token.access_version)
+    cached = copy.copy(token)
+    cached.user = copy.copy(token.user)
+    access.keep(("token", key_hash), version, cached)
+    return token
+
+
+def _note_use(token, key_hash):
+    """Write the token's last_used_at at most once a minute per token and process:
+    bookkeeping, not a change of the token (no history row, one UPDATE)."""
+    now = timezone.now()
+    written = _last_written.get(key_hash, token.last_used_at)
+    if written is not None and now - written <= LAST_USED_RESOLUTION:
+        return
+    ApiToken.objects.filter(pk=token.pk).update(last_used_at=now)
+    _last_written[key_hash] = token.last_used_at = now

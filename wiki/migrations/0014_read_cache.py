@@ -4,7 +4,7 @@ from django.db import migrations, models
 class Migration(migrations.Migration):
 
     dependencies = [
-        ('wiki', '0012_records_version'),
+        ('wiki', '0013_access_stamp'),
     ]
 
     operations = [
