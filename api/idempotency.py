@@ -12,6 +12,7 @@ import hashlib
 import json
 
 from django.db import connection, transaction
+from django.db.models import Case, JSONField, Value, When
 from django.utils import timezone
 
 from wiki import metrics
@@ -70,3 +71,53 @@ def run_once(project, key, request_fingerprint, write):
         status, body = write()
         IdempotencyKey.objects.filter(pk=claimed).update(response_status=status, response_body=body)
     return status, body, False
+
+
+def claim_many(project, prints):
+    """Claim the keys of ``prints`` ({key: fingerprint}) in one statement, in the caller's
+    transaction; the set of keys claimed (the others were taken).
+
+    The rows go in sorted by key, so two batches that share keys lock them in the same
+    order and never deadlock; a key a batch still in flight holds makes this wait until
+    that batch commits (then it is taken) or rolls back (then it is claimed here).
+    """
+    if not prints:
+        return set()
+    table = connection.ops.quote_name(IdempotencyKey._meta.db_table)
+    now = connection.ops.adapt_datetimefield_value(timezone.now())
+    params = []
+    for key in sorted(prints):
+        params += [project.pk, key, prints[key], "{}", now]
+    rows = ", ".join(["(%s, %s, %s, 0, %s, %s)"] * len(prints))
+    with connection.cursor() as cursor:
+        cursor.execute(
+            f"INSERT INTO {table} (project_id, key, fingerprint, response_status, "  # noqa: S608
+            f"response_body, created_at) VALUES {rows} "
+            "ON CONFLICT (project_id, key) DO NOTHING RETURNING key",
+            params,
+        )
+        return {row[0] for row in cursor.fetchall()}
+
+
+def stored(project, keys):
+    """{key: IdempotencyKey} of ``keys`` already answered (one query)."""
+    if not keys:
+        return {}
+    return {k.key: k for k in IdempotencyKey.objects.filter(project=project, key__in=keys)}
+
+
+def answer_many(project, status, bodies):
+    """Store the answers ``bodies`` ({key: JSON}) under the keys just claimed, with
+    ``status``, in one statement."""
+    if not bodies:
+        return
+    body = Case(
+        *(
+            When(key=key, then=Value(data, output_field=JSONField()))
+            for key, data in bodies.items()
+        ),
+        output_field=JSONField(),
+    )
+    IdempotencyKey.objects.filter(project=project, key__in=list(bodies)).update(
+        response_status=status, response_body=body
+    )
