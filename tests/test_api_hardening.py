@@ -4,6 +4,7 @@ import base64
 import json
 
 import pytest
+from django.db import connection
 from django.test import RequestFactory
 
 from api import auth
@@ -272,11 +273,16 @@ def test_creating_and_moving_deployments_take_a_fixed_number_of_queries(
     client = api(pipeline_key)
     body = {**RUN, "environment": "prod", "status": "in_progress"}
     client.post(DEPLOYMENTS, body)  # the version exists and the token's last use is recorded
-    with django_assert_max_num_queries(13):
+    # token, project, claim, model version, deployment, history, audit link (head; entry
+    # and head digest), the project's records version, answer, and the test's savepoints;
+    # on PostgreSQL what follows the head's advance is one statement (wiki.statements)
+    postgresql = connection.vendor == "postgresql"
+    with django_assert_max_num_queries(11 if postgresql else 13):
         created = client.post(DEPLOYMENTS, body, HTTP_IDEMPOTENCY_KEY="d-1")
-    # token, project, deployment, claim, lock, save, history (+ its 3-statement audit link),
-    # the project's records version, answer, and the test's savepoints
-    with django_assert_max_num_queries(16):
+    # token, project, deployment, claim, lock, save, history (+ its audit link: head;
+    # entry and head digest, one statement on PostgreSQL), the project's records version,
+    # answer, and the test's savepoints
+    with django_assert_max_num_queries(15 if postgresql else 16):
         client.patch(created.json()["url"], {"status": "succeeded"}, HTTP_IDEMPOTENCY_KEY="d-2")
     assert Project.objects.count() == 1
 

@@ -31,7 +31,7 @@ from django.http import StreamingHttpResponse
 from django.utils import timezone
 
 from wiki import attachments as files
-from wiki import metrics, series
+from wiki import metrics, series, statements
 from wiki.models import Attachment, AuditEntry, ChainHead, Project, SeriesChunk
 from wiki.storage import Unavailable, answering
 
@@ -122,31 +122,16 @@ def _advance_head(key, project_id, count=1):
     return head.pk, 1, GENESIS
 
 
-def _link(head_id, entries, digest):
+def _link(head_id, entries, digest, together):
     """Insert the chain's next entries (one multi-row INSERT) and move its head to
-    ``digest``, the last one's. On PostgreSQL both go in one statement.
+    ``digest``, the last one's: two statements added to ``together`` (one round trip on
+    PostgreSQL).
 
     Raw SQL: this runs for every write, and the ORM took longer to compile these
     statements than the database took to run them."""
-    names = list(entries[0])
-    fields = [AuditEntry._meta.get_field(name) for name in names]
-    quote = connection.ops.quote_name
-    columns = ", ".join(quote(field.column) for field in fields)
-    row = f"({', '.join(['%s'] * len(fields))})"
-    params = [
-        f.get_db_prep_save(entry[name], connection)
-        for entry in entries
-        for f, name in zip(fields, names, strict=True)
-    ]
-    table, heads = quote(AuditEntry._meta.db_table), quote(ChainHead._meta.db_table)
-    insert = f"INSERT INTO {table} ({columns}) VALUES {', '.join([row] * len(entries))}"  # noqa: S608
-    move = f"UPDATE {heads} SET digest = %s WHERE id = %s"  # noqa: S608
-    with connection.cursor() as cursor:
-        if connection.vendor == "postgresql":
-            cursor.execute(f"WITH moved AS ({move}) {insert}", [digest, head_id, *params])
-        else:
-            cursor.execute(insert, params)
-            cursor.execute(move, [digest, head_id])
+    together.insert(AuditEntry, list(entries[0]), entries)
+    heads = connection.ops.quote_name(ChainHead._meta.db_table)
+    together.add(f"UPDATE {heads} SET digest = %s WHERE id = %s", [digest, head_id])  # noqa: S608
 
 
 def _entry(history_instance, instance):
@@ -175,12 +160,18 @@ def append(history_instance, instance=None):
     append_many([history_instance], [instance])
 
 
-def append_many(history_instances, instances):
+def append_many(history_instances, instances, together=None):
     """Link new history rows, in order, into their chains: per chain, one statement
-    takes the numbers, one inserts the entries and moves the head (two on SQLite),
-    however many rows. ``instances`` are the objects as saved (or None each)."""
+    takes the numbers, one inserts the entries and one moves the head, however many
+    rows. ``instances`` are the objects as saved (or None each).
+
+    The last two are sent now, in one round trip on PostgreSQL, or added to
+    ``together`` (wiki.statements) for the caller to send with its own, before anything
+    else appends to the chain (whose head they move)."""
     if not settings.AUDIT_CHAIN_ENABLED or not history_instances:
         return
+    own = together is None
+    together = statements.Statements() if own else together
     chains = {}
     for history_instance, instance in zip(history_instances, instances, strict=True):
         key, project_id = chain_of(history_instance)
@@ -197,7 +188,9 @@ def append_many(history_instances, instances):
                     entry
                     | {"chain": head_id, "seq": number, "digest": digest, "seal": seal(digest)}
                 )
-            _link(head_id, entries, digest)
+            _link(head_id, entries, digest, together)
+        if own:
+            together.send()
 
 
 @dataclass

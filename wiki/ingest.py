@@ -18,7 +18,7 @@ from django.db import IntegrityError, transaction
 from django.utils import timezone
 from simple_history.signals import pre_create_historical_record
 
-from wiki import audit, metrics, search
+from wiki import audit, metrics, search, statements
 from wiki import series as curves
 from wiki.history import recording
 from wiki.models import Deployment, ModelVersion, Project, RunValue, TrainingRun, validate_version
@@ -109,23 +109,54 @@ def write(project, records, *, actor, change_reason):
             record.model_version = versions[record._version_name]
         model.objects.bulk_create(records)
         rows = _history(records, now)
-        audit.append_many(rows, records)
-        search.index_new(records)
+        # The rest is written, not read back: in one round trip on PostgreSQL.
+        together = statements.Statements()
+        audit.append_many(rows, records, together)
+        search.index_new(records, together)
         if model is TrainingRun:
-            RunValue.objects.bulk_create([value for run in records for value in RunValue.of(run)])
-            for run in records:
-                if run._series_rows:
-                    series_service.store(run, run._series_rows)
-        else:
-            for deployment in records:
-                notifications.deployment_changed(deployment)
-        Project.records_changed(project.pk)
+            values = [_value(value) for run in records for value in RunValue.of(run)]
+            if values:
+                together.insert(RunValue, list(values[0]), values)
+        then = _then(records)
+        if then:  # they may append to the chain: after its head moved
+            together.send()
+            for call in then:
+                call()
+        together.add(RECORDS_CHANGED, [project.pk])  # last: it locks the project's row
+        together.send()
         kind = model._meta.verbose_name.replace(" ", "_")
         count = len(records)
         transaction.on_commit(
             lambda: metrics.RECORDS_INGESTED.labels(kind, project.slug).inc(count)
         )
     return records
+
+
+# Project.records_changed, as a statement to send with the others.
+RECORDS_CHANGED = (
+    f"UPDATE {Project._meta.db_table} SET records_version = records_version + 1 "  # noqa: S608
+    "WHERE id = %s"
+)
+
+
+def _value(value):
+    return {name: getattr(value, name) for name in VALUE_FIELDS}
+
+
+VALUE_FIELDS = ("project_id", "training_run_id", "kind", "name", "number", "text")
+
+
+def _then(records):
+    """What else the records need written, in their transaction: a run's metric series,
+    a failed deployment's notification (a few calls; most records need none)."""
+    calls = []
+    for record in records:
+        if isinstance(record, TrainingRun):
+            if record._series_rows:
+                calls.append(lambda run=record: series_service.store(run, run._series_rows))
+        elif record.status in (Deployment.Status.FAILED, Deployment.Status.ROLLED_BACK):
+            calls.append(lambda deployment=record: notifications.deployment_changed(deployment))
+    return calls
 
 
 def model_versions(project, names):

@@ -72,10 +72,11 @@ def _insert(kind, object_id, fields):
     _insert_many([(kind, object_id, fields)])
 
 
-def _insert_many(entries):
+def _insert_many(entries, together=None):
     """INSERT new entries [(kind, object id, fields)], all with the same fields, in one
-    statement. Raw SQL: every record post makes one, and the ORM took longer to compile
-    the tsvector expression than PostgreSQL took to compute it."""
+    statement (sent now, or added to ``together``: wiki.statements). Raw SQL: every
+    record post makes one, and the ORM took longer to compile the tsvector expression
+    than PostgreSQL took to compute it."""
     names = list(entries[0][2])
     columns = ["kind", "object_id", *names]
     placeholders = ["%s"] * len(columns)
@@ -90,12 +91,15 @@ def _insert_many(entries):
         if postgresql:
             values += [CONFIG, fields["title"], CONFIG, fields["text"]]
     table = connection.ops.quote_name(SearchEntry._meta.db_table)
+    sql = (
+        f"INSERT INTO {table} ({', '.join(columns)}) "  # noqa: S608 - our column names
+        f"VALUES {', '.join([row] * len(entries))}"
+    )
+    if together is not None:
+        together.add(sql, values)
+        return
     with connection.cursor() as cursor:
-        cursor.execute(
-            f"INSERT INTO {table} ({', '.join(columns)}) "  # noqa: S608 - our column names
-            f"VALUES {', '.join([row] * len(entries))}",
-            values,
-        )
+        cursor.execute(sql, values)
 
 
 def _fields(values):
@@ -104,16 +108,17 @@ def _fields(values):
             "slug": slug, "text": text}  # fmt: skip
 
 
-def index_new(instances):
-    """The search entries of new objects (a batch of records), in one statement: what
-    ``index`` does for each new history row, for many at once."""
+def index_new(instances, together=None):
+    """The search entries of new objects (a batch of records), in one statement (sent
+    now, or added to ``together``): what ``index`` does for each new history row, for
+    many at once."""
     entries = []
     for instance in instances:
         values = entry_values(instance)
         if values is not None:
             entries.append((values[0], instance.pk, _fields(values)))
     if entries:
-        _insert_many(entries)
+        _insert_many(entries, together)
 
 
 def index(history_instance, instance):

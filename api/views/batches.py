@@ -104,14 +104,15 @@ class RecordBatch(ApiView):
         if key in seen:
             return _invalid({KEY: [f"Also the key of record {seen[key]} of this batch."]})
         body = {name: value for name, value in item.items() if name != KEY}
-        serializer = self.record_serializer(data=body, context=self.get_serializer_context())
-        if not serializer.is_valid():
-            return _invalid(serializer.errors)
         try:
-            record = self.prepare(project, **serializer.validated_data)
+            data = self.serializer.run_validation(body)
+        except exceptions.ValidationError as error:
+            return _invalid(error.detail)
+        try:
+            record = self.prepare(project, **data)
         except DjangoValidationError as error:
             return _invalid(exceptions.ValidationError(error.message_dict).detail)
-        record._serializer = serializer
+        record._validated_data = data
         # The single endpoint's fingerprint: a record posted alone and then in a batch
         # (or the other way round) under the same key is the same request.
         return key, idempotency.fingerprint("POST", path, body), record
@@ -136,6 +137,9 @@ class RecordBatch(ApiView):
             )
         items = self.records(request.data)
         project = self.get_project()
+        # One serializer checks and shows every record: building its fields (a deep copy
+        # of the declared ones) for each record would cost more than checking it.
+        self.serializer = self.record_serializer(context=self.get_serializer_context())
         path = reverse(self.single, args=[project.slug])
         results, valid, seen = [None] * len(items), {}, {}
         for index, item in enumerate(items):
@@ -183,9 +187,9 @@ class RecordBatch(ApiView):
         record_many(project, self.kind, [record for _, _, record in new], actor=self.actor())
         answers = {}
         for index, key, record in new:
-            serializer = record._serializer
-            serializer.instance = record
-            answers[key] = serializer.data
+            # What the record was posted with (a run's series_points come from it).
+            self.serializer._validated_data = record._validated_data
+            answers[key] = self.serializer.to_representation(record)
             results[index] = _found("created", answers[key])
         idempotency.answer_many(project, status.HTTP_201_CREATED, answers)
 
