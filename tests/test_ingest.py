@@ -11,8 +11,17 @@ from rest_framework.test import APIClient
 from tests.factories import ProjectFactory, cli_actor, make_token
 from tests.test_api_records import deployment_body, run_body
 from tests.test_concurrency import race
+from wiki import statements
 from wiki.audit import head_for, verify
-from wiki.models import AuditEntry, Deployment, IdempotencyKey, Project, TrainingRun
+from wiki.models import (
+    AuditEntry,
+    Deployment,
+    IdempotencyKey,
+    Project,
+    RunValue,
+    SearchEntry,
+    TrainingRun,
+)
 from wiki.search import search
 
 RUNS = "/api/v1/projects/churn/training-runs/"
@@ -292,4 +301,19 @@ def test_racing_batches_and_posts_with_the_same_keys_make_each_record_once(user)
     for response in responses[3:]:
         ids.setdefault(response.json()["url"], set()).add(response.json()["id"])
     assert len(ids) == 12 and all(len(found) == 1 for found in ids.values())
+    assert verify(head_for(project)).ok
+
+
+@pytest.mark.django_db
+def test_writes_past_the_parameter_limit_are_cut_into_statements(
+    api, pipeline_key, project, monkeypatch
+):
+    """A batch whose rows hold more values than one statement may take (SQLite 32,766,
+    PostgreSQL 65,535: a batch of runs with many metrics) is written in several."""
+    monkeypatch.setattr(statements, "MAX_PARAMS", 40)  # 6 values a row: 6 rows a statement
+    answer = post(api(pipeline_key), runs(4)).json()
+    assert answer["created"] == 4
+    assert RunValue.objects.count() == 4 * 5
+    assert AuditEntry.objects.filter(kind="trainingrun").count() == 4
+    assert SearchEntry.objects.filter(kind="run").count() == 4
     assert verify(head_for(project)).ok

@@ -135,8 +135,8 @@ class RecordBatch(ApiView):
             raise exceptions.ValidationError(
                 {"Idempotency-Key": [f"Not on a batch: give each record its own {KEY}."]}
             )
-        items = self.records(request.data)
         project = self.get_project()
+        items = self.records(request.data)
         # One serializer checks and shows every record: building its fields (a deep copy
         # of the declared ones) for each record would cost more than checking it.
         self.serializer = self.record_serializer(context=self.get_serializer_context())
