@@ -119,7 +119,7 @@ class RecordBatch(ApiView):
 
     @extend_schema(
         request=inline_serializer(
-            "RecordBatchRequest",
+            "RecordBatch",
             {"records": serializers.ListField(child=serializers.DictField(), max_length=1000)},
         ),
         responses=responses({200: BatchAnswerSerializer}, 400, 404, 413, 415)
