@@ -12,7 +12,6 @@ import hashlib
 import json
 
 from django.db import connection, transaction
-from django.db.models import Case, JSONField, Value, When
 from django.utils import timezone
 
 from wiki import metrics
@@ -108,16 +107,20 @@ def stored(project, keys):
 
 def answer_many(project, status, bodies):
     """Store the answers ``bodies`` ({key: JSON}) under the keys just claimed, with
-    ``status``, in one statement."""
+    ``status``, in one statement (UPDATE … FROM VALUES: the ORM's CASE of one WHEN per
+    key took longer to build than the database took to run it)."""
     if not bodies:
         return
-    body = Case(
-        *(
-            When(key=key, then=Value(data, output_field=JSONField()))
-            for key, data in bodies.items()
-        ),
-        output_field=JSONField(),
-    )
-    IdempotencyKey.objects.filter(project=project, key__in=list(bodies)).update(
-        response_status=status, response_body=body
-    )
+    table = connection.ops.quote_name(IdempotencyKey._meta.db_table)
+    body = "CAST(v.column2 AS jsonb)" if connection.vendor == "postgresql" else "v.column2"
+    params = [status]
+    for key, data in bodies.items():
+        params += [key, json.dumps(data)]
+    params.append(project.pk)
+    rows = ", ".join(["(%s, %s)"] * len(bodies))
+    with connection.cursor() as cursor:
+        cursor.execute(
+            f"UPDATE {table} SET response_status = %s, response_body = {body} "  # noqa: S608
+            f"FROM (VALUES {rows}) AS v WHERE {table}.project_id = %s AND {table}.key = v.column1",
+            params,
+        )
