@@ -90,6 +90,12 @@ def _flatten(errors, prefix=""):
     return [(prefix.rstrip("."), str(errors))]
 
 
+def summary(errors):
+    """One line naming each field of a DRF error structure and what is wrong with it."""
+    pairs = _flatten(errors)
+    return " ".join(f"{field}: {message}" if field else message for field, message in pairs)
+
+
 def _body(status_code, detail, errors=None):
     body = {"status": status_code, "detail": detail}
     if errors is not None:
@@ -143,9 +149,8 @@ def exception_handler(exc, context):
     if response is None:
         return None
     if isinstance(exc, exceptions.ValidationError):
-        pairs = _flatten(response.data)
-        summary = " ".join(f"{field}: {message}" if field else message for field, message in pairs)
-        response.data = _body(response.status_code, summary or "Invalid input.", response.data)
+        detail = summary(response.data)
+        response.data = _body(response.status_code, detail or "Invalid input.", response.data)
     else:
         detail = response.data.get("detail", "") if isinstance(response.data, dict) else ""
         response.data = _body(response.status_code, str(detail))

@@ -70,3 +70,57 @@ def run_once(project, key, request_fingerprint, write):
         status, body = write()
         IdempotencyKey.objects.filter(pk=claimed).update(response_status=status, response_body=body)
     return status, body, False
+
+
+def claim_many(project, prints):
+    """Claim the keys of ``prints`` ({key: fingerprint}) in one statement, in the caller's
+    transaction; the set of keys claimed (the others were taken).
+
+    The rows go in sorted by key, so two batches that share keys lock them in the same
+    order and never deadlock; a key a batch still in flight holds makes this wait until
+    that batch commits (then it is taken) or rolls back (then it is claimed here).
+    """
+    if not prints:
+        return set()
+    table = connection.ops.quote_name(IdempotencyKey._meta.db_table)
+    now = connection.ops.adapt_datetimefield_value(timezone.now())
+    params = []
+    for key in sorted(prints):
+        params += [project.pk, key, prints[key], "{}", now]
+    rows = ", ".join(["(%s, %s, %s, 0, %s, %s)"] * len(prints))
+    with connection.cursor() as cursor:
+        cursor.execute(
+            f"INSERT INTO {table} (project_id, key, fingerprint, response_status, "  # noqa: S608
+            f"response_body, created_at) VALUES {rows} "
+            "ON CONFLICT (project_id, key) DO NOTHING RETURNING key",
+            params,
+        )
+        return {row[0] for row in cursor.fetchall()}
+
+
+def stored(project, keys):
+    """{key: IdempotencyKey} of ``keys`` already answered (one query)."""
+    if not keys:
+        return {}
+    return {k.key: k for k in IdempotencyKey.objects.filter(project=project, key__in=keys)}
+
+
+def answer_many(project, status, bodies):
+    """Store the answers ``bodies`` ({key: JSON}) under the keys just claimed, with
+    ``status``, in one statement (UPDATE … FROM VALUES: the ORM's CASE of one WHEN per
+    key took longer to build than the database took to run it)."""
+    if not bodies:
+        return
+    table = connection.ops.quote_name(IdempotencyKey._meta.db_table)
+    body = "CAST(v.column2 AS jsonb)" if connection.vendor == "postgresql" else "v.column2"
+    params = [status]
+    for key, data in bodies.items():
+        params += [key, json.dumps(data)]
+    params.append(project.pk)
+    rows = ", ".join(["(%s, %s)"] * len(bodies))
+    with connection.cursor() as cursor:
+        cursor.execute(
+            f"UPDATE {table} SET response_status = %s, response_body = {body} "  # noqa: S608
+            f"FROM (VALUES {rows}) AS v WHERE {table}.project_id = %s AND {table}.key = v.column1",
+            params,
+        )

@@ -18,6 +18,8 @@ MAX_BODY_BYTES = 1024 * 1024
 # 10,000 series points (wiki.series: one call's most) with timestamps are about 1 MB as
 # compact JSON, twice that pretty-printed.
 SERIES_MAX_BODY_BYTES = 4 * 1024 * 1024
+# A batch of records (api.views.batches): 1,000 runs of about 10 KiB each, with room.
+BATCH_MAX_BODY_BYTES = 16 * 1024 * 1024
 
 
 class PayloadTooLarge(exceptions.APIException):
@@ -82,6 +84,16 @@ class SeriesJSONParser(BaseParser):
     media_type = "application/json"
     MAX_JSON_DEPTH = LimitedJSONParser.MAX_JSON_DEPTH
     max_bytes = SERIES_MAX_BODY_BYTES
+    parse = LimitedJSONParser.parse
+
+
+class BatchJSONParser(BaseParser):
+    """LimitedJSONParser's JSON for batches of records, up to BATCH_MAX_BODY_BYTES (read
+    from the stream, as SeriesJSONParser does)."""
+
+    media_type = "application/json"
+    MAX_JSON_DEPTH = LimitedJSONParser.MAX_JSON_DEPTH
+    max_bytes = BATCH_MAX_BODY_BYTES
     parse = LimitedJSONParser.parse
 
 

@@ -3,7 +3,17 @@ from django.http import JsonResponse
 from django.urls import path, re_path
 from django.views.decorators.csrf import csrf_exempt
 
-from api.views import attachments, audit, exports, history, pages, projects, records, search
+from api.views import (
+    attachments,
+    audit,
+    batches,
+    exports,
+    history,
+    pages,
+    projects,
+    records,
+    search,
+)
 
 app_name = "api"
 
@@ -41,6 +51,11 @@ urlpatterns = [
         name="training-run-list",
     ),
     path(
+        f"{PROJECT}training-runs/batch/",
+        batches.TrainingRunBatch.as_view(),
+        name="training-run-batch",
+    ),
+    path(
         f"{PROJECT}training-runs/<int:pk>/",
         records.TrainingRunDetail.as_view(),
         name="training-run-detail",
@@ -51,6 +66,11 @@ urlpatterns = [
         name="training-run-series",
     ),
     path(f"{PROJECT}deployments/", records.DeploymentList.as_view(), name="deployment-list"),
+    path(
+        f"{PROJECT}deployments/batch/",
+        batches.DeploymentBatch.as_view(),
+        name="deployment-batch",
+    ),
     path(
         f"{PROJECT}deployments/<int:pk>/",
         records.DeploymentDetail.as_view(),

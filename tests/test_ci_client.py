@@ -168,10 +168,11 @@ class FlakyWiki(BaseHTTPRequestHandler):
 
     answers = []
     seen = []
+    bodies = []
 
     def do_POST(self):
         self.seen.append(dict(self.headers))
-        self.rfile.read(int(self.headers["Content-Length"]))
+        self.bodies.append(self.rfile.read(int(self.headers["Content-Length"])))
         status, body, extra = self.answers.pop(0)
         self.send_response(status)
         for name, value in extra.items():
@@ -187,7 +188,7 @@ class FlakyWiki(BaseHTTPRequestHandler):
 def run_against_flaky_wiki(answers, *args):
     """The client's run (with ``args`` before the command's) against a FlakyWiki giving
     ``answers`` [(status, body, headers)] in turn."""
-    FlakyWiki.answers, FlakyWiki.seen = list(answers), []
+    FlakyWiki.answers, FlakyWiki.seen, FlakyWiki.bodies = list(answers), [], []
     server = ThreadingHTTPServer(("127.0.0.1", 0), FlakyWiki)
     threading.Thread(target=server.serve_forever, daemon=True).start()
     try:
@@ -429,3 +430,84 @@ def test_the_run_page_shows_what_the_client_posted_a_figure_and_a_learning_curve
     chart = html.split("Learning curves", 1)[1]
     assert "<svg" in chart and ">loss<" in chart
     assert "<td>100</td>" in chart  # the curve's data table holds its last step
+
+
+def jsonl(tmp_path, runs):
+    path = tmp_path / "runs.jsonl"
+    path.write_text("\n".join(json.dumps(run) for run in runs) + "\n\n")
+    return str(path)
+
+
+def batch_run(number, **changes):
+    started = f"2024-06-01T10:{number:02d}:00Z"
+    return {"model_version": "1.4.0", "started_at": started, "metrics": {"auc": 0.8}} | changes
+
+
+@pytest.mark.django_db(transaction=True)
+def test_runs_from_a_jsonl_file_are_sent_in_batches_and_the_refused_lines_named(wiki, tmp_path):
+    runs = [batch_run(n) for n in range(5)]
+    runs[2]["metrics"] = {"auc": "high"}
+    path = jsonl(tmp_path, runs)
+    args = ["training-run", "--project", "churn", "--file", path, "--batch-size", "2"]
+    first = run_client(*args, "--git-commit", "a1b2c3d", **wiki)
+    assert first.returncode == 1
+    assert json.loads(first.stdout) == {"created": 4, "replayed": 0, "invalid": 1}
+    assert "line 3: metrics" in first.stderr
+    assert "1 of 5 runs refused" in first.stderr
+    assert first.stderr.count("sent") == 3  # three batches: 2, 2 and 1 lines
+    assert TrainingRun.objects.count() == 4
+    assert set(TrainingRun.objects.values_list("git_commit", flat=True)) == {"a1b2c3d"}
+    # The step run again, the bad line fixed: the others are replays, nothing twice.
+    runs[2]["metrics"] = {"auc": 0.7}
+    jsonl(tmp_path, runs)
+    again = run_client(*args, "--git-commit", "a1b2c3d", **wiki)
+    assert again.returncode == 0, again.stderr
+    assert json.loads(again.stdout) == {"created": 1, "replayed": 4, "invalid": 0}
+    assert TrainingRun.objects.count() == 5
+    assert IdempotencyKey.objects.filter(key__startswith="mlwiki-ci-").count() == 5
+
+
+def test_a_batch_answered_503_is_sent_again_with_the_same_keys(tmp_path):
+    path = jsonl(tmp_path, [batch_run(0), batch_run(1, idempotency_key="mine")])
+    created = {"status": "created", "id": 1, "url": "http://x/1/"}
+    answer = {"results": [created, created], "created": 2, "replayed": 0, "invalid": 0}
+    FlakyWiki.answers, FlakyWiki.seen, FlakyWiki.bodies = (
+        [
+            (503, {"detail": "nothing of it was saved"}, {"Retry-After": "0"}),
+            (200, answer, {}),
+        ],
+        [],
+        [],
+    )
+    server = ThreadingHTTPServer(("127.0.0.1", 0), FlakyWiki)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        result = run_client(
+            "training-run", "--project", "churn", "--file", path,
+            url=f"http://127.0.0.1:{server.server_port}", token="t",
+        )  # fmt: skip
+    finally:
+        server.shutdown()
+    assert result.returncode == 0, result.stderr
+    assert "nothing of it was saved; retrying in 0 s" in result.stderr
+    sent = [json.loads(body)["records"] for body in FlakyWiki.bodies]
+    assert len(sent) == 2 and sent[0] == sent[1]
+    keys = [record["idempotency_key"] for record in sent[0]]
+    assert keys[0].startswith("mlwiki-ci-") and keys[1] == "mine"
+    assert all("Idempotency-Key" not in headers for headers in FlakyWiki.seen)
+    assert FlakyWiki.seen[0]["Content-Type"] == "application/json"
+
+
+def test_an_unreadable_jsonl_file_exits_2_before_anything_is_sent(tmp_path):
+    path = tmp_path / "runs.jsonl"
+    path.write_text(json.dumps(batch_run(0)) + "\n{not json\n")
+    result = run_client(
+        "training-run", "--project", "churn", "--file", str(path), url="http://127.0.0.1:9",
+        token="t",
+    )  # fmt: skip
+    assert result.returncode == 2 and "line 2 is not JSON" in result.stderr
+    too_big = run_client(
+        "training-run", "--project", "churn", "--file", str(path), "--batch-size", "1001",
+        url="http://127.0.0.1:9", token="t",
+    )  # fmt: skip
+    assert too_big.returncode == 2 and "--batch-size must be 1 to 1000" in too_big.stderr

@@ -133,6 +133,8 @@ def _urls(ids):
             "api:training-run-detail", kwargs=project | {"pk": ids["run"]}
         ),
         "api:deployment-list": reverse("api:deployment-list", kwargs=project),
+        "api:training-run-batch": reverse("api:training-run-batch", kwargs=project),
+        "api:deployment-batch": reverse("api:deployment-batch", kwargs=project),
         "api:deployment-detail": reverse(
             "api:deployment-detail", kwargs=project | {"pk": ids["deployment"]}
         ),

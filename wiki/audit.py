@@ -31,7 +31,7 @@ from django.http import StreamingHttpResponse
 from django.utils import timezone
 
 from wiki import attachments as files
-from wiki import metrics, series
+from wiki import metrics, series, statements
 from wiki.models import Attachment, AuditEntry, ChainHead, Project, SeriesChunk
 from wiki.storage import Unavailable, answering
 
@@ -101,57 +101,42 @@ def chain_of(history_instance):
     return (f"project:{project_id}", project_id) if project_id else (GLOBAL, None)
 
 
-def _advance_head(key, project_id):
-    """Lock the chain's head and take the next number: (head id, seq, previous digest).
+def _advance_head(key, project_id, count=1):
+    """Lock the chain's head and take the next ``count`` numbers: (head id, first seq,
+    previous digest).
 
     One UPDATE … RETURNING both locks the row (concurrent appends wait here, so the chain
-    never forks) and reserves the number.
+    never forks) and reserves the numbers.
     """
     table = connection.ops.quote_name(ChainHead._meta.db_table)
     with connection.cursor() as cursor:
         cursor.execute(
-            f"UPDATE {table} SET seq = seq + 1 WHERE key = %s RETURNING id, seq, digest",  # noqa: S608
-            [key],
+            f"UPDATE {table} SET seq = seq + %s WHERE key = %s RETURNING id, seq, digest",  # noqa: S608
+            [count, key],
         )
         row = cursor.fetchone()
     if row is not None:
-        return row
-    head = ChainHead.objects.create(key=key, project_id=project_id, seq=1, digest=GENESIS)
+        head_id, last, digest = row
+        return head_id, last - count + 1, digest
+    head = ChainHead.objects.create(key=key, project_id=project_id, seq=count, digest=GENESIS)
     return head.pk, 1, GENESIS
 
 
-def _link(head_id, seq, entry, digest):
-    """Insert the chain's next entry and move its head there.
+def _link(head_id, entries, digest, together):
+    """Insert the chain's next entries (one multi-row INSERT) and move its head to
+    ``digest``, the last one's: two statements added to ``together`` (one round trip on
+    PostgreSQL).
 
-    Raw SQL: this runs for every write, and the ORM took longer to compile these two
+    Raw SQL: this runs for every write, and the ORM took longer to compile these
     statements than the database took to run them."""
-    values = entry | {"chain": head_id, "seq": seq, "digest": digest, "seal": seal(digest)}
-    fields = [AuditEntry._meta.get_field(name) for name in values]
-    quote = connection.ops.quote_name
-    columns = ", ".join(quote(field.column) for field in fields)
-    params = [
-        f.get_db_prep_save(v, connection) for f, v in zip(fields, values.values(), strict=True)
-    ]
-    entries, heads = quote(AuditEntry._meta.db_table), quote(ChainHead._meta.db_table)
-    with connection.cursor() as cursor:
-        cursor.execute(
-            f"INSERT INTO {entries} ({columns}) VALUES ({', '.join(['%s'] * len(fields))})",  # noqa: S608
-            params,
-        )
-        cursor.execute(f"UPDATE {heads} SET digest = %s WHERE id = %s", [digest, head_id])  # noqa: S608
+    together.insert(AuditEntry, list(entries[0]), entries)
+    heads = connection.ops.quote_name(ChainHead._meta.db_table)
+    together.add(f"UPDATE {heads} SET digest = %s WHERE id = %s", [digest, head_id])  # noqa: S608
 
 
-def append(history_instance, instance=None):
-    """Link a new history row into its chain (wiki.signals calls it after every history
-    row is written, in the write's transaction).
-
-    ``instance``, the object as saved, names it in the activity log (cheaper than the
-    history row's, which would load its related objects again)."""
-    if not settings.AUDIT_CHAIN_ENABLED:
-        return
-    key, project_id = chain_of(history_instance)
-    data = canonical(_row(history_instance))
-    entry = {
+def _entry(history_instance, instance):
+    """The columns of a history row's entry, but its place in the chain."""
+    return {
         "table": history_instance._meta.label,
         "history_id": history_instance.history_id,
         "object_id": history_instance.id,
@@ -164,10 +149,48 @@ def append(history_instance, instance=None):
         "request_id": history_instance.history_request_id,
         "object_repr": str(instance if instance is not None else history_instance.instance)[:200],
     }
+
+
+def append(history_instance, instance=None):
+    """Link a new history row into its chain (wiki.signals calls it after every history
+    row is written, in the write's transaction).
+
+    ``instance``, the object as saved, names it in the activity log (cheaper than the
+    history row's, which would load its related objects again)."""
+    append_many([history_instance], [instance])
+
+
+def append_many(history_instances, instances, together=None):
+    """Link new history rows, in order, into their chains: per chain, one statement
+    takes the numbers, one inserts the entries and one moves the head, however many
+    rows. ``instances`` are the objects as saved (or None each).
+
+    The last two are sent now, in one round trip on PostgreSQL, or added to
+    ``together`` (wiki.statements) for the caller to send with its own, before anything
+    else appends to the chain (whose head they move)."""
+    if not settings.AUDIT_CHAIN_ENABLED or not history_instances:
+        return
+    own = together is None
+    together = statements.Statements() if own else together
+    chains = {}
+    for history_instance, instance in zip(history_instances, instances, strict=True):
+        key, project_id = chain_of(history_instance)
+        chains.setdefault((key, project_id), []).append((history_instance, instance))
     with transaction.atomic(savepoint=False):
-        head_id, seq, previous = _advance_head(key, project_id)
-        digest = hashlib.sha256(previous.encode() + data).hexdigest()
-        _link(head_id, seq, entry, digest)
+        for (key, project_id), pairs in chains.items():
+            head_id, seq, digest = _advance_head(key, project_id, len(pairs))
+            entries = []
+            for number, (history_instance, instance) in enumerate(pairs, start=seq):
+                data = canonical(_row(history_instance))
+                digest = hashlib.sha256(digest.encode() + data).hexdigest()
+                entry = _entry(history_instance, instance)
+                entries.append(
+                    entry
+                    | {"chain": head_id, "seq": number, "digest": digest, "seal": seal(digest)}
+                )
+            _link(head_id, entries, digest, together)
+        if own:
+            together.send()
 
 
 @dataclass

@@ -26,11 +26,20 @@ default). Each upload's key is made of the record's key and the file's name and 
 so a retried or re-run step attaches nothing twice. Every file is read before anything
 is sent: a missing one is exit 2 with nothing recorded.
 
+--file RUNS.jsonl (a name ending in .jsonl) records many training runs: one JSON object
+per line (the flags fill in or override each line's fields, as with a single --file),
+sent in batches of --batch-size (500; at most 1,000) to the batch endpoint. Each line is
+recorded under its own key: its "idempotency_key" if it has one, else one made of the run
+id and the line's content, so that retries (the same batch again, after a 503 or a lost
+connection) and re-runs of the step record each run once. Lines the wiki refuses are
+named with its reasons (exit 1); the others are recorded all the same.
+
 Examples:
   mlwiki_ci.py training-run --project churn --model-version 1.4.0 --status succeeded \\
       --started-at 2024-06-01T10:00:00Z --metric auc=0.84 --param learning_rate=0.05
   mlwiki_ci.py training-run --project churn --file run.json \\
       --attach roc.png --attach confusion.csv
+  mlwiki_ci.py training-run --project churn --file runs.jsonl --batch-size 200
   ID=$(mlwiki_ci.py deployment-start --project churn --model-version 1.4.0 \\
       --environment production --reason "Retrained on June data")
   mlwiki_ci.py deployment-finish --project churn --id "$ID" --status succeeded \\
@@ -292,7 +301,22 @@ def commit(args):
 
 
 def training_run(args):
-    body = read_json(args.file, dict) if args.file else {}
+    if args.file and args.file.endswith(".jsonl"):
+        return training_runs(args)
+    run = run_body(args, read_json(args.file, dict) if args.file else {})
+    files = read_attachments(args.attach)
+    key = idempotency_key(
+        args, "training-run", args.project, run.get("model_version"), run["started_at"]
+    )
+    record = request("POST", project_path(args.project, "training-runs"), run, key, args)
+    if "id" not in record:
+        raise Unreachable(f"unexpected answer: {json.dumps(record)[:300]}")
+    print(json.dumps(record, indent=2))
+    attach(files, args, project_path(args.project, "training-runs", str(record["id"])), key)
+
+
+def run_body(args, body):
+    """A training run's body: ``body`` (from --file) with the flags on top."""
     flags = {
         "model_version": args.model_version,
         "status": args.status,
@@ -317,15 +341,95 @@ def training_run(args):
     body.setdefault("status", "succeeded")
     if "started_at" not in body:
         raise UsageError("give the run's --started-at (or started_at in --file)")
-    files = read_attachments(args.attach)
-    key = idempotency_key(
-        args, "training-run", args.project, body.get("model_version"), body["started_at"]
-    )
-    record = request("POST", project_path(args.project, "training-runs"), body, key, args)
-    if "id" not in record:
-        raise Unreachable(f"unexpected answer: {json.dumps(record)[:300]}")
-    print(json.dumps(record, indent=2))
-    attach(files, args, project_path(args.project, "training-runs", str(record["id"])), key)
+    return body
+
+
+MAX_BATCH = 1000
+
+
+def read_lines(path):
+    """[(line number, JSON object)] of a JSON Lines file (blank lines skipped)."""
+    try:
+        with open(path, encoding="utf-8") as handle:
+            lines = handle.read().splitlines()
+    except FileNotFoundError:
+        raise UsageError(f"{path} does not exist") from None
+    except (OSError, ValueError) as error:
+        raise UsageError(f"{path} is not readable: {error}") from None
+    found = []
+    for number, line in enumerate(lines, start=1):
+        if not line.strip():
+            continue
+        try:
+            value = json.loads(line)
+        except ValueError as error:
+            raise UsageError(f"{path} line {number} is not JSON: {error}") from None
+        if not isinstance(value, dict):
+            raise UsageError(f"{path} line {number} must be a JSON object")
+        found.append((number, value))
+    if not found:
+        raise UsageError(f"{path} holds no runs")
+    return found
+
+
+def line_keys(args, bodies):
+    """Each body's key: its own idempotency_key, else the run id (if any), the project and
+    the body's canonical JSON (and, for identical lines, which one it is)."""
+    keys, seen = [], {}
+    for body in bodies:
+        if body.get("idempotency_key"):
+            keys.append(str(body["idempotency_key"]))
+            continue
+        content = json.dumps(body, sort_keys=True, separators=(",", ":"))
+        seen[content] = seen.get(content, 0) + 1
+        identity = [run_id() or "", args.project, content, str(seen[content])]
+        digest = hashlib.sha256("|".join(identity).encode()).hexdigest()
+        keys.append(f"mlwiki-ci-{digest[:48]}")
+    return keys
+
+
+def training_runs(args):
+    """Every line of the --file (JSON Lines) as a training run, in batches."""
+    if args.attach:
+        raise UsageError("--attach goes with one run, not with a .jsonl --file")
+    if args.idempotency_key:
+        raise UsageError("each line of a .jsonl --file has its own key (idempotency_key)")
+    if not 1 <= args.batch_size <= MAX_BATCH:
+        raise UsageError(f"--batch-size must be 1 to {MAX_BATCH}")
+    lines = read_lines(args.file)
+    numbers = [number for number, _ in lines]
+    bodies = []
+    for number, line in lines:
+        try:
+            bodies.append(run_body(args, dict(line)))
+        except UsageError as error:
+            raise UsageError(f"{args.file} line {number}: {error}") from None
+    keys = line_keys(args, bodies)
+    path = project_path(args.project, "training-runs", "batch")
+    totals = {"created": 0, "replayed": 0, "invalid": 0}
+    failed = []
+    for start in range(0, len(bodies), args.batch_size):
+        part = range(start, min(start + args.batch_size, len(bodies)))
+        records = [{**bodies[i], "idempotency_key": keys[i]} for i in part]
+        # No Idempotency-Key header: each record carries its key, the same on every retry.
+        answer = request("POST", path, {"records": records}, None, args)
+        results = answer.get("results")
+        if not isinstance(results, list) or len(results) != len(records):
+            raise Unreachable(f"unexpected answer: {json.dumps(answer)[:300]}")
+        for offset, i in enumerate(part):
+            result = results[offset] if isinstance(results[offset], dict) else {}
+            status = result.get("status")
+            if status in ("created", "replayed"):
+                totals[status] += 1
+            else:
+                totals["invalid"] += 1
+                failed.append(f"line {numbers[i]}: {result.get('detail') or results[offset]}")
+        log(f"mlwiki_ci: lines {numbers[part[0]]} to {numbers[part[-1]]} sent")
+    print(json.dumps(totals))
+    if failed:
+        for problem in failed:
+            log(f"mlwiki_ci: {problem}")
+        raise Refused(f"{len(failed)} of {len(bodies)} runs refused (lines above)")
 
 
 def deployment_start(args):
@@ -395,7 +499,16 @@ def parser():
     )
 
     run = commands.add_parser("training-run", parents=[shared], help="record a training run")
-    run.add_argument("--file", help="JSON body (flags below override its fields)")
+    run.add_argument(
+        "--file",
+        help="JSON body (flags below override its fields); a .jsonl file: one run per line",
+    )
+    run.add_argument(
+        "--batch-size",
+        type=int,
+        default=500,
+        help=f"runs per request with a .jsonl --file (1 to {MAX_BATCH}; default 500)",
+    )
     run.add_argument("--model-version")
     run.add_argument("--status", choices=["running", "succeeded", "failed"])
     run.add_argument("--started-at", help="ISO 8601 with time zone (required, or in --file)")

@@ -4,99 +4,19 @@ from django.core.exceptions import ValidationError
 from django.db import IntegrityError, transaction
 from django.utils import timezone
 
-from wiki import metrics
-from wiki import series as curves
+from wiki import ingest
 from wiki.history import recording
-from wiki.models import (
-    Deployment,
-    ModelVersion,
-    Project,
-    RunValue,
-    TrainingRun,
-    validate_version,
-)
+from wiki.models import Deployment, ModelVersion, Project
 from wiki.services import notifications
-from wiki.services import series as series_service
-
-RUN_FIELDS = {
-    "status", "started_at", "finished_at", "git_commit", "pipeline_url", "dataset_name",
-    "dataset_version", "dataset_uri", "hyperparameters", "metrics", "tags", "environment",
-    "notes",
-}  # fmt: skip
-DEPLOYMENT_FIELDS = {
-    "environment", "target", "status", "config", "git_commit", "pipeline_url", "reason",
-    "started_at", "finished_at", "checks",
-}  # fmt: skip
-
-
-def _version_name(version):
-    """The model version string, checked."""
-    if not isinstance(version, str) or not version.strip():
-        raise ValidationError(
-            {"model_version": "A model version (a non-empty string) is required."}
-        )
-    version = version.strip()
-    if len(version) > ModelVersion._meta.get_field("version").max_length:
-        raise ValidationError({"model_version": "The model version is too long."})
-    try:
-        validate_version(version)
-    except ValidationError as error:
-        raise ValidationError({"model_version": error.messages}) from None
-    return version
-
-
-def _check_keys(attrs, allowed):
-    unknown = sorted(set(attrs) - allowed)
-    if unknown:
-        raise ValidationError({name: "Unknown field." for name in unknown})
-
-
-def _record(model, allowed, project, actor, model_version, change_reason, attrs, then=None):
-    """Validate and store a record; ``then(record)`` runs in its transaction, once saved."""
-    _check_keys(attrs, allowed)
-    version = _version_name(model_version)
-    record = model(project=project, **attrs)
-    # Everything is checked before the transaction: the project is in hand and the model
-    # version is found or made below, so neither foreign key needs a query here.
-    record.full_clean(exclude=["project", "model_version"])
-    # No savepoint: nothing in the block can fail but the database itself, and a caller's
-    # transaction (the API's exactly-once write) rolls back whole anyway. Two round trips
-    # fewer per record.
-    with recording(actor, change_reason), transaction.atomic(savepoint=False):
-        # get_or_create copes with a concurrent insert of the same version (its own
-        # savepoint and the unique constraint).
-        record.model_version = ModelVersion.objects.get_or_create(project=project, version=version)[
-            0
-        ]
-        record.save()
-        if then is not None:
-            then(record)
-        Project.records_changed(project.pk)
-        kind = model._meta.verbose_name.replace(" ", "_")
-        transaction.on_commit(lambda: metrics.RECORDS_INGESTED.labels(kind, project.slug).inc())
-    return record
 
 
 def record_training_run(project, *, actor, model_version, change_reason="", series=None, **attrs):
     """Store a training run posted by a pipeline (creating its model version if new), with
     its metric series if given (wiki.series; checked first, written in the run's
-    transaction: a bad series refuses the whole run)."""
+    transaction: a bad series refuses the whole run). The write is wiki.ingest's."""
+    run = ingest.prepare_run(project, model_version=model_version, series=series, **attrs)
     reason = change_reason or "Recorded training run"
-    rows = curves.parse(series) if series is not None else {}
-
-    def then(run):
-        _index_values(run)
-        if rows:
-            series_service.store(run, rows)
-
-    return _record(
-        TrainingRun, RUN_FIELDS, project, actor, model_version, reason, attrs, then=then
-    )  # fmt: skip
-
-
-def _index_values(run):
-    """The run's metrics and parameters as rows the runs table filters and sorts on."""
-    RunValue.objects.bulk_create(RunValue.of(run))
+    return ingest.write(project, [run], actor=actor, change_reason=reason)[0]
 
 
 def record_deployment(project, *, actor, model_version, change_reason="", **attrs):
@@ -107,15 +27,18 @@ def record_deployment(project, *, actor, model_version, change_reason="", **attr
     One posted once it ended without its finished_at keeps none: when it finished is not
     known (the post may come long after), and "now" would be a false time.
     """
-    if attrs.get("status") == Deployment.Status.ROLLED_BACK:
-        raise ValidationError(
-            {"status": "Record the deployment, then PATCH it to rolled_back when rolled back."}
-        )
+    deployment = ingest.prepare_deployment(project, model_version=model_version, **attrs)
     reason = change_reason or "Recorded deployment"
-    return _record(
-        Deployment, DEPLOYMENT_FIELDS, project, actor, model_version, reason, attrs,
-        then=notifications.deployment_changed,
-    )  # fmt: skip
+    return ingest.write(project, [deployment], actor=actor, change_reason=reason)[0]
+
+
+def record_many(project, kind, records, *, actor, change_reason=""):
+    """Store ``records`` (from wiki.ingest.prepare_run or prepare_deployment; ``kind`` is
+    "training_run" or "deployment") together, in the caller's transaction: the batch
+    endpoint's write."""
+    default = "Recorded training run" if kind == "training_run" else "Recorded deployment"
+    reason = change_reason or default
+    return ingest.write(project, records, actor=actor, change_reason=reason)
 
 
 class RecordConflict(Exception):

@@ -1,0 +1,77 @@
+"""Writes whose results nobody reads, sent together: one round trip on PostgreSQL.
+
+A record post ends with several such writes (its chain entries and the chain head's
+move, its search entry, its metrics as rows, the project's records version). On
+PostgreSQL they go as one statement, each but the last a data-modifying WITH clause
+(they all run, once, on the same snapshot: none may read what another writes); on
+other databases, one after the other. Either way they run in the caller's transaction.
+"""
+
+from django.db import connection
+
+# Parameters per statement at most: SQLite takes 32,766, PostgreSQL 65,535.
+MAX_PARAMS = 30_000
+
+
+def insert(model, names, rows):
+    """[(SQL, params)] of multi-row INSERTs of ``rows`` (dicts of field name -> value)
+    into ``model``'s table, values prepared as the ORM prepares them: one statement, or
+    more when they hold more than MAX_PARAMS values."""
+    fields = [model._meta.get_field(name) for name in names]
+    quote = connection.ops.quote_name
+    columns = ", ".join(quote(field.column) for field in fields)
+    row = f"({', '.join(['%s'] * len(fields))})"
+    table = quote(model._meta.db_table)
+    per_statement = max(1, MAX_PARAMS // len(fields))
+    found = []
+    for start in range(0, len(rows), per_statement):
+        chunk = rows[start : start + per_statement]
+        params = [
+            field.get_db_prep_save(values[name], connection)
+            for values in chunk
+            for field, name in zip(fields, names, strict=True)
+        ]
+        sql = f"INSERT INTO {table} ({columns}) VALUES {', '.join([row] * len(chunk))}"  # noqa: S608
+        found.append((sql, params))
+    return found
+
+
+class Statements:
+    """Statements to send together with ``send()``: each (SQL, params) given to ``add``,
+    or the INSERTs of ``insert``."""
+
+    def __init__(self):
+        self.pending = []
+
+    def add(self, sql, params):
+        self.pending.append((sql, list(params)))
+
+    def insert(self, model, names, rows):
+        for sql, params in insert(model, names, rows):
+            self.add(sql, params)
+
+    def send(self):
+        pending, self.pending = self.pending, []
+        with connection.cursor() as cursor:
+            if connection.vendor != "postgresql":
+                for sql, params in pending:
+                    cursor.execute(sql, params)
+                return
+            for group in _groups(pending):
+                *first, (last, last_params) = group
+                clauses = ", ".join(f"w{n} AS ({sql})" for n, (sql, _) in enumerate(first))
+                params = [param for _, clause_params in first for param in clause_params]
+                cursor.execute(f"WITH {clauses} {last}" if first else last, params + last_params)
+
+
+def _groups(pending):
+    """``pending`` cut into runs of statements of at most MAX_PARAMS parameters together
+    (a longer statement alone), in order."""
+    groups, size = [], 0
+    for statement in pending:
+        if not groups or size + len(statement[1]) > MAX_PARAMS:
+            groups.append([])
+            size = 0
+        groups[-1].append(statement)
+        size += len(statement[1])
+    return groups
