@@ -181,3 +181,69 @@ def test_concurrent_writers_never_fork_a_chain():
     )
     assert seqs == list(range(1, len(seqs) + 1))
     assert verify(head_for(project)).ok
+
+
+@pytest.mark.skipif(
+    connections["default"].vendor != "postgresql",
+    reason="row locks are PostgreSQL's (SQLite has one lock for the whole database)",
+)
+@pytest.mark.parametrize("write", ["new model version", "project settings"])
+def test_writers_that_lock_another_row_take_the_chain_head_first(write):
+    """A new model version (its unique row) and a project's settings (its row) are
+    written after the chain's head is locked, as every other write locks it first. The
+    holder of the head (a writer midway) then takes that other row without waiting:
+    taken the other way round, each would wait for the other (a deadlock, which
+    PostgreSQL ends by failing one)."""
+    from django.db import transaction
+
+    from wiki import audit
+    from wiki.ingest import model_versions
+    from wiki.services.projects import update_project
+
+    project = ProjectFactory()
+    holding, waiting, done = threading.Event(), threading.Event(), {}
+
+    def second_writer():
+        try:
+            with connections["default"].cursor() as cursor:
+                cursor.execute("SELECT pg_backend_pid()")
+                done["pid"] = cursor.fetchone()[0]
+            holding.wait(timeout=60)
+            waiting.set()
+            if write == "new model version":
+                with transaction.atomic():
+                    done["got"] = model_versions(project, {"9.9"})["9.9"]
+            else:
+                done["got"] = update_project(
+                    project, actor=cli_actor(), base_revision=None, change_reason="", name="B"
+                )
+        except Exception as error:  # the test inspects it
+            done["got"] = error
+        finally:
+            connections.close_all()
+
+    thread = threading.Thread(target=second_writer)
+    thread.start()
+    with transaction.atomic():
+        audit.lock_chain(project)  # the first writer, midway
+        holding.set()
+        assert waiting.wait(timeout=60)
+        with connections["default"].cursor() as cursor:
+            for _ in range(600):  # until the second writer waits for a lock
+                cursor.execute(
+                    "SELECT wait_event_type FROM pg_stat_activity WHERE pid = %s", [done["pid"]]
+                )
+                if cursor.fetchone()[0] == "Lock":
+                    break
+                threading.Event().wait(0.05)
+            cursor.execute("SET LOCAL lock_timeout = '5s'")
+        # The row the second writer would otherwise hold, taken without waiting.
+        if write == "new model version":
+            first = ModelVersion.objects.create(project=project, version="9.9")
+        else:
+            Project.objects.select_for_update().get(pk=project.pk)
+    thread.join(timeout=60)
+    if write == "new model version":
+        assert done["got"] == first  # the second writer reads the first's row
+    else:
+        assert Project.objects.get(pk=project.pk).name == "B"

@@ -101,6 +101,14 @@ def chain_of(history_instance):
     return (f"project:{project_id}", project_id) if project_id else (GLOBAL, None)
 
 
+def lock_chain(project):
+    """Lock ``project``'s chain head until the transaction ends, for a write that takes
+    another lock before it appends to the chain (a new model version's unique row, the
+    project's row): every writer then takes the head first, so two never wait on each
+    other in opposite orders (a deadlock, which PostgreSQL ends by failing one of them)."""
+    list(ChainHead.objects.select_for_update().filter(key=f"project:{project.pk}").values("pk"))
+
+
 def _advance_head(key, project_id, count=1):
     """Lock the chain's head and take the next ``count`` numbers: (head id, first seq,
     previous digest).

@@ -35,6 +35,10 @@ logger = logging.getLogger(__name__)
 
 SECONDS = 7 * 24 * 3600
 
+# In every key: bump it when what is cached changes shape or meaning (a summary's or a
+# tab's fields, what makes a page complete), so a deploy never reads the old code's values.
+VERSION = 1
+
 
 def call(method, *args):
     """``cache.<method>(*args)``, or {} when the cache fails or is skipped: a cache outage
@@ -67,7 +71,7 @@ def digest(text):
 
 
 def _project(project):
-    return f"{project.pk}.{stamp(project.created_at)}"
+    return f"{VERSION}:{project.pk}.{stamp(project.created_at)}"
 
 
 def records_key(project, *parts):
@@ -83,7 +87,8 @@ def state_key(project, *parts):
 
 def revision_head_key(page):
     """A key for the history row that made ``page``'s current revision."""
-    return f"head:{page.pk}.{stamp(page.created_at)}:{page.revision}:{stamp(page.edited_at)}"
+    moments = f"{stamp(page.created_at)}:{page.revision}:{stamp(page.edited_at)}"
+    return f"head:{VERSION}:{page.pk}.{moments}"
 
 
 def get_or_compute(key, compute, timeout=SECONDS):

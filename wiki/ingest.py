@@ -164,10 +164,15 @@ def model_versions(project, names):
     the first time is made here (with its history row, as any save makes one).
 
     A concurrent first insert of the same version waits on the unique constraint: the
-    loser's insert fails inside its own savepoint and reads the winner's row.
+    loser's insert fails inside its own savepoint and reads the winner's row. The chain's
+    head is locked first: each version's history row appends to the chain, and a writer
+    holding the head must never wait on another's uncommitted version.
     """
     found = {v.version: v for v in ModelVersion.objects.filter(project=project, version__in=names)}
-    for name in sorted(set(names) - set(found)):
+    missing = sorted(set(names) - set(found))
+    if missing:
+        audit.lock_chain(project)
+    for name in missing:
         try:
             with transaction.atomic():
                 found[name] = ModelVersion.objects.create(project=project, version=name)

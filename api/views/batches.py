@@ -175,6 +175,10 @@ class RecordBatch(ApiView):
         for index, (key, print_, record) in valid.items():
             if key in claimed:
                 new.append((index, key, record))
+            elif key not in taken:  # expired and purged (wiki.tasks) since the claim
+                results[index] = _invalid(
+                    {KEY: ["This key expired while the batch was written; send the record again."]}
+                )
             elif taken[key].fingerprint != print_:
                 results[index] = _invalid(
                     {KEY: ["Already used for a different record; use a new key for a new record."]}

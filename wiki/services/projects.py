@@ -3,6 +3,7 @@
 from django.core.exceptions import ValidationError
 from django.db import IntegrityError, transaction
 
+from wiki import audit
 from wiki.categories import CATEGORIES
 from wiki.history import recording
 from wiki.models import Membership, Page, Project
@@ -68,6 +69,9 @@ def update_project(project, *, actor, base_revision, change_reason, **changes):
     if "tags" in changes:
         changes["tags"] = _tags(changes["tags"])
     with transaction.atomic(), recording(actor, change_reason):
+        # The chain's head before the project's row, as every records and page write
+        # takes them (the other order could deadlock with those).
+        audit.lock_chain(project)
         current = Project.objects.select_for_update().get(pk=project.pk)
         if base_revision is not None and current.revision != base_revision:
             raise EditConflict(current)
