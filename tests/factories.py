@@ -1,5 +1,9 @@
 """Test data. Domain objects are made through wiki/services, as everything else makes them."""
 
+import html
+import re
+from types import SimpleNamespace
+
 import factory
 from django.contrib.auth import get_user_model
 from django.utils import timezone
@@ -75,3 +79,22 @@ def make_token(user, scopes=("read",), projects=(), expires_in_days=None, name="
         all_projects=not projects,
         expires_in_days=expires_in_days,
     )
+
+
+def history_lines(response):
+    """The lines of a page's history page, read from its HTML (they are cached as HTML,
+    so not in the context): revision, source, reason and the text of each review event."""
+    body = response.content.decode().split("<tbody>")[1].split("</tbody>")[0]
+    lines = []
+    for row in body.split("<tr>")[1:]:
+        def cell(pattern, row=row):
+            return html.unescape(re.search(pattern, row, re.S)[1]).strip()
+
+        events = [re.sub(r"<[^>]+>", "", item) for item in re.findall(r"<li>(.*?)</li>", row, re.S)]
+        lines.append(SimpleNamespace(
+            revision=int(cell(r'title="Read revision (\d+)"')),
+            source=cell(r'<span class="source">(.*?)</span>'),
+            reason=cell(r'<td data-label="Reason">(.*?)</td>'),
+            events=[" ".join(html.unescape(event).split()) for event in events],
+        ))  # fmt: skip
+    return lines

@@ -317,3 +317,32 @@ def test_writes_past_the_parameter_limit_are_cut_into_statements(
     assert AuditEntry.objects.filter(kind="trainingrun").count() == 4
     assert SearchEntry.objects.filter(kind="run").count() == 4
     assert verify(head_for(project)).ok
+
+
+@pytest.mark.django_db
+def test_run_values_keep_any_name_and_text_exactly(api, pipeline_key, project):
+    """The run values go by COPY on PostgreSQL (wiki.statements.copy), whose text format
+    escapes: names and values with tabs, line breaks, backslashes, its NULL marker and
+    non-ASCII text come back as sent, numbers as the same floats."""
+    awkward = ["tab\there", "line\nbreak\r\n", "back\\slash", "\\N", "naïve ✓", "", "null"]
+    hyperparameters = {f"p{n} {text}": text for n, text in enumerate(awkward)}
+    hyperparameters |= {"none": None, "flag": False, "big": 10**400, "tiny": 5e-324, "n": 7}
+    metrics = {"m\tone": 0.1 + 0.2, "m\\two": 3, "m three": -1e308}
+    records = runs(2, hyperparameters=hyperparameters, metrics=metrics)
+    answer = post(api(pipeline_key), records).json()
+    assert answer["created"] == 2, answer
+    for result in answer["results"]:
+        run = TrainingRun.objects.get(pk=result["id"])
+        stored = RunValue.objects.filter(training_run=run).values_list(
+            "project_id", "training_run_id", "kind", "name", "number", "text"
+        )
+        assert sorted(stored, key=repr) == sorted(RunValue.rows(run), key=repr)
+    rows = dict(
+        RunValue.objects.filter(training_run_id=answer["results"][0]["id"]).values_list(
+            "name", "text"
+        )
+    )
+    assert [rows[f"p{n} {text}"] for n, text in enumerate(awkward)] == awkward
+    numbers = dict(RunValue.objects.values_list("name", "number"))
+    assert numbers["m\tone"] == 0.1 + 0.2 and numbers["m\\two"] == 3.0
+    assert (numbers["none"], numbers["big"], numbers["tiny"], numbers["n"]) == (None, None, 5e-324, 7.0)

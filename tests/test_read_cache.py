@@ -11,6 +11,7 @@ from tests.factories import (
     ProjectFactory,
     UserFactory,
     cli_actor,
+    history_lines,
     make_deployment,
     make_free_page,
     make_training_run,
@@ -202,16 +203,16 @@ def test_a_page_renders_while_the_redis_cache_is_down_or_hung(
     assert "2.5" in down and "Newer <strong>words</strong>." in down
 
 
-def _walk(client, url, key, collect, between=None):
-    """Follow the Older links from ``url`` to the end; returns what ``collect`` says of
-    the rows of each page. ``between()`` runs after each page (new rows arrive)."""
+def _walk(client, url, collect, between=None):
+    """Follow the Older links from ``url`` to the end; returns what ``collect(response)``
+    says of the rows of each page. ``between()`` runs after each page (new rows arrive)."""
     seen, link = [], ""
     for _ in range(100):
-        context = client.get(url.split("?")[0] + link if link else url).context
-        seen += [collect(row) for row in context[key]]
+        response = client.get(url.split("?")[0] + link if link else url)
+        seen += collect(response)
         if between:
             between()
-        link = context["pager"].older
+        link = response.context["pager"].older
         if not link:
             return seen
     raise AssertionError("the Older links never ended")
@@ -225,21 +226,20 @@ def test_the_history_walks_every_revision_once_while_new_ones_arrive(
         edit(project, "overview", body=f"Words {number}.")
     numbers = iter(range(100, 200))
     seen = _walk(
-        client_logged_in, "/projects/churn/overview/history/", "revisions",
-        lambda row: row.revision,
+        client_logged_in, "/projects/churn/overview/history/",
+        lambda response: [line.revision for line in history_lines(response)],
         between=lambda: edit(project, "overview", body=f"Words {next(numbers)}."),
     )  # fmt: skip
     assert seen == [7, 6, 5, 4, 3, 2, 1]
     # And back up by the Newer links, to the newest (the ones that arrived meanwhile).
-    context = client_logged_in.get("/projects/churn/overview/history/?before=2").context
+    response = client_logged_in.get("/projects/churn/overview/history/?before=2")
     back = []
     while True:
-        back = [row.revision for row in context["revisions"]] + back
-        if not context["pager"].newer:
+        back = [line.revision for line in history_lines(response)] + back
+        newer = response.context["pager"].newer
+        if not newer:
             break
-        context = client_logged_in.get(
-            f"/projects/churn/overview/history/{context['pager'].newer}"
-        ).context
+        response = client_logged_in.get(f"/projects/churn/overview/history/{newer}")
     newest = project.pages.get(slug="overview").revision
     assert back == list(range(newest, 0, -1))
 
@@ -254,14 +254,15 @@ def test_the_activity_log_walks_every_entry_once_while_new_ones_arrive(
     assert len(before) > 3 * 3
     counter = iter(range(100))
     seen = _walk(
-        client_logged_in, "/projects/churn/activity/", "entries", lambda entry: entry.seq,
+        client_logged_in, "/projects/churn/activity/",
+        lambda response: [entry.seq for entry in response.context["entries"]],
         between=lambda: make_training_run(project, f"9.{next(counter)}"),
     )  # fmt: skip
     assert seen == before  # each once, newest first, none that arrived meanwhile
     # A filter is kept on the links.
     filtered = _walk(
-        client_logged_in, "/projects/churn/activity/?kind=page", "entries",
-        lambda entry: (entry.kind, entry.seq),
+        client_logged_in, "/projects/churn/activity/?kind=page",
+        lambda response: [(entry.kind, entry.seq) for entry in response.context["entries"]],
     )  # fmt: skip
     assert {kind for kind, _ in filtered} == {"page"} and len(filtered) == 6 + 4
 

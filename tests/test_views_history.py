@@ -11,7 +11,7 @@ from django.contrib.auth import get_user_model
 from django.test import Client
 
 import frontend
-from tests.factories import UserFactory
+from tests.factories import UserFactory, history_lines
 from wiki.history import Actor, Source
 from wiki.models import Membership
 from wiki.services.pages import approve_page, edit_page, submit_for_review
@@ -300,12 +300,13 @@ def test_the_history_lists_each_revision_once_with_its_review_and_approval(
     submit_for_review(overview(project), actor=Actor(user, Source.WEB))
     approve_page(overview(project), actor=Actor(user, Source.WEB), revision=3, comment="ok")
     response = client_logged_in.get(f"{PAGE}history/")
-    lines = response.context["revisions"]
+    lines = history_lines(response)
     assert [line.revision for line in lines] == [3, 2, 1]
-    assert [line.history_change_reason for line in lines[:2]] == ["bob's turn", "first words"]
-    assert [(e.event, e.history_username, e.note) for e in lines[0].events] == [
-        ("submitted for review", "alice", ""), ("approved", "alice", "ok"),
-    ]  # fmt: skip
+    assert [line.reason for line in lines[:2]] == ["bob's turn", "first words"]
+    submitted, approved = lines[0].events
+    assert submitted.startswith("Submitted for review by alice,") and not submitted.endswith("”")
+    assert approved.startswith("Approved by alice,") and approved.endswith(": “ok”")
+    assert [line.events for line in lines[1:]] == [[], []]
     html = response.content.decode()
     assert "Submitted for review by alice" in html and "Approved by alice" in html
     # The default comparison: the latest revision against the one before it.
@@ -321,14 +322,14 @@ def test_the_history_pages_by_revision_and_keeps_events_with_theirs(
 ):
     monkeypatch.setattr("frontend.views.pages.REVISIONS_PER_PAGE", 2)
     submit_for_review(overview(project), actor=Actor(user, Source.WEB))
-    first = client_logged_in.get(f"{PAGE}history/").context
-    assert [(line.revision, len(line.events)) for line in first["revisions"]] == [(3, 1), (2, 0)]
-    assert (first["pager"].newer, first["pager"].older) == ("", "?before=2")
-    second = client_logged_in.get(f"{PAGE}history/?before=2").context
-    assert [line.revision for line in second["revisions"]] == [1]
-    assert (second["pager"].newer, second["pager"].older) == ("?after=1", "")
-    back = client_logged_in.get(f"{PAGE}history/?after=1").context
-    assert [line.revision for line in back["revisions"]] == [3, 2]
+    first = client_logged_in.get(f"{PAGE}history/")
+    assert [(line.revision, len(line.events)) for line in history_lines(first)] == [(3, 1), (2, 0)]
+    assert (first.context["pager"].newer, first.context["pager"].older) == ("", "?before=2")
+    second = client_logged_in.get(f"{PAGE}history/?before=2")
+    assert [line.revision for line in history_lines(second)] == [1]
+    assert (second.context["pager"].newer, second.context["pager"].older) == ("?after=1", "")
+    back = client_logged_in.get(f"{PAGE}history/?after=1")
+    assert [line.revision for line in history_lines(back)] == [3, 2]
 
 
 def test_a_revision_is_shown_with_who_wrote_it_not_who_reviewed_it(

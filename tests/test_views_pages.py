@@ -3,7 +3,7 @@ import re
 import pytest
 from django.test import Client
 
-from tests.factories import UserFactory, make_free_page
+from tests.factories import UserFactory, history_lines, make_free_page
 from wiki.history import CHANGE_REASON_MAX_LENGTH, Actor, Source
 from wiki.models import Membership, Page
 from wiki.services.pages import edit_page
@@ -232,10 +232,10 @@ def test_history_lists_every_revision_newest_first(client_logged_in, project):
             body=f"v{number}",
         )
     response = client_logged_in.get("/projects/churn/overview/history/")
-    revisions = response.context["revisions"]
+    revisions = history_lines(response)
     assert [r.revision for r in revisions] == [4, 3, 2, 1]
-    assert [r.history_change_reason for r in revisions[:3]] == ["step 3", "step 2", "step 1"]
-    assert revisions[0].history_source == "cli"
+    assert [r.reason for r in revisions[:3]] == ["step 3", "step 2", "step 1"]
+    assert revisions[0].source == "Command line"
     for cursor in ("page=x", "before=x", "before=-1", "after=0", "before=1", "after=99"):
         response = client_logged_in.get(f"/projects/churn/overview/history/?{cursor}")
         assert response.status_code == 200, cursor

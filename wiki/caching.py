@@ -6,9 +6,12 @@ invalidated and nothing cached is ever stale: a changed input is a new key.
   project's pages version, and that of each other project it links to).
 - A revision's first history row (who wrote it, when): the page, its revision number and
   the time its content last changed.
-- The records summary and the charts: the project's records version.
+- The records summary and the charts, as HTML: the project's records version (the
+  maintenance log's, whose Markdown links to pages: and the pages version).
+- The lines of a page's history page: the pages version.
 - The tab marks (completeness, staleness) and a page's stale reasons: the records version
   and the pages version.
+- Rendered fragments (wiki.caching.Fragment) carry their template's digest too.
 
 Both versions are counters on Project bumped in the transaction of every write
 (Project.records_changed, Project.pages_changed), read with the project at the start of
@@ -23,11 +26,13 @@ is never needed for correctness: when Redis is down or hung, every call here mis
 at once (wiki.breaker) and the value is computed as if nothing were cached.
 """
 
+import functools
 import hashlib
 import logging
 
 from django.conf import settings
 from django.core.cache import cache
+from django.template.loader import get_template
 
 from wiki import breaker
 
@@ -79,6 +84,11 @@ def records_key(project, *parts):
     return ":".join(["rec", _project(project), str(project.records_version), *map(str, parts)])
 
 
+def pages_key(project, *parts):
+    """A key for what is computed from ``project``'s pages and their history."""
+    return ":".join(["pages", _project(project), str(project.pages_version), *map(str, parts)])
+
+
 def state_key(project, *parts):
     """A key for what is computed from ``project``'s records and pages."""
     versions = f"{project.records_version}.{project.pages_version}"
@@ -89,6 +99,25 @@ def revision_head_key(page):
     """A key for the history row that made ``page``'s current revision."""
     moments = f"{stamp(page.created_at)}:{page.revision}:{stamp(page.edited_at)}"
     return f"head:{VERSION}:{page.pk}.{moments}"
+
+
+class Fragment:
+    """A template whose output is cached: ``version`` (a key part) is a digest of its
+    source, so a deploy that changes the template never reads the old one's output."""
+
+    def __init__(self, name):
+        self.name = name
+
+    @functools.cached_property
+    def template(self):
+        return get_template(self.name)
+
+    @functools.cached_property
+    def version(self):
+        return digest(self.template.template.source)
+
+    def render(self, context):
+        return self.template.render(context)
 
 
 def get_or_compute(key, compute, timeout=SECONDS):

@@ -114,9 +114,8 @@ def write(project, records, *, actor, change_reason):
         audit.append_many(rows, records, together)
         search.index_new(records, together)
         if model is TrainingRun:
-            values = [_value(value) for run in records for value in RunValue.of(run)]
-            if values:
-                together.insert(RunValue, list(values[0]), values)
+            values = [row for run in records for row in RunValue.rows(run)]
+            statements.copy(RunValue, RunValue.COLUMNS, values)
         then = _then(records)
         if then:  # they may append to the chain: after its head moved
             together.send()
@@ -137,13 +136,6 @@ RECORDS_CHANGED = (
     f"UPDATE {Project._meta.db_table} SET records_version = records_version + 1 "  # noqa: S608
     "WHERE id = %s"
 )
-
-
-def _value(value):
-    return {name: getattr(value, name) for name in VALUE_FIELDS}
-
-
-VALUE_FIELDS = ("project_id", "training_run_id", "kind", "name", "number", "text")
 
 
 def _then(records):

@@ -7,6 +7,8 @@ PostgreSQL they go as one statement, each but the last a data-modifying WITH cla
 other databases, one after the other. Either way they run in the caller's transaction.
 """
 
+import io
+
 from django.db import connection
 
 # Parameters per statement at most: SQLite takes 32,766, PostgreSQL 65,535.
@@ -34,6 +36,42 @@ def insert(model, names, rows):
         sql = f"INSERT INTO {table} ({columns}) VALUES {', '.join([row] * len(chunk))}"  # noqa: S608
         found.append((sql, params))
     return found
+
+
+def copy(model, names, rows):
+    """Insert ``rows`` (tuples of numbers, strings and None, in the order of ``names``,
+    columns of ``model`` that need no conversion) in the caller's transaction: with COPY
+    on PostgreSQL, which the server writes in half the time of the same rows as
+    INSERT … VALUES (bench/README.md, issue 13), else with multi-row INSERTs."""
+    if not rows:
+        return
+    quote = connection.ops.quote_name
+    columns = ", ".join(quote(model._meta.get_field(name).column) for name in names)
+    table = quote(model._meta.db_table)
+    with connection.cursor() as cursor:
+        if connection.vendor == "postgresql":
+            text = "".join("\t".join(map(_copy_text, row)) + "\n" for row in rows)
+            cursor.copy_expert(f"COPY {table} ({columns}) FROM STDIN", io.StringIO(text))
+            return
+        row = f"({', '.join(['%s'] * len(names))})"
+        per_statement = MAX_PARAMS // len(names)
+        for start in range(0, len(rows), per_statement):
+            chunk = rows[start : start + per_statement]
+            values = ", ".join([row] * len(chunk))
+            sql = f"INSERT INTO {table} ({columns}) VALUES {values}"  # noqa: S608
+            cursor.execute(sql, [value for row in chunk for value in row])
+
+
+# COPY's text format: a backslash escapes these, and \N is NULL.
+_COPY_ESCAPES = str.maketrans({"\\": "\\\\", "\t": "\\t", "\n": "\\n", "\r": "\\r"})
+
+
+def _copy_text(value):
+    if value is None:
+        return "\\N"
+    if isinstance(value, str):
+        return value.translate(_COPY_ESCAPES)
+    return repr(value)  # a float's repr reads back as the same float
 
 
 class Statements:

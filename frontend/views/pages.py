@@ -7,6 +7,7 @@ from django.contrib import messages
 from django.core.exceptions import PermissionDenied, ValidationError
 from django.http import Http404
 from django.shortcuts import redirect, render
+from django.utils.safestring import mark_safe
 from django.views.decorators.http import require_http_methods, require_POST, require_safe
 
 from frontend.forms import ApproveForm, FreePageCreateForm, PageForm, RestoreForm, apply_errors
@@ -67,11 +68,6 @@ def page_detail(request, project, page):
         fields, body_html = render_revision(
             found.spec, found.fields, found.body, project, last, resolver(found)
         )
-    summary = _summary(found)
-    if summary and "updates" in summary:
-        reasons = render_markdown_many([u["reason"] for u in summary["updates"]], project.slug)
-        for update, reason_html in zip(summary["updates"], reasons, strict=True):
-            update["reason_html"] = reason_html
     header = project_context(request, project, found.category or "pages")
     # The tabs know which pages are stale (one query for all): say why only for a stale one.
     stale = any(tab.stale for _, tab in header["tabs"] if tab.pk == found.pk)
@@ -80,14 +76,14 @@ def page_detail(request, project, page):
         "fields": fields,
         "body_html": body_html,
         "last": last,
-        "summary": summary,
+        "records_html": _records_html(found),
         "approve_form": ApproveForm(initial={"revision": found.revision}),
         # Whether this user may approve the current revision; if not, why, and who may.
         "approval": None
         if found.review_state == Page.ReviewState.APPROVED
         else approval_for(found, request.user, last),
         "stale_reasons": _stale_reasons(found) if stale else [],
-        "chart": _chart(found, request.GET.get("metric")),
+        "chart_html": _chart_html(found, request.GET.get("metric")),
     }
     if found.category == "overview":
         # The overview carries the project's review states and its audit chain's state.
@@ -99,12 +95,50 @@ def page_detail(request, project, page):
     return render(request, "frontend/page_detail.html", context)
 
 
-def _summary(page):
-    """records_summary, cached by the project's records version."""
+def _records_html(page):
+    """The page's records summary as HTML (None for a page with none), rendered once per
+    records version: rendering it costs more than computing it. The maintenance log's
+    reasons are Markdown whose wiki links name pages: cached by the pages version too."""
     if page.category not in SUMMARIES:
         return None
-    key = caching.records_key(page.project, "summary", page.category)
-    return caching.get_or_compute(key, lambda: records_summary(page))
+    project = page.project
+    key_of = caching.state_key if page.category == "maintenance" else caching.records_key
+    key = key_of(project, "summary-html", page.category, _SUMMARY_TEMPLATE.version)
+
+    def compute():
+        summary = records_summary(page)
+        if "updates" in summary:
+            updates = summary["updates"]
+            reasons = render_markdown_many([update["reason"] for update in updates], project.slug)
+            for update, reason_html in zip(updates, reasons, strict=True):
+                update["reason_html"] = reason_html
+        context = {"summary": summary, "project": project, "page": page}
+        return _SUMMARY_TEMPLATE.render(context)
+
+    return mark_safe(caching.get_or_compute(key, compute))  # noqa: S308 - our template's output
+
+
+def _chart_html(page, metric):
+    """The page's chart as HTML (None without one): the default chart rendered once per
+    records version, a chart of another metric (?metric=) rendered from its cached data."""
+    if metric is None:
+        key = caching.records_key(page.project, "chart-html", page.category, _CHART.version)
+        html = caching.get_or_compute(key, lambda: _render_chart(page, None))
+    else:
+        html = _render_chart(page, metric)
+    return mark_safe(html) if html else None  # noqa: S308 - our template's output
+
+
+def _render_chart(page, metric):
+    chart = _chart(page, metric)
+    if not chart:
+        return None
+    context = {"chart": chart, "project": page.project, "page": page}
+    return _CHART.render(context)
+
+
+_SUMMARY_TEMPLATE = caching.Fragment("frontend/_records_summary.html")
+_CHART = caching.Fragment("frontend/_chart.html")
 
 
 def _stale_reasons(page):
@@ -283,7 +317,7 @@ def page_history(request, project, page):
         bottom = max(1, top - REVISIONS_PER_PAGE + 1)
     context = project_context(request, page.project, page.category or "pages") | {
         "page": page,
-        "revisions": _revision_lines(page, top, bottom) if top >= bottom else [],
+        "revision_rows": _revision_rows(page, top, bottom),
         "pager": pager(
             request,
             newer=top if top < newest else None,
@@ -291,6 +325,23 @@ def page_history(request, project, page):
         ),
     }
     return render(request, "frontend/page_history.html", context)
+
+
+def _revision_rows(page, top, bottom):
+    """The history table's lines of revisions ``top`` down to ``bottom`` as HTML, rendered
+    once per state of the project's pages: history rows never change, and every write
+    that adds one to a page bumps the pages version."""
+    if top < bottom:
+        return ""
+    key = caching.pages_key(page.project, "history", page.pk, top, bottom, _REVISION_ROWS.version)
+    context = {"project": page.project, "page": page}
+    html = caching.get_or_compute(
+        key, lambda: _REVISION_ROWS.render(context | {"revisions": _revision_lines(page, top, bottom)})
+    )
+    return mark_safe(html)  # noqa: S308 - our template's output
+
+
+_REVISION_ROWS = caching.Fragment("frontend/_revision_rows.html")
 
 
 def _revision_lines(page, top, bottom):

@@ -247,8 +247,16 @@ class RunValue(models.Model):
         METRIC = "m", "metric"
         PARAM = "p", "parameter"
 
-    project = models.ForeignKey(Project, on_delete=models.PROTECT, related_name="+")
-    training_run = models.ForeignKey(TrainingRun, on_delete=models.CASCADE, related_name="values")
+    # Written only with their run, in its transaction (wiki.ingest), and never changed: the
+    # foreign keys need no constraint in the database, whose checks (two per row, thirty
+    # rows a run) cost as much as writing the rows; the project needs no index of its own,
+    # every index below starts with it (bench/README.md, issue 13).
+    project = models.ForeignKey(
+        Project, on_delete=models.PROTECT, related_name="+", db_index=False, db_constraint=False
+    )
+    training_run = models.ForeignKey(
+        TrainingRun, on_delete=models.CASCADE, related_name="values", db_constraint=False
+    )
     kind = models.CharField(max_length=1, choices=Kind.choices)
     name = models.CharField(max_length=MAX_NAME_LENGTH)
     # Metrics always; parameters when they are numbers (booleans are text).
@@ -267,14 +275,15 @@ class RunValue(models.Model):
     def __str__(self):
         return f"{self.name} of run {self.training_run_id}"
 
+    COLUMNS = ("project_id", "training_run_id", "kind", "name", "number", "text")
+
     @classmethod
-    def of(cls, run):
-        """The rows of ``run``'s metrics and hyperparameters (unsaved)."""
-        rows = [
-            cls(project_id=run.project_id, training_run_id=run.pk, kind=cls.Kind.METRIC, name=name,
-                number=value)
-            for name, value in run.metrics.items()
-        ]  # fmt: skip
+    def rows(cls, run):
+        """The rows of ``run``'s metrics and hyperparameters, as tuples of COLUMNS (no
+        model instance each: thousands are written at once, wiki.ingest)."""
+        key = (run.project_id, run.pk)
+        metric, param = cls.Kind.METRIC.value, cls.Kind.PARAM.value
+        rows = [(*key, metric, name, float(value), "") for name, value in run.metrics.items()]
         for name, value in run.hyperparameters.items():
             number = None
             if isinstance(value, (int, float)) and not isinstance(value, bool):
@@ -283,8 +292,5 @@ class RunValue(models.Model):
                 text = {True: "true", False: "false", None: "null"}[value]
             else:
                 text = str(value)
-            rows.append(
-                cls(project_id=run.project_id, training_run_id=run.pk, kind=cls.Kind.PARAM,
-                    name=name, number=number, text=text[: cls.TEXT_LENGTH])
-            )  # fmt: skip
+            rows.append((*key, param, name, number, text[: cls.TEXT_LENGTH]))
         return rows
