@@ -203,10 +203,10 @@ def test_a_batch_takes_the_same_statements_for_one_record_and_for_many(api, pipe
     assert counts[0] <= (11 if connection.vendor == "postgresql" else 15), counts
 
 
-def set_trap():
-    """A trigger that makes the database refuse the search entry of a record whose notes
-    say "boom": a failure inside the batch's transaction, after its records, their history
-    rows and their chain entries were inserted."""
+def set_trap(table, when):
+    """A trigger that makes the database refuse a row of ``table`` that meets ``when``:
+    a failure inside the batch's transaction, after its records, their history rows and
+    their chain entries were inserted."""
     with connection.cursor() as cursor:
         if connection.vendor == "postgresql":
             cursor.execute(
@@ -214,44 +214,55 @@ def set_trap():
                 "RAISE EXCEPTION 'boom'; END $$ LANGUAGE plpgsql"
             )
             cursor.execute(
-                "CREATE TRIGGER boom BEFORE INSERT ON wiki_searchentry FOR EACH ROW "
-                "WHEN (NEW.text LIKE '%boom%') EXECUTE FUNCTION boom()"
+                f"CREATE TRIGGER boom BEFORE INSERT ON {table} FOR EACH ROW "
+                f"WHEN ({when}) EXECUTE FUNCTION boom()"
             )
         else:
             cursor.execute(
-                "CREATE TRIGGER boom BEFORE INSERT ON wiki_searchentry "
-                "WHEN NEW.text LIKE '%boom%' BEGIN SELECT RAISE(ABORT, 'boom'); END"
+                f"CREATE TRIGGER boom BEFORE INSERT ON {table} "
+                f"WHEN {when} BEGIN SELECT RAISE(ABORT, 'boom'); END"
             )
 
 
-def remove_trap():
+def remove_trap(table):
     with connection.cursor() as cursor:
         if connection.vendor == "postgresql":
-            cursor.execute("DROP TRIGGER boom ON wiki_searchentry")
+            cursor.execute(f"DROP TRIGGER boom ON {table}")
             cursor.execute("DROP FUNCTION boom()")
         else:
             cursor.execute("DROP TRIGGER boom")
 
 
 @pytest.mark.django_db(transaction=True)
-def test_a_batch_the_database_fails_midway_leaves_nothing_and_can_be_sent_again(user):
+@pytest.mark.parametrize(
+    "table, when, change",
+    [
+        # The search entries, sent with the chain's (wiki.statements.Statements).
+        ("wiki_searchentry", "NEW.text LIKE '%boom%'", {"notes": "This one goes boom."}),
+        # The run values, sent by COPY on PostgreSQL (wiki.statements.copy).
+        ("wiki_runvalue", "NEW.name = 'boom'", {"metrics": {"boom": 1.0}}),
+    ],
+)
+def test_a_batch_the_database_fails_midway_leaves_nothing_and_can_be_sent_again(
+    user, table, when, change
+):
     project = ProjectFactory(slug="churn", actor=cli_actor(user))
     client = APIClient()
     client.credentials(
         HTTP_AUTHORIZATION=f"Token {make_token(user, ['records:write'], ['churn'])[1]}"
     )
     records = runs(5)
-    records[3]["notes"] = "This one goes boom."
+    records[3] |= change
     before = {
         "entries": AuditEntry.objects.count(),
         "version": Project.objects.get(pk=project.pk).records_version,
         "head": head_for(project).seq,
     }
-    set_trap()
+    set_trap(table, when)
     try:
         failed = post(client, records)
     finally:
-        remove_trap()
+        remove_trap(table)
     assert failed.status_code == 503
     assert failed["Retry-After"]
     assert "nothing of it was saved" in failed.json()["detail"]

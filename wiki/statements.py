@@ -51,7 +51,10 @@ def copy(model, names, rows):
     with connection.cursor() as cursor:
         if connection.vendor == "postgresql":
             text = "".join("\t".join(map(_copy_text, row)) + "\n" for row in rows)
-            cursor.copy_expert(f"COPY {table} ({columns}) FROM STDIN", io.StringIO(text))
+            # Django's cursor passes copy_expert through unwrapped: its errors are made
+            # Django's (DatabaseError) here, as those of execute() are.
+            with connection.wrap_database_errors:
+                cursor.copy_expert(f"COPY {table} ({columns}) FROM STDIN", io.StringIO(text))
             return
         row = f"({', '.join(['%s'] * len(names))})"
         per_statement = MAX_PARAMS // len(names)
