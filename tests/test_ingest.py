@@ -197,9 +197,9 @@ def test_a_batch_takes_the_same_statements_for_one_record_and_for_many(api, pipe
         counts.append(len(captured))
     assert counts[0] == counts[1], counts
     # token, project, claim of the keys, model versions, records, history rows, chain
-    # head; chain entries, head's digest, search entries, metrics and parameters, records
-    # version (one statement on PostgreSQL, wiki.statements); answers; the test's
-    # savepoint pair
+    # head; metrics and parameters (COPY on PostgreSQL); chain entries, head's digest,
+    # search entries, records version (one statement on PostgreSQL, wiki.statements);
+    # answers; the test's savepoint pair
     assert counts[0] <= (11 if connection.vendor == "postgresql" else 15), counts
 
 
