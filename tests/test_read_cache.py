@@ -6,6 +6,7 @@ import re
 
 import pytest
 from django.core.cache import cache
+from django.template import engines
 
 from tests.factories import (
     ProjectFactory,
@@ -16,7 +17,8 @@ from tests.factories import (
     make_free_page,
     make_training_run,
 )
-from wiki import breaker
+from frontend.views import pages
+from wiki import breaker, caching
 from wiki.history import Actor, Source
 from wiki.models import Membership, Project
 from wiki.services.pages import approve_page, edit_page, submit_for_review
@@ -83,6 +85,40 @@ def test_a_new_training_run_changes_the_summary_and_the_chart_at_once(client_log
     # A deployment: the model page's production marks, the deployment page's timeline.
     make_deployment(project, "8.8", environment="production")
     assert "8.8" in html(client_logged_in.get("/projects/churn/deployment/"))
+
+
+def test_a_review_event_shows_in_the_cached_history_at_once(client_logged_in, project, user):
+    edit(project, "overview", body="Words.")
+    url = "/projects/churn/overview/history/"
+    assert [line.events for line in history_lines(client_logged_in.get(url))][0] == []
+    overview = project.pages.get(slug="overview")
+    submit_for_review(overview, actor=Actor(user, Source.WEB))
+    (submitted,) = history_lines(client_logged_in.get(url))[0].events
+    assert submitted.startswith("Submitted for review by")
+
+
+def test_a_page_named_in_the_maintenance_log_changes_its_link_at_once(client_logged_in, project):
+    make_deployment(project, "1.0", reason="See [[runbook]].")
+    url = "/projects/churn/maintenance/"
+    assert 'class="wikilink missing"' in html(client_logged_in.get(url))
+    make_free_page(project, slug="runbook", title="Retraining runbook")
+    page = html(client_logged_in.get(url))
+    assert ">Retraining runbook</a>" in page and 'class="wikilink missing"' not in page
+
+
+def test_a_changed_fragment_template_is_never_served_from_the_old_ones_cache(
+    client_logged_in, project, monkeypatch
+):
+    """A deploy that changes a cached fragment's template: its digest is in the key."""
+    make_training_run(project, "1.0", metrics={"auc": 0.8})
+    assert "From the records" in html(client_logged_in.get(MODEL))  # cached now
+    changed = caching.Fragment("frontend/_records_summary.html")
+    changed.template = engines["django"].from_string(
+        "<p>Now {{ summary.latest_run.model_version }}</p>"
+    )
+    monkeypatch.setattr(pages, "_SUMMARY_TEMPLATE", changed)
+    page = html(client_logged_in.get(MODEL))
+    assert "<p>Now 1.0</p>" in page and "From the records" not in page
 
 
 def test_a_page_edit_changes_the_tab_marks_and_staleness_at_once(client_logged_in, project):
@@ -173,6 +209,10 @@ def test_a_page_read_again_takes_fewer_queries(
     # and the overview's review states and audit chain
     with django_assert_max_num_queries(8):
         html(client_logged_in.get("/projects/churn/"))
+    # The history page: session, user, project, page (its lines are cached).
+    client_logged_in.get("/projects/churn/model/history/")
+    with django_assert_max_num_queries(4):
+        html(client_logged_in.get("/projects/churn/model/history/"))
 
 
 def test_a_page_renders_while_the_redis_cache_is_down_or_hung(
