@@ -85,16 +85,21 @@ def history_lines(response):
     """The lines of a page's history page, read from its HTML (they are cached as HTML,
     so not in the context): revision, source, reason and the text of each review event."""
     body = response.content.decode().split("<tbody>")[1].split("</tbody>")[0]
-    lines = []
-    for row in body.split("<tr>")[1:]:
-        def cell(pattern, row=row):
-            return html.unescape(re.search(pattern, row, re.S)[1]).strip()
+    return [
+        SimpleNamespace(
+            revision=int(_cell(r'title="Read revision (\d+)"', row)),
+            source=_cell(r'<span class="source">(.*?)</span>', row),
+            reason=_cell(r'<td data-label="Reason">(.*?)</td>', row),
+            events=[_text(item) for item in re.findall(r"<li>(.*?)</li>", row, re.S)],
+        )
+        for row in body.split("<tr>")[1:]
+    ]
 
-        events = [re.sub(r"<[^>]+>", "", item) for item in re.findall(r"<li>(.*?)</li>", row, re.S)]
-        lines.append(SimpleNamespace(
-            revision=int(cell(r'title="Read revision (\d+)"')),
-            source=cell(r'<span class="source">(.*?)</span>'),
-            reason=cell(r'<td data-label="Reason">(.*?)</td>'),
-            events=[" ".join(html.unescape(event).split()) for event in events],
-        ))  # fmt: skip
-    return lines
+
+def _cell(pattern, row):
+    return html.unescape(re.search(pattern, row, re.S)[1]).strip()
+
+
+def _text(fragment):
+    """An HTML fragment's text, its white space collapsed."""
+    return " ".join(html.unescape(re.sub(r"<[^>]+>", "", fragment)).split())

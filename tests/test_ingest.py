@@ -356,4 +356,4 @@ def test_run_values_keep_any_name_and_text_exactly(api, pipeline_key, project):
     assert [rows[f"p{n} {text}"] for n, text in enumerate(awkward)] == awkward
     numbers = dict(RunValue.objects.values_list("name", "number"))
     assert numbers["m\tone"] == 0.1 + 0.2 and numbers["m\\two"] == 3.0
-    assert (numbers["none"], numbers["big"], numbers["tiny"], numbers["n"]) == (None, None, 5e-324, 7.0)
+    assert [numbers[name] for name in ("none", "big", "tiny", "n")] == [None, None, 5e-324, 7.0]

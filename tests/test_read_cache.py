@@ -8,6 +8,7 @@ import pytest
 from django.core.cache import cache
 from django.template import engines
 
+from frontend.views import pages
 from tests.factories import (
     ProjectFactory,
     UserFactory,
@@ -17,7 +18,6 @@ from tests.factories import (
     make_free_page,
     make_training_run,
 )
-from frontend.views import pages
 from wiki import breaker, caching
 from wiki.history import Actor, Source
 from wiki.models import Membership, Project

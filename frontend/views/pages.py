@@ -334,11 +334,12 @@ def _revision_rows(page, top, bottom):
     if top < bottom:
         return ""
     key = caching.pages_key(page.project, "history", page.pk, top, bottom, _REVISION_ROWS.version)
-    context = {"project": page.project, "page": page}
-    html = caching.get_or_compute(
-        key, lambda: _REVISION_ROWS.render(context | {"revisions": _revision_lines(page, top, bottom)})
-    )
-    return mark_safe(html)  # noqa: S308 - our template's output
+
+    def compute():
+        lines = _revision_lines(page, top, bottom)
+        return _REVISION_ROWS.render({"project": page.project, "page": page, "revisions": lines})
+
+    return mark_safe(caching.get_or_compute(key, compute))  # noqa: S308 - our template's output
 
 
 _REVISION_ROWS = caching.Fragment("frontend/_revision_rows.html")
