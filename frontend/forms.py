@@ -174,6 +174,12 @@ class PageForm(RevisionForm):
             self.fields[field_spec.name] = form_field
         self.order_fields([f.name for f in spec.fields] + ["body", "change_reason"])
 
+    def propose(self, values):
+        """Show ``values`` ({field name: stored value}, wiki.drafts) in their fields."""
+        for name, value in values.items():
+            field = self.fields[name]
+            field.initial = table_to_text(value) if field.registry.kind == TABLE else value
+
     def registry_fields(self):
         """Bound fields of the structured fields, for the template."""
         return [self[name] for name, field in self.fields.items() if hasattr(field, "registry")]

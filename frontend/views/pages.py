@@ -14,12 +14,13 @@ from frontend.forms import ApproveForm, FreePageCreateForm, PageForm, RestoreFor
 from frontend.views.attachments import resolver
 from frontend.views.base import actor, cursor, page_for, pager, project_context, project_for
 from frontend.views.projects import conflict_row
-from wiki import caching
+from wiki import caching, drafts
 from wiki.access import EDIT, MAINTAIN
 from wiki.audit import head_for
 from wiki.charts import deployment_timeline, metric_trend
 from wiki.diff import compare, content
 from wiki.health import stale_reasons
+from wiki.history import CHANGE_REASON_MAX_LENGTH
 from wiki.models import Page
 from wiki.rendering import (
     render_markdown,
@@ -181,6 +182,15 @@ def page_edit(request, project, page):
     previewing = "preview" in request.POST
     form = PageForm(page, request.POST or None, reason_required=not previewing)
     preview = conflict = changes = None
+    # ?draft=records fills the empty fields with what the records propose (wiki.drafts):
+    # shown, not saved; the form carries "drafted" so the revision saved says so.
+    drafted = request.POST.get("drafted") == DRAFT
+    if request.method != "POST" and request.GET.get("draft") == DRAFT:
+        proposed = drafts.draft(page)
+        form.propose(proposed)
+        drafted = bool(proposed)
+        if not proposed:
+            messages.info(request, "The records have nothing to propose for the empty fields.")
     if request.method == "POST" and form.is_valid():
         if previewing:
             preview = _preview(page, form)
@@ -188,7 +198,7 @@ def page_edit(request, project, page):
             form.fields["change_reason"].required = True
         else:
             try:
-                saved = _save_page(request, page, form)
+                saved = _save_page(request, page, form, drafted)
             except EditConflict as e:
                 conflict = conflict_row(form, e)
                 changes = _conflict_changes(page, form, e.current)
@@ -201,8 +211,14 @@ def page_edit(request, project, page):
         "preview": preview,
         "conflict": conflict,
         "changes": changes,
+        "drafted": drafted,
+        "draftable": page.category in drafts.DRAFTERS,
     }
     return render(request, "frontend/page_edit.html", context)
+
+
+DRAFT = "records"
+DRAFT_NOTE = " (started from a draft from the records)"
 
 
 @require_POST
@@ -254,15 +270,24 @@ def _preview(page, form):
     }
 
 
-def _save_page(request, page, form):
-    """Save the edit; returns the saved page, or None with the errors put on ``form``."""
+def _save_page(request, page, form, drafted=False):
+    """Save the edit; returns the saved page, or None with the errors put on ``form``.
+    An edit that started from a draft says so in its change reason."""
     data = form.cleaned_data
+    reason = data["change_reason"]
+    if drafted:
+        room = CHANGE_REASON_MAX_LENGTH - len(DRAFT_NOTE)
+        if len(reason) > room:
+            added = DRAFT_NOTE.strip()
+            form.add_error("change_reason", f"At most {room} characters: the history adds {added}.")
+            return None
+        reason += DRAFT_NOTE
     try:
         saved = edit_page(
             page,
             actor=actor(request),
             base_revision=data["base_revision"],
-            change_reason=data["change_reason"],
+            change_reason=reason,
             fields=form.field_values(),
             body=data["body"],
             title=data.get("title"),
