@@ -91,6 +91,7 @@ urlpatterns = [
     path(f"{PROJECT}activity/export/", history.ActivityExport.as_view(), name="activity-export"),
     path(f"{PROJECT}audit/verify/", audit.AuditVerify.as_view(), name="audit-verify"),
     path(f"{PROJECT}exports/", exports.ExportList.as_view(), name="export-list"),
+    path(f"{PROJECT}markdown.tar.gz", exports.MarkdownTree.as_view(), name="markdown-tree"),
     path("exports/<int:pk>/", exports.ExportDetail.as_view(), name="export-detail"),
     path("exports/<int:pk>/download/", exports.ExportDownload.as_view(), name="export-download"),
     re_path(r"", not_found),

@@ -6,10 +6,11 @@ from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_sche
 from rest_framework import exceptions, mixins
 from rest_framework.response import Response
 
+from api.errors import ErrorSerializer
 from api.pagination import NumberedPages
 from api.serializers import ExportRequestSerializer, ExportSerializer
 from api.views.base import ApiView, list_responses, responses
-from wiki import storage
+from wiki import doctree, storage
 from wiki.access import VIEW
 from wiki.models import ExportJob
 from wiki.services.exports import TooManyExports, open_for_download, request_export
@@ -156,3 +157,35 @@ class ExportDownload(ExportView):
         )  # fmt: skip
         response["X-Content-SHA256"] = job.sha256
         return response
+
+
+GZIP = "application/gzip"
+
+
+class FileMissing(exceptions.APIException):
+    status_code = 409
+    default_code = "file_missing"
+
+
+class MarkdownTree(ApiView):
+    """The project's documentation as Markdown files with YAML front matter, and the
+    pages' attachments, in a gzipped tar archive: the tree ``python manage.py
+    export_markdown`` writes (wiki.doctree), to keep beside the code."""
+
+    @extend_schema(
+        operation_id="projects_markdown_tree",
+        responses=responses({(200, GZIP): OpenApiResponse(OpenApiTypes.BINARY)}, 404)
+        | {
+            409: OpenApiResponse(
+                ErrorSerializer, description="An attachment's bytes are missing from the storage."
+            )
+        },
+    )
+    def get(self, request, project):
+        project = self.get_project()
+        try:
+            tree = doctree.archive(project)
+        except doctree.MissingFile as error:
+            raise FileMissing(f"{error} Run verify_audit.") from None
+        name = f"{project.slug}-docs.tar.gz"
+        return FileResponse(tree, as_attachment=True, filename=name, content_type=GZIP)

@@ -1,0 +1,125 @@
+"""A project's documentation as a tree of files, to keep beside the code (issue 14, item 2).
+
+Each page is ``<slug>.md``: YAML front matter (``page``: its slug, ``title``, and for a
+category page every structured ``fields`` value, empty ones included, in the registry's
+order) between ``---`` lines, then the Markdown body exactly as stored. A page's current
+attachments are ``attachments/<slug>/<name>``, as ``attachment:<name>`` in its Markdown
+names them. ``python manage.py export_markdown`` writes the tree into a directory and
+``GET /api/v1/projects/{slug}/markdown.tar.gz`` sends it as an archive: the same files,
+byte for byte. The output is deterministic (a page that did not change exports the same
+bytes), so the tree diffs cleanly in git.
+"""
+
+import gzip
+import io
+import tarfile
+import tempfile
+from pathlib import Path
+
+import yaml
+
+from wiki.attachments import open_stored
+from wiki.categories import CATEGORY_NAMES, TABLE
+from wiki.models import Attachment
+
+FRONT_MATTER = "---\n"
+ATTACHMENTS = "attachments"
+
+
+class _Dumper(yaml.SafeDumper):
+    """Multi-line text (Markdown) as YAML literal blocks, so it reads as written."""
+
+
+_Dumper.add_representer(
+    str,
+    lambda dumper, text: dumper.represent_scalar(
+        "tag:yaml.org,2002:str", text, style="|" if "\n" in text else None
+    ),
+)
+
+
+def page_text(page):
+    """The file of ``page``: front matter, then its body."""
+    meta = {"page": page.slug, "title": page.title}
+    if page.spec is not None:
+        fields = page.spec.fields
+        meta["fields"] = {f.name: page.fields.get(f.name, _empty(f)) for f in fields}
+    header = yaml.dump(
+        meta, Dumper=_Dumper, sort_keys=False, allow_unicode=True, default_flow_style=False,
+        width=100,
+    )  # fmt: skip
+    return f"{FRONT_MATTER}{header}{FRONT_MATTER}{page.body}"
+
+
+def _empty(spec):
+    return [] if spec.kind == TABLE else ""
+
+
+def pages(project):
+    """The project's pages in a stable order: the categories', then free pages by slug."""
+    found = list(project.pages.all())
+    for page in found:
+        page.project = project
+    order = {name: number for number, name in enumerate(CATEGORY_NAMES)}
+    return sorted(found, key=lambda p: (order.get(p.category, len(order)), p.slug))
+
+
+def files(project):
+    """(relative path, bytes or an open binary file) of every file of the tree, in order."""
+    listed = pages(project)
+    for page in listed:
+        yield f"{page.slug}.md", page_text(page).encode()
+    attachments = Attachment.objects.filter(
+        project=project, page__isnull=False, deleted=False
+    ).select_related("page")
+    for attachment in sorted(attachments, key=lambda a: (a.page.slug, a.name)):
+        yield f"{ATTACHMENTS}/{attachment.page.slug}/{attachment.name}", attachment.sha256
+
+
+class MissingFile(Exception):
+    """An attachment's bytes are not in the storage any more (verify_audit tells more)."""
+
+
+def _content(path, item):
+    """The bytes of a file of ``files``: a page's text, or an attachment's stored bytes
+    (read from Django's storage by their SHA-256)."""
+    if isinstance(item, bytes):
+        return io.BytesIO(item), len(item)
+    try:
+        stored = open_stored(item)
+    except FileNotFoundError:
+        raise MissingFile(f"The bytes of {path} are missing from the file storage.") from None
+    return stored, stored.size
+
+
+def write(project, directory):
+    """Write the tree into ``directory`` (made if missing); returns the paths written."""
+    root = Path(directory)
+    written = []
+    for path, item in files(project):
+        target = root / path
+        target.parent.mkdir(parents=True, exist_ok=True)
+        source, _ = _content(path, item)
+        with source, open(target, "wb") as out:
+            while chunk := source.read(1 << 20):
+                out.write(chunk)
+        written.append(path)
+    return written
+
+
+def archive(project):
+    """The tree as a gzipped tar archive, in a temporary file (rewound), whatever its size."""
+    spooled = tempfile.SpooledTemporaryFile(max_size=16 << 20)  # noqa: SIM115 - returned open
+    # Times 0 and no owner: the same tree is the same archive, byte for byte.
+    with (
+        gzip.GzipFile(fileobj=spooled, mode="wb", mtime=0) as zipped,
+        tarfile.open(fileobj=zipped, mode="w", format=tarfile.PAX_FORMAT) as tar,
+    ):
+        for path, item in files(project):
+            source, size = _content(path, item)
+            info = tarfile.TarInfo(path)
+            info.size, info.mtime, info.mode = size, 0, 0o644
+            with source:
+                tar.addfile(info, source)
+    spooled.seek(0)
+    return spooled
