@@ -15,6 +15,7 @@ from rest_framework.test import APIClient
 
 from tests.factories import ProjectFactory, cli_actor, make_free_page, make_token
 from tests.test_attachments import png
+from wiki.doctree import page_text
 from wiki.models import Page
 from wiki.models.attachments import storage_name
 from wiki.services import attachments
@@ -131,3 +132,14 @@ def test_export_markdown_refuses_a_directory_with_files_and_an_unknown_project(
     with pytest.raises(CommandError, match="no project 'nope'"):
         call_command("export_markdown", "--project", "nope", "--output", str(tmp_path / "x"))
     assert not Path(tmp_path / "x").exists()
+
+
+def test_text_yaml_would_read_as_line_breaks_is_escaped():
+    """NEL and the Unicode line and paragraph separators, which a YAML reader takes for
+    line breaks unless they are escaped."""
+    awkward = "a\x85b\nc\u2028d\u2029e\n"
+    page = Page(slug="notes", title="\x85b", body=awkward)
+    meta, body = read(page_text(page))
+    assert (meta["title"], body) == ("\x85b", awkward)
+    model = Page(slug="model", category="model", title="Model", fields={"architecture": awkward})
+    assert read(page_text(model))[0]["fields"]["architecture"] == awkward

@@ -147,3 +147,25 @@ def test_a_page_with_nothing_to_draft_says_so(client_logged_in, project):
     text = response.content.decode()
     assert "The records have nothing to propose for the empty fields." in text
     assert 'name="drafted"' not in text
+
+
+def test_a_draft_saved_as_proposed_stores_exactly_what_was_proposed(client_logged_in, project):
+    """Values the edit form's "key: value" lines could not hold as they are (a line break,
+    an empty or colon-bearing key) are proposed so that saving the form keeps them."""
+    make_training_run(
+        project, "3.0", metrics={"a|b": 0.912345678, "big": 1234567.0},
+        hyperparameters={"": 3, "multi": "line one\nline two", "a\nb": "x: y", "lr": 0.1},
+    )  # fmt: skip
+    proposed = draft(page(project, "model"))
+    assert proposed["hyperparameters"] == [
+        {"key": "(no name)", "value": "3"}, {"key": "a b", "value": "x: y"},
+        {"key": "lr", "value": "0.1"}, {"key": "multi", "value": "line one line two"},
+    ]  # fmt: skip
+    metrics = proposed["evaluation_metrics"]
+    assert "| a\\|b | 0.912345678 |" in metrics and "| big | 1234567.0 |" in metrics
+    form = client_logged_in.get(EDIT + "?draft=records").context["form"]
+    data = {name: form[name].value() or "" for name in form.fields}
+    data |= {"drafted": "records", "save": "", "change_reason": "As drafted"}
+    assert client_logged_in.post(EDIT, data).status_code == 302
+    saved = page(project, "model")
+    assert {name: saved.fields[name] for name in proposed} == proposed

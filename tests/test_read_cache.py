@@ -6,6 +6,7 @@ import re
 
 import pytest
 from django.core.cache import cache
+from django.core.files.base import ContentFile
 from django.template import engines
 
 from frontend.views import pages
@@ -18,9 +19,11 @@ from tests.factories import (
     make_free_page,
     make_training_run,
 )
+from tests.test_attachments import png
 from wiki import breaker, caching
 from wiki.history import Actor, Source
 from wiki.models import Membership, Project
+from wiki.services import attachments
 from wiki.services.pages import approve_page, edit_page, submit_for_review
 
 pytestmark = pytest.mark.django_db
@@ -98,12 +101,35 @@ def test_a_review_event_shows_in_the_cached_history_at_once(client_logged_in, pr
 
 
 def test_a_page_named_in_the_maintenance_log_changes_its_link_at_once(client_logged_in, project):
-    make_deployment(project, "1.0", reason="See [[runbook]].")
+    fraud = ProjectFactory(slug="fraud", name="Fraud")
+    make_deployment(project, "1.0", reason="See [[runbook]] and [[fraud/runbook]].")
     url = "/projects/churn/maintenance/"
-    assert 'class="wikilink missing"' in html(client_logged_in.get(url))
+    assert html(client_logged_in.get(url)).count('class="wikilink missing"') == 2
     make_free_page(project, slug="runbook", title="Retraining runbook")
     page = html(client_logged_in.get(url))
-    assert ">Retraining runbook</a>" in page and 'class="wikilink missing"' not in page
+    assert ">Retraining runbook</a>" in page and page.count('class="wikilink missing"') == 1
+    # A page of another project: nothing of this project changed, the link did.
+    make_free_page(fraud, slug="runbook", title="Fraud runbook")
+    page = html(client_logged_in.get(url))
+    assert ">Fraud runbook</a>" in page and 'class="wikilink missing"' not in page
+
+
+def test_an_attachment_that_ends_an_approval_shows_in_the_cached_history_at_once(
+    client_logged_in, project, user
+):
+    edit(project, "overview", body="Words.")
+    overview = project.pages.get(slug="overview")
+    submit_for_review(overview, actor=Actor(user, Source.WEB))
+    overview = project.pages.get(slug="overview")
+    approve_page(overview, actor=Actor(user, Source.WEB), revision=overview.revision)
+    url = "/projects/churn/overview/history/"
+    before = history_lines(client_logged_in.get(url))[0].events  # cached
+    attachments.attach(
+        project.pages.get(slug="overview"), ContentFile(png(), name="roc.png"), actor=cli_actor()
+    )
+    after = history_lines(client_logged_in.get(url))[0].events
+    assert after[: len(before)] == before and len(after) == len(before) + 1
+    assert after[-1].startswith("Saved without a change of content")
 
 
 def test_a_changed_fragment_template_is_never_served_from_the_old_ones_cache(
@@ -116,7 +142,7 @@ def test_a_changed_fragment_template_is_never_served_from_the_old_ones_cache(
     changed.template = engines["django"].from_string(
         "<p>Now {{ summary.latest_run.model_version }}</p>"
     )
-    monkeypatch.setattr(pages, "_SUMMARY_TEMPLATE", changed)
+    monkeypatch.setattr(pages, "_SUMMARY", changed)
     page = html(client_logged_in.get(MODEL))
     assert "<p>Now 1.0</p>" in page and "From the records" not in page
 

@@ -7,7 +7,7 @@ invalidated and nothing cached is ever stale: a changed input is a new key.
 - A revision's first history row (who wrote it, when): the page, its revision number and
   the time its content last changed.
 - The records summary and the charts, as HTML: the project's records version (the
-  maintenance log's, whose Markdown links to pages: and the pages version).
+  maintenance log's as data: its reasons' Markdown is cached as any Markdown is).
 - The lines of a page's history page: the pages version.
 - The tab marks (completeness, staleness) and a page's stale reasons: the records version
   and the pages version.

@@ -30,12 +30,17 @@ class _Dumper(yaml.SafeDumper):
     """Multi-line text (Markdown) as YAML literal blocks, so it reads as written."""
 
 
-_Dumper.add_representer(
-    str,
-    lambda dumper, text: dumper.represent_scalar(
-        "tag:yaml.org,2002:str", text, style="|" if "\n" in text else None
-    ),
-)
+# Characters a YAML reader takes for line breaks unless escaped, which only the
+# double-quoted style does (plain and block styles would read back changed).
+_BREAKS = ("\x85", "\u2028", "\u2029")
+
+
+def _string(dumper, text):
+    style = '"' if any(c in text for c in _BREAKS) else "|" if "\n" in text else None
+    return dumper.represent_scalar("tag:yaml.org,2002:str", text, style=style)
+
+
+_Dumper.add_representer(str, _string)
 
 
 def page_text(page):

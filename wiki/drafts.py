@@ -104,11 +104,23 @@ def _text(value):
 
 
 def _rows(mapping):
-    # The edit form shows a table as "key: value" lines: a colon in a key would split it.
-    return [
-        {"key": str(key).replace(":", " "), "value": _text(value)}
-        for key, value in sorted(mapping.items())
-    ]
+    return [_row(key, _text(value)) for key, value in sorted(mapping.items())]
+
+
+def _row(key, value):
+    """A table row the edit form shows as one "key: value" line and reads back the same:
+    no line break in either, no colon in the key, and a key (tables refuse an empty one)."""
+    key = _one_line(str(key)).replace(":", " ").strip() or "(no name)"
+    return {"key": key, "value": _one_line(value).strip()}
+
+
+def _cell(text):
+    """``text`` as a cell of a Markdown table."""
+    return _one_line(text).replace("|", "\\|")
+
+
+def _one_line(text):
+    return " ".join(text.splitlines())
 
 
 def _from(run):
@@ -140,7 +152,8 @@ def _evaluation_metrics(records):
     if run is None or not run.metrics:
         return None
     lines = [f"{_from(run)}:", "", "| Metric | Value |", "|---|---|"]
-    lines += [f"| {name} | {value:g} |" for name, value in sorted(run.metrics.items())]
+    metrics = sorted(run.metrics.items())
+    lines += [f"| {_cell(name)} | {float(value)!r} |" for name, value in metrics]
     return "\n".join(lines)
 
 
@@ -158,10 +171,8 @@ def _split(records):
 
 
 def _dataset_versions(records):
-    return [
-        {"key": name.replace(":", " "), "value": " ".join(filter(None, [version, uri]))}
-        for name, version, uri in records.datasets
-    ] or None
+    rows = [_row(name, " ".join(filter(None, [v, uri]))) for name, v, uri in records.datasets]
+    return rows or None
 
 
 def _environment(records):

@@ -98,25 +98,26 @@ def page_detail(request, project, page):
 
 def _records_html(page):
     """The page's records summary as HTML (None for a page with none), rendered once per
-    records version: rendering it costs more than computing it. The maintenance log's
-    reasons are Markdown whose wiki links name pages: cached by the pages version too."""
+    records version: rendering it costs more than computing it. But the maintenance log:
+    its reasons are Markdown whose wiki links may name other projects' pages, rendered
+    by wiki.rendering (whose cache knows them); only its data is cached."""
     if page.category not in SUMMARIES:
         return None
-    project = page.project
-    key_of = caching.state_key if page.category == "maintenance" else caching.records_key
-    key = key_of(project, "summary-html", page.category, _SUMMARY_TEMPLATE.version)
+    if page.category == "maintenance":
+        key = caching.records_key(page.project, "summary", page.category)
+        return _render_summary(page, caching.get_or_compute(key, lambda: records_summary(page)))
+    key = caching.records_key(page.project, "summary-html", page.category, _SUMMARY.version)
+    html = caching.get_or_compute(key, lambda: _render_summary(page, records_summary(page)))
+    return mark_safe(html)  # noqa: S308 - our template's output
 
-    def compute():
-        summary = records_summary(page)
-        if "updates" in summary:
-            updates = summary["updates"]
-            reasons = render_markdown_many([update["reason"] for update in updates], project.slug)
-            for update, reason_html in zip(updates, reasons, strict=True):
-                update["reason_html"] = reason_html
-        context = {"summary": summary, "project": project, "page": page}
-        return _SUMMARY_TEMPLATE.render(context)
 
-    return mark_safe(caching.get_or_compute(key, compute))  # noqa: S308 - our template's output
+def _render_summary(page, summary):
+    updates = summary.get("updates")
+    if updates:
+        reasons = render_markdown_many([update["reason"] for update in updates], page.project.slug)
+        for update, reason_html in zip(updates, reasons, strict=True):
+            update["reason_html"] = reason_html
+    return _SUMMARY.render({"summary": summary, "project": page.project, "page": page})
 
 
 def _chart_html(page, metric):
@@ -138,7 +139,7 @@ def _render_chart(page, metric):
     return _CHART.render(context)
 
 
-_SUMMARY_TEMPLATE = caching.Fragment("frontend/_records_summary.html")
+_SUMMARY = caching.Fragment("frontend/_records_summary.html")
 _CHART = caching.Fragment("frontend/_chart.html")
 
 

@@ -11,7 +11,7 @@ from django.db import IntegrityError, transaction
 
 from wiki import attachments as files
 from wiki.history import recording
-from wiki.models import Attachment, Page
+from wiki.models import Attachment, Page, Project
 from wiki.models.attachments import TARGETS
 
 
@@ -102,6 +102,7 @@ def _end_approval(attachment):
     if page.review_state == Page.ReviewState.APPROVED:
         page.review_state = Page.ReviewState.DRAFT
         page.save()
+        Project.pages_changed(page.project_id)  # a page write: its history has a new row
 
 
 def version(attachment, sha256):
