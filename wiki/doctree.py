@@ -62,17 +62,14 @@ def _empty(spec):
 
 def pages(project):
     """The project's pages in a stable order: the categories', then free pages by slug."""
-    found = list(project.pages.all())
-    for page in found:
-        page.project = project
     order = {name: number for number, name in enumerate(CATEGORY_NAMES)}
-    return sorted(found, key=lambda p: (order.get(p.category, len(order)), p.slug))
+    return sorted(project.pages.all(), key=lambda p: (order.get(p.category, len(order)), p.slug))
 
 
 def files(project):
-    """(relative path, bytes or an open binary file) of every file of the tree, in order."""
-    listed = pages(project)
-    for page in listed:
+    """(relative path, item) of every file of the tree, in order: a page's text as bytes,
+    an attachment's SHA-256 (its bytes are read from the storage by ``_content``)."""
+    for page in pages(project):
         yield f"{page.slug}.md", page_text(page).encode()
     attachments = Attachment.objects.filter(
         project=project, page__isnull=False, deleted=False

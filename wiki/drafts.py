@@ -8,6 +8,7 @@ and change, nothing is saved without them, and the revision they save says it st
 from a draft (frontend.views.pages.page_edit).
 """
 
+import functools
 import json
 
 from wiki.categories import (
@@ -53,50 +54,34 @@ class _Records:
 
     def __init__(self, project):
         self.project = project
-        self._cache = {}
 
-    def _once(self, name, compute):
-        if name not in self._cache:
-            self._cache[name] = compute()
-        return self._cache[name]
-
-    @property
+    @functools.cached_property
     def run(self):
         """The latest succeeded training run, else the latest of any status."""
+        runs = TrainingRun.objects.filter(project=self.project).select_related("model_version")
+        ordered = runs.order_by("-started_at", "-pk")
+        return ordered.filter(status=TrainingRun.Status.SUCCEEDED).first() or ordered.first()
 
-        def latest():
-            runs = TrainingRun.objects.filter(project=self.project).select_related("model_version")
-            ordered = runs.order_by("-started_at", "-pk")
-            return ordered.filter(status=TrainingRun.Status.SUCCEEDED).first() or ordered.first()
-
-        return self._once("run", latest)
-
-    @property
+    @functools.cached_property
     def datasets(self):
         """(name, version, uri) of the datasets the latest runs name, newest first."""
+        rows = (
+            TrainingRun.objects.filter(project=self.project)
+            .exclude(dataset_name="")
+            .order_by("-started_at", "-pk")
+            .values_list("dataset_name", "dataset_version", "dataset_uri")[:200]
+        )
+        return list(dict.fromkeys(rows))[:DATASETS_SHOWN]
 
-        def find():
-            rows = (
-                TrainingRun.objects.filter(project=self.project)
-                .exclude(dataset_name="")
-                .order_by("-started_at", "-pk")
-                .values_list("dataset_name", "dataset_version", "dataset_uri")[:200]
-            )
-            return list(dict.fromkeys(rows))[:DATASETS_SHOWN]
-
-        return self._once("datasets", find)
-
-    @property
+    @functools.cached_property
     def deployment(self):
-        def latest():
-            return (
-                Deployment.objects.filter(project=self.project, status=Deployment.Status.SUCCEEDED)
-                .select_related("model_version")
-                .order_by("-started_at", "-pk")
-                .first()
-            )
-
-        return self._once("deployment", latest)
+        """The latest successful deployment."""
+        return (
+            Deployment.objects.filter(project=self.project, status=Deployment.Status.SUCCEEDED)
+            .select_related("model_version")
+            .order_by("-started_at", "-pk")
+            .first()
+        )
 
 
 def _text(value):

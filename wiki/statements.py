@@ -19,23 +19,31 @@ def insert(model, names, rows):
     """[(SQL, params)] of multi-row INSERTs of ``rows`` (dicts of field name -> value)
     into ``model``'s table, values prepared as the ORM prepares them: one statement, or
     more when they hold more than MAX_PARAMS values."""
-    fields = [model._meta.get_field(name) for name in names]
-    quote = connection.ops.quote_name
-    columns = ", ".join(quote(field.column) for field in fields)
-    row = f"({', '.join(['%s'] * len(fields))})"
-    table = quote(model._meta.db_table)
-    per_statement = max(1, MAX_PARAMS // len(fields))
-    found = []
+    fields = list(zip(names, [model._meta.get_field(name) for name in names], strict=True))
+    prepared = [
+        [field.get_db_prep_save(values[name], connection) for name, field in fields]
+        for values in rows
+    ]
+    return list(_inserts(model, names, prepared))
+
+
+def _inserts(model, names, rows):
+    """(SQL, params) of the multi-row INSERTs of ``rows`` (values ready for the database,
+    in the order of ``names``), at most MAX_PARAMS values each."""
+    table, columns = _target(model, names)
+    row = f"({', '.join(['%s'] * len(names))})"
+    per_statement = max(1, MAX_PARAMS // len(names))
     for start in range(0, len(rows), per_statement):
         chunk = rows[start : start + per_statement]
-        params = [
-            field.get_db_prep_save(values[name], connection)
-            for values in chunk
-            for field, name in zip(fields, names, strict=True)
-        ]
         sql = f"INSERT INTO {table} ({columns}) VALUES {', '.join([row] * len(chunk))}"  # noqa: S608
-        found.append((sql, params))
-    return found
+        yield sql, [value for values in chunk for value in values]
+
+
+def _target(model, names):
+    """``model``'s table and the columns of ``names``, quoted."""
+    quote = connection.ops.quote_name
+    columns = ", ".join(quote(model._meta.get_field(name).column) for name in names)
+    return quote(model._meta.db_table), columns
 
 
 def copy(model, names, rows):
@@ -45,24 +53,17 @@ def copy(model, names, rows):
     INSERT … VALUES (bench/README.md, issue 13), else with multi-row INSERTs."""
     if not rows:
         return
-    quote = connection.ops.quote_name
-    columns = ", ".join(quote(model._meta.get_field(name).column) for name in names)
-    table = quote(model._meta.db_table)
     with connection.cursor() as cursor:
-        if connection.vendor == "postgresql":
-            text = "".join("\t".join(map(_copy_text, row)) + "\n" for row in rows)
-            # Django's cursor passes copy_expert through unwrapped: its errors are made
-            # Django's (DatabaseError) here, as those of execute() are.
-            with connection.wrap_database_errors:
-                cursor.copy_expert(f"COPY {table} ({columns}) FROM STDIN", io.StringIO(text))
+        if connection.vendor != "postgresql":
+            for sql, params in _inserts(model, names, rows):
+                cursor.execute(sql, params)
             return
-        row = f"({', '.join(['%s'] * len(names))})"
-        per_statement = MAX_PARAMS // len(names)
-        for start in range(0, len(rows), per_statement):
-            chunk = rows[start : start + per_statement]
-            values = ", ".join([row] * len(chunk))
-            sql = f"INSERT INTO {table} ({columns}) VALUES {values}"  # noqa: S608
-            cursor.execute(sql, [value for row in chunk for value in row])
+        table, columns = _target(model, names)
+        text = "".join("\t".join(map(_copy_text, row)) + "\n" for row in rows)
+        # Django's cursor passes copy_expert through unwrapped: its errors are made
+        # Django's (DatabaseError) here, as those of execute() are.
+        with connection.wrap_database_errors:
+            cursor.copy_expert(f"COPY {table} ({columns}) FROM STDIN", io.StringIO(text))
 
 
 # COPY's text format: a backslash escapes these, and \N is NULL.
