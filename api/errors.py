@@ -23,6 +23,7 @@ from api.idempotency import KeyReused
 from wiki import metrics
 from wiki.middleware import DATABASE_RETRY_AFTER
 from wiki.services import EditConflict
+from wiki.services.pages import TreeConflict
 from wiki.services.records import RecordConflict
 
 logger = logging.getLogger(__name__)
@@ -123,6 +124,13 @@ def exception_handler(exc, context):
         return response
     elif isinstance(exc, RecordConflict):
         return Response(_body(409, str(exc)), status=409)
+    elif isinstance(exc, TreeConflict):
+        body = _body(409, str(exc))
+        body["conflicts"] = [
+            {"path": path, "page": page.slug, "revision": page.revision}
+            for path, page, _ in exc.conflicts
+        ]
+        return Response(body, status=409)
     elif isinstance(exc, KeyReused):
         return Response(
             _body(

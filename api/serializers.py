@@ -19,7 +19,9 @@ from api.fields import (
 from wiki.audit import ACTIONS
 from wiki.history import CHANGE_REASON_MAX_LENGTH
 from wiki.models import Deployment, ExportJob, ModelVersion, Page, Project, TrainingRun, max_length
+from wiki.models.base import validate_commit
 from wiki.series import counts as series_counts
+from wiki.services.pages import MAX_TREE_FILES
 
 
 def _record_url(view_name, record, request):
@@ -210,6 +212,46 @@ class PageWriteSerializer(StrictSerializer):
             self.fields.setdefault(
                 name, serializers.JSONField(required=False, write_only=True, allow_null=True)
             )
+
+
+class TreeSourceSerializer(StrictSerializer):
+    """The commit a tree is pushed from: recorded as its revisions' origin."""
+
+    repository = StrictCharField(max_length=500, help_text="The repository's URL.")
+    branch = StrictCharField(max_length=255, required=False, allow_blank=True, default="")
+    commit = StrictCharField(max_length=64, validators=[validate_commit])
+
+
+class TreeFileSerializer(StrictSerializer):
+    path = StrictCharField(max_length=500, help_text="The file's path in the tree.")
+    content = StrictCharField(allow_blank=True, trim_whitespace=False)
+    previous = StrictCharField(
+        required=False, allow_null=True, default=None, trim_whitespace=False,
+        help_text="The file at the commit before this one (omit if it was not there): a "
+        "page holding that may be replaced, though it was last written in the wiki.",
+    )  # fmt: skip
+
+
+class TreePushSerializer(StrictSerializer):
+    source = TreeSourceSerializer()
+    message = StrictCharField(
+        required=False, allow_blank=True, default="", max_length=CHANGE_REASON_MAX_LENGTH,
+        help_text="The commit message: the change reason of every revision written.",
+    )  # fmt: skip
+    files = serializers.ListField(
+        child=TreeFileSerializer(), allow_empty=False, max_length=MAX_TREE_FILES
+    )
+
+
+class TreePageSerializer(serializers.Serializer):
+    path = serializers.CharField()
+    page = serializers.CharField(source="page.slug")
+    revision = serializers.IntegerField(source="page.revision")
+    outcome = serializers.ChoiceField(choices=["unchanged", "changed", "created"])
+
+
+class TreePushedSerializer(serializers.Serializer):
+    pages = TreePageSerializer(many=True)
 
 
 class DatasetSerializer(StrictSerializer):
@@ -442,6 +484,11 @@ class RevisionSerializer(serializers.Serializer):
     source = serializers.CharField(source="history_source")
     reason = serializers.CharField(source="history_change_reason", allow_null=True)
     request_id = serializers.UUIDField(source="history_request_id", allow_null=True)
+    origin = serializers.JSONField(
+        source="history_origin", allow_null=True,
+        help_text="Where another system records this change: for a docs push, "
+        '{"tool": "git", "repository", "branch", "commit"}; null for changes made here.',
+    )  # fmt: skip
     review_state = serializers.CharField()
 
 

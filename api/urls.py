@@ -35,6 +35,7 @@ urlpatterns = [
     path(PROJECT, projects.ProjectDetail.as_view(), name="project-detail"),
     path(f"{PROJECT}pages/", pages.PageList.as_view(), name="page-list"),
     path(f"{PROJECT}pages/<slug:page>/", pages.PageDetail.as_view(), name="page-detail"),
+    path(f"{PROJECT}docs/", pages.PageTree.as_view(), name="docs-push"),
     path(f"{PAGE}revisions/", history.RevisionList.as_view(), name="revision-list"),
     path(
         f"{PAGE}revisions/<int:number>/",

@@ -122,6 +122,7 @@ def _urls(ids):
         "api:project-detail": reverse("api:project-detail", kwargs=project),
         "api:page-list": reverse("api:page-list", kwargs=project),
         "api:page-detail": reverse("api:page-detail", kwargs=page),
+        "api:docs-push": reverse("api:docs-push", kwargs=project),
         "api:revision-list": reverse("api:revision-list", kwargs=page),
         "api:revision-detail": reverse("api:revision-detail", kwargs=page | {"number": 1}),
         "api:page-diff": reverse("api:page-diff", kwargs=page) + "?from=1&to=2",

@@ -69,10 +69,19 @@ def _as_stored(value):
     return value
 
 
+# Columns added to history rows after chains existed: hashed only when set, so the rows
+# sealed before they were added still verify.
+LATER_COLUMNS = ("history_origin",)
+
+
 def canonical(row):
     """The bytes a row's digest covers: its columns as JSON, keys sorted, no spaces."""
     if isinstance(row, dict):  # JSON columns (fields, metrics, config, …) as stored
-        row = {k: _as_stored(v) if isinstance(v, (dict, list)) else v for k, v in row.items()}
+        row = {
+            k: _as_stored(v) if isinstance(v, (dict, list)) else v
+            for k, v in row.items()
+            if not (v is None and k in LATER_COLUMNS)
+        }
     return json.dumps(
         row, sort_keys=True, separators=(",", ":"), ensure_ascii=False, default=_plain
     ).encode()

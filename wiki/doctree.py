@@ -8,15 +8,21 @@ names them. ``python manage.py export_markdown`` writes the tree into a director
 ``GET /api/v1/projects/{slug}/markdown.tar.gz`` sends it as an archive: the same files,
 byte for byte. The output is deterministic (a page that did not change exports the same
 bytes), so the tree diffs cleanly in git.
+
+The other way, ``read`` parses such a file back, and ``wiki.services.pages.push_tree``
+(``POST /api/v1/projects/{slug}/docs/``, the CI client's ``docs-push``) writes the files
+of a folder as revisions: pushing an export back changes nothing.
 """
 
 import gzip
 import io
 import tarfile
 import tempfile
+from dataclasses import dataclass
 from pathlib import Path
 
 import yaml
+from django.core.exceptions import ValidationError
 
 from wiki.attachments import open_stored
 from wiki.categories import CATEGORY_NAMES, TABLE
@@ -54,6 +60,54 @@ def page_text(page):
         width=100,
     )  # fmt: skip
     return f"{FRONT_MATTER}{header}{FRONT_MATTER}{page.body}"
+
+
+# What front matter may say; anything else is refused rather than dropped unsaid.
+FRONT_MATTER_KEYS = ("page", "title", "fields")
+
+
+@dataclass(frozen=True)
+class PageFile:
+    """A page as a file of the tree says it: ``fields`` None when the file names none
+    (the page keeps its own), ``title`` None likewise."""
+
+    slug: str
+    title: str | None
+    fields: dict | None
+    body: str
+
+
+def read(text):
+    """The PageFile in ``text``, a file as ``page_text`` writes it (and as people edit
+    it: CRLF line ends, keys left out); ValidationError saying what is wrong."""
+    text = text.replace("\r\n", "\n")
+    if not text.startswith(FRONT_MATTER):
+        raise ValidationError("Must start with YAML front matter: a '---' line, then page: …")
+    header, separator, body = text[len(FRONT_MATTER) :].partition(f"\n{FRONT_MATTER}")
+    if not separator:
+        if not header.endswith("\n---") and header != "---":
+            raise ValidationError("The front matter has no closing '---' line.")
+        header, body = header.removesuffix("---"), ""
+    try:
+        meta = yaml.safe_load(header)
+    except yaml.YAMLError as error:
+        raise ValidationError(f"The front matter is not valid YAML: {error}") from None
+    if not isinstance(meta, dict):
+        raise ValidationError("The front matter must be a mapping (page: …, title: …).")
+    unknown = sorted(str(key) for key in meta if key not in FRONT_MATTER_KEYS)
+    if unknown:
+        raise ValidationError(
+            f"Unknown front matter keys: {', '.join(unknown)} "
+            f"(known: {', '.join(FRONT_MATTER_KEYS)})."
+        )
+    slug, title, fields = meta.get("page"), meta.get("title"), meta.get("fields")
+    if not isinstance(slug, str) or not slug:
+        raise ValidationError("The front matter must say which page this is: page: <slug>.")
+    if title is not None and not isinstance(title, str):
+        raise ValidationError("title must be text.")
+    if fields is not None and not isinstance(fields, dict):
+        raise ValidationError("fields must be a mapping of field name to value.")
+    return PageFile(slug=slug, title=title, fields=fields, body=body)
 
 
 def _empty(spec):

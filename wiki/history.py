@@ -3,7 +3,9 @@
 Service functions run their writes inside ``recording(actor, reason)``; every historical
 row created meanwhile (django-simple-history) is stamped with the acting user, the user
 name as text, the API token (id and name) if any, the source, the reason and a request id
-(a UUID shared by everything one request, command or task changed). Outside a service, a
+(a UUID shared by everything one request, command or task changed). A change that comes
+from another system's record of it also names that record, its origin (``Origin``): the
+git commit a docs push was made from, the MLflow run an import read. Outside a service, a
 write during a request is stamped with the request's user and source (the admin's user
 pages, say); a write outside any request and any recording context (a stray ``save()`` in
 the shell, a data migration) is still kept, with source ``system``.
@@ -47,7 +49,13 @@ class Actor:
 
 SYSTEM = Actor(user=None, source=Source.SYSTEM)
 
-# (actor, reason, request id) of the innermost recording block.
+
+def git_origin(*, repository, branch, commit):
+    """The origin of a change pushed from a git repository: which commit of which branch."""
+    return {"tool": "git", "repository": repository, "branch": branch, "commit": commit}
+
+
+# (actor, reason, request id, origin) of the innermost recording block.
 _current = ContextVar("mlwiki_revision", default=None)
 # (request id, function returning the request's actor) while a request is served.
 _request = ContextVar("mlwiki_request", default=None)
@@ -83,8 +91,9 @@ def check_reason(reason):
 
 
 @contextmanager
-def recording(actor, reason):
-    """Stamp every revision saved inside the block with ``actor`` and ``reason``.
+def recording(actor, reason, origin=None):
+    """Stamp every revision saved inside the block with ``actor``, ``reason`` and the
+    ``origin`` of the change (``git_origin``), if it has one.
 
     The reason is checked first (ValidationError), so a bad one stops the write.
     """
@@ -92,7 +101,7 @@ def recording(actor, reason):
     outer = _current.get()
     # One id for all a request changed; outside a request, one per outermost block.
     request_id = current_request_id() or (outer[2] if outer else uuid.uuid4())
-    token = _current.set((actor, reason, request_id))
+    token = _current.set((actor, reason, request_id, origin))
     try:
         yield
     finally:
@@ -124,9 +133,32 @@ class RevisionInfo(models.Model):
     history_token_name = models.CharField(max_length=100, blank=True)
     # Shared by every row one request (or command, or task) wrote; X-Request-ID tells clients.
     history_request_id = models.UUIDField(null=True, blank=True, db_index=True)
+    # Where another system records this change ({"tool": …}: wiki.history.git_origin);
+    # null for the changes made here. Null is not hashed into the audit chain, so rows
+    # written before the column existed verify as they were sealed.
+    history_origin = models.JSONField(null=True, blank=True)
 
     class Meta:
         abstract = True
+
+    @property
+    def origin_label(self):
+        """The origin as a history line says it: "git a1b2c3d4e5f6 (main)"."""
+        origin = self.history_origin or {}
+        if origin.get("tool") == "git":
+            branch = f" ({origin['branch']})" if origin.get("branch") else ""
+            return f"git {origin['commit'][:12]}{branch}"
+        return origin.get("tool", "")
+
+    @property
+    def origin_url(self):
+        """The origin's web page, where it has one: a commit of a repository served over
+        http(s) (GitHub, GitLab and Gitea all answer <repository>/commit/<sha>)."""
+        origin = self.history_origin or {}
+        repository = origin.get("repository", "")
+        if origin.get("tool") != "git" or not repository.startswith(("https://", "http://")):
+            return ""
+        return f"{repository.rstrip('/').removesuffix('.git')}/commit/{origin['commit']}"
 
 
 def stamp(history_instance):
@@ -135,8 +167,9 @@ def stamp(history_instance):
     current = _current.get()
     scope = _request.get()
     if current is not None:
-        actor, reason, request_id = current
+        actor, reason, request_id, origin = current
         history_instance.history_change_reason = reason
+        history_instance.history_origin = origin
     elif scope is not None:
         request_id, actor = scope[0], scope[1]()
     else:

@@ -43,7 +43,7 @@ PAGE_TABLE = "wiki.HistoricalPage"
 BOOKKEEPING = {
     "history_id", "history_date", "history_change_reason", "history_type", "history_user_id",
     "history_username", "history_source", "history_token_id", "history_token_name",
-    "history_request_id", "updated_at", "created_at", "revision",
+    "history_request_id", "history_origin", "updated_at", "created_at", "revision",
 }  # fmt: skip
 
 

@@ -7,7 +7,14 @@ from rest_framework import exceptions, mixins
 from rest_framework.response import Response
 
 from api.auth import Scope
-from api.serializers import PageListSerializer, PageSerializer, PageWriteSerializer
+from api.parsers import BatchJSONParser
+from api.serializers import (
+    PageListSerializer,
+    PageSerializer,
+    PageWriteSerializer,
+    TreePushedSerializer,
+    TreePushSerializer,
+)
 from api.views.base import (
     IF_MATCH,
     ApiView,
@@ -18,8 +25,9 @@ from api.views.base import (
 )
 from wiki.categories import CATEGORY_NAMES
 from wiki.health import stale_reasons
+from wiki.history import git_origin
 from wiki.rendering import render_markdown
-from wiki.services.pages import edit_page, revision_of
+from wiki.services.pages import TreeFile, edit_page, push_tree, revision_of
 from wiki.summaries import records_summary
 
 # Fields of the GET representation a client may send back unchanged in a PUT or PATCH.
@@ -137,6 +145,43 @@ class PageDetail(ApiView):
             raise exceptions.ValidationError(_nest_field_errors(error.message_dict)) from None
         saved.project = page.project
         return self.represent(saved)
+
+
+class PageTree(ApiView):
+    """Docs as code: the Markdown files of a folder kept in git (as export_markdown and
+    markdown.tar.gz write them) pushed as revisions of their pages, with the commit as
+    their origin and its message as their reason (the CI client's docs-push). All or
+    nothing: a page edited in the wiki since the last push is never overwritten (409
+    names each one), an invalid file is a 400 naming it; a file that says what its page
+    holds writes nothing, so pushing an export back changes nothing."""
+
+    scopes = {"POST": Scope.PAGES_WRITE}
+    parser_classes = [BatchJSONParser]
+    serializer_class = TreePushedSerializer
+
+    @extend_schema(
+        request=TreePushSerializer,
+        responses=responses({200: TreePushedSerializer}, 400, 404, 409, 413, 415),
+        operation_id="projects_docs_push",
+    )
+    def post(self, request, project):
+        project = self.get_project()
+        serializer = TreePushSerializer(data=request.data)
+        serializer.is_valid(raise_exception=True)
+        data = serializer.validated_data
+        files = [
+            TreeFile(path=f["path"], content=f["content"], previous=f["previous"])
+            for f in data["files"]
+        ]
+        outcomes = push_tree(
+            project,
+            actor=self.actor(),
+            files=files,
+            origin=git_origin(**data["source"]),
+            change_reason=data["message"],
+        )
+        pages = [{"path": path, "page": page, "outcome": how} for path, page, how in outcomes]
+        return Response(TreePushedSerializer({"pages": pages}).data)
 
 
 def _nest_field_errors(errors):

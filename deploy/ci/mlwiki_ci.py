@@ -34,6 +34,15 @@ id and the line's content, so that retries (the same batch again, after a 503 or
 connection) and re-runs of the step record each run once. Lines the wiki refuses are
 named with its reasons (exit 1); the others are recorded all the same.
 
+docs-push DIR (a token with the pages:write scope) keeps the documentation in git: each
+Markdown file in DIR (as `manage.py export_markdown` writes them: YAML front matter with
+page, title and fields, then the body) becomes a revision of its page, with the commit
+(SHA, branch, repository: from GitHub's or GitLab's variables, else from git in DIR) as
+its origin and the commit message as its reason. Only files that change their page are
+written, all or none: a page edited in the wiki since the last push is never overwritten
+(exit 1, naming it). The files as they were at the commit before are sent along (git
+show), so the first push after an export goes through: clone with a depth of 2 or more.
+
 Examples:
   mlwiki_ci.py training-run --project churn --model-version 1.4.0 --status succeeded \\
       --started-at 2024-06-01T10:00:00Z --metric auc=0.84 --param learning_rate=0.05
@@ -58,6 +67,7 @@ import json
 import math
 import os
 import secrets
+import subprocess
 import sys
 import time
 import urllib.error
@@ -296,8 +306,12 @@ def project_path(project, *rest):
     return "/api/v1/projects/" + "/".join(parts) + "/"
 
 
+def commit_from_env():
+    return os.environ.get("GITHUB_SHA") or os.environ.get("CI_COMMIT_SHA")
+
+
 def commit(args):
-    return args.git_commit or os.environ.get("GITHUB_SHA") or os.environ.get("CI_COMMIT_SHA")
+    return args.git_commit or commit_from_env()
 
 
 def training_run(args):
@@ -474,6 +488,104 @@ def deployment_finish(args):
     attach(files, args, path, key)
 
 
+def git(directory, *arguments):
+    """What git prints when run in ``directory`` (None if git or the answer is missing)."""
+    try:
+        done = subprocess.run(  # noqa: S603 - fixed git arguments, no shell
+            ["git", "-C", directory, *arguments],  # noqa: S607 - git from the PATH, as CI has it
+            capture_output=True,
+            check=False,
+        )
+    except OSError:
+        return None
+    return done.stdout.decode("utf-8", "replace") if done.returncode == 0 else None
+
+
+def without_credentials(url):
+    """A remote's URL without the user and password CI checkouts often put in it."""
+    parts = urllib.parse.urlsplit(url)
+    if parts.scheme and "@" in parts.netloc:
+        return parts._replace(netloc=parts.netloc.rsplit("@", 1)[1]).geturl()
+    return url
+
+
+def source(args):
+    """The commit the folder is pushed from: flags, then CI variables, then git."""
+    env = os.environ
+    commit = args.git_commit or commit_from_env() or (git(args.dir, "rev-parse", "HEAD") or "")
+    branch = (
+        args.branch
+        or env.get("GITHUB_REF_NAME")
+        or env.get("CI_COMMIT_REF_NAME")
+        or (git(args.dir, "rev-parse", "--abbrev-ref", "HEAD") or "").strip()
+    )
+    repository = args.repository or env.get("CI_PROJECT_URL")
+    if not repository and env.get("GITHUB_REPOSITORY"):
+        server = env.get("GITHUB_SERVER_URL", "https://github.com")
+        repository = f"{server}/{env['GITHUB_REPOSITORY']}"
+    repository = repository or (git(args.dir, "remote", "get-url", "origin") or "").strip()
+    commit = commit.strip()
+    if not commit or not repository:
+        raise UsageError(
+            f"{args.dir} is not in a git checkout with a remote 'origin': "
+            "pass --git-commit and --repository"
+        )
+    return {
+        "repository": without_credentials(repository),
+        "branch": "" if branch == "HEAD" else branch,
+        "commit": commit,
+    }
+
+
+def tree_files(args, commit):
+    """Each Markdown file of the folder, and its content at the commit before, if git
+    has it (None when the file is new or the history is too shallow to tell)."""
+    try:
+        names = sorted(name for name in os.listdir(args.dir) if name.endswith(".md"))
+    except OSError as error:
+        raise UsageError(f"cannot read {args.dir}: {error}") from None
+    if not names:
+        raise UsageError(f"{args.dir} holds no .md files")
+    files = []
+    for name in names:
+        try:
+            with open(os.path.join(args.dir, name), encoding="utf-8", newline="") as handle:
+                content = handle.read()
+        except (OSError, UnicodeDecodeError) as error:
+            raise UsageError(f"cannot read {name} as UTF-8 text: {error}") from None
+        files.append(
+            {
+                "path": name,
+                "content": content,
+                "previous": git(args.dir, "show", f"{commit}^:./{name}"),
+            }
+        )
+    return files
+
+
+MAX_REASON = 1000  # characters of a change reason the wiki keeps
+
+
+def docs_push(args):
+    body = {"source": source(args), "files": [], "message": args.message}
+    body["files"] = tree_files(args, body["source"]["commit"])
+    if body["message"] is None:
+        body["message"] = (
+            git(args.dir, "log", "-1", "--format=%B", body["source"]["commit"]) or ""
+        ).strip()
+    if len(body["message"]) > MAX_REASON:
+        log(f"mlwiki_ci: the commit message is cut to its first {MAX_REASON} characters")
+        body["message"] = body["message"][: MAX_REASON - 1] + "…"
+    answer = request("POST", project_path(args.project, "docs"), body, None, args)
+    pages = answer.get("pages", [])
+    for page in pages:
+        where = f"page {page['page']}, revision {page['revision']}"
+        log(f"mlwiki_ci: {page['path']}: {page['outcome']} ({where})")
+    written = sum(page["outcome"] != "unchanged" for page in pages)
+    log(f"mlwiki_ci: {written} of {len(pages)} pages written from {body['source']['commit'][:12]}")
+    print(json.dumps(answer, indent=2))
+
+
 def parser():
     main = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
@@ -550,12 +662,26 @@ def parser():
     )
     finish.add_argument("--finished-at", help="default: when the wiki receives it")
     finish.set_defaults(handler=deployment_finish)
+
+    docs = commands.add_parser(
+        "docs-push", help="write a folder of Markdown files (with front matter) as revisions"
+    )
+    docs.add_argument("--project", required=True)
+    docs.add_argument("dir", metavar="DIR", help="the folder, in a git checkout")
+    docs.add_argument("--git-commit", help="default: GITHUB_SHA, CI_COMMIT_SHA or git's HEAD")
+    docs.add_argument("--branch", help="default: GITHUB_REF_NAME, CI_COMMIT_REF_NAME or git's")
+    docs.add_argument(
+        "--repository", help="its URL; default: GitHub's or GitLab's, or git's remote 'origin'"
+    )
+    docs.add_argument("--message", help="the change reason; default: the commit's message")
+    # A push needs no key: sent twice, the second finds its pages as it wants them.
+    docs.set_defaults(handler=docs_push, idempotency_key="")
     return main
 
 
 def main(argv=None):
     args = parser().parse_args(argv)
-    if args.idempotency_key is None and run_id() is None:
+    if args.idempotency_key is None and run_id() is None:  # "" for a docs push
         log(
             "mlwiki_ci: no run id (MLWIKI_RUN_ID, GITHUB_RUN_ID or CI_PIPELINE_ID): "
             "retries are not protected against duplicates"

@@ -379,7 +379,7 @@ def _revision_lines(page, top, bottom):
     rows = rows.order_by("history_date", "history_id").only(
         "history_id", "revision", "history_date", "history_username", "history_source",
         "history_change_reason", "history_token_name", "review_state", "approved_revision",
-        "approval_comment",
+        "approval_comment", "history_origin",
     )  # fmt: skip
     lines = {}
     for row in rows:

@@ -7,7 +7,7 @@ from django.core.exceptions import PermissionDenied, ValidationError
 from django.db import IntegrityError, transaction
 from django.utils import timezone
 
-from wiki import caching, metrics
+from wiki import caching, doctree, metrics
 from wiki.access import MAINTAIN, can
 from wiki.categories import MARKDOWN_MAX_LENGTH, normalize_newlines, validate_fields
 from wiki.history import CHANGE_REASON_MAX_LENGTH, Source, check_reason, recording
@@ -101,7 +101,7 @@ def default_reason(page, changes, actor):
 
 def edit_page(
     page, *, actor, base_revision, change_reason, fields=None, body=None, title=None,
-    merge_fields=False,
+    merge_fields=False, origin=None,
 ):  # fmt: skip
     """Save a new revision of ``page`` with the given parts replaced.
 
@@ -111,7 +111,8 @@ def edit_page(
     nothing saves no revision. With ``merge_fields``, ``fields`` changes the fields it
     names (None removes one) and keeps the others as they are at the time of saving.
     Without a change reason, the revision says what changed and who changed it
-    (``default_reason``). Returns the page as saved.
+    (``default_reason``). ``origin`` names where the change comes from, if another
+    system records it (wiki.history.git_origin). Returns the page as saved.
     """
     change_reason = check_reason(change_reason)
     if not merge_fields:
@@ -139,7 +140,7 @@ def edit_page(
         if current.review_state == Page.ReviewState.APPROVED:
             # The approval stays on record for the revision it approved; this one is new.
             current.review_state = Page.ReviewState.DRAFT
-        with recording(actor, reason):
+        with recording(actor, reason, origin):
             current.save()
         Project.pages_changed(current.project_id)
         transaction.on_commit(lambda: metrics.PAGE_EDITS.labels(str(actor.source)).inc())
@@ -308,7 +309,7 @@ def approve_page(page, *, actor, revision, comment=""):
     return current
 
 
-def create_free_page(project, *, actor, slug, title, body="", change_reason=""):
+def create_free_page(project, *, actor, slug, title, body="", change_reason="", origin=None):
     """Create a page outside the categories (a runbook, a glossary, a decision record)."""
     page = Page(project=project, slug=slug)
     changes = check_page_changes(page, title=title, body=body)
@@ -317,10 +318,138 @@ def create_free_page(project, *, actor, slug, title, body="", change_reason=""):
     if Page.objects.filter(project=project, slug=slug).exists():
         raise ValidationError({"slug": duplicate})
     try:
-        with transaction.atomic(), recording(actor, change_reason or "Created page"):
+        with transaction.atomic(), recording(actor, change_reason or "Created page", origin):
             page.save()
             Project.pages_changed(project.pk)
     except IntegrityError:
         # A concurrent request created the same slug between our check and our insert.
         raise ValidationError({"slug": duplicate}) from None
     return page
+
+
+# Files one push may hold: a project's pages, with room to spare.
+MAX_TREE_FILES = 500
+
+
+@dataclass(frozen=True)
+class TreeFile:
+    """A file of a pushed tree (wiki.doctree): its path, its content, and its content at
+    the commit before, if it was there (what the wiki had after that commit's push)."""
+
+    path: str
+    content: str
+    previous: str | None = None
+
+
+class TreeConflict(Exception):
+    """Pages of a pushed tree were edited in the wiki since the tree last had them;
+    ``conflicts`` holds (path, page as it is now, the history row of its revision)."""
+
+    def __init__(self, conflicts):
+        self.conflicts = conflicts
+        lines = [
+            f"{path}: '{page.slug}' was changed in the wiki since the last push (revision "
+            f"{page.revision}, {row.history_username or 'the system'}, "
+            f"{row.history_date:%Y-%m-%d %H:%M} UTC: {row.history_change_reason or 'no reason'})"
+            for path, page, row in conflicts
+        ]
+        super().__init__(
+            "Nothing was written. Take these changes into your files (export_markdown or "
+            "GET …/markdown.tar.gz shows them), commit and push again.\n" + "\n".join(lines)
+        )
+
+
+def _unchanged(page, changes):
+    return all(getattr(page, name) == value for name, value in changes.items())
+
+
+def _changes(page, parsed):
+    return check_page_changes(page, fields=parsed.fields, body=parsed.body, title=parsed.title)
+
+
+def _reads_as(page, previous):
+    """Whether ``page`` holds what the file ``previous`` says (False if it says nothing
+    valid)."""
+    try:
+        return previous is not None and _unchanged(page, _changes(page, doctree.read(previous)))
+    except ValidationError:
+        return False
+
+
+def push_tree(project, *, actor, files, origin, change_reason=""):
+    """Write the pages of a pushed tree (``TreeFile``s, as wiki.doctree writes them) as
+    revisions from ``origin`` (wiki.history.git_origin), all or nothing.
+
+    A file that says what its page holds writes nothing. Otherwise it replaces the page
+    only if the page is as the tree last had it: its revision was pushed from the same
+    repository, or it reads as the file's previous content, or it is still empty. A page
+    edited in the wiki since is never overwritten: TreeConflict names every one and
+    nothing is written. A free page the tree names and the project lacks is created.
+    Files that are not valid raise ValidationError ({path: messages}). Returns
+    [(path, page, outcome)], outcome "unchanged", "changed" or "created".
+    """
+    change_reason = check_reason(change_reason) or (
+        f"Pushed from {origin['branch'] or 'git'} at {origin['commit'][:12]}"
+    )
+    parsed, errors = {}, {}
+    for file in files:
+        try:
+            page_file = doctree.read(file.content)
+        except ValidationError as error:
+            errors[file.path] = error.messages
+            continue
+        named = next((p for p, f in parsed.items() if f.slug == page_file.slug), None)
+        if named is not None:
+            errors[file.path] = [f"{named} is page '{page_file.slug}' already."]
+        else:
+            parsed[file.path] = page_file
+    previous = {file.path: file.previous for file in files}
+    outcomes, writes, conflicts = [], [], []
+    with transaction.atomic():
+        # Locked in one order, so two pushes of one project queue up instead of deadlocking.
+        slugs = [f.slug for f in parsed.values()]
+        locked = Page.objects.select_for_update().filter(project=project, slug__in=slugs)
+        pages = {page.slug: page for page in locked.order_by("pk")}
+        for path, page_file in parsed.items():
+            page = pages.get(page_file.slug)
+            if page is None:
+                page = Page(project=project, slug=page_file.slug, title=page_file.title or "")
+            try:
+                changes = _changes(page, page_file)
+            except ValidationError as error:
+                errors[path] = error.messages
+                continue
+            if page.pk is None:
+                writes.append((path, None, page_file))
+            elif _unchanged(page, changes):
+                outcomes.append((path, page, "unchanged"))
+            else:
+                written = revision_of(page, page.revision)
+                pushed = (
+                    written is not None
+                    and (written.history_origin or {}).get("repository") == origin["repository"]
+                )
+                empty = not page.body and not page.fields  # nothing to lose
+                if pushed or empty or _reads_as(page, previous[path]):
+                    writes.append((path, page, page_file))
+                else:
+                    conflicts.append((path, page, written))
+        if errors:
+            raise ValidationError(errors)
+        if conflicts:
+            raise TreeConflict(conflicts)
+        for path, page, page_file in writes:
+            if page is None:
+                page = create_free_page(
+                    project, actor=actor, slug=page_file.slug, title=page_file.title or "",
+                    body=page_file.body, change_reason=change_reason, origin=origin,
+                )  # fmt: skip
+                outcomes.append((path, page, "created"))
+                continue
+            page = edit_page(
+                page, actor=actor, base_revision=page.revision, change_reason=change_reason,
+                fields=page_file.fields, body=page_file.body, title=page_file.title,
+                origin=origin,
+            )  # fmt: skip
+            outcomes.append((path, page, "changed"))
+    return sorted(outcomes, key=lambda outcome: outcome[0])
