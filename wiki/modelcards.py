@@ -52,6 +52,7 @@ class Source:
 def read(project):
     """The ``Source`` of ``project``'s cards, read in one snapshot of the database."""
     with snapshot():
+        project = Project.objects.get(pk=project.pk)  # its name and tags as of the snapshot
         run = (
             TrainingRun.objects.filter(project=project, status=TrainingRun.Status.SUCCEEDED)
             .select_related("model_version")
