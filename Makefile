@@ -8,9 +8,11 @@ PORT ?= 8000
 .PHONY: run test test-deps lint schema worker beat clean
 
 # Reinstalled whenever a requirements file changes.
-$(VENV)/.installed: requirements.txt requirements-dev.txt
+$(VENV)/.installed: requirements.txt requirements-dev.txt requirements-nodeps.txt
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --disable-pip-version-check -r requirements-dev.txt
+	$(BIN)/python -m pip install --quiet --disable-pip-version-check --no-deps \
+	  -r requirements-nodeps.txt
 	touch $@
 
 run: $(VENV)/.installed

@@ -93,6 +93,7 @@ urlpatterns = [
     path(f"{PROJECT}audit/verify/", audit.AuditVerify.as_view(), name="audit-verify"),
     path(f"{PROJECT}exports/", exports.ExportList.as_view(), name="export-list"),
     path(f"{PROJECT}markdown.tar.gz", exports.MarkdownTree.as_view(), name="markdown-tree"),
+    path(f"{PROJECT}model-card/", exports.ModelCard.as_view(), name="model-card"),
     path("exports/<int:pk>/", exports.ExportDetail.as_view(), name="export-detail"),
     path("exports/<int:pk>/download/", exports.ExportDownload.as_view(), name="export-download"),
     re_path(r"", not_found),

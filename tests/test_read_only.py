@@ -148,6 +148,7 @@ def _urls(ids):
         "api:audit-verify": reverse("api:audit-verify", kwargs=project),
         "api:export-list": reverse("api:export-list", kwargs=project),
         "api:markdown-tree": reverse("api:markdown-tree", kwargs=project),
+        "api:model-card": reverse("api:model-card", kwargs=project) + "?format=huggingface",
         "api:export-detail": reverse("api:export-detail", args=[ids["export"]]),
         "api:export-download": reverse("api:export-download", args=[ids["export"]]),
         "frontend:project-list": reverse("frontend:project-list") + "?sort=name",
@@ -231,6 +232,7 @@ def test_no_get_of_any_route_writes_anything(world, user, who):
     assert statuses["frontend:page"] == statuses["api:page-detail"] == 200
     assert statuses["frontend:export-download"] == statuses["api:export-download"] == 405
     assert statuses["api:audit-verify"] == statuses["api:markdown-tree"] == 200
+    assert statuses["api:model-card"] == 200
     for name in ("frontend:run", "frontend:deployment", "frontend:model-version"):
         assert statuses[name] == 200, name
     for kind in ("page", "run", "deployment", "model-version"):

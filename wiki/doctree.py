@@ -49,17 +49,22 @@ def _string(dumper, text):
 _Dumper.add_representer(str, _string)
 
 
+def yaml_text(data):
+    """``data`` as block-style YAML that reads back exactly (also the model cards' metadata,
+    wiki.modelcards), keys in their order."""
+    return yaml.dump(
+        data, Dumper=_Dumper, sort_keys=False, allow_unicode=True, default_flow_style=False,
+        width=100,
+    )  # fmt: skip
+
+
 def page_text(page):
     """The file of ``page``: front matter, then its body."""
     meta = {"page": page.slug, "title": page.title}
     if page.spec is not None:
         fields = page.spec.fields
         meta["fields"] = {f.name: page.fields.get(f.name, _empty(f)) for f in fields}
-    header = yaml.dump(
-        meta, Dumper=_Dumper, sort_keys=False, allow_unicode=True, default_flow_style=False,
-        width=100,
-    )  # fmt: skip
-    return f"{FRONT_MATTER}{header}{FRONT_MATTER}{page.body}"
+    return f"{FRONT_MATTER}{yaml_text(meta)}{FRONT_MATTER}{page.body}"
 
 
 # What front matter may say; anything else is refused rather than dropped unsaid.

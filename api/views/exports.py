@@ -1,16 +1,19 @@
 """Audit report exports over the API: ask for one (202), follow it, download it."""
 
-from django.http import FileResponse
+from types import SimpleNamespace
+
+from django.http import FileResponse, HttpResponse, JsonResponse
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_schema
 from rest_framework import exceptions, mixins
+from rest_framework.negotiation import DefaultContentNegotiation
 from rest_framework.response import Response
 
 from api.errors import ErrorSerializer
 from api.pagination import NumberedPages
 from api.serializers import ExportRequestSerializer, ExportSerializer
 from api.views.base import ApiView, list_responses, responses
-from wiki import doctree, storage
+from wiki import doctree, modelcards, storage
 from wiki.access import VIEW
 from wiki.models import ExportJob
 from wiki.services.exports import TooManyExports, open_for_download, request_export
@@ -189,3 +192,60 @@ class MarkdownTree(ApiView):
             raise FileMissing(f"{error} Run verify_audit.") from None
         name = f"{project.slug}-docs.tar.gz"
         return FileResponse(tree, as_attachment=True, filename=name, content_type=GZIP)
+
+
+class _CardFormats(DefaultContentNegotiation):
+    """DRF reads ``?format=`` as the name of a renderer (and answers 404 for one it has
+    not): here it names the card's format, so the errors are still JSON."""
+
+    settings = SimpleNamespace(URL_FORMAT_OVERRIDE=None)
+
+
+MARKDOWN = "text/markdown"
+CARD = "The card: a README.md for huggingface, JSON for model-card-toolkit."
+
+
+class ModelCard(ApiView):
+    """The project's model card, made now from its documentation and latest succeeded
+    training run (wiki.modelcards): ``format=huggingface`` a Hugging Face README.md (YAML
+    metadata with a model-index of the run's metrics, then the pages as sections),
+    ``format=model-card-toolkit`` Model Card Toolkit JSON (schema 0.0.2). Both name the
+    mlwiki version, each page's revision and the audit chain head they were made from."""
+
+    content_negotiation_class = _CardFormats
+
+    @extend_schema(
+        operation_id="projects_model_card",
+        parameters=[
+            OpenApiParameter(
+                "format", str, enum=modelcards.FORMATS, required=True,
+                description="The card's format.",
+            )
+        ],
+        responses=responses(
+            {
+                (200, MARKDOWN): OpenApiResponse(OpenApiTypes.STR, description=CARD),
+                (200, "application/json"): OpenApiResponse(OpenApiTypes.OBJECT, description=CARD),
+            },
+            400,
+            404,
+        ),
+    )  # fmt: skip
+    def get(self, request, project):
+        project = self.get_project()
+        chosen = self.query({"format"}).choice("format", modelcards.FORMATS)
+        if chosen is None:
+            choices = " or ".join(f"format={name}" for name in modelcards.FORMATS)
+            raise exceptions.ValidationError({"format": [f"Missing: give {choices}."]})
+        source = modelcards.read(project)
+        if chosen == modelcards.HUGGINGFACE:
+            response = HttpResponse(
+                modelcards.huggingface(source), content_type=f"{MARKDOWN}; charset=utf-8"
+            )
+            name = "README.md"
+        else:
+            card = modelcards.model_card_toolkit(source)
+            response = JsonResponse(card, json_dumps_params={"ensure_ascii": False, "indent": 2})
+            name = f"{project.slug}-model-card.json"
+        response["Content-Disposition"] = f'attachment; filename="{name}"'
+        return response

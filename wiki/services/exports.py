@@ -136,7 +136,7 @@ def build(job_id):
             os.makedirs(directory, exist_ok=True)
         with tempfile.NamedTemporaryFile(dir=directory, suffix=TEMP_SUFFIX, delete=False) as out:
             temporary = out.name
-            with _snapshot():
+            with snapshot():
                 report = reports.build(
                     job.project,
                     report_id=job.filename.rsplit(".", 1)[0],  # the file name's stem
@@ -194,9 +194,10 @@ def _checksum(path):
 
 
 @contextmanager
-def _snapshot():
+def snapshot():
     """One transaction that sees one state of the database throughout: REPEATABLE READ
-    on PostgreSQL; SQLite's transactions are snapshots already."""
+    on PostgreSQL; SQLite's transactions are snapshots already. Also what a model card is
+    read in (wiki.modelcards)."""
     outermost = not connection.in_atomic_block
     with transaction.atomic():
         if outermost and connection.vendor == "postgresql":
