@@ -55,6 +55,14 @@ def git_origin(*, repository, branch, commit):
     return {"tool": "git", "repository": repository, "branch": branch, "commit": commit}
 
 
+def mlflow_origin(*, tracking_uri, run_id=None, model=None, version=None):
+    """The origin of a record imported from an MLflow tracking server: which run, or
+    which version of which registered model."""
+    if run_id is not None:
+        return {"tool": "mlflow", "tracking_uri": tracking_uri, "run_id": run_id}
+    return {"tool": "mlflow", "tracking_uri": tracking_uri, "model": model, "version": version}
+
+
 # (actor, reason, request id, origin) of the innermost recording block.
 _current = ContextVar("mlwiki_revision", default=None)
 # (request id, function returning the request's actor) while a request is served.
@@ -93,7 +101,7 @@ def check_reason(reason):
 @contextmanager
 def recording(actor, reason, origin=None):
     """Stamp every revision saved inside the block with ``actor``, ``reason`` and the
-    ``origin`` of the change (``git_origin``), if it has one.
+    ``origin`` of the change (``git_origin``, ``mlflow_origin``), if it has one.
 
     The reason is checked first (ValidationError), so a bad one stops the write.
     """
@@ -148,6 +156,10 @@ class RevisionInfo(models.Model):
         if origin.get("tool") == "git":
             branch = f" ({origin['branch']})" if origin.get("branch") else ""
             return f"git {origin['commit'][:12]}{branch}"
+        if origin.get("tool") == "mlflow" and "run_id" in origin:
+            return f"MLflow run {origin['run_id']}"
+        if origin.get("tool") == "mlflow":
+            return f"MLflow model {origin['model']} version {origin['version']}"
         return origin.get("tool", "")
 
     @property

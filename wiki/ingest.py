@@ -193,5 +193,7 @@ def _history(records, now):
             sender=History, instance=record, history_instance=row, history_date=now,
             history_user=None, history_change_reason=None, using=None,
         )  # fmt: skip
+        # A record from another system names it (wiki.history.mlflow_origin): its own.
+        row.history_origin = getattr(record, "_origin", row.history_origin)
         rows.append(row)
     return History.objects.bulk_create(rows)

@@ -10,6 +10,7 @@ from wiki.models.attachments import Attachment, SeriesChunk
 from wiki.models.audit import AuditEntry, ChainHead, SearchEntry
 from wiki.models.base import SLUG_PATTERN, max_length, validate_project_slug, validate_version
 from wiki.models.exports import ExportJob
+from wiki.models.mlflow import MlflowRun, MlflowSync
 from wiki.models.notifications import Delivery, NotificationSettings
 from wiki.models.pages import Page
 from wiki.models.projects import Membership, Project
@@ -23,7 +24,8 @@ HistoricalPage = Page.history.model
 __all__ = [
     "SLUG_PATTERN", "AccessStamp", "ApiToken", "Attachment", "AuditEntry", "ChainHead", "Delivery",
     "Deployment", "ExportJob", "HistoricalPage", "HistoricalProject", "IdempotencyKey",
-    "Membership", "ModelVersion", "NotificationSettings", "Page", "Project", "RunValue",
+    "Membership", "MlflowRun", "MlflowSync", "ModelVersion", "NotificationSettings", "Page",
+    "Project", "RunValue",
     "SearchEntry", "SeriesChunk", "SsoAccount", "TrainingRun", "max_length",
     "validate_project_slug", "validate_version",
 ]  # fmt: skip

@@ -29,7 +29,7 @@ def of(target):
     )
 
 
-def attach(target, file, *, actor, name=None, change_reason=""):
+def attach(target, file, *, actor, name=None, change_reason="", origin=None):
     """Attach ``file`` (a binary file object; an upload) to ``target`` (a page, training
     run, deployment or model version) as ``name`` (cleaned; by default the file's own
     name). A name already in use gets a new revision holding the new bytes; the same
@@ -49,13 +49,15 @@ def attach(target, file, *, actor, name=None, change_reason=""):
     for _ in range(2):  # a second time if another request created the name meanwhile
         try:
             return _save(field, target, project_id, clean, sha256, size, content_type, actor,
-                         change_reason)  # fmt: skip
+                         change_reason, origin)  # fmt: skip
         except IntegrityError:
             continue
     raise IntegrityError(f"Could not attach {clean}.")
 
 
-def _save(field, target, project_id, name, sha256, size, content_type, actor, change_reason):
+def _save(
+    field, target, project_id, name, sha256, size, content_type, actor, change_reason, origin
+):  # fmt: skip
     with transaction.atomic():
         current = (
             Attachment.objects.select_for_update().filter(**{field: target, "name": name}).first()
@@ -63,7 +65,7 @@ def _save(field, target, project_id, name, sha256, size, content_type, actor, ch
         if current is not None and not current.deleted and current.sha256 == sha256:
             return current
         verb = "Attached" if current is None or current.deleted else "Replaced"
-        with recording(actor, change_reason or f"{verb} {name}"):
+        with recording(actor, change_reason or f"{verb} {name}", origin):
             if current is None:
                 current = Attachment(**{field: target}, project_id=project_id, name=name)
             else:

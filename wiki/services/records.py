@@ -1,13 +1,15 @@
 """Recording what pipelines did: model versions, training runs and deployments."""
 
 from django.core.exceptions import ValidationError
-from django.db import IntegrityError, transaction
+from django.db import IntegrityError, models, transaction
 from django.utils import timezone
 
-from wiki import ingest
+from wiki import ingest, statements
+from wiki import series as curves
 from wiki.history import recording
-from wiki.models import Deployment, ModelVersion, Project
+from wiki.models import Deployment, ModelVersion, Project, RunValue, SeriesChunk, TrainingRun
 from wiki.services import notifications
+from wiki.services import series as series_service
 
 
 def record_training_run(project, *, actor, model_version, change_reason="", series=None, **attrs):
@@ -112,6 +114,42 @@ def update_deployment(deployment, *, actor, change_reason="", **changes):
         current.full_clean(exclude=["project", "model_version"])
         current.save()
         notifications.deployment_changed(current)
+        Project.records_changed(current.project_id)
+    return current
+
+
+def reimport_training_run(
+    run, *, actor, model_version, change_reason, origin, series=None, **attrs
+):
+    """A new revision of an imported training run whose source changed (an MLflow run
+    that finished, or logged more): its fields replaced by ``attrs``, its model version
+    by ``model_version``, the points of ``series`` past those stored appended. Runs are
+    otherwise append-only: only an import, which knows the source, changes one."""
+    ingest._check_keys(attrs, ingest.RUN_FIELDS)
+    name = ingest.version_name(model_version)
+    rows = curves.parse(series) if series else {}
+    with transaction.atomic(), recording(actor, change_reason, origin):
+        current = TrainingRun.objects.select_for_update().get(pk=run.pk)
+        for field, value in attrs.items():
+            setattr(current, field, value)
+        current.model_version = ingest.model_versions(current.project, {name})[name]
+        current.full_clean(exclude=["project", "model_version"])
+        current.save()
+        RunValue.objects.filter(training_run=current).delete()
+        statements.copy(RunValue, RunValue.COLUMNS, list(RunValue.rows(current)))
+        stored = dict(
+            SeriesChunk.objects.filter(training_run=current)
+            .values("metric")
+            .annotate(last=models.Max("last_step"))
+            .values_list("metric", "last")
+        )
+        new = {
+            metric: [point for point in points if point[0] > stored.get(metric, -1)]
+            for metric, points in rows.items()
+        }
+        new = {metric: points for metric, points in new.items() if points}
+        if new:
+            series_service.store(current, new)
         Project.records_changed(current.project_id)
     return current
 

@@ -1,0 +1,264 @@
+"""Importing from an MLflow tracking server: runs as training runs, registered model
+versions as model versions (wiki.mlflow reads and maps them).
+
+Idempotent and incremental: each run is keyed by its tracking URI and run id
+(MlflowRun), with a digest of what it said when imported. An import writes the runs it has
+not seen (in bulk, a page at a time, each page one transaction: a crash loses at most
+the page it was writing, and the next import goes on from there), a new revision of
+those that changed, and nothing for the others. Every record's history names the run it
+came from (wiki.history.mlflow_origin). Runs deleted in MLflow are reported, never
+deleted here.
+"""
+
+import hashlib
+import io
+import json
+from dataclasses import asdict, dataclass, field
+
+from django.conf import settings
+from django.core.exceptions import ValidationError
+from django.db import transaction
+
+from wiki import audit, ingest
+from wiki import mlflow as source
+from wiki.history import mlflow_origin, recording
+from wiki.models import MlflowRun, ModelVersion, Project
+from wiki.services import attachments
+from wiki.services.records import reimport_training_run
+from wiki.storage import Unavailable
+
+WRITE_PAGE = 200  # runs written per transaction
+IMAGE_MAX_BYTES = 5 * 1024 * 1024  # an image artifact larger than this is not attached
+
+
+@dataclass
+class Report:
+    """What an import found and did (and, with dry_run, would do)."""
+
+    runs: int = 0
+    created: int = 0
+    updated: int = 0
+    unchanged: int = 0
+    versions_created: int = 0
+    versions_updated: int = 0
+    attachments: int = 0
+    deleted: list = field(default_factory=list)  # run ids deleted in MLflow
+    problems: list = field(default_factory=list)  # what was left out, and why
+
+    def as_dict(self):
+        return asdict(self)
+
+    def lines(self):
+        yield (
+            f"{self.runs} runs: {self.created} new, {self.updated} changed, "
+            f"{self.unchanged} unchanged; model versions: {self.versions_created} new, "
+            f"{self.versions_updated} changed; {self.attachments} images attached"
+        )
+        if self.deleted:
+            yield (
+                f"{len(self.deleted)} runs deleted in MLflow (kept in the wiki): "
+                + ", ".join(self.deleted[:20])
+                + (" …" if len(self.deleted) > 20 else "")
+            )
+        yield from self.problems
+
+
+def _digest(version, fields):
+    text = json.dumps([version, fields], sort_keys=True, default=str)
+    return hashlib.sha256(text.encode()).hexdigest()
+
+
+def import_runs(
+    project, *, actor, tracking_uri, experiments=(), registered_models=(), since=None,
+    dry_run=False, images=True, progress=None,
+):  # fmt: skip
+    """Import ``experiments`` (names or ids) and ``registered_models`` (names) from the
+    tracking server at ``tracking_uri`` into ``project``; returns a Report.
+
+    ``progress(done, total)`` is called as runs are written. wiki.mlflow.MlflowError
+    when the server cannot be read (what was written before stays: run it again);
+    ValidationError when neither experiments nor models are named.
+    """
+    if not experiments and not registered_models:
+        raise ValidationError("Name at least one experiment or registered model.")
+    tracking = source.Tracking(tracking_uri)
+    uri, report = tracking.uri, Report()
+    progress = progress or (lambda done, total: None)
+
+    registered, versions = {}, []
+    for name in registered_models:
+        model, found = tracking.model_versions(name)
+        for version in sorted(found, key=lambda v: int(v["version"])):
+            label = source.version_name(model["name"], version["version"])
+            origin = mlflow_origin(
+                tracking_uri=tracking.uri, model=model["name"], version=version["version"]
+            )
+            versions.append((label, source.version_description(model, version), origin))
+            if version.get("run_id"):
+                registered[version["run_id"]] = label
+
+    chosen = [tracking.experiment(name) for name in experiments]
+    names = {experiment.id: experiment.name for experiment in chosen}
+    runs = list(tracking.runs(list(names), since)) if names else []
+    # The runs registered versions came from, where the experiments named leave them out.
+    seen = {run["info"]["run_id"] for run in runs}
+    for run_id in sorted(set(registered) - seen):
+        run = tracking.run(run_id)
+        if run is None:
+            report.problems.append(f"run {run_id} of a registered model version is gone")
+            continue
+        experiment_id = run["info"]["experiment_id"]
+        if experiment_id not in names:
+            names[experiment_id] = tracking.experiment(experiment_id).name
+        runs.append(run)
+    report.runs = len(runs)
+
+    _write_versions(project, actor, uri, versions, report, dry_run)
+    links = {
+        link.run_id: link for link in MlflowRun.objects.filter(project=project, tracking_uri=uri)
+    }
+    done = 0
+    progress(done, len(runs))
+    for start in range(0, len(runs), WRITE_PAGE):
+        page = runs[start : start + WRITE_PAGE]
+        _write_page(project, actor, tracking, page, names, registered, links, report, dry_run)
+        if images and not dry_run:
+            _attach_images(tracking, page, links, report, actor)
+        done += len(page)
+        progress(done, len(runs))
+
+    if since is None:  # the whole experiments were read: a run missing was deleted
+        listed = {run["info"]["run_id"] for run in runs}
+        report.deleted += sorted(
+            run_id
+            for run_id, link in links.items()
+            if link.experiment_id in names and run_id not in listed
+        )
+    return report
+
+
+def _write_versions(project, actor, uri, versions, report, dry_run):
+    """Create the registered versions not seen before; a new revision of each whose
+    description (MLflow's, its stage, aliases, source run) changed."""
+    with transaction.atomic():
+        if versions and not dry_run:
+            audit.lock_chain(project)  # as ingest.model_versions: before a version's row
+        existing = {
+            v.version: v
+            for v in ModelVersion.objects.filter(
+                project=project, version__in=[name for name, _, _ in versions]
+            )
+        }
+        for name, description, origin in versions:
+            version = existing.get(name)
+            if version is not None and version.description == description:
+                continue
+            if version is None:
+                report.versions_created += 1
+                version = ModelVersion(project=project, version=name)
+            else:
+                report.versions_updated += 1
+            if dry_run:
+                continue
+            with recording(actor, f"Imported from MLflow ({uri})", origin):
+                version.description = description
+                version.full_clean(exclude=["project"], validate_constraints=False)
+                version.save()
+        if not dry_run and (report.versions_created or report.versions_updated):
+            Project.records_changed(project.pk)
+
+
+def _write_page(project, actor, tracking, page, names, registered, links, report, dry_run):
+    """Write one page of runs: the new ones in bulk, a revision of each changed one."""
+    uri = tracking.uri
+    new, changed = [], []
+    for run in page:
+        info = run["info"]
+        run_id = info["run_id"]
+        if info.get("lifecycle_stage") == "deleted":
+            report.deleted.append(run_id)
+            continue
+        experiment = names.get(info["experiment_id"], info["experiment_id"])
+        version, fields, problems = source.run_record(tracking, run, experiment, registered)
+        report.problems += [f"run {run_id}: {problem}" for problem in problems]
+        digest = _digest(version, fields)
+        link = links.get(run_id)
+        if link is not None and link.digest == digest:
+            report.unchanged += 1
+            continue
+        if dry_run:
+            report.created += link is None
+            report.updated += link is not None
+            continue
+        series = {}
+        for key in source.with_history(run.get("data") or {}):
+            points = source.series_of(tracking.metric_history(run_id, key))
+            if points:
+                series[key] = points
+        try:
+            record = ingest.prepare_run(project, model_version=version, series=series, **fields)
+        except ValidationError as error:
+            report.problems.append(f"run {run_id} left out: {'; '.join(error.messages)}")
+            continue
+        record._origin = mlflow_origin(tracking_uri=uri, run_id=run_id)
+        entry = (run_id, info["experiment_id"], digest, version, fields, series, record)
+        (new if link is None else changed).append(entry)
+    if not new and not changed:
+        return
+    reason = f"Imported from MLflow ({uri})"
+    with transaction.atomic():
+        ingest.write(project, [entry[-1] for entry in new], actor=actor, change_reason=reason)
+        made = MlflowRun.objects.bulk_create(
+            MlflowRun(
+                project=project,
+                tracking_uri=uri,
+                run_id=run_id,
+                experiment_id=experiment_id,
+                training_run=record,
+                digest=digest,
+            )  # fmt: skip
+            for run_id, experiment_id, digest, _, _, _, record in new
+        )
+        for link in made:
+            links[link.run_id] = link
+        for run_id, _, digest, version, fields, series, record in changed:
+            link = links[run_id]
+            reimport_training_run(
+                link.training_run, actor=actor, model_version=version, series=series,
+                change_reason=f"Updated from MLflow ({uri})", origin=record._origin, **fields,
+            )  # fmt: skip
+            link.digest = digest
+            link.artifacts_done = False
+            link.save(update_fields=["digest", "artifacts_done"])
+    report.created += len(new)
+    report.updated += len(changed)
+
+
+def _attach_images(tracking, page, links, report, actor):
+    """Attach the image artifacts of the runs of ``page`` that need them (new, changed,
+    or left without them by a crash); an image seen before changes nothing."""
+    limit = min(IMAGE_MAX_BYTES, settings.ATTACHMENT_MAX_BYTES)
+    for run in page:
+        link = links.get(run["info"]["run_id"])
+        if link is None or link.artifacts_done:
+            continue
+        for path, size in tracking.images(link.run_id):
+            if size > limit:
+                report.problems.append(
+                    f"run {link.run_id}: {path} not attached ({size:,} bytes; at most {limit:,})"
+                )
+                continue
+            content = io.BytesIO(tracking.artifact(link.run_id, path))
+            content.name = path.replace("/", "-")
+            origin = mlflow_origin(tracking_uri=tracking.uri, run_id=link.run_id)
+            try:
+                attachments.attach(
+                    link.training_run, content, actor=actor, origin=origin,
+                    change_reason=f"Imported from MLflow ({tracking.uri})",
+                )  # fmt: skip
+            except (ValidationError, Unavailable) as error:
+                report.problems.append(f"run {link.run_id}: {path} not attached: {error}")
+                continue
+            report.attachments += 1
+        link.artifacts_done = True
+        link.save(update_fields=["artifacts_done"])
