@@ -12,6 +12,7 @@ from wiki.models.base import SLUG_PATTERN, max_length, validate_project_slug, va
 from wiki.models.exports import ExportJob
 from wiki.models.notifications import Delivery, NotificationSettings
 from wiki.models.pages import Page
+from wiki.models.pipelines import Pipeline
 from wiki.models.projects import Membership, Project
 from wiki.models.records import Deployment, ModelVersion, RunValue, TrainingRun
 from wiki.models.sso import SsoAccount
@@ -23,7 +24,7 @@ HistoricalPage = Page.history.model
 __all__ = [
     "SLUG_PATTERN", "AccessStamp", "ApiToken", "Attachment", "AuditEntry", "ChainHead", "Delivery",
     "Deployment", "ExportJob", "HistoricalPage", "HistoricalProject", "IdempotencyKey",
-    "Membership", "ModelVersion", "NotificationSettings", "Page", "Project", "RunValue",
+    "Membership", "ModelVersion", "NotificationSettings", "Page", "Pipeline", "Project", "RunValue",
     "SearchEntry", "SeriesChunk", "SsoAccount", "TrainingRun", "max_length",
     "validate_project_slug", "validate_version",
 ]  # fmt: skip
