@@ -31,7 +31,6 @@ MAX_DEPTH = 32
 MAX_TASKS = 500
 MAX_PORTS = 200  # inputs or outputs of one task
 MAX_NAME = 200
-SOURCES = ("kfp", "generic")
 GENERIC_KEYS = {"name", "nodes", "edges", "schedule"}
 NODE_KEYS = {"name", "component", "inputs", "outputs"}
 
