@@ -149,8 +149,11 @@ def exception_handler(exc, context):
     elif isinstance(exc, Http404) and not exc.args:
         exc = exceptions.NotFound("Not found.")
     elif isinstance(exc, exceptions.UnsupportedMediaType):
+        view = context.get("view")
+        types = [parser.media_type for parser in view.get_parsers()] if view else []
+        accepted = " or ".join(types or ["application/json"])
         exc = exceptions.UnsupportedMediaType(
-            "", f"{exc.detail} Send the body as JSON, with Content-Type: application/json."
+            "", f"{exc.detail} Send it with Content-Type: {accepted}."
         )
 
     response = drf_exception_handler(exc, context)

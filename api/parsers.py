@@ -1,5 +1,5 @@
 """Request bodies: JSON, at most 1 MiB (4 MiB where metric series are posted) and 32 levels
-deep; multipart only for uploads.
+deep; YAML only for pipeline specs; multipart only for uploads.
 
 Kept apart from api.errors: DRF loads parsers while importing its views, which api.errors
 imports.
@@ -8,11 +8,12 @@ imports.
 import json
 
 from django.conf import settings
-from django.core.exceptions import RequestDataTooBig, SuspiciousOperation
+from django.core.exceptions import RequestDataTooBig, SuspiciousOperation, ValidationError
 from rest_framework import exceptions, status
 from rest_framework.parsers import BaseParser, JSONParser, MultiPartParser
 
 from wiki import attachments as files
+from wiki import pipelines
 
 MAX_BODY_BYTES = 1024 * 1024
 # 10,000 series points (wiki.series: one call's most) with timestamps are about 1 MB as
@@ -40,6 +41,19 @@ def _too_deep(data, limit):
     return False
 
 
+def _read(stream, parser_context, max_bytes):
+    """The request body, refused with 413 past ``max_bytes`` (whatever Content-Length
+    claims): never more than the limit and a byte is read."""
+    declared = parser_context["request"].META.get("CONTENT_LENGTH") or "0"
+    too_large = PayloadTooLarge(f"The request body is over {max_bytes // 1024} KiB.")
+    if declared.isdigit() and int(declared) > max_bytes:
+        raise too_large
+    body = stream.read(max_bytes + 1) if stream is not None else b""
+    if len(body) > max_bytes:
+        raise too_large
+    return body
+
+
 class LimitedJSONParser(JSONParser):
     """JSON, refused with 413 past MAX_BODY_BYTES (whatever Content-Length claims) and
     with 400 past MAX_JSON_DEPTH levels.
@@ -52,14 +66,7 @@ class LimitedJSONParser(JSONParser):
     max_bytes = MAX_BODY_BYTES
 
     def parse(self, stream, media_type=None, parser_context=None):
-        request = parser_context["request"]
-        declared = request.META.get("CONTENT_LENGTH") or "0"
-        too_large = PayloadTooLarge(f"The request body is over {self.max_bytes // 1024} KiB.")
-        if declared.isdigit() and int(declared) > self.max_bytes:
-            raise too_large
-        body = stream.read(self.max_bytes + 1) if stream is not None else b""
-        if len(body) > self.max_bytes:
-            raise too_large
+        body = _read(stream, parser_context, self.max_bytes)
         too_deep = f"The JSON is nested more than {self.MAX_JSON_DEPTH} levels deep."
         try:
             data = json.loads(body.decode("utf-8"), parse_constant=float)
@@ -95,6 +102,23 @@ class BatchJSONParser(BaseParser):
     MAX_JSON_DEPTH = LimitedJSONParser.MAX_JSON_DEPTH
     max_bytes = BATCH_MAX_BODY_BYTES
     parse = LimitedJSONParser.parse
+
+
+class YAMLParser(BaseParser):
+    """YAML (a pipeline spec as the kfp compiler writes it), up to MAX_BODY_BYTES: the list
+    of its documents, read safely by wiki.pipelines.load_yaml (no Python objects, no
+    aliases, bounded depth)."""
+
+    media_type = "application/yaml"
+
+    def parse(self, stream, media_type=None, parser_context=None):
+        body = _read(stream, parser_context, MAX_BODY_BYTES)
+        try:
+            return pipelines.load_yaml(body.decode("utf-8"))
+        except UnicodeDecodeError as error:
+            raise exceptions.ParseError(f"The body is not UTF-8 text: {error}") from None
+        except ValidationError as error:
+            raise exceptions.ParseError(" ".join(error.messages)) from None
 
 
 # What a multipart body may hold beside the file: boundaries, part headers, the short

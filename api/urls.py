@@ -10,6 +10,7 @@ from api.views import (
     exports,
     history,
     pages,
+    pipelines,
     projects,
     records,
     search,
@@ -46,6 +47,12 @@ urlpatterns = [
     path(f"{PAGE}restore/", history.RevisionRestore.as_view(), name="page-restore"),
     path(f"{PAGE}review/", history.PageReview.as_view(), name="page-review"),
     path(f"{PAGE}approve/", history.PageApprove.as_view(), name="page-approve"),
+    # The workflow page's pipeline: only that page has one.
+    path(
+        f"{PROJECT}pages/workflow/pipeline/",
+        pipelines.PipelineDetail.as_view(),
+        name="pipeline-detail",
+    ),
     path(
         f"{PROJECT}training-runs/",
         records.TrainingRunList.as_view(),

@@ -27,7 +27,7 @@ def _free_port():
 
 def _answers(url):
     try:
-        with urllib.request.urlopen(f"{url}/health", timeout=2) as response:
+        with urllib.request.urlopen(f"{url}/health", timeout=2) as response:  # noqa: S310 - http
             return response.status == 200
     except OSError:
         return False

@@ -22,9 +22,11 @@ from tests.factories import make_token as token_for
 from tests.test_attachments import png
 from wiki.history import Actor, Source
 from wiki.models import ChainHead, Membership, Page
+from wiki.pipelines import normalize
 from wiki.services.attachments import attach
 from wiki.services.exports import build, request_export
 from wiki.services.pages import edit_page, submit_for_review
+from wiki.services.pipelines import post_pipeline
 
 pytestmark = pytest.mark.django_db
 
@@ -57,6 +59,8 @@ def world(project, user):
     make_free_page(project)
     run = make_training_run(project, series={"loss": [{"step": 1, "value": 0.5}]})
     deployment = make_deployment(project)
+    dag = normalize({"name": "nightly", "nodes": [{"name": "train"}]})
+    post_pipeline(project, dag, actor=actor)
     # A figure on every kind of target (its thumbnail is made once, by a GET: a cache, in
     # the storage, never a row).
     for target in (overview, run, deployment, run.model_version):
@@ -129,6 +133,7 @@ def _urls(ids):
         "api:page-restore": reverse("api:page-restore", kwargs=page),
         "api:page-review": reverse("api:page-review", kwargs=page),
         "api:page-approve": reverse("api:page-approve", kwargs=page),
+        "api:pipeline-detail": reverse("api:pipeline-detail", kwargs=project),
         "api:training-run-list": reverse("api:training-run-list", kwargs=project),
         "api:training-run-detail": reverse(
             "api:training-run-detail", kwargs=project | {"pk": ids["run"]}

@@ -521,7 +521,7 @@ ACTIVITY_KINDS = {
     "project": "project", "page": "page", "modelversion": "model version",
     "trainingrun": "training run", "deployment": "deployment", "membership": "membership",
     "exportjob": "export", "notificationsettings": "notification settings",
-    "attachment": "attachment", "serieschunk": "metric series",
+    "attachment": "attachment", "serieschunk": "metric series", "pipeline": "pipeline",
 }  # fmt: skip
 CSV_HEADER = [
     "seq", "at", "user", "source", "kind", "action", "object", "object id", "reason",

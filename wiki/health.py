@@ -4,7 +4,8 @@ A category page is stale when a record that concerns it arrived (was posted) aft
 content last changed: a new model version or training run for the model page; a new or
 changed deployment (it moved on: succeeded, failed, rolled back, got checks) for the
 deployment and maintenance pages; a training run on a dataset version no earlier run
-used, for the data page. Editing the page clears it.
+used, for the data page; a pipeline whose DAG changed (wiki.pipelines), for the workflow
+page. Editing the page clears it.
 
 ``with_staleness`` answers for many pages in one query (the dashboard, the project tabs);
 ``stale_reasons`` says what arrived, for one page (its banner, the API); ``dashboard``
@@ -28,7 +29,15 @@ from django.db.models import (
 from django.db.models.functions import RowNumber
 
 from wiki.categories import CATEGORY_NAMES, get_category, missing_required
-from wiki.models import AuditEntry, Deployment, ModelVersion, Page, Project, TrainingRun
+from wiki.models import (
+    AuditEntry,
+    Deployment,
+    ModelVersion,
+    Page,
+    Pipeline,
+    Project,
+    TrainingRun,
+)
 
 # Which kinds of record make which category's page stale.
 CONCERNS = {
@@ -36,6 +45,7 @@ CONCERNS = {
     "data": ("new_dataset_versions",),
     "deployment": ("new_deployments",),
     "maintenance": ("new_deployments",),
+    "workflow": ("changed_pipeline",),
 }
 REASONS_SHOWN = 5
 
@@ -65,8 +75,9 @@ def _new_datasets(project, since):
 # arrived ``since`` (a page's last edit) and concern it. ``with_staleness`` asks them of
 # many pages at once (project and since are the outer page's columns), ``stale_reasons``
 # of one page, to list them.
-# A deployment concerns a page when it changed (moved on) since, the others when posted.
-MOMENTS = {"new_deployments": "updated_at"}
+# A deployment concerns a page when it changed (moved on) since, a pipeline when its DAG
+# changed (it is saved only then), the others when posted.
+MOMENTS = {"new_deployments": "updated_at", "changed_pipeline": "updated_at"}
 QUESTIONS = {
     "new_model_versions": lambda project, since: _arrived(ModelVersion, project, since),
     "new_training_runs": lambda project, since: _arrived(TrainingRun, project, since),
@@ -74,6 +85,9 @@ QUESTIONS = {
         Deployment, project, since, MOMENTS["new_deployments"]
     ),
     "new_dataset_versions": _new_datasets,
+    "changed_pipeline": lambda project, since: _arrived(
+        Pipeline, project, since, MOMENTS["changed_pipeline"]
+    ),
 }
 
 
@@ -130,6 +144,10 @@ LISTINGS = {
         ),
     ),
     "new_deployments": ("new or changed deployment", _deployment),
+    "changed_pipeline": (
+        "changed pipeline",
+        lambda p: f"{p.name}, revision {p.revision} ({_when(p.updated_at)})",
+    ),
 }
 
 
@@ -142,7 +160,7 @@ def stale_reasons(page):
         kind, describe = LISTINGS[name]
         moment = MOMENTS.get(name, "created_at")
         records = QUESTIONS[name](page.project_id, page.edited_at)
-        if records.model is not ModelVersion:
+        if records.model in (TrainingRun, Deployment):
             records = records.select_related("model_version")
         newest = records.annotate(total=Window(Count("id"))).order_by(f"-{moment}", "-id")
         shown = list(newest[:REASONS_SHOWN])

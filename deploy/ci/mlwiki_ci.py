@@ -26,6 +26,10 @@ default). Each upload's key is made of the record's key and the file's name and 
 so a retried or re-run step attaches nothing twice. Every file is read before anything
 is sent: a missing one is exit 2 with nothing recorded.
 
+pipeline push FILE draws the pipeline on the project's workflow page: a spec compiled by
+kfp (.yaml or .yml) or a generic DAG (.json: name, nodes, edges, schedule). The token
+needs pages:write. Posting the same pipeline again changes nothing, so it needs no key.
+
 --file RUNS.jsonl (a name ending in .jsonl) records many training runs: one JSON object
 per line (the flags fill in or override each line's fields, as with a single --file),
 sent in batches of --batch-size (500; at most 1,000) to the batch endpoint. Each line is
@@ -308,6 +312,27 @@ def project_path(project, *rest):
 
 def commit_from_env():
     return os.environ.get("GITHUB_SHA") or os.environ.get("CI_COMMIT_SHA")
+
+
+def pipeline_push(args):
+    """Post a pipeline spec to the workflow page; its type is told by the file's name."""
+    types = {".yaml": "application/yaml", ".yml": "application/yaml", ".json": "application/json"}
+    content_type = types.get(os.path.splitext(args.file)[1].lower())
+    if content_type is None:
+        raise UsageError(f"{args.file}: give a .yaml or .yml (kfp) or a .json (DAG) file")
+    try:
+        with open(args.file, "rb") as handle:
+            body = handle.read()
+    except OSError as error:
+        raise UsageError(f"{args.file}: {error.strerror or error}") from None
+    if not body:
+        raise UsageError(f"{args.file} is empty")
+    given = {"schedule": args.schedule, "change_reason": args.reason}
+    query = urllib.parse.urlencode({k: v for k, v in given.items() if v})
+    path = project_path(args.project, "pages", "workflow", "pipeline")
+    answer = request("POST", path + (f"?{query}" if query else ""), body, None, args, content_type)
+    log(f"mlwiki_ci: pipeline {answer.get('name')} is at revision {answer.get('revision')}")
+    print(json.dumps(answer, indent=2))
 
 
 def commit(args):
@@ -676,6 +701,17 @@ def parser():
     docs.add_argument("--message", help="the change reason; default: the commit's message")
     # A push needs no key: sent twice, the second finds its pages as it wants them.
     docs.set_defaults(handler=docs_push, idempotency_key="")
+
+    pipeline = commands.add_parser("pipeline", help="the pipeline drawn on the workflow page")
+    push = pipeline.add_subparsers(dest="action", required=True).add_parser(
+        "push", help="post a kfp-compiled spec (.yaml) or a generic DAG (.json)"
+    )
+    push.add_argument("file", metavar="FILE")
+    push.add_argument("--project", required=True)
+    push.add_argument("--schedule", help="when it runs (a cron line); kfp specs carry none")
+    push.add_argument("--reason", help="why, for the history")
+    # The same pipeline posted again changes nothing: no Idempotency-Key, nor a warning.
+    push.set_defaults(handler=pipeline_push, idempotency_key="")
     return main
 
 

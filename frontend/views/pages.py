@@ -18,10 +18,11 @@ from wiki import caching, drafts
 from wiki.access import EDIT, MAINTAIN
 from wiki.audit import head_for
 from wiki.charts import deployment_timeline, metric_trend
+from wiki.dag_chart import pipeline_chart
 from wiki.diff import compare, content
 from wiki.health import stale_reasons
 from wiki.history import CHANGE_REASON_MAX_LENGTH
-from wiki.models import Page
+from wiki.models import Page, Pipeline
 from wiki.rendering import (
     render_markdown,
     render_markdown_many,
@@ -42,6 +43,7 @@ from wiki.services.pages import (
     revision_of,
     submit_for_review,
 )
+from wiki.services.pipelines import recent_revisions
 from wiki.summaries import SUMMARIES, deployment_summary, records_summary
 
 REVISIONS_PER_PAGE = 50
@@ -85,6 +87,7 @@ def page_detail(request, project, page):
         else approval_for(found, request.user, last),
         "stale_reasons": _stale_reasons(found) if stale else [],
         "chart_html": _chart_html(found, request.GET.get("metric")),
+        "pipeline_html": _pipeline_html(found) if found.category == "workflow" else None,
     }
     if found.category == "overview":
         # The overview carries the project's review states and its audit chain's state.
@@ -141,6 +144,25 @@ def _render_chart(page, metric):
 
 _SUMMARY = caching.Fragment("frontend/_records_summary.html")
 _CHART = caching.Fragment("frontend/_chart.html")
+_PIPELINE = caching.Fragment("frontend/_pipeline.html")
+
+
+def _pipeline_html(page):
+    """The workflow page's pipeline (its DAG, steps and latest revisions) as HTML,
+    rendered once per records version: a post that changes the pipeline bumps it."""
+
+    def render_pipeline():
+        pipeline = Pipeline.objects.filter(project=page.project).first()
+        context = {"project": page.project, "pipeline": pipeline}
+        if pipeline is not None:
+            context |= {
+                "chart": pipeline_chart(pipeline.dag),
+                "revisions": recent_revisions(pipeline),
+            }
+        return _PIPELINE.render(context)
+
+    key = caching.records_key(page.project, "pipeline-html", _PIPELINE.version)
+    return mark_safe(caching.get_or_compute(key, render_pipeline))  # noqa: S308 - our template's output
 
 
 def _stale_reasons(page):

@@ -13,6 +13,7 @@ from wiki.models.exports import ExportJob
 from wiki.models.mlflow import MlflowRun, MlflowSync
 from wiki.models.notifications import Delivery, NotificationSettings
 from wiki.models.pages import Page
+from wiki.models.pipelines import Pipeline
 from wiki.models.projects import Membership, Project
 from wiki.models.records import Deployment, ModelVersion, RunValue, TrainingRun
 from wiki.models.sso import SsoAccount
@@ -25,7 +26,7 @@ __all__ = [
     "SLUG_PATTERN", "AccessStamp", "ApiToken", "Attachment", "AuditEntry", "ChainHead", "Delivery",
     "Deployment", "ExportJob", "HistoricalPage", "HistoricalProject", "IdempotencyKey",
     "Membership", "MlflowRun", "MlflowSync", "ModelVersion", "NotificationSettings", "Page",
-    "Project", "RunValue",
+    "Pipeline", "Project", "RunValue",
     "SearchEntry", "SeriesChunk", "SsoAccount", "TrainingRun", "max_length",
     "validate_project_slug", "validate_version",
 ]  # fmt: skip
