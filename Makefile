@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 HOST ?= 127.0.0.1
 PORT ?= 8000
 
-.PHONY: run test test-deps kfp-venv lint schema worker beat clean
+.PHONY: run test test-deps tool-venvs lint schema worker beat clean
 
 # Reinstalled whenever a requirements file changes.
 $(VENV)/.installed: requirements.txt requirements-dev.txt requirements-nodeps.txt
@@ -29,7 +29,7 @@ test: $(VENV)/.installed test-deps
 # axe-core from npm (package-lock.json). What cannot be installed makes those tests skip,
 # saying why (the browser tests fail instead with BROWSER_TESTS=required, as in CI).
 APT_PACKAGES := chromium chromium-driver libpango-1.0-0 libpangoft2-1.0-0
-test-deps: kfp-venv
+test-deps: tool-venvs
 	@if { [ ! -x /usr/bin/chromium ] || ! ldconfig -p | grep -q libpangoft2-1.0; } \
 	    && [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
 	  echo "Installing $(APT_PACKAGES) for the tests (apt-get)"; \
@@ -44,18 +44,23 @@ test-deps: kfp-venv
 	  || echo "axe-core could not be installed: the accessibility checks will skip"; \
 	fi
 
-# The Kubeflow Pipelines compiler for tests/test_pipelines.py, in a venv of its own: kfp
-# pins versions of requests and protobuf other than requirements*.txt's. Without it (no
-# index to install from), that test skips, saying why; with KFP_TESTS=required (CI) it fails.
-KFP_VENV := .venv-kfp
-kfp-venv:
-	@if [ ! -f $(KFP_VENV)/.installed ] || [ requirements-kfp.txt -nt $(KFP_VENV)/.installed ]; then \
-	  { test -x $(KFP_VENV)/bin/python || $(PYTHON) -m venv $(KFP_VENV); } \
-	  && $(KFP_VENV)/bin/python -m pip install --quiet --disable-pip-version-check \
-	       -r requirements-kfp.txt \
-	  && touch $(KFP_VENV)/.installed \
-	  || echo "kfp could not be installed: tests/test_pipelines.py's kfp test will skip"; \
-	fi
+# Outside tools some tests run, each in a venv of its own (their pins clash with
+# requirements*.txt's): the Kubeflow Pipelines compiler (tests/test_pipelines.py; kfp pins
+# requests and protobuf) and an MLflow tracking server (tests/test_mlflow.py; MLflow pins
+# much of the scientific stack). Without one (no index to install from), its tests skip,
+# saying why; with KFP_TESTS / MLFLOW_TESTS=required (CI) they fail.
+TOOL_VENVS := .venv-kfp .venv-mlflow
+tool-venvs:
+	@for venv in $(TOOL_VENVS); do \
+	  requirements=requirements-$${venv#.venv-}.txt; \
+	  if [ ! -f $$venv/.installed ] || [ $$requirements -nt $$venv/.installed ]; then \
+	    { test -x $$venv/bin/python || $(PYTHON) -m venv $$venv; } \
+	    && $$venv/bin/python -m pip install --quiet --disable-pip-version-check \
+	         -r $$requirements \
+	    && touch $$venv/.installed \
+	    || echo "$$requirements could not be installed: the tests that need it will skip"; \
+	  fi; \
+	done
 
 # The committed OpenAPI schema (api/openapi.yaml); a test fails when it drifts from the code.
 schema: $(VENV)/.installed
@@ -74,4 +79,4 @@ beat: $(VENV)/.installed
 	$(BIN)/celery -A wiki beat --loglevel=info --schedule $(VENV)/celerybeat-schedule
 
 clean:
-	rm -rf $(VENV) $(KFP_VENV) staticfiles .pytest_cache .ruff_cache node_modules test-artifacts
+	rm -rf $(VENV) $(TOOL_VENVS) staticfiles .pytest_cache .ruff_cache node_modules test-artifacts

@@ -16,6 +16,7 @@ from wiki.models import (
     AuditEntry,
     ExportJob,
     Membership,
+    MlflowSync,
     ModelVersion,
     NotificationSettings,
     Page,
@@ -323,6 +324,45 @@ class NotificationsForm(forms.Form):
             f"The stale pages and the empty required fields, every day at "
             f"{settings.DIGEST_TIME} ({settings.TIME_ZONE}), when there are any."
         )
+
+
+class NamesField(forms.CharField):
+    """Names one per line (experiments, registered models), as a list."""
+
+    widget = forms.Textarea(attrs={"rows": 3})
+
+    def to_python(self, value):
+        return [line.strip() for line in (value or "").splitlines() if line.strip()]
+
+    def prepare_value(self, value):
+        return "\n".join(value) if isinstance(value, list) else value
+
+
+class MlflowSyncForm(forms.Form):
+    tracking_uri = forms.URLField(
+        label="Tracking URI", assume_scheme="https", max_length=500,
+        help_text="The MLflow tracking server, e.g. https://mlflow.example.com.",
+    )  # fmt: skip
+    experiments = NamesField(
+        label="Experiments", required=False,
+        help_text="Names or ids, one per line: their runs become training runs.",
+    )  # fmt: skip
+    registered_models = NamesField(
+        label="Registered models", required=False,
+        help_text="Names, one per line: their versions become model versions.",
+    )  # fmt: skip
+    every_hours = forms.TypedChoiceField(
+        label="Schedule", coerce=int, choices=MlflowSync.Every.choices,
+        initial=MlflowSync.Every.DAY,
+    )  # fmt: skip
+    attach_images = forms.BooleanField(
+        label="Attach image artifacts", required=False, initial=True,
+        help_text="Plots the runs logged (PNG, JPEG, GIF, WebP, SVG; up to 5 MB each).",
+    )  # fmt: skip
+    change_reason = forms.CharField(
+        label="Change reason (optional)", max_length=CHANGE_REASON_MAX_LENGTH, required=False,
+        help_text=CHANGE_REASON_HELP,
+    )  # fmt: skip
 
 
 class MemberForm(forms.Form):

@@ -31,6 +31,7 @@ urlpatterns = [
     path(f"{PROJECT}settings/", projects.project_settings, name="project-settings"),
     path(f"{PROJECT}members/", projects.members, name="members"),
     path(f"{PROJECT}notifications/", projects.notifications, name="notifications"),
+    path(f"{PROJECT}mlflow/", projects.mlflow_sync, name="mlflow-sync"),
     path(f"{PROJECT}members/<int:pk>/remove/", projects.member_remove, name="member-remove"),
     path(
         f"{PROJECT}tokens/<int:pk>/revoke/",

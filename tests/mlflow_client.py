@@ -15,7 +15,6 @@ from mlflow.entities import DatasetInput, InputTag, Metric, Param, RunTag
 from PIL import Image  # a dependency of MLflow's
 
 
-
 def run(client, op):
     """One run: params, metrics (a list of values is a history, one per step), tags, a
     dataset input, an image; left running unless "status" says how it ended."""
@@ -50,7 +49,8 @@ def log(client, run_id, op):
     for key, value in op.get("metrics", {}).items():
         values = value if isinstance(value, list) else [value]
         metrics += [
-            Metric(key, v, op["start"] + step * 1000, step) for step, v in enumerate(values)
+            Metric(key, v, op["start"] + step * 1000, step)
+            for step, v in enumerate(values, start=op.get("first_step", 0))
         ]
     client.log_batch(
         run_id,

@@ -80,7 +80,7 @@ class Server:
 
 @pytest.fixture(scope="module")
 def mlflow_server(tmp_path_factory):
-    if not PYTHON.exists():
+    if not (PYTHON.parent.parent / ".installed").exists():
         if os.environ.get("MLFLOW_TESTS") == "required":
             pytest.fail("MLflow's venv is missing: run `make test-deps`.")
         pytest.skip("MLflow's venv (.venv-mlflow) is missing: `make test-deps` makes it.")

@@ -166,6 +166,7 @@ def _urls(ids):
         "frontend:project-settings": reverse("frontend:project-settings", kwargs=project),
         "frontend:members": reverse("frontend:members", kwargs=project),
         "frontend:notifications": reverse("frontend:notifications", kwargs=project),
+        "frontend:mlflow-sync": reverse("frontend:mlflow-sync", kwargs=project),
         "frontend:member-remove": reverse(
             "frontend:member-remove", kwargs=project | {"pk": ids["member"]}
         ),

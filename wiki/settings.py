@@ -217,6 +217,10 @@ CELERY_BEAT_SCHEDULE = {
         "schedule": crontab(hour=DIGEST_HOUR, minute=DIGEST_MINUTE),
     },
     "sweep-outbox": {"task": "wiki.tasks.sweep", "schedule": crontab(minute="*")},
+    "queue-mlflow-syncs": {
+        "task": "wiki.tasks.queue_mlflow_syncs",
+        "schedule": crontab(minute="*"),
+    },
 }
 # The outbox (wiki.outbox): a notification or export whose message has not run this long
 # after it was due was lost (a broker restarted empty, a worker died): it is queued again.

@@ -1,7 +1,8 @@
 """Periodic work run by Celery beat (CELERY_BEAT_SCHEDULE), or in-process without a broker.
 
 The tasks a write queues live beside the service that queues them
-(wiki.services.notifications.deliver_notification, wiki.services.exports.build_export);
+(wiki.services.notifications.deliver_notification, wiki.services.exports.build_export,
+wiki.services.mlflow.run_sync);
 importing them here registers them with a worker, which imports this module.
 """
 
@@ -14,11 +15,12 @@ from django.conf import settings
 from django.utils import timezone
 
 from wiki.models import IdempotencyKey
-from wiki.services import exports, notifications
+from wiki.services import exports, mlflow, notifications
 from wiki.services.exports import build_export
+from wiki.services.mlflow import run_sync
 from wiki.services.notifications import deliver_notification
 
-__all__ = ["build_export", "deliver_notification"]
+__all__ = ["build_export", "deliver_notification", "run_sync"]
 
 
 @shared_task
@@ -64,3 +66,10 @@ def sweep():
         "exports_queued": queued_exports,
         "exports_failed": failed_exports,
     }
+
+
+@shared_task
+def queue_mlflow_syncs():
+    """Queue the MLflow syncs that are due, and those that lost their worker (every
+    minute)."""
+    return mlflow.queue_due_syncs()

@@ -12,6 +12,7 @@ from django.views.decorators.http import require_http_methods, require_POST, req
 from frontend.forms import (
     ActivityFilterForm,
     MemberForm,
+    MlflowSyncForm,
     NotificationsForm,
     ProjectCreateForm,
     ProjectSettingsForm,
@@ -27,12 +28,14 @@ from wiki.models import (
     Deployment,
     ExportJob,
     Membership,
+    MlflowSync,
     ModelVersion,
     NotificationSettings,
     Page,
     TrainingRun,
 )
 from wiki.services import EditConflict
+from wiki.services import mlflow as import_service
 from wiki.services import notifications as notify
 from wiki.services.members import remove_member, set_member
 from wiki.services.pages import revision_of
@@ -203,6 +206,37 @@ def notifications(request, project):
         "deliveries": project.deliveries.all()[:DELIVERIES_SHOWN],
     }
     return render(request, "frontend/notifications.html", context)
+
+
+@require_http_methods(["GET", "HEAD", "POST"])
+def mlflow_sync(request, project):
+    """The project's sync from MLflow (maintainers): its settings, "Sync now", and how the
+    last sync went; the page reloads itself while one runs, its progress bar moving."""
+    project = project_for(request, project, MAINTAIN)
+    sync = MlflowSync.objects.filter(project=project).first()
+    initial = {name: getattr(sync, name) for name in import_service.SYNC_SETTINGS} if sync else {}
+    form = MlflowSyncForm(request.POST or None, initial=initial)
+    if request.method == "POST" and "now" in request.POST:
+        if sync is None:
+            messages.error(request, "Save the sync's settings first.")
+        elif import_service.request_sync(sync):
+            messages.success(request, "The sync is queued; this page follows its progress.")
+        else:
+            messages.info(request, "A sync is queued or running already.")
+        return redirect("frontend:mlflow-sync", project.slug)
+    if request.method == "POST" and form.is_valid():
+        data = dict(form.cleaned_data)
+        try:
+            import_service.configure_sync(
+                project, actor=actor(request), change_reason=data.pop("change_reason"), **data
+            )
+        except ValidationError as e:
+            apply_errors(form, e)
+        else:
+            messages.success(request, "MLflow sync saved.")
+            return redirect("frontend:mlflow-sync", project.slug)
+    context = project_context(request, project, "mlflow") | {"form": form, "sync": sync}
+    return render(request, "frontend/mlflow_sync.html", context)
 
 
 @require_POST

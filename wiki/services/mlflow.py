@@ -14,15 +14,19 @@ import hashlib
 import io
 import json
 from dataclasses import asdict, dataclass, field
+from datetime import timedelta
 
+from celery import shared_task
 from django.conf import settings
 from django.core.exceptions import ValidationError
 from django.db import transaction
+from django.db.models import Q
+from django.utils import timezone
 
 from wiki import audit, ingest
 from wiki import mlflow as source
-from wiki.history import mlflow_origin, recording
-from wiki.models import MlflowRun, ModelVersion, Project
+from wiki.history import SYSTEM, mlflow_origin, recording
+from wiki.models import MlflowRun, MlflowSync, ModelVersion, Project
 from wiki.services import attachments
 from wiki.services.records import reimport_training_run
 from wiki.storage import Unavailable
@@ -196,7 +200,9 @@ def _write_page(project, actor, tracking, page, names, registered, links, report
             if points:
                 series[key] = points
         try:
-            record = ingest.prepare_run(project, model_version=version, series=series, **fields)
+            record = ingest.prepare_run(
+                project, model_version=version, series=series or None, **fields
+            )
         except ValidationError as error:
             report.problems.append(f"run {run_id} left out: {'; '.join(error.messages)}")
             continue
@@ -262,3 +268,103 @@ def _attach_images(tracking, page, links, report, actor):
             report.attachments += 1
         link.artifacts_done = True
         link.save(update_fields=["artifacts_done"])
+
+
+# What a sync configured in the browser may name: more is a list pasted by mistake.
+MAX_NAMES = 50
+SYNC_SETTINGS = ("tracking_uri", "experiments", "registered_models", "every_hours", "attach_images")
+
+
+def configure_sync(project, *, actor, change_reason="", **values):
+    """Set the project's sync from MLflow (SYNC_SETTINGS); ValidationError on a bad value,
+    nothing saved. A sync on a schedule is due at once."""
+    unknown = set(values) - set(SYNC_SETTINGS)
+    if unknown:
+        raise ValidationError(f"Unknown sync settings: {', '.join(sorted(unknown))}.")
+    for name in ("experiments", "registered_models"):
+        names = values.get(name, [])
+        if not isinstance(names, list) or len(names) > MAX_NAMES:
+            raise ValidationError({name: f"A list of at most {MAX_NAMES} names."})
+        if any(not isinstance(n, str) or not n.strip() or len(n) > 250 for n in names):
+            raise ValidationError({name: "Each name is 1 to 250 characters."})
+    if not values.get("experiments") and not values.get("registered_models"):
+        raise ValidationError("Name at least one experiment or registered model.")
+    with transaction.atomic(), recording(actor, change_reason or "Changed the MLflow sync"):
+        sync = MlflowSync.objects.select_for_update().filter(project=project).first()
+        sync = sync or MlflowSync(project=project)
+        for name, value in values.items():
+            setattr(sync, name, value)
+        sync.due_at = timezone.now() if sync.every_hours else None
+        sync.full_clean(exclude=["project"], validate_unique=False)
+        sync.save()
+    return sync
+
+
+def request_sync(sync):
+    """Queue ``sync`` now ("Sync now"); False if it is queued or running already."""
+    claimed = MlflowSync.objects.filter(pk=sync.pk, status=MlflowSync.Status.IDLE).update(
+        status=MlflowSync.Status.QUEUED, queued_at=timezone.now()
+    )
+    if claimed:
+        transaction.on_commit(lambda: run_sync.delay(sync.pk))
+    return bool(claimed)
+
+
+def queue_due_syncs():
+    """Queue the syncs that are due (beat, every minute), each claimed by a conditional
+    UPDATE so two beats never queue one twice. A sync queued or running for longer than
+    REQUEUE_AFTER_MINUTES without a sign of life lost its message or its worker: it is
+    queued again (an import resumes where the last one stopped). Returns how many."""
+    now = timezone.now()
+    lost = now - timedelta(minutes=settings.REQUEUE_AFTER_MINUTES)
+    Status = MlflowSync.Status
+    due = Q(status=Status.IDLE, every_hours__gt=0, due_at__lte=now)
+    stuck = Q(status=Status.QUEUED, queued_at__lt=lost) | Q(
+        status=Status.RUNNING, heartbeat_at__lt=lost
+    )
+    queued = 0
+    for pk, status in MlflowSync.objects.filter(due | stuck).values_list("pk", "status"):
+        claimed = MlflowSync.objects.filter(pk=pk, status=status).update(
+            status=Status.QUEUED, queued_at=now
+        )
+        if claimed:
+            transaction.on_commit(lambda pk=pk: run_sync.delay(pk))
+            queued += 1
+    return queued
+
+
+@shared_task(ignore_result=True)
+def run_sync(sync_id):
+    """Run a queued sync: the import, its progress on the sync's row as it goes, its
+    report (or error) at the end; due again a schedule's interval later."""
+    Status = MlflowSync.Status
+    now = timezone.now()
+    claimed = MlflowSync.objects.filter(pk=sync_id, status=Status.QUEUED).update(
+        status=Status.RUNNING, started_at=now, heartbeat_at=now, processed=0, total=0
+    )
+    if not claimed:  # gone, or taken by another worker
+        return
+    sync = MlflowSync.objects.select_related("project").get(pk=sync_id)
+
+    def progress(done, total):
+        MlflowSync.objects.filter(pk=sync_id).update(
+            processed=done, total=total, heartbeat_at=timezone.now()
+        )
+
+    report, error = None, ""
+    try:
+        report = import_runs(
+            sync.project, actor=SYSTEM, tracking_uri=sync.tracking_uri,
+            experiments=sync.experiments, registered_models=sync.registered_models,
+            images=sync.attach_images, progress=progress,
+        )  # fmt: skip
+    except (source.MlflowError, ValidationError) as failure:
+        error = (
+            "; ".join(failure.messages) if isinstance(failure, ValidationError) else str(failure)
+        )
+    finished = timezone.now()
+    MlflowSync.objects.filter(pk=sync_id).update(
+        status=Status.IDLE, finished_at=finished, last_error=error,
+        report=report.as_dict() if report else {},
+        due_at=finished + timedelta(hours=sync.every_hours) if sync.every_hours else None,
+    )  # fmt: skip

@@ -79,7 +79,9 @@ class Command(BaseCommand):
             )
         except (MlflowError, ValidationError) as error:
             message = "; ".join(error.messages) if isinstance(error, ValidationError) else error
-            raise CommandError(f"{message} (what was imported before stays: run it again)") from None
+            raise CommandError(
+                f"{message} (what was imported before stays: run it again)"
+            ) from None
         prefix = "Would import (dry run): " if options["dry_run"] else ""
         for number, line in enumerate(report.lines()):
             self.stdout.write(f"{prefix}{line}" if number == 0 else line)
