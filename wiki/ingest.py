@@ -142,11 +142,13 @@ def _then(records):
     """What else the records need written, in their transaction: a run's metric series,
     a failed deployment's notification (a few calls; most records need none)."""
     calls = []
+    series = [(r, r._series_rows) for r in records if getattr(r, "_series_rows", None)]
+    if series:
+        calls.append(lambda: series_service.store(series))
     for record in records:
-        if isinstance(record, TrainingRun):
-            if record._series_rows:
-                calls.append(lambda run=record: series_service.store(run, run._series_rows))
-        elif record.status in (Deployment.Status.FAILED, Deployment.Status.ROLLED_BACK):
+        if isinstance(record, Deployment) and record.status in (
+            Deployment.Status.FAILED, Deployment.Status.ROLLED_BACK
+        ):  # fmt: skip
             calls.append(lambda deployment=record: notifications.deployment_changed(deployment))
     return calls
 

@@ -13,6 +13,7 @@ deleted here.
 import hashlib
 import io
 import json
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass, field
 from datetime import timedelta
 
@@ -32,6 +33,7 @@ from wiki.services.records import reimport_training_run
 from wiki.storage import Unavailable
 
 WRITE_PAGE = 200  # runs written per transaction
+HISTORY_THREADS = 8  # metric histories fetched at once
 IMAGE_MAX_BYTES = 5 * 1024 * 1024  # an image artifact larger than this is not attached
 
 
@@ -175,7 +177,7 @@ def _write_versions(project, actor, uri, versions, report, dry_run):
 def _write_page(project, actor, tracking, page, names, registered, links, report, dry_run):
     """Write one page of runs: the new ones in bulk, a revision of each changed one."""
     uri = tracking.uri
-    new, changed = [], []
+    moved = []  # (run, version, fields, digest) of the new and changed runs
     for run in page:
         info = run["info"]
         run_id = info["run_id"]
@@ -189,16 +191,16 @@ def _write_page(project, actor, tracking, page, names, registered, links, report
         link = links.get(run_id)
         if link is not None and link.digest == digest:
             report.unchanged += 1
-            continue
-        if dry_run:
+        elif dry_run:
             report.created += link is None
             report.updated += link is not None
-            continue
-        series = {}
-        for key in source.with_history(run.get("data") or {}):
-            points = source.series_of(tracking.metric_history(run_id, key))
-            if points:
-                series[key] = points
+        else:
+            moved.append((run, version, fields, digest))
+    histories = _histories(tracking, [run for run, _, _, _ in moved])
+    new, changed = [], []
+    for run, version, fields, digest in moved:
+        run_id = run["info"]["run_id"]
+        series = histories.get(run_id, {})
         try:
             record = ingest.prepare_run(
                 project, model_version=version, series=series or None, **fields
@@ -207,8 +209,8 @@ def _write_page(project, actor, tracking, page, names, registered, links, report
             report.problems.append(f"run {run_id} left out: {'; '.join(error.messages)}")
             continue
         record._origin = mlflow_origin(tracking_uri=uri, run_id=run_id)
-        entry = (run_id, info["experiment_id"], digest, version, fields, series, record)
-        (new if link is None else changed).append(entry)
+        entry = (run_id, run["info"]["experiment_id"], digest, version, fields, series, record)
+        (new if run_id not in links else changed).append(entry)
     if not new and not changed:
         return
     reason = f"Imported from MLflow ({uri})"
@@ -238,6 +240,24 @@ def _write_page(project, actor, tracking, page, names, registered, links, report
             link.save(update_fields=["digest", "artifacts_done"])
     report.created += len(new)
     report.updated += len(changed)
+
+
+def _histories(tracking, runs):
+    """{run id: {metric: points}} of the metric histories of ``runs`` (one request per
+    run and metric with more than one step), fetched a few at a time."""
+    wanted = [
+        (run["info"]["run_id"], key)
+        for run in runs
+        for key in source.with_history(run.get("data") or {})
+    ]
+    histories = {}
+    with ThreadPoolExecutor(max_workers=HISTORY_THREADS) as pool:
+        fetched = pool.map(lambda pair: tracking.metric_history(*pair), wanted)
+        for (run_id, key), history in zip(wanted, fetched, strict=True):
+            points = source.series_of(history)
+            if points:
+                histories.setdefault(run_id, {})[key] = points
+    return histories
 
 
 def _attach_images(tracking, page, links, report, actor):

@@ -149,7 +149,7 @@ def reimport_training_run(
         }
         new = {metric: points for metric, points in new.items() if points}
         if new:
-            series_service.store(current, new)
+            series_service.store([(current, new)])
         Project.records_changed(current.project_id)
     return current
 

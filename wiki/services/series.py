@@ -2,8 +2,9 @@
 
 from django.db import transaction
 from django.utils import timezone
-from simple_history.signals import post_create_historical_record, pre_create_historical_record
+from simple_history.signals import pre_create_historical_record
 
+from wiki import audit, search
 from wiki import series as curves
 from wiki.history import recording
 from wiki.models import SeriesChunk
@@ -20,23 +21,25 @@ def append(run, series, *, actor, change_reason=""):
     points = sum(map(len, rows.values()))
     reason = change_reason or f"Appended {points:,} points of {', '.join(rows)}"[:200]
     with recording(actor, reason), transaction.atomic(savepoint=False):
-        return store(run, rows)
+        return store([(run, rows)])
 
 
-def store(run, rows):
-    """Write ``rows`` (checked by wiki.series.parse) as chunks of ``run``, in the caller's
-    transaction and recording block (record_training_run's, or append's)."""
+def store(pairs):
+    """Write the series of runs, ``pairs`` of (run, rows checked by wiki.series.parse), as
+    chunks, in the caller's transaction and recording block (wiki.ingest's, append's):
+    one insert of the chunks and one of their history rows, whatever their number."""
     chunks = []
-    for metric, points in rows.items():
-        text = curves.canonical(points)
-        steps = [point[0] for point in points]
-        chunks.append(
-            SeriesChunk(
-                project_id=run.project_id, training_run=run, metric=metric, points=text,
-                count=len(points), first_step=min(steps), last_step=max(steps),
-                sha256=curves.digest(text),
-            )
-        )  # fmt: skip
+    for run, rows in pairs:
+        for metric, points in rows.items():
+            text = curves.canonical(points)
+            steps = [point[0] for point in points]
+            chunks.append(
+                SeriesChunk(
+                    project_id=run.project_id, training_run=run, metric=metric, points=text,
+                    count=len(points), first_step=min(steps), last_step=max(steps),
+                    sha256=curves.digest(text),
+                )
+            )  # fmt: skip
     SeriesChunk.objects.bulk_create(chunks)
     _history(chunks)
     return chunks
@@ -46,8 +49,8 @@ def _history(chunks):
     """The history row of each new chunk, inserted in one statement.
 
     bulk_create writes no history, and simple-history's bulk_history_create sends no
-    signals; the signals are sent here as a save sends them, so every row is stamped and
-    sealed into the audit chain by the same receivers (wiki.signals).
+    signals: each row is stamped by the receivers of pre_create_historical_record, as a
+    save does, and all are sealed into the audit chain and indexed at once.
     """
     History = SeriesChunk.history.model
     now = timezone.now()
@@ -63,9 +66,7 @@ def _history(chunks):
         )  # fmt: skip
         rows.append(row)
     History.objects.bulk_create(rows)
-    for chunk, row in zip(chunks, rows, strict=True):
-        post_create_historical_record.send(
-            sender=History, instance=chunk, history_instance=row, history_date=now,
-            history_user=row.history_user, history_change_reason=row.history_change_reason,
-            using=None,
-        )  # fmt: skip
+    # What the receivers of post_create_historical_record do row by row (wiki.signals),
+    # for all the rows at once.
+    audit.append_many(rows, chunks)
+    search.index_new(chunks)
