@@ -54,10 +54,12 @@ def log(client, run_id, op):
         ]
     client.log_batch(
         run_id,
-        metrics=metrics,
+        metrics=metrics[:1000],  # MLflow takes at most 1,000 metrics per batch
         params=[Param(k, str(v)) for k, v in op.get("params", {}).items()],
         tags=[RunTag(k, v) for k, v in op.get("log_tags", {}).items()],
     )
+    for start in range(1000, len(metrics), 1000):
+        client.log_batch(run_id, metrics=metrics[start : start + 1000])
 
 
 def main():
@@ -76,6 +78,7 @@ def main():
             client.delete_run(op["run_id"])
             results.append(op["run_id"])
         elif kind == "register":  # a registered model version from a run
+            op.setdefault("run_id", results[op.pop("run", 0)])  # a run of this batch
             if not client.search_registered_models(f"name='{op['model']}'"):
                 client.create_registered_model(op["model"])
             version = client.create_model_version(

@@ -299,3 +299,31 @@ def test_the_origin_is_sealed_and_rows_from_before_it_verify_as_they_were(projec
     verdict = audit.verify(audit.head_for(project))
     assert not verdict.ok
     assert verdict.first_bad["history_id"] == row.history_id
+
+
+def test_the_same_branch_of_the_same_repository_however_spelt_may_replace_its_pushes(project):
+    texts = exported(project)
+    push(project, dict(texts, **{"model.md": with_body(texts["model.md"], "One.")}))
+    # The same repository through ssh, from a laptop: its push replaces the last one.
+    laptop = git_origin(repository="git@git.example.com:ml/churn.git", branch="main",
+                        commit="b2c3d4e")  # fmt: skip
+    texts["model.md"] = with_body(texts["model.md"], "Two.")
+    outcomes = {path: how for path, _, how in push(project, texts, origin=laptop)}
+    assert outcomes["model.md"] == "changed"
+    # Another branch of it is not the line the page follows: a conflict, nothing written.
+    feature = dict(laptop, branch="feature/old-docs")
+    with pytest.raises(TreeConflict):
+        push(project, dict(texts, **{"model.md": with_body(texts["model.md"], "Old.")}),
+             origin=feature)  # fmt: skip
+    assert page(project, "model").body == "Two."
+
+
+def test_a_path_sent_twice_is_refused_not_dropped(project):
+    files = [
+        TreeFile("x.md", "---\npage: runbook\ntitle: Runbook\n---\nOne."),
+        TreeFile("x.md", "---\npage: glossary\ntitle: Glossary\n---\nTwo."),
+    ]
+    with pytest.raises(ValidationError) as refused:
+        push_tree(project, actor=cli_actor(), files=files, origin=ORIGIN)
+    assert refused.value.message_dict == {"x.md": ["This path is in the push twice."]}
+    assert not Page.objects.filter(project=project, slug__in=["runbook", "glossary"]).exists()

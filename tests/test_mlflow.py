@@ -1,11 +1,15 @@
 """The MLflow bridge (issue 14, item 1) against a real MLflow tracking server (mlflow from
 PyPI, started on 127.0.0.1 with an SQLite store, filled through the MLflow client)."""
 
+import threading
 import uuid
 from datetime import UTC, datetime, timedelta
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from types import SimpleNamespace
 
 import pytest
 from django.conf import settings
+from django.core.exceptions import ValidationError
 from django.core.management import CommandError, call_command
 from django.test import Client
 from django.utils import timezone
@@ -15,6 +19,7 @@ from tests.mlflow_server import mlflow_server  # noqa: F401 - a fixture
 from tests.workers import start_worker, stop, until
 from wiki.celery import app as celery_app
 from wiki.history import mlflow_origin
+from wiki.mlflow import MlflowError
 from wiki.models import (
     Attachment,
     AuditEntry,
@@ -28,6 +33,7 @@ from wiki.models import (
 from wiki.series import curves
 from wiki.services import mlflow
 from wiki.services.mlflow import configure_sync, queue_due_syncs
+from wiki.services.records import create_model_version
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -58,15 +64,21 @@ def _runs():
     return operations
 
 
+def MLFLOW_PREFILL():  # noqa: N802 - read by the mlflow_server fixture
+    """What the module's MLflow server holds when it starts: the 200 runs, and three
+    versions of a registered model made from the first three."""
+    return [
+        *_runs(),
+        {"op": "register", "model": MODEL, "run": 0, "description": "First cut."},
+        {"op": "register", "model": MODEL, "run": 1},
+        {"op": "register", "model": MODEL, "run": 2, "alias": "champion"},
+    ]
+
+
 @pytest.fixture(scope="module")
 def filled(mlflow_server):  # noqa: F811
-    ids = mlflow_server.client(_runs())
-    versions = mlflow_server.client([
-        {"op": "register", "model": MODEL, "run_id": ids[0], "description": "First cut."},
-        {"op": "register", "model": MODEL, "run_id": ids[1]},
-        {"op": "register", "model": MODEL, "run_id": ids[2], "alias": "champion"},
-    ])  # fmt: skip
-    assert versions == ["1", "2", "3"]
+    *ids, one, two, three = mlflow_server.prefilled
+    assert [str(v) for v in (one, two, three)] == ["1", "2", "3"]
     return {"server": mlflow_server, "ids": ids}
 
 
@@ -308,3 +320,116 @@ def test_the_sync_page_is_for_maintainers_and_refuses_bad_settings(project, user
                                  "registered_models": "", "every_hours": "24"})  # fmt: skip
     assert "Name at least one experiment or registered model." in refused.content.decode()
     assert not MlflowSync.objects.exists()
+
+
+def test_an_image_over_the_limit_is_reported_not_attached(mlflow_server, project, settings):  # noqa: F811
+    settings.ATTACHMENT_MAX_BYTES = 40  # the client's 8x8 PNG is larger
+    (big,) = mlflow_server.client([
+        {"op": "run", "experiment": "churn-big", "start": START, "image": "big.png",
+         "status": "FINISHED", "metrics": {"auc": 0.8}},
+    ])  # fmt: skip
+    report = run_import(mlflow_server, project, experiments=["churn-big"])
+    assert report.created == 1 and report.attachments == 0
+    (problem,) = report.problems
+    assert problem.startswith(f"run {big}: plots/big.png not attached (")
+    assert problem.endswith("bytes; at most 40)")
+    assert not Attachment.objects.exists()
+    # Left out for good: the next import neither tries again nor says it again.
+    assert run_import(mlflow_server, project, experiments=["churn-big"]).problems == []
+
+
+def test_long_histories_are_imported_whole_in_pieces(mlflow_server, project, settings):  # noqa: F811
+    settings.SERIES_MAX_POINTS = 50  # a posted call's limit, not an import's
+    losses = [1 / (step + 1) for step in range(120)]
+    (long,) = mlflow_server.client([
+        {"op": "run", "experiment": "churn-long", "start": START, "status": "FINISHED",
+         "metrics": {"loss": losses, "auc": [0.5, 0.6]}},
+    ])  # fmt: skip
+    report = run_import(mlflow_server, project, experiments=["churn-long"])
+    assert (report.created, report.problems) == (1, [])
+    record = MlflowRun.objects.get(run_id=long).training_run
+    curve = {c.metric: c for c in curves(record)}
+    assert curve["loss"].total == 120 and curve["auc"].total == 2
+    assert [value for _, value in curve["loss"].points] == losses
+    assert SeriesChunk.objects.filter(training_run=record).count() == 4  # 50 + 50 + 20 + 2
+    assert {row.history_origin["run_id"] for row in SeriesChunk.history.all()} == {long}
+
+
+def test_a_version_described_in_the_wiki_keeps_its_description(filled, project):
+    create_model_version(
+        project, actor=cli_actor(), version="churn-classifier:2", description="Approved: EU-123."
+    )
+    report = run_import(filled["server"], project, experiments=[], registered_models=[MODEL])
+    assert (report.versions_created, report.versions_updated) == (2, 0)
+    assert report.problems == [
+        "model version churn-classifier:2: its description was written in the wiki and is "
+        "kept; MLflow's is not applied"
+    ]
+    kept = ModelVersion.objects.get(project=project, version="churn-classifier:2")
+    assert kept.description == "Approved: EU-123."
+    # The versions' source runs (of churn-baseline) came with them.
+    assert report.created == 3
+
+
+@pytest.fixture
+def answering(tmp_path):
+    """A web server on 127.0.0.1 that is not MLflow: it answers ``answer[path]`` as
+    (status, headers, body)."""
+    answers = {}
+
+    class Handler(BaseHTTPRequestHandler):
+        def do_GET(self):  # noqa: N802 - the standard library's name
+            status, headers, body = answers.get(self.path.split("?")[0], (404, {}, b""))
+            self.send_response(status)
+            for name, value in headers.items():
+                self.send_header(name, value)
+            self.end_headers()
+            self.wfile.write(body)
+
+        def log_message(self, *args):
+            pass
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    yield f"http://127.0.0.1:{server.server_port}", answers
+    server.shutdown()
+    server.server_close()
+
+
+def test_what_is_not_an_mlflow_server_is_refused_clearly(answering, project):
+    url, answers = answering
+    path = "/api/2.0/mlflow/experiments/get-by-name"
+    answers[path] = (302, {"Location": "http://169.254.169.254/latest/meta-data/"}, b"")
+    with pytest.raises(MlflowError, match="a redirect to http://169.254.169.254"):
+        run_import(SimpleNamespace(url=url), project, experiments=["x"])
+    answers[path] = (200, {"Content-Type": "application/json"}, b"[1, 2]")
+    with pytest.raises(MlflowError, match="not MLflow's"):
+        run_import(SimpleNamespace(url=url), project, experiments=["x"])
+    answers[path] = (200, {"Content-Type": "application/json"}, b'{"experiment": 5}')
+    with pytest.raises(MlflowError, match="answered in a form this import does not know"):
+        run_import(SimpleNamespace(url=url), project, experiments=["x"])
+    answers[path] = (500, {}, b"<html>internal admin page: secrets</html>")
+    with pytest.raises(MlflowError) as refused:
+        run_import(SimpleNamespace(url=url), project, experiments=["x"])
+    assert "secrets" not in str(refused.value) and "not an MLflow answer" in str(refused.value)
+
+
+@pytest.mark.parametrize(
+    ("uri", "hosts", "message"),
+    [
+        ("http://169.254.169.254", [], "link-local"),
+        ("https://user:token@mlflow.example.com", [], "user name or password"),
+        ("http://127.0.0.1:5000", ["mlflow.example.com"], "MLFLOW_TRACKING_HOSTS"),
+    ],
+)
+def test_a_tracking_uri_the_wiki_must_not_read_is_refused(project, settings, uri, hosts, message):
+    settings.MLFLOW_TRACKING_HOSTS = hosts
+    with pytest.raises(MlflowError, match=message):
+        run_import(SimpleNamespace(url=uri), project, experiments=["x"])
+    with pytest.raises(ValidationError) as refused:
+        configure_sync(
+            project, actor=cli_actor(), tracking_uri=uri, experiments=["x"],
+            registered_models=[], every_hours=0, attach_images=False,
+        )  # fmt: skip
+    assert message in " ".join(refused.value.message_dict["tracking_uri"])

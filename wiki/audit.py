@@ -522,6 +522,7 @@ ACTIVITY_KINDS = {
     "trainingrun": "training run", "deployment": "deployment", "membership": "membership",
     "exportjob": "export", "notificationsettings": "notification settings",
     "attachment": "attachment", "serieschunk": "metric series", "pipeline": "pipeline",
+    "mlflowsync": "MLflow sync",
 }  # fmt: skip
 CSV_HEADER = [
     "seq", "at", "user", "source", "kind", "action", "object", "object id", "reason",

@@ -62,7 +62,8 @@ def prepare_run(project, *, model_version, series=None, **attrs):
     """A training run checked and ready for ``write`` (unsaved); ValidationError if not.
     Its metric series, if any, are checked too (wiki.series), and written with it."""
     run = _prepare(TrainingRun, RUN_FIELDS, project, model_version, attrs)
-    run._series_rows = curves.parse(series) if series is not None else {}
+    # Pieces of parsed rows (wiki.series.parse): one for a post, more for an import.
+    run._series_rows = [curves.parse(series)] if series is not None else []
     return run
 
 
@@ -142,7 +143,7 @@ def _then(records):
     """What else the records need written, in their transaction: a run's metric series,
     a failed deployment's notification (a few calls; most records need none)."""
     calls = []
-    series = [(r, r._series_rows) for r in records if getattr(r, "_series_rows", None)]
+    series = [(r, rows) for r in records for rows in getattr(r, "_series_rows", ())]
     if series:
         calls.append(lambda: series_service.store(series))
     for record in records:

@@ -19,20 +19,25 @@ How MLflow maps (README, "Import from MLflow"):
 """
 
 import contextlib
+import ipaddress
 import json
 import math
 import re
+import socket
 import urllib.error
 import urllib.parse
 import urllib.request
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
+from django.conf import settings
+from django.core.exceptions import ValidationError
 from django.core.validators import URLValidator
 
 from wiki.models.records import MAX_NAME_LENGTH, MAX_OBJECT_ENTRIES, MAX_TEXT_VALUE_LENGTH
 
 TIMEOUT = 30  # seconds for one request to the tracking server
+MAX_ANSWER_BYTES = 256 * 1024 * 1024  # a page of 1,000 runs is a few MB
 PAGE_SIZE = 1000  # runs per search request
 HISTORY_PAGE = 25_000  # points per metric history request
 IMAGE_TYPES = (".png", ".jpg", ".jpeg", ".gif", ".webp", ".svg")
@@ -59,20 +64,54 @@ class Experiment:
     name: str
 
 
+class _NoRedirects(urllib.request.HTTPRedirectHandler):
+    """A tracking server answers where it is asked: a redirect could lead the worker to
+    an address the tracking URI's checks never saw."""
+
+    def redirect_request(self, req, fp, code, msg, headers, newurl):
+        raise MlflowError(f"MLflow answered {code}, a redirect to {newurl}: use that address.")
+
+
+_OPENER = urllib.request.build_opener(_NoRedirects)
+
+
+def check_uri(uri):
+    """``uri`` as a tracking URI mlwiki may read from, or MlflowError saying why not: http
+    or https, no user or password in it (they would be kept in every record's history;
+    MLflow reads them from the environment anyway), a host MLFLOW_TRACKING_HOSTS allows
+    (if set), never a link-local address (a cloud's metadata service)."""
+    uri = uri.strip().rstrip("/")
+    try:
+        URLValidator(schemes=["http", "https"])(uri)
+    except ValidationError:
+        raise MlflowError(
+            f"The tracking URI must be an http(s) address of a tracking server, not {uri!r}."
+        ) from None
+    parts = urllib.parse.urlsplit(uri)
+    if parts.username or parts.password:
+        raise MlflowError("The tracking URI must not hold a user name or password.")
+    allowed = settings.MLFLOW_TRACKING_HOSTS
+    if allowed and parts.hostname not in allowed:
+        raise MlflowError(
+            f"{parts.hostname} is not among the MLflow hosts this wiki may read from "
+            "(MLFLOW_TRACKING_HOSTS)."
+        )
+    try:
+        addresses = {info[4][0] for info in socket.getaddrinfo(parts.hostname, None)}
+    except (OSError, UnicodeError):
+        raise MlflowError(f"MLflow at {uri} cannot be reached: unknown host.") from None
+    if any(ipaddress.ip_address(a.split("%")[0]).is_link_local for a in addresses):
+        raise MlflowError(f"{parts.hostname} is a link-local address: not a tracking server.")
+    return uri
+
+
 class Tracking:
-    """An MLflow tracking server at ``uri`` (http or https)."""
+    """An MLflow tracking server at ``uri`` (checked by ``check_uri``)."""
 
     def __init__(self, uri):
-        uri = uri.strip().rstrip("/")
-        try:
-            URLValidator(schemes=["http", "https"])(uri)
-        except Exception:  # noqa: BLE001 - any refusal is the same message
-            raise MlflowError(
-                f"The tracking URI must be an http(s) address of a tracking server, not {uri!r}."
-            ) from None
-        self.uri = uri
+        self.uri = check_uri(uri)
 
-    def _call(self, method, path, query=None, body=None, raw=False):
+    def _call(self, method, path, query=None, body=None, raw=False, limit=MAX_ANSWER_BYTES):
         url = f"{self.uri}{path}"
         if query:
             url += "?" + urllib.parse.urlencode(query, doseq=True)
@@ -81,24 +120,31 @@ class Tracking:
             url, data=data, method=method, headers={"Content-Type": "application/json"}
         )
         try:
-            with urllib.request.urlopen(request, timeout=TIMEOUT) as response:  # noqa: S310
-                payload = response.read()
+            with _OPENER.open(request, timeout=TIMEOUT) as response:
+                payload = response.read(limit + 1)
         except urllib.error.HTTPError as error:
-            detail = error.read()[:500].decode("utf-8", "replace")
-            with contextlib.suppress(ValueError, AttributeError):  # MLflow's JSON error, if so
-                detail = json.loads(detail).get("message", detail)
+            # MLflow's own message only: the body of whatever else answers at that address
+            # (the URI is typed by a user) is not repeated to them.
+            detail = "not an MLflow answer"
+            with contextlib.suppress(ValueError, KeyError, TypeError):
+                detail = str(json.loads(error.read(64 * 1024))["message"])[:500]
             if error.code == 404:
                 raise LookupError(detail) from None
             raise MlflowError(f"MLflow answered {error.code} to {path}: {detail}") from None
         except (urllib.error.URLError, OSError) as error:
             reason = getattr(error, "reason", error)
             raise MlflowError(f"MLflow at {self.uri} cannot be reached: {reason}") from None
+        if len(payload) > limit:
+            raise MlflowError(f"MLflow's answer to {path} is over {limit:,} bytes.")
         if raw:
             return payload
         try:
-            return json.loads(payload or b"{}")
+            answer = json.loads(payload or b"{}")
         except ValueError:
-            raise MlflowError(f"MLflow's answer to {path} is not JSON.") from None
+            answer = None
+        if not isinstance(answer, dict):
+            raise MlflowError(f"The answer to {path} is not MLflow's (not a JSON object).")
+        return answer
 
     def experiment(self, name_or_id):
         """The experiment with this id (digits) or name; MlflowError if there is none."""
@@ -180,8 +226,9 @@ class Tracking:
             elif item["path"].lower().endswith(IMAGE_TYPES):
                 yield item["path"], int(item.get("file_size") or 0)
 
-    def artifact(self, run_id, path):
-        return self._call("GET", "/get-artifact", {"path": path, "run_uuid": run_id}, raw=True)
+    def artifact(self, run_id, path, limit):
+        query = {"path": path, "run_uuid": run_id}
+        return self._call("GET", "/get-artifact", query, raw=True, limit=limit)
 
     def run_url(self, run):
         info = run["info"]

@@ -76,6 +76,23 @@ def _point(point, latest):
     return [step, float(value), stamp], None
 
 
+def pieces(series):
+    """``series`` (``{metric: [point, …]}``) cut into pieces ``parse`` takes, each of at
+    most SERIES_MAX_POINTS points: an import's histories are as long as the run made them,
+    a posted call's limit is not theirs."""
+    limit, piece, size = settings.SERIES_MAX_POINTS, {}, 0
+    for metric, points in series.items():
+        for start in range(0, len(points), limit):
+            part = points[start : start + limit]
+            if size + len(part) > limit:
+                yield piece
+                piece, size = {}, 0
+            piece.setdefault(metric, []).extend(part)
+            size += len(part)
+    if piece:
+        yield piece
+
+
 def parse(series):
     """The points of each metric of a posted ``series``, checked:
     ``{metric: [[step, value, timestamp or None], …]}`` in the order posted.

@@ -225,6 +225,10 @@ CELERY_BEAT_SCHEDULE = {
 # The outbox (wiki.outbox): a notification or export whose message has not run this long
 # after it was due was lost (a broker restarted empty, a worker died): it is queued again.
 REQUEUE_AFTER_MINUTES = env.int("REQUEUE_AFTER_MINUTES", default=10)
+# The hosts an MLflow tracking URI may name (wiki.mlflow): the web and worker processes
+# fetch from whatever address a maintainer types. Empty: any host but link-local ones
+# (169.254.0.0/16, fe80::/10: a cloud's metadata service).
+MLFLOW_TRACKING_HOSTS = env.list("MLFLOW_TRACKING_HOSTS", default=[])
 
 AUTH_PASSWORD_VALIDATORS = [
     {"NAME": "django.contrib.auth.password_validation.UserAttributeSimilarityValidator"},

@@ -13,6 +13,7 @@ deleted here.
 import hashlib
 import io
 import json
+import logging
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass, field
 from datetime import timedelta
@@ -26,11 +27,14 @@ from django.utils import timezone
 
 from wiki import audit, ingest
 from wiki import mlflow as source
+from wiki import series as curves
 from wiki.history import SYSTEM, mlflow_origin, recording
 from wiki.models import MlflowRun, MlflowSync, ModelVersion, Project
 from wiki.services import attachments
 from wiki.services.records import reimport_training_run
 from wiki.storage import Unavailable
+
+logger = logging.getLogger(__name__)
 
 WRITE_PAGE = 200  # runs written per transaction
 HISTORY_THREADS = 8  # metric histories fetched at once
@@ -81,18 +85,34 @@ def import_runs(
     """Import ``experiments`` (names or ids) and ``registered_models`` (names) from the
     tracking server at ``tracking_uri`` into ``project``; returns a Report.
 
-    ``progress(done, total)`` is called as runs are written. wiki.mlflow.MlflowError
-    when the server cannot be read (what was written before stays: run it again);
+    ``progress(done, total)`` is called as runs are read and written (a sign of life for
+    a long import). wiki.mlflow.MlflowError when the server cannot be read or answers
+    what MLflow would not (what was written before stays: run it again);
     ValidationError when neither experiments nor models are named.
     """
     if not experiments and not registered_models:
         raise ValidationError("Name at least one experiment or registered model.")
     tracking = source.Tracking(tracking_uri)
-    uri, report = tracking.uri, Report()
     progress = progress or (lambda done, total: None)
+    try:
+        return _import(
+            project, actor, tracking, experiments, registered_models, since, dry_run, images,
+            progress,
+        )  # fmt: skip
+    except (KeyError, TypeError, AttributeError, ValueError) as error:
+        # A field missing or of another type in what the server sent (a proxy's page, an
+        # MLflow far older or newer): told as such, the details in the log.
+        logger.warning("Unexpected answer from MLflow at %s", tracking.uri, exc_info=True)
+        raise source.MlflowError(
+            f"MLflow at {tracking.uri} answered in a form this import does not know "
+            f"({type(error).__name__}: {error})."
+        ) from None
 
+
+def _import(project, actor, tracking, experiments, models, since, dry_run, images, progress):
+    uri, report = tracking.uri, Report()
     registered, versions = {}, []
-    for name in registered_models:
+    for name in models:
         model, found = tracking.model_versions(name)
         for version in sorted(found, key=lambda v: int(v["version"])):
             label = source.version_name(model["name"], version["version"])
@@ -105,7 +125,11 @@ def import_runs(
 
     chosen = [tracking.experiment(name) for name in experiments]
     names = {experiment.id: experiment.name for experiment in chosen}
-    runs = list(tracking.runs(list(names), since)) if names else []
+    runs = []
+    for run in tracking.runs(list(names), since) if names else ():
+        runs.append(run)
+        if len(runs) % source.PAGE_SIZE == 0:
+            progress(0, len(runs))
     # The runs registered versions came from, where the experiments named leave them out.
     seen = {run["info"]["run_id"] for run in runs}
     for run_id in sorted(set(registered) - seen):
@@ -128,12 +152,13 @@ def import_runs(
     for start in range(0, len(runs), WRITE_PAGE):
         page = runs[start : start + WRITE_PAGE]
         _write_page(project, actor, tracking, page, names, registered, links, report, dry_run)
+        progress(done + len(page) // 2, len(runs))
         if images and not dry_run:
             _attach_images(tracking, page, links, report, actor)
         done += len(page)
         progress(done, len(runs))
 
-    if since is None:  # the whole experiments were read: a run missing was deleted
+    if since is None:  # the whole experiments were read: a run imported and missing was deleted
         listed = {run["info"]["run_id"] for run in runs}
         report.deleted += sorted(
             run_id
@@ -143,9 +168,18 @@ def import_runs(
     return report
 
 
+def _written_here(version):
+    """Whether ``version``'s description was last written by someone in the wiki (a
+    version made by a pipeline's record, or described by hand), not by an import."""
+    latest = version.history.order_by("-history_id").values("history_origin").first()
+    origin = (latest or {}).get("history_origin") or {}
+    return origin.get("tool") != "mlflow" and bool(version.description)
+
+
 def _write_versions(project, actor, uri, versions, report, dry_run):
     """Create the registered versions not seen before; a new revision of each whose
-    description (MLflow's, its stage, aliases, source run) changed."""
+    description (MLflow's, its stage, aliases, source run) changed, unless someone wrote
+    it in the wiki: theirs is kept, and the report says so."""
     with transaction.atomic():
         if versions and not dry_run:
             audit.lock_chain(project)  # as ingest.model_versions: before a version's row
@@ -162,6 +196,12 @@ def _write_versions(project, actor, uri, versions, report, dry_run):
             if version is None:
                 report.versions_created += 1
                 version = ModelVersion(project=project, version=name)
+            elif _written_here(version):
+                report.problems.append(
+                    f"model version {name}: its description was written in the wiki and "
+                    "is kept; MLflow's is not applied"
+                )
+                continue
             else:
                 report.versions_updated += 1
             if dry_run:
@@ -182,7 +222,8 @@ def _write_page(project, actor, tracking, page, names, registered, links, report
         info = run["info"]
         run_id = info["run_id"]
         if info.get("lifecycle_stage") == "deleted":
-            report.deleted.append(run_id)
+            if run_id in links:  # imported before: kept here, and said so
+                report.deleted.append(run_id)
             continue
         experiment = names.get(info["experiment_id"], info["experiment_id"])
         version, fields, problems = source.run_record(tracking, run, experiment, registered)
@@ -197,24 +238,45 @@ def _write_page(project, actor, tracking, page, names, registered, links, report
         else:
             moved.append((run, version, fields, digest))
     histories = _histories(tracking, [run for run, _, _, _ in moved])
-    new, changed = [], []
+    entries = []
     for run, version, fields, digest in moved:
         run_id = run["info"]["run_id"]
-        series = histories.get(run_id, {})
         try:
-            record = ingest.prepare_run(
-                project, model_version=version, series=series or None, **fields
-            )
+            record = ingest.prepare_run(project, model_version=version, **fields)
         except ValidationError as error:
             report.problems.append(f"run {run_id} left out: {'; '.join(error.messages)}")
             continue
+        try:
+            record._series_rows = [
+                curves.parse(piece) for piece in curves.pieces(histories.get(run_id, {}))
+            ]
+        except ValidationError as error:  # a point mlwiki refuses: the run without them
+            record._series_rows = []
+            report.problems.append(
+                f"run {run_id}: metric histories not imported: {'; '.join(error.messages)}"
+            )
         record._origin = mlflow_origin(tracking_uri=uri, run_id=run_id)
-        entry = (run_id, run["info"]["experiment_id"], digest, version, fields, series, record)
-        (new if run_id not in links else changed).append(entry)
-    if not new and not changed:
+        entries.append((run_id, run["info"]["experiment_id"], digest, version, fields, record))
+    if not entries:
         return
-    reason = f"Imported from MLflow ({uri})"
     with transaction.atomic():
+        # One import of a project writes at a time (another, or a sync overtaken by its
+        # re-queue, waits here): the links are read again once it holds the lock, so a run
+        # the other wrote meanwhile is neither written twice nor given a second revision.
+        audit.lock_chain(project)
+        ids = [entry[0] for entry in entries]
+        for link in MlflowRun.objects.filter(project=project, tracking_uri=uri, run_id__in=ids):
+            links[link.run_id] = link
+        new, changed = [], []
+        for entry in entries:
+            link = links.get(entry[0])
+            if link is None:
+                new.append(entry)
+            elif link.digest == entry[2]:
+                report.unchanged += 1
+            else:
+                changed.append(entry)
+        reason = f"Imported from MLflow ({uri})"
         ingest.write(project, [entry[-1] for entry in new], actor=actor, change_reason=reason)
         made = MlflowRun.objects.bulk_create(
             MlflowRun(
@@ -225,15 +287,16 @@ def _write_page(project, actor, tracking, page, names, registered, links, report
                 training_run=record,
                 digest=digest,
             )  # fmt: skip
-            for run_id, experiment_id, digest, _, _, _, record in new
+            for run_id, experiment_id, digest, _, _, record in new
         )
         for link in made:
             links[link.run_id] = link
-        for run_id, _, digest, version, fields, series, record in changed:
+        for run_id, _, digest, version, fields, record in changed:
             link = links[run_id]
             reimport_training_run(
-                link.training_run, actor=actor, model_version=version, series=series,
-                change_reason=f"Updated from MLflow ({uri})", origin=record._origin, **fields,
+                link.training_run, actor=actor, model_version=version,
+                series_rows=record._series_rows, change_reason=f"Updated from MLflow ({uri})",
+                origin=record._origin, **fields,
             )  # fmt: skip
             link.digest = digest
             link.artifacts_done = False
@@ -262,32 +325,37 @@ def _histories(tracking, runs):
 
 def _attach_images(tracking, page, links, report, actor):
     """Attach the image artifacts of the runs of ``page`` that need them (new, changed,
-    or left without them by a crash); an image seen before changes nothing."""
+    or left without them by a crash); an image seen before changes nothing. A run whose
+    images could not all be read or stored is tried again by the next import."""
     limit = min(IMAGE_MAX_BYTES, settings.ATTACHMENT_MAX_BYTES)
+    reason = f"Imported from MLflow ({tracking.uri})"
     for run in page:
         link = links.get(run["info"]["run_id"])
         if link is None or link.artifacts_done:
             continue
+        origin = mlflow_origin(tracking_uri=tracking.uri, run_id=link.run_id)
+        complete = True
         for path, size in tracking.images(link.run_id):
-            if size > limit:
+            if size > limit:  # for good: not tried again
                 report.problems.append(
                     f"run {link.run_id}: {path} not attached ({size:,} bytes; at most {limit:,})"
                 )
                 continue
-            content = io.BytesIO(tracking.artifact(link.run_id, path))
-            content.name = path.replace("/", "-")
-            origin = mlflow_origin(tracking_uri=tracking.uri, run_id=link.run_id)
             try:
+                content = io.BytesIO(tracking.artifact(link.run_id, path, limit))
+                content.name = path.replace("/", "-")
                 attachments.attach(
-                    link.training_run, content, actor=actor, origin=origin,
-                    change_reason=f"Imported from MLflow ({tracking.uri})",
-                )  # fmt: skip
-            except (ValidationError, Unavailable) as error:
-                report.problems.append(f"run {link.run_id}: {path} not attached: {error}")
+                    link.training_run, content, actor=actor, origin=origin, change_reason=reason
+                )
+            except (source.MlflowError, ValidationError, Unavailable) as error:
+                why = "; ".join(error.messages) if isinstance(error, ValidationError) else error
+                report.problems.append(f"run {link.run_id}: {path} not attached: {why}")
+                complete = False
                 continue
             report.attachments += 1
-        link.artifacts_done = True
-        link.save(update_fields=["artifacts_done"])
+        if complete:
+            link.artifacts_done = True
+            link.save(update_fields=["artifacts_done"])
 
 
 # What a sync configured in the browser may name: more is a list pasted by mistake.
@@ -309,6 +377,11 @@ def configure_sync(project, *, actor, change_reason="", **values):
             raise ValidationError({name: "Each name is 1 to 250 characters."})
     if not values.get("experiments") and not values.get("registered_models"):
         raise ValidationError("Name at least one experiment or registered model.")
+    if "tracking_uri" in values:
+        try:
+            values["tracking_uri"] = source.check_uri(values["tracking_uri"])
+        except source.MlflowError as error:
+            raise ValidationError({"tracking_uri": str(error)}) from None
     with transaction.atomic(), recording(actor, change_reason or "Changed the MLflow sync"):
         sync = MlflowSync.objects.select_for_update().filter(project=project).first()
         sync = sync or MlflowSync(project=project)
@@ -372,7 +445,7 @@ def run_sync(sync_id):
         )
 
     report, error = None, ""
-    try:
+    try:  # whatever happens, the sync ends idle, saying how it went
         report = import_runs(
             sync.project, actor=SYSTEM, tracking_uri=sync.tracking_uri,
             experiments=sync.experiments, registered_models=sync.registered_models,
@@ -382,6 +455,9 @@ def run_sync(sync_id):
         error = (
             "; ".join(failure.messages) if isinstance(failure, ValidationError) else str(failure)
         )
+    except Exception as failure:  # the database or the storage, say: logged, and told
+        logger.exception("MLflow sync %s failed", sync_id)
+        error = f"The sync failed ({type(failure).__name__}); the next one goes on from here."
     finished = timezone.now()
     MlflowSync.objects.filter(pk=sync_id).update(
         status=Status.IDLE, finished_at=finished, last_error=error,

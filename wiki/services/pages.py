@@ -376,23 +376,48 @@ def _reads_as(page, previous):
         return False
 
 
+def _repository(url):
+    """A repository's URL reduced to what names it: https://host/org/repo.git,
+    git@host:org/repo and ssh://git@host/org/repo are all "host/org/repo"."""
+    url = url.strip().removesuffix("/").removesuffix(".git")
+    if "://" in url:
+        url = url.split("://", 1)[1]
+    elif ":" in url:  # scp-like: [user@]host:path
+        url = url.replace(":", "/", 1)
+    host, _, path = url.rpartition("@")[2].partition("/")
+    return f"{host.lower()}/{path}"
+
+
+def _same_line(written, origin):
+    """Whether the origin of a page's revision (``written``) is an earlier push of the
+    same branch of the same repository as ``origin``."""
+    return (
+        (written or {}).get("tool") == "git"
+        and _repository(written["repository"]) == _repository(origin["repository"])
+        and written.get("branch") == origin["branch"]
+    )
+
+
 def push_tree(project, *, actor, files, origin, change_reason=""):
     """Write the pages of a pushed tree (``TreeFile``s, as wiki.doctree writes them) as
     revisions from ``origin`` (wiki.history.git_origin), all or nothing.
 
     A file that says what its page holds writes nothing. Otherwise it replaces the page
     only if the page is as the tree last had it: its revision was pushed from the same
-    repository, or it reads as the file's previous content, or it is still empty. A page
-    edited in the wiki since is never overwritten: TreeConflict names every one and
-    nothing is written. A free page the tree names and the project lacks is created.
-    Files that are not valid raise ValidationError ({path: messages}). Returns
-    [(path, page, outcome)], outcome "unchanged", "changed" or "created".
+    branch of the same repository, or it reads as the file's previous content, or it is
+    still empty. A page edited in the wiki since is never overwritten: TreeConflict names
+    every one and nothing is written. A free page the tree names and the project lacks
+    is created. Files that are not valid raise ValidationError ({path: messages}).
+    Returns [(path, page, outcome)], outcome "unchanged", "changed" or "created".
     """
     change_reason = check_reason(change_reason) or (
         f"Pushed from {origin['branch'] or 'git'} at {origin['commit'][:12]}"
     )
     parsed, errors = {}, {}
     for file in files:
+        if file.path in parsed or file.path in errors:
+            errors[file.path] = ["This path is in the push twice."]
+            continue
         try:
             page_file = doctree.read(file.content)
         except ValidationError as error:
@@ -425,10 +450,7 @@ def push_tree(project, *, actor, files, origin, change_reason=""):
                 outcomes.append((path, page, "unchanged"))
             else:
                 written = revision_of(page, page.revision)
-                pushed = (
-                    written is not None
-                    and (written.history_origin or {}).get("repository") == origin["repository"]
-                )
+                pushed = written is not None and _same_line(written.history_origin, origin)
                 empty = not page.body and not page.fields  # nothing to lose
                 if pushed or empty or _reads_as(page, previous[path]):
                     writes.append((path, page, page_file))

@@ -5,7 +5,6 @@ from django.db import IntegrityError, models, transaction
 from django.utils import timezone
 
 from wiki import ingest, statements
-from wiki import series as curves
 from wiki.history import recording
 from wiki.models import Deployment, ModelVersion, Project, RunValue, SeriesChunk, TrainingRun
 from wiki.services import notifications
@@ -119,15 +118,15 @@ def update_deployment(deployment, *, actor, change_reason="", **changes):
 
 
 def reimport_training_run(
-    run, *, actor, model_version, change_reason, origin, series=None, **attrs
+    run, *, actor, model_version, change_reason, origin, series_rows=(), **attrs
 ):
     """A new revision of an imported training run whose source changed (an MLflow run
     that finished, or logged more): its fields replaced by ``attrs``, its model version
-    by ``model_version``, the points of ``series`` past those stored appended. Runs are
-    otherwise append-only: only an import, which knows the source, changes one."""
+    by ``model_version``, the points of ``series_rows`` (pieces parsed by wiki.series)
+    past those stored appended. Runs are otherwise append-only: only an import, which
+    knows the source, changes one."""
     ingest._check_keys(attrs, ingest.RUN_FIELDS)
     name = ingest.version_name(model_version)
-    rows = curves.parse(series) if series else {}
     with transaction.atomic(), recording(actor, change_reason, origin):
         current = TrainingRun.objects.select_for_update().get(pk=run.pk)
         for field, value in attrs.items():
@@ -143,13 +142,16 @@ def reimport_training_run(
             .annotate(last=models.Max("last_step"))
             .values_list("metric", "last")
         )
-        new = {
-            metric: [point for point in points if point[0] > stored.get(metric, -1)]
-            for metric, points in rows.items()
-        }
-        new = {metric: points for metric, points in new.items() if points}
-        if new:
-            series_service.store([(current, new)])
+        pairs = []
+        for rows in series_rows:
+            new = {
+                metric: [point for point in points if point[0] > stored.get(metric, -1)]
+                for metric, points in rows.items()
+            }
+            new = {metric: points for metric, points in new.items() if points}
+            if new:
+                pairs.append((current, new))
+        series_service.store(pairs)
         Project.records_changed(current.project_id)
     return current
 

@@ -64,6 +64,8 @@ def _history(chunks):
             sender=History, instance=chunk, history_instance=row, history_date=now,
             history_user=None, history_change_reason=None, using=None,
         )  # fmt: skip
+        # A new record's series come from where it does (wiki.ingest, wiki.history).
+        row.history_origin = getattr(chunk.training_run, "_origin", row.history_origin)
         rows.append(row)
     History.objects.bulk_create(rows)
     # What the receivers of post_create_historical_record do row by row (wiki.signals),
