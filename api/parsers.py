@@ -14,6 +14,7 @@ from rest_framework.parsers import BaseParser, JSONParser, MultiPartParser
 
 from wiki import attachments as files
 from wiki import pipelines
+from wiki.models.base import too_deep
 
 MAX_BODY_BYTES = 1024 * 1024
 # 10,000 series points (wiki.series: one call's most) with timestamps are about 1 MB as
@@ -26,19 +27,6 @@ BATCH_MAX_BODY_BYTES = 16 * 1024 * 1024
 class PayloadTooLarge(exceptions.APIException):
     status_code = status.HTTP_413_REQUEST_ENTITY_TOO_LARGE
     default_detail = f"The request body is over {MAX_BODY_BYTES // 1024} KiB."
-
-
-def _too_deep(data, limit):
-    """Whether JSON ``data`` nests more than ``limit`` levels (walked without recursion)."""
-    stack = [(data, 1)]
-    while stack:
-        value, depth = stack.pop()
-        if isinstance(value, (dict, list)):
-            if depth > limit:
-                return True
-            items = value.values() if isinstance(value, dict) else value
-            stack.extend((item, depth + 1) for item in items)
-    return False
 
 
 def _read(stream, parser_context, max_bytes):
@@ -67,15 +55,15 @@ class LimitedJSONParser(JSONParser):
 
     def parse(self, stream, media_type=None, parser_context=None):
         body = _read(stream, parser_context, self.max_bytes)
-        too_deep = f"The JSON is nested more than {self.MAX_JSON_DEPTH} levels deep."
+        nested = f"The JSON is nested more than {self.MAX_JSON_DEPTH} levels deep."
         try:
             data = json.loads(body.decode("utf-8"), parse_constant=float)
         except RecursionError:
-            raise exceptions.ParseError(too_deep) from None
+            raise exceptions.ParseError(nested) from None
         except (ValueError, UnicodeDecodeError) as error:
             raise exceptions.ParseError(f"The body is not valid JSON: {error}") from None
-        if _too_deep(data, self.MAX_JSON_DEPTH):
-            raise exceptions.ParseError(too_deep)
+        if too_deep(data, self.MAX_JSON_DEPTH):
+            raise exceptions.ParseError(nested)
         return data
 
 

@@ -24,6 +24,8 @@ import json
 import yaml
 from django.core.exceptions import ValidationError
 
+from wiki.models.base import too_deep
+
 # The API refuses larger bodies first (api.parsers); the limit is here too for any other
 # caller. A compiled spec of a hundred steps is about 300 KB.
 MAX_SPEC_CHARS = 1024 * 1024
@@ -66,21 +68,9 @@ def load_yaml(text):
         _refuse("body", f"The YAML is nested more than {MAX_DEPTH} levels deep.")
     except yaml.YAMLError as error:
         _refuse("body", f"The body is not valid YAML: {' '.join(str(error).split())}")
-    if _too_deep(documents, MAX_DEPTH):
+    if any(too_deep(document, MAX_DEPTH) for document in documents):
         _refuse("body", f"The YAML is nested more than {MAX_DEPTH} levels deep.")
     return documents
-
-
-def _too_deep(data, limit):
-    stack = [(data, 0)]
-    while stack:
-        value, depth = stack.pop()
-        if isinstance(value, (dict, list)):
-            if depth > limit:
-                return True
-            items = value.values() if isinstance(value, dict) else value
-            stack.extend((item, depth + 1) for item in items)
-    return False
 
 
 def normalize(data, schedule=None):

@@ -54,6 +54,20 @@ def history(excluded_fields=()):
 MAX_JSON_DEPTH = 20
 
 
+def too_deep(data, limit):
+    """Whether parsed JSON or YAML ``data`` nests more than ``limit`` levels (walked
+    without recursion, so no depth can exhaust Python's stack)."""
+    stack = [(data, 1)]
+    while stack:
+        value, depth = stack.pop()
+        if isinstance(value, (dict, list)):
+            if depth > limit:
+                return True
+            items = value.values() if isinstance(value, dict) else value
+            stack.extend((item, depth + 1) for item in items)
+    return False
+
+
 def _storage_problem(value, depth=0):
     """Why PostgreSQL could not store ``value`` as given, or None.
 
