@@ -211,7 +211,7 @@ def notifications(request, project):
 @require_http_methods(["GET", "HEAD", "POST"])
 def mlflow_sync(request, project):
     """The project's sync from MLflow (maintainers): its settings, "Sync now", and how the
-    last sync went; the page reloads itself while one runs, its progress bar moving."""
+    last sync went (mlflow.js reads the page again while one runs, moving its progress bar)."""
     project = project_for(request, project, MAINTAIN)
     sync = MlflowSync.objects.filter(project=project).first()
     initial = {name: getattr(sync, name) for name in import_service.SYNC_SETTINGS} if sync else {}
