@@ -2,9 +2,13 @@
 
 Per project, a member is a viewer (reads everything of the project, history included), an
 editor (also writes its documentation and records) or a maintainer (also its settings,
-members, tokens and approvals). An auditor (member of the "auditor" group) reads every
-project, history included, and may request exports, but changes nothing. Superusers may
-do everything. Anyone else sees nothing of a project: not even that it exists.
+members, tokens and approvals). A validator reads a project and validates its
+documentation independently (opens validations, files findings, concludes), but never
+edits it. An auditor (member of the "auditor" group) reads every project, history
+included, and may request exports, but changes nothing. A member of the "validator" group
+is a validator of every project but those whose documentation they may edit: who writes
+a documentation may not validate it. Superusers may do everything. Anyone else sees
+nothing of a project: not even that it exists.
 
 Rights are checked here, once, by ``project_for``: the browser and the API both start
 every project-scoped request with it. The services in wiki/services assume their caller
@@ -28,13 +32,17 @@ from wiki.models import AccessStamp, Membership, Project
 from wiki.models.access import STAMP_ID
 
 AUDITOR_GROUP = "auditor"
+VALIDATOR_GROUP = "validator"
+GLOBAL_GROUPS = (AUDITOR_GROUP, VALIDATOR_GROUP)
 
-VIEW, EDIT, MAINTAIN = "view", "edit", "maintain"
-# What each role may do; an auditor's rights are VIEW on every project.
+VIEW, EDIT, MAINTAIN, VALIDATE = "view", "edit", "maintain", "validate"
+# What each role may do; an auditor's rights are VIEW on every project, a global
+# validator's VIEW and VALIDATE on every project where they may not EDIT.
 ROLE_RIGHTS = {
     Membership.Role.VIEWER: {VIEW},
     Membership.Role.EDITOR: {VIEW, EDIT},
     Membership.Role.MAINTAINER: {VIEW, EDIT, MAINTAIN},
+    Membership.Role.VALIDATOR: {VIEW, VALIDATE},
 }
 
 
@@ -132,19 +140,31 @@ def keep(key, version, value):
         _cache[key] = (version, value)
 
 
-def is_auditor(user):
-    """Whether ``user`` is in the auditor group (asked once per user object, and once per
-    access version in a request)."""
+def global_groups(user):
+    """Which of the global groups (auditor, validator) ``user`` is in, as a frozenset
+    (asked once per user object, and once per access version in a request)."""
     if not user.is_authenticated:
-        return False
-    if not hasattr(user, "_mlwiki_auditor"):
+        return frozenset()
+    if not hasattr(user, "_mlwiki_groups"):
         version = _version.get()
-        found = cached(("auditor", user.pk), version)
+        found = cached(("groups", user.pk), version)
         if found is None:
-            found = user.groups.filter(name=AUDITOR_GROUP).exists()
-            keep(("auditor", user.pk), version, found)
-        user._mlwiki_auditor = found
-    return user._mlwiki_auditor
+            found = frozenset(
+                user.groups.filter(name__in=GLOBAL_GROUPS).values_list("name", flat=True)
+            )
+            keep(("groups", user.pk), version, found)
+        user._mlwiki_groups = found
+    return user._mlwiki_groups
+
+
+def is_auditor(user):
+    """Whether ``user`` is in the auditor group."""
+    return AUDITOR_GROUP in global_groups(user)
+
+
+def is_global_validator(user):
+    """Whether ``user`` is in the validator group."""
+    return VALIDATOR_GROUP in global_groups(user)
 
 
 def role_in(user, project):
@@ -226,14 +246,18 @@ def _prefetched_project(slug, user):
 
 
 def rights(user, project):
-    """The set of VIEW / EDIT / MAINTAIN ``user`` has in ``project``."""
+    """The set of VIEW / EDIT / MAINTAIN / VALIDATE ``user`` has in ``project``."""
     if not user.is_authenticated or not user.is_active:
         return set()
     if user.is_superuser:
-        return {VIEW, EDIT, MAINTAIN}
+        return {VIEW, EDIT, MAINTAIN, VALIDATE}
     granted = set(ROLE_RIGHTS.get(role_in(user, project), ()))
-    if not granted and is_auditor(user):  # a member sees the project anyway
-        granted.add(VIEW)
+    if EDIT not in granted and VALIDATE not in granted:  # asked only when it may matter
+        groups = global_groups(user)
+        if AUDITOR_GROUP in groups:
+            granted.add(VIEW)
+        if VALIDATOR_GROUP in groups:  # independence: never where they edit
+            granted |= {VIEW, VALIDATE}
     return granted
 
 
@@ -252,6 +276,6 @@ def visible_projects(user):
     """The projects ``user`` may see."""
     if not user.is_authenticated or not user.is_active:
         return Project.objects.none()
-    if user.is_superuser or is_auditor(user):
+    if user.is_superuser or global_groups(user):
         return Project.objects.all()
     return Project.objects.filter(pk__in=Membership.objects.filter(user=user).values("project"))

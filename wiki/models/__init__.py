@@ -18,15 +18,16 @@ from wiki.models.projects import Membership, Project
 from wiki.models.records import Deployment, ModelVersion, RunValue, TrainingRun
 from wiki.models.sso import SsoAccount
 from wiki.models.tokens import ApiToken, IdempotencyKey
+from wiki.models.validations import Finding, FindingComment, Validation
 
 HistoricalProject = Project.history.model
 HistoricalPage = Page.history.model
 
 __all__ = [
     "SLUG_PATTERN", "AccessStamp", "ApiToken", "Attachment", "AuditEntry", "ChainHead", "Delivery",
-    "Deployment", "ExportJob", "HistoricalPage", "HistoricalProject", "IdempotencyKey",
-    "Membership", "MlflowRun", "MlflowSync", "ModelVersion", "NotificationSettings", "Page",
-    "Pipeline", "Project", "RunValue",
-    "SearchEntry", "SeriesChunk", "SsoAccount", "TrainingRun", "max_length",
+    "Deployment", "ExportJob", "Finding", "FindingComment", "HistoricalPage", "HistoricalProject",
+    "IdempotencyKey", "Membership", "MlflowRun", "MlflowSync", "ModelVersion",
+    "NotificationSettings", "Page", "Pipeline", "Project", "RunValue", "SearchEntry",
+    "SeriesChunk", "SsoAccount", "TrainingRun", "Validation", "max_length",
     "validate_project_slug", "validate_version",
 ]  # fmt: skip

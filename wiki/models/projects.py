@@ -84,12 +84,14 @@ class Project(DomainModel):
 
 class Membership(DomainModel):
     """A user's role in a project: viewer (reads), editor (writes documentation and
-    records), maintainer (also members, tokens, settings and approvals)."""
+    records), maintainer (also members, tokens, settings and approvals), validator (reads,
+    and validates the documentation independently: never writes it)."""
 
     class Role(models.TextChoices):
         VIEWER = "viewer"
         EDITOR = "editor"
         MAINTAINER = "maintainer"
+        VALIDATOR = "validator"
 
     project = models.ForeignKey(Project, on_delete=models.CASCADE, related_name="memberships")
     user = models.ForeignKey(
