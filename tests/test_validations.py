@@ -1,0 +1,309 @@
+"""Independent validation: a validator validates pinned revisions, files findings their
+owners remedy, and signs a conclusion; every step in history and in the audit chain."""
+
+from datetime import timedelta
+
+import pytest
+from django.contrib.auth.models import Group
+from django.core.exceptions import PermissionDenied, ValidationError
+from django.db import connection
+from django.utils import timezone
+
+from tests.factories import ProjectFactory, UserFactory, cli_actor, make_deployment
+from wiki import validations
+from wiki.access import EDIT, VALIDATE, VALIDATOR_GROUP, VIEW, can, rights, visible_projects
+from wiki.audit import head_for, verify
+from wiki.history import Actor, Source
+from wiki.models import Finding, FindingComment, Membership, Validation
+from wiki.services import EditConflict
+from wiki.services.pages import edit_page
+from wiki.services.records import RecordConflict
+from wiki.services.validations import (
+    accept_risk,
+    assign_finding,
+    close_finding,
+    comment_on_finding,
+    conclude_validation,
+    file_finding,
+    open_validation,
+    propose_remediation,
+    reopen_finding,
+)
+
+pytestmark = pytest.mark.django_db
+
+
+def web(user):
+    return Actor(user=user, source=Source.WEB)
+
+
+@pytest.fixture
+def people(project, user):
+    """alice maintains churn (the project fixture); vera validates it, eddie edits it."""
+    vera = UserFactory(username="vera")
+    eddie = UserFactory(username="eddie")
+    Membership.objects.create(project=project, user=vera, role=Membership.Role.VALIDATOR)
+    Membership.objects.create(project=project, user=eddie, role=Membership.Role.EDITOR)
+    return {"alice": user, "vera": vera, "eddie": eddie}
+
+
+@pytest.fixture
+def validation(project, people):
+    return open_validation(project, actor=web(people["vera"]), title="Annual validation 2026")
+
+
+def file(validation, people, **attrs):
+    values = {
+        "title": "Split leaks the future",
+        "description": "The **test** split overlaps the training period.",
+        "severity": "high",
+        "page": "data",
+        "field": "split",
+        "owner": "eddie",
+        "due_date": timezone.localdate() + timedelta(days=30),
+    }
+    return file_finding(validation, actor=web(people["vera"]), **(values | attrs))
+
+
+# Rights
+
+
+def test_a_validator_views_and_validates_but_never_edits(project, people):
+    assert rights(people["vera"], project) == {VIEW, VALIDATE}
+    assert not can(people["eddie"], VALIDATE, project)
+    assert not can(people["alice"], VALIDATE, project)
+
+
+def test_a_global_validator_validates_every_project_but_those_they_edit(project, people):
+    other = ProjectFactory(slug="fraud")
+    gus = UserFactory(username="gus")
+    gus.groups.add(Group.objects.get_or_create(name=VALIDATOR_GROUP)[0])
+    Membership.objects.create(project=project, user=gus, role=Membership.Role.EDITOR)
+    assert rights(gus, other) == {VIEW, VALIDATE}
+    assert rights(gus, project) == {VIEW, EDIT}
+    assert set(visible_projects(gus)) == {project, other}
+    with pytest.raises(PermissionDenied):
+        open_validation(project, actor=web(gus), title="Self-review")
+
+
+def test_superusers_may_validate(project, admin_user):
+    assert can(admin_user, VALIDATE, project)
+
+
+def test_an_editor_cannot_validate(project, people):
+    with pytest.raises(PermissionDenied):
+        open_validation(project, actor=web(people["eddie"]), title="Mine")
+    assert not Validation.objects.exists()
+
+
+# The whole life of a validation (the issue's "done when")
+
+
+def test_a_validation_from_opening_to_approval_with_conditions(project, people):
+    vera, eddie = web(people["vera"]), web(people["eddie"])
+    validation = open_validation(project, actor=vera, title="Annual validation 2026")
+    assert validation.number == 1
+    slugs = set(project.pages.values_list("slug", flat=True))
+    assert {p["page"] for p in validation.pinned} == slugs
+
+    finding = file(validation, people)
+    assert (finding.number, finding.status, finding.revision) == (1, "open", 1)
+    assert finding.page.slug == "data" and finding.field == "split"
+
+    finding = propose_remediation(
+        finding, actor=eddie, remediation="Split by time; see revision 3.", base_revision=1
+    )
+    assert finding.status == "remediation_proposed"
+    finding = close_finding(finding, actor=vera, base_revision=2, comment="Verified.")
+    assert (finding.status, finding.closed_by_name) == ("closed", "vera")
+    other = file(validation, people, title="Monitoring thresholds undocumented", severity="low")
+
+    validation = conclude_validation(
+        validation, actor=vera, outcome="approved_with_conditions",
+        conclusion="Fit for use once finding 2 is remedied.",
+    )  # fmt: skip
+    assert not validation.is_open and validation.concluded_by_name == "vera"
+
+    steps = validations.lifecycle(finding)
+    assert [(s.status, s.username) for s in steps] == [
+        ("open", "vera"), ("remediation_proposed", "eddie"), ("closed", "vera"),
+    ]  # fmt: skip
+    assert [s.reason for s in steps] == [
+        "Filed finding 1 (high)", "Proposed a remediation of finding 1", "Closed finding 1",
+    ]  # fmt: skip
+    assert FindingComment.objects.get(finding=finding).body == "Verified."
+    assert other.status == "open"
+
+    signed = validations.signature(validation)
+    assert signed.name == "vera" and signed.at == validation.concluded_at
+    head = head_for(project)
+    assert head.digest == signed.digest  # the conclusion was the chain's last link
+    assert verify(head).ok
+
+
+def test_altering_a_findings_history_breaks_the_chain(project, people, validation):
+    finding = file(validation, people)
+    table = connection.ops.quote_name(Finding.history.model._meta.db_table)
+    with connection.cursor() as cursor:
+        cursor.execute(
+            f"UPDATE {table} SET severity = 'low' WHERE id = %s",  # noqa: S608
+            [finding.pk],
+        )
+    verdict = verify(head_for(project))
+    assert not verdict.ok
+    assert verdict.first_bad["kind"] == "altered"
+
+
+# What a finding is about
+
+
+@pytest.mark.parametrize(
+    ("about", "field", "message"),
+    [
+        ({"page": "", "field": ""}, "page", "Say what the finding is about"),
+        ({"page": "nope", "field": ""}, "page", "has no page 'nope'"),
+        ({"field": "colour"}, "field", "has no field 'colour'"),
+        ({"page": "", "field": "split"}, "field", "Name the page"),
+        ({"page_revision": 9}, "page_revision", "has revisions 1 to 1"),
+        ({"record": "deployment:99"}, "record", "has no deployment 99"),
+        ({"record": "model_version:"}, "record", "Name a record as"),
+        ({"record": "deployment:x"}, "record", "named by its number"),
+        ({"owner": "nobody"}, "owner", "no active user"),
+        ({"severity": "critical"}, "severity", "not a valid choice"),
+        ({"title": "  "}, "title", "required"),
+        ({"due_date": timezone.localdate() - timedelta(days=1)}, "due_date", "in the past"),
+    ],
+)
+def test_a_finding_about_nothing_real_is_refused_naming_the_field(
+    people, validation, about, field, message
+):
+    with pytest.raises(ValidationError) as error:
+        file(validation, people, **about)
+    assert message in " ".join(error.value.message_dict[field])
+    assert not Finding.objects.exists()
+
+
+def test_a_finding_may_be_about_a_record_or_a_page_revision(project, people, validation):
+    deployment = make_deployment(project, model_version="2.1.0")
+    on_record = file(validation, people, page="", field="", record=f"deployment:{deployment.pk}")
+    on_version = file(validation, people, page="", field="", record="model_version:2.1.0")
+    on_revision = file(validation, people, field="", page_revision=1)
+    assert (on_record.record, on_version.number, on_revision.page_revision) == (
+        f"deployment:{deployment.pk}", 2, 1,
+    )  # fmt: skip
+
+
+def test_an_owner_who_cannot_see_the_project_is_refused(people, validation):
+    UserFactory(username="stranger")
+    with pytest.raises(ValidationError, match="cannot see"):
+        file(validation, people, owner="stranger")
+
+
+def test_pinned_revisions_must_exist(project, people):
+    vera = web(people["vera"])
+    with pytest.raises(ValidationError, match="has revisions 1 to 1"):
+        open_validation(project, actor=vera, title="V", pinned=[{"page": "data", "revision": 2}])
+    with pytest.raises(ValidationError, match="no page"):
+        open_validation(project, actor=vera, title="V", pinned=[{"page": "x", "revision": 1}])
+    page = project.pages.get(slug="data")
+    edit_page(page, actor=cli_actor(), base_revision=1, change_reason="", body="v2")
+    opened = open_validation(
+        project, actor=vera, title="V", pinned=[{"page": "data", "revision": 1}]
+    )
+    assert opened.pinned == [{"page": "data", "revision": 1}]
+
+
+# The life cycle's rules
+
+
+def test_only_a_finding_with_a_proposal_can_be_closed(people, validation):
+    finding = file(validation, people)
+    with pytest.raises(RecordConflict, match="is open: only a finding that is remediation"):
+        close_finding(finding, actor=web(people["vera"]), base_revision=1)
+
+
+def test_a_validator_sends_a_remediation_back_with_a_comment(people, validation):
+    finding = file(validation, people)
+    finding = propose_remediation(
+        finding, actor=web(people["eddie"]), remediation="Fixed.", base_revision=1
+    )
+    with pytest.raises(ValidationError):
+        reopen_finding(finding, actor=web(people["vera"]), base_revision=2, comment="")
+    finding = reopen_finding(
+        finding, actor=web(people["vera"]), base_revision=2, comment="Not fixed: still leaks."
+    )
+    assert finding.status == "open" and finding.revision == 3
+    assert finding.comments.get().body == "Not fixed: still leaks."
+
+
+def test_only_the_owner_an_editor_or_a_maintainer_proposes_a_remediation(project, people):
+    validation = open_validation(project, actor=web(people["vera"]), title="V")
+    finding = file(validation, people, owner="")
+    with pytest.raises(PermissionDenied):
+        propose_remediation(
+            finding, actor=web(people["vera"]), remediation="I fix it myself.", base_revision=1
+        )
+    viewer = UserFactory(username="vic")
+    Membership.objects.create(project=project, user=viewer, role=Membership.Role.VIEWER)
+    assign_finding(finding, actor=web(people["vera"]), base_revision=1, owner="vic")
+    finding.refresh_from_db()
+    done = propose_remediation(finding, actor=web(viewer), remediation="Done.", base_revision=2)
+    assert done.status == "remediation_proposed"
+
+
+def test_a_stale_change_is_refused(people, validation):
+    finding = file(validation, people)
+    propose_remediation(finding, actor=web(people["eddie"]), remediation="A", base_revision=1)
+    with pytest.raises(EditConflict):
+        close_finding(finding, actor=web(people["vera"]), base_revision=1)
+
+
+def test_a_maintainer_accepts_a_risk_with_a_justification(people, validation):
+    finding = file(validation, people)
+    with pytest.raises(PermissionDenied):
+        accept_risk(finding, actor=web(people["eddie"]), justification="Fine", base_revision=1)
+    with pytest.raises(ValidationError):
+        accept_risk(finding, actor=web(people["alice"]), justification=" ", base_revision=1)
+    finding = accept_risk(
+        finding, actor=web(people["alice"]), justification="Retired in Q3.", base_revision=1
+    )
+    assert (finding.status, finding.accepted_by_name) == ("accepted_risk", "alice")
+    assert finding.closed_at is not None
+    with pytest.raises(RecordConflict):
+        propose_remediation(finding, actor=web(people["eddie"]), remediation="x", base_revision=2)
+
+
+def test_approval_needs_every_finding_resolved(people, validation):
+    file(validation, people)
+    with pytest.raises(ValidationError) as error:
+        conclude_validation(
+            validation, actor=web(people["vera"]), outcome="approved", conclusion="Fine."
+        )
+    assert "approved_with_conditions" in error.value.message_dict["outcome"][0]
+
+
+def test_a_concluded_validation_takes_no_finding_and_no_second_conclusion(people, validation):
+    vera = web(people["vera"])
+    conclude_validation(validation, actor=vera, outcome="rejected", conclusion="Not fit.")
+    with pytest.raises(RecordConflict, match="concluded"):
+        file(validation, people)
+    with pytest.raises(RecordConflict, match="concluded"):
+        conclude_validation(validation, actor=vera, outcome="approved", conclusion="Fine.")
+
+
+def test_an_auditor_cannot_comment(project, people, validation):
+    finding = file(validation, people)
+    auditor = UserFactory(username="audrey")
+    auditor.groups.add(Group.objects.get_or_create(name="auditor")[0])
+    with pytest.raises(PermissionDenied):
+        comment_on_finding(finding, actor=web(auditor), body="Hm.")
+    comment = comment_on_finding(finding, actor=web(people["eddie"]), body="On it.")
+    assert comment.author_name == "eddie"
+
+
+def test_overdue_findings_are_counted_per_project(project, people, validation):
+    finding = file(validation, people)
+    later = timezone.localdate() + timedelta(days=31)
+    assert validations.overdue_counts([project.pk], today=later) == {project.pk: 1}
+    accept_risk(finding, actor=web(people["alice"]), justification="ok", base_revision=1)
+    assert validations.overdue_counts([project.pk], today=later) == {}
