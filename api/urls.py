@@ -14,6 +14,7 @@ from api.views import (
     projects,
     records,
     search,
+    validations,
 )
 
 app_name = "api"
@@ -95,6 +96,28 @@ urlpatterns = [
     *attachments.routes(f"{PROJECT}training-runs/<int:pk>/", "training_run"),
     *attachments.routes(f"{PROJECT}deployments/<int:pk>/", "deployment"),
     *attachments.routes(f"{PROJECT}model-versions/<text:version>/", "model_version"),
+    path(f"{PROJECT}validations/", validations.ValidationList.as_view(), name="validation-list"),
+    path(
+        f"{PROJECT}validations/<int:number>/",
+        validations.ValidationDetail.as_view(),
+        name="validation-detail",
+    ),
+    path(
+        f"{PROJECT}validations/<int:number>/conclusion/",
+        validations.ValidationConclusion.as_view(),
+        name="validation-conclusion",
+    ),
+    path(f"{PROJECT}findings/", validations.FindingList.as_view(), name="finding-list"),
+    path(
+        f"{PROJECT}findings/<int:number>/",
+        validations.FindingDetail.as_view(),
+        name="finding-detail",
+    ),
+    path(
+        f"{PROJECT}findings/<int:number>/comments/",
+        validations.FindingCommentList.as_view(),
+        name="finding-comment-list",
+    ),
     path(f"{PROJECT}activity/", history.ActivityList.as_view(), name="activity-list"),
     path(f"{PROJECT}activity/export/", history.ActivityExport.as_view(), name="activity-export"),
     path(f"{PROJECT}audit/verify/", audit.AuditVerify.as_view(), name="audit-verify"),

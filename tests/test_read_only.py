@@ -148,6 +148,16 @@ def _urls(ids):
             "api:training-run-series", kwargs=project | {"pk": ids["run"]}
         ),
         "api:model-version-list": reverse("api:model-version-list", kwargs=project),
+        "api:validation-list": reverse("api:validation-list", kwargs=project),
+        "api:validation-detail": reverse("api:validation-detail", kwargs=project | {"number": 1}),
+        "api:validation-conclusion": reverse(
+            "api:validation-conclusion", kwargs=project | {"number": 1}
+        ),
+        "api:finding-list": reverse("api:finding-list", kwargs=project),
+        "api:finding-detail": reverse("api:finding-detail", kwargs=project | {"number": 1}),
+        "api:finding-comment-list": reverse(
+            "api:finding-comment-list", kwargs=project | {"number": 1}
+        ),
         "api:activity-list": reverse("api:activity-list", kwargs=project),
         "api:activity-export": reverse("api:activity-export", kwargs=project),
         "api:audit-verify": reverse("api:audit-verify", kwargs=project),

@@ -522,7 +522,8 @@ ACTIVITY_KINDS = {
     "trainingrun": "training run", "deployment": "deployment", "membership": "membership",
     "exportjob": "export", "notificationsettings": "notification settings",
     "attachment": "attachment", "serieschunk": "metric series", "pipeline": "pipeline",
-    "mlflowsync": "MLflow sync",
+    "mlflowsync": "MLflow sync", "validation": "validation", "finding": "finding",
+    "findingcomment": "finding comment",
 }  # fmt: skip
 CSV_HEADER = [
     "seq", "at", "user", "source", "kind", "action", "object", "object id", "reason",

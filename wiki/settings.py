@@ -421,6 +421,8 @@ SPECTACULAR_SETTINGS = {
     "ENUM_NAME_OVERRIDES": {
         "TrainingRunStatusEnum": "wiki.models.TrainingRun.Status",
         "DeploymentStatusEnum": "wiki.models.Deployment.Status",
+        "FindingStatusEnum": "wiki.models.Finding.Status",
+        "ValidationOutcomeEnum": "wiki.models.Validation.Outcome",
     },
 }
 

@@ -22,6 +22,7 @@ class ApiToken(DomainModel):
         READ = "read", "Read"
         PAGES_WRITE = "pages:write", "Write pages"
         RECORDS_WRITE = "records:write", "Write records"
+        VALIDATIONS_WRITE = "validations:write", "Validate (validations, findings, comments)"
         ADMIN = "admin", "Administer (create projects; implies every scope)"
 
     name = models.CharField(max_length=100)

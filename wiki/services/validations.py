@@ -409,3 +409,65 @@ def conclude_validation(validation, *, actor, outcome, conclusion):
         with recording(actor, f"Concluded validation {current.number}: {label}"):
             current.save()
     return current
+
+
+# What each status a finding is moved to needs, and may take, beside it.
+TRANSITIONS = {
+    Status.REMEDIATION_PROPOSED: ({"remediation"}, set()),
+    Status.CLOSED: (set(), {"comment"}),
+    Status.OPEN: ({"comment"}, set()),
+    Status.ACCEPTED_RISK: ({"risk_justification"}, set()),
+}
+
+
+def change_finding(finding, *, actor, base_revision, status=None, owner=KEEP, due_date=KEEP,
+                   **texts):  # fmt: skip
+    """One change of ``finding`` as the API's PATCH says it, in one transaction: a new
+    owner or due date, then a move to ``status`` with the ``texts`` that move needs
+    (remediation, comment, risk_justification). Restating what the finding already says
+    changes nothing."""
+    if status is not None and status not in Status.values:
+        raise ValidationError({"status": f"Must be one of: {', '.join(Status.values)}."})
+    texts = {name: value for name, value in texts.items() if value is not None}
+    moving = status is not None and status != finding.status
+    needs, takes = TRANSITIONS.get(status, (set(), set())) if moving else (set(), set())
+    wrong = {
+        name: f"Only with a change of status to {_needing(name)}."
+        for name in set(texts) - needs - takes
+    }
+    wrong |= {name: f"Needed to move the finding to {status}." for name in needs - set(texts)}
+    if wrong:
+        raise ValidationError(wrong)
+    with transaction.atomic():
+        current = _changing(finding, base_revision)
+        if owner is not KEEP and (owner or "") == current.owner_name:
+            owner = KEEP
+        if due_date is not KEEP and due_date == current.due_date:
+            due_date = KEEP
+        if owner is not KEEP or due_date is not KEEP:
+            current = assign_finding(
+                current, actor=actor, base_revision=None, owner=owner, due_date=due_date
+            )
+        if not moving:
+            return current
+        if status == Status.REMEDIATION_PROPOSED:
+            return propose_remediation(
+                current, actor=actor, remediation=texts["remediation"], base_revision=None
+            )
+        if status == Status.CLOSED:
+            return close_finding(
+                current, actor=actor, comment=texts.get("comment", ""), base_revision=None
+            )
+        if status == Status.OPEN:
+            return reopen_finding(
+                current, actor=actor, comment=texts["comment"], base_revision=None
+            )
+        return accept_risk(
+            current, actor=actor, justification=texts["risk_justification"], base_revision=None
+        )
+
+
+def _needing(name):
+    return " or ".join(
+        status for status, (needs, takes) in TRANSITIONS.items() if name in needs | takes
+    )
