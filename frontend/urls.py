@@ -3,7 +3,17 @@ from django.templatetags.static import static
 from django.urls import path
 from django.views.generic import RedirectView
 
-from frontend.views import attachments, exports, pages, projects, records, runs, search, tokens
+from frontend.views import (
+    attachments,
+    exports,
+    pages,
+    projects,
+    records,
+    runs,
+    search,
+    tokens,
+    validations,
+)
 
 app_name = "frontend"
 
@@ -48,6 +58,34 @@ urlpatterns = [
         f"{PROJECT}model-versions/<text:version>/",
         records.model_version_detail,
         name="model-version",
+    ),
+    path(f"{PROJECT}validations/", validations.validations, name="validations"),
+    path(f"{PROJECT}validations/new/", validations.validation_create, name="validation-create"),
+    path(
+        f"{PROJECT}validations/<int:number>/",
+        validations.validation_detail,
+        name="validation",
+    ),
+    path(
+        f"{PROJECT}validations/<int:number>/conclusion/",
+        validations.validation_conclude,
+        name="validation-conclude",
+    ),
+    path(
+        f"{PROJECT}validations/<int:number>/findings/new/",
+        validations.finding_create,
+        name="finding-create",
+    ),
+    path(f"{PROJECT}findings/<int:number>/", validations.finding_detail, name="finding"),
+    path(
+        f"{PROJECT}findings/<int:number>/change/",
+        validations.finding_change,
+        name="finding-change",
+    ),
+    path(
+        f"{PROJECT}findings/<int:number>/comments/",
+        validations.finding_comment,
+        name="finding-comment",
     ),
     path(f"{PROJECT}audit/verify/", projects.audit_verify, name="audit-verify"),
     path(f"{PROJECT}exports/", exports.exports, name="exports"),

@@ -27,6 +27,7 @@ from wiki.services.attachments import attach
 from wiki.services.exports import build, request_export
 from wiki.services.pages import edit_page, submit_for_review
 from wiki.services.pipelines import post_pipeline
+from wiki.services.validations import comment_on_finding, file_finding, open_validation
 
 pytestmark = pytest.mark.django_db
 
@@ -65,6 +66,16 @@ def world(project, user):
     # the storage, never a row).
     for target in (overview, run, deployment, run.model_version):
         attach(target, ContentFile(png(), name="fig.png"), actor=actor)
+    # A validation with a finding and a comment (superusers validate: the maintainer here
+    # is none, so a validator of the project files them).
+    checker = UserFactory(username="vera")
+    Membership.objects.create(project=project, user=checker, role=Membership.Role.VALIDATOR)
+    validation = open_validation(project, actor=Actor(checker, Source.WEB), title="Annual")
+    finding = file_finding(
+        validation, actor=Actor(checker, Source.WEB), title="Leak", description="Split.",
+        severity="high", page="data",
+    )  # fmt: skip
+    comment_on_finding(finding, actor=Actor(checker, Source.WEB), body="See the split.")
     job = request_export(project, actor=actor, format="markdown", enqueue=False)
     build(job.pk)
     token, _ = token_for(user, projects=[project.slug])
@@ -195,6 +206,22 @@ def _urls(ids):
         "frontend:model-version": reverse(
             "frontend:model-version", kwargs=project | {"version": ids["version"]}
         ),
+        "frontend:validations": reverse("frontend:validations", kwargs=project),
+        "frontend:validation-create": reverse("frontend:validation-create", kwargs=project),
+        "frontend:validation": reverse("frontend:validation", kwargs=project | {"number": 1}),
+        "frontend:validation-conclude": reverse(
+            "frontend:validation-conclude", kwargs=project | {"number": 1}
+        ),
+        "frontend:finding-create": reverse(
+            "frontend:finding-create", kwargs=project | {"number": 1}
+        ),
+        "frontend:finding": reverse("frontend:finding", kwargs=project | {"number": 1}),
+        "frontend:finding-change": reverse(
+            "frontend:finding-change", kwargs=project | {"number": 1}
+        ),
+        "frontend:finding-comment": reverse(
+            "frontend:finding-comment", kwargs=project | {"number": 1}
+        ),
         "frontend:audit-verify": reverse("frontend:audit-verify", kwargs=project),
         "frontend:exports": reverse("frontend:exports", kwargs=project),
         "frontend:export-download": reverse(
@@ -255,6 +282,10 @@ def test_no_get_of_any_route_writes_anything(world, user, who):
         assert statuses[f"frontend:{kind}-attachment"] == 200
         assert statuses[f"frontend:{kind}-thumbnail"] == 200
     assert statuses["api:training-run-attachment-detail"] == 200
+    for name in ("frontend:validations", "frontend:validation", "frontend:finding"):
+        assert statuses[name] == 200, name
+    for name in ("api:validation-detail", "api:finding-detail", "api:finding-comment-list"):
+        assert statuses[name] == 200, name
 
 
 def test_the_page_with_a_planted_download_image_writes_nothing_when_viewed(world):

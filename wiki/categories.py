@@ -322,6 +322,7 @@ _BY_NAME = {c.name: c for c in CATEGORIES}
 RESERVED_SLUGS = frozenset(CATEGORY_NAMES) | {
     "pages", "records", "settings", "members", "activity", "audit", "tokens",
     "runs", "deployments", "model-versions",
+    "validations", "findings",
 }  # fmt: skip
 
 
