@@ -16,6 +16,7 @@ from wiki.audit import head_for, verify
 from wiki.history import Actor, Source
 from wiki.models import Finding, FindingComment, Membership, Validation
 from wiki.services import EditConflict
+from wiki.services.notifications import digest_text
 from wiki.services.pages import edit_page
 from wiki.services.records import RecordConflict
 from wiki.services.validations import (
@@ -307,3 +308,54 @@ def test_overdue_findings_are_counted_per_project(project, people, validation):
     assert validations.overdue_counts([project.pk], today=later) == {project.pk: 1}
     accept_risk(finding, actor=web(people["alice"]), justification="ok", base_revision=1)
     assert validations.overdue_counts([project.pk], today=later) == {}
+
+
+# Overdue findings on the dashboard and in the digest
+
+
+def _pass_time(finding, days):
+    """The finding's due date passes: moved back by ``days`` (time passing, not an edit,
+    so no history row)."""
+    Finding.objects.filter(pk=finding.pk).update(due_date=timezone.localdate() - timedelta(days))
+
+
+def test_an_overdue_finding_puts_its_project_first_on_the_dashboard(
+    project, people, validation, client_logged_in
+):
+    quiet = ProjectFactory(slug="aaa", name="Aaa")  # first by every other measure
+    Membership.objects.create(project=quiet, user=people["alice"], role="maintainer")
+    finding = file(validation, people)
+    page = client_logged_in.get("/").content.decode()
+    assert "overdue finding" not in page
+    _pass_time(finding, 2)
+    response = client_logged_in.get("/")
+    rows = response.context["page_obj"]
+    assert [row.project.slug for row in rows][0] == "churn"
+    assert rows[0].overdue_findings == 1
+    assert "1 overdue finding" in response.content.decode()
+
+
+def test_the_dashboard_asks_no_more_for_overdue_findings(
+    project, people, validation, client_logged_in, django_assert_max_num_queries
+):
+    _pass_time(file(validation, people), 2)
+    client_logged_in.get("/")
+    with django_assert_max_num_queries(5):  # as test_project_list_queries_do_not_grow_…
+        client_logged_in.get("/")
+
+
+def test_the_digest_lists_overdue_findings(project, people, validation):
+    finding = file(validation, people)
+    before = digest_text(project) or ""
+    assert "Overdue validation findings" not in before
+    _pass_time(finding, 3)
+    text = digest_text(project)
+    due = (timezone.localdate() - timedelta(3)).isoformat()
+    assert (
+        f"• Finding 1 (high): Split leaks the future, owner eddie, due {due}, open: "
+        "http://127.0.0.1:8000/projects/churn/findings/1/"
+    ) in text
+    close = propose_remediation(finding, actor=web(people["eddie"]), remediation="x",
+                                base_revision=1)  # fmt: skip
+    close_finding(close, actor=web(people["vera"]), base_revision=2)
+    assert "Overdue validation findings" not in (digest_text(project) or "")

@@ -26,12 +26,13 @@ from django.db.models import (
     When,
     Window,
 )
-from django.db.models.functions import RowNumber
+from django.db.models.functions import Coalesce, RowNumber
 
 from wiki.categories import CATEGORY_NAMES, get_category, missing_required
 from wiki.models import (
     AuditEntry,
     Deployment,
+    Finding,
     ModelVersion,
     Page,
     Pipeline,
@@ -188,11 +189,19 @@ class ProjectHealth:
     environments: list  # (environment, model version) live now, by name
     last_at: object
     last_by: str
+    overdue_findings: int = 0  # unresolved validation findings past their due date
 
     @property
     def attention(self):
-        """Sort key, the most in need of attention first: incomplete, stale, unapproved."""
-        return (self.completeness, -len(self.stale), self.approved - self.pages, self.project.name)
+        """Sort key, the most in need of attention first: overdue findings, incomplete,
+        stale, unapproved."""
+        return (
+            -self.overdue_findings,
+            self.completeness,
+            -len(self.stale),
+            self.approved - self.pages,
+            self.project.name,
+        )
 
 
 def dashboard(projects):
@@ -203,9 +212,17 @@ def dashboard(projects):
     # The chain's head knows its last number: one lookup of the (chain, seq) key, not a
     # sort of the project's whole chain.
     last_entry = AuditEntry.objects.filter(chain__project=OuterRef("pk"), seq=F("chain__seq"))
+    overdue = (
+        Finding.objects.overdue()
+        .filter(project=OuterRef("pk"))
+        .values("project")
+        .annotate(count=Count("id"))
+        .values("count")
+    )
     projects = list(
         projects.annotate(
             latest_version=Subquery(latest_version.values("version")[:1]),
+            overdue_findings=Coalesce(Subquery(overdue[:1]), 0),
             last_at=Subquery(last_entry.values("at")[:1]),
             last_by=Subquery(last_entry.values("username")[:1]),
         )
@@ -257,6 +274,7 @@ def dashboard(projects):
                 environments=environments.get(project.pk, []),
                 last_at=project.last_at,
                 last_by=project.last_by or "",
+                overdue_findings=project.overdue_findings,
             )
         )
     return rows

@@ -1,7 +1,8 @@
 """Notifications: where a project's go, what they say, and sending them exactly once.
 
-Two kinds: a daily digest of the stale and incomplete pages (``queue_digests``, run by
-Celery beat at DIGEST_TIME), and events announced by the writes they are about
+Two kinds: a daily digest of the overdue validation findings and the stale and
+incomplete pages (``queue_digests``, run by Celery beat at DIGEST_TIME), and events
+announced by the writes they are about
 (``announce``: a deployment failed or was rolled back, a page was approved). Each becomes
 one Delivery per channel, created in the transaction of what it announces and sent by a
 Celery task once that commits: a webhook that is down or slow never holds up, nor undoes,
@@ -32,7 +33,7 @@ from wiki import metrics, outbox
 from wiki.categories import CATEGORY_NAMES
 from wiki.health import is_stale, stale_reasons, with_staleness
 from wiki.history import recording
-from wiki.models import Delivery, Membership, NotificationSettings, Page
+from wiki.models import Delivery, Finding, Membership, NotificationSettings, Page
 from wiki.rendering import site_link as link
 
 logger = logging.getLogger(__name__)
@@ -168,15 +169,26 @@ def page_approved(page):
 
 
 def digest_text(project):
-    """The digest of ``project``: its stale pages (and what arrived) and its pages with
-    required fields missing (and what to write); None when there is nothing to say."""
+    """The digest of ``project``: its overdue validation findings, its stale pages (and
+    what arrived) and its pages with required fields missing (and what to write); None
+    when there is nothing to say."""
     pages = with_staleness(Page.objects.categories().filter(project=project))
     pages = sorted(pages, key=lambda page: CATEGORY_NAMES.index(page.category))
     stale = [page for page in pages if is_stale(page)]
     incomplete = [page for page in pages if page.missing_fields]
-    if not stale and not incomplete:
+    overdue = list(Finding.objects.overdue().filter(project=project).order_by("due_date", "number"))
+    if not stale and not incomplete and not overdue:
         return None
     lines = [f"Documentation of {project.name}: {link('frontend:project-detail', project.slug)}"]
+    if overdue:
+        lines += ["", "Overdue validation findings:"]
+        for finding in overdue:
+            owner = f", owner {finding.owner_name}" if finding.owner_name else ", no owner"
+            lines.append(
+                f"• Finding {finding.number} ({finding.severity}): {finding.title}{owner}, "
+                f"due {finding.due_date.isoformat()}, {finding.get_status_display().lower()}: "
+                f"{link('frontend:finding', project.slug, finding.number)}"
+            )
     if stale:
         lines += ["", "Stale pages (records arrived since their last edit):"]
         for page in stale:
