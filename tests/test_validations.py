@@ -10,7 +10,8 @@ from django.db import connection
 from django.utils import timezone
 
 from tests.factories import ProjectFactory, UserFactory, cli_actor, make_deployment
-from wiki import validations
+from tests.test_exports import content, export
+from wiki import reports, validations
 from wiki.access import EDIT, VALIDATE, VALIDATOR_GROUP, VIEW, can, rights, visible_projects
 from wiki.audit import head_for, verify
 from wiki.history import Actor, Source
@@ -359,3 +360,58 @@ def test_the_digest_lists_overdue_findings(project, people, validation):
                                 base_revision=1)  # fmt: skip
     close_finding(close, actor=web(people["vera"]), base_revision=2)
     assert "Overdue validation findings" not in (digest_text(project) or "")
+
+
+# The audit report
+
+
+@pytest.fixture
+def validated(project, people, validation):
+    """The issue's "done when": a high finding on a field, remedied, closed, and the
+    validation concluded approved with conditions (a second finding still open)."""
+    vera, eddie = web(people["vera"]), web(people["eddie"])
+    finding = file(validation, people)
+    propose_remediation(finding, actor=eddie, remediation="Split *by time*.", base_revision=1)
+    close_finding(finding, actor=vera, base_revision=2, comment="Checked the new split.")
+    file(validation, people, title="Drift alerts undocumented", severity="medium", field="")
+    conclude_validation(
+        validation, actor=vera, outcome="approved_with_conditions",
+        conclusion="Fit for use once finding 2 is remedied.",
+    )  # fmt: skip
+    validation.refresh_from_db()
+    return validation
+
+
+def test_the_report_holds_every_validation_and_every_findings_life_cycle(validated, project):
+    report = reports.build(project, report_id="t", generated_at=timezone.now(), with_history=False)
+    section = report["validation"]
+    (entry,) = section["validations"]
+    assert entry["outcome"] == "approved_with_conditions" and entry["concluded_by"] == "vera"
+    assert entry["signature"] == validations.signature(validated).digest
+    assert {"page": "data", "revision": 1} in entry["pinned"]
+    first, second = section["findings"]
+    assert [(s["status"], s["by"]) for s in first["lifecycle"]] == [
+        ("open", "vera"), ("remediation_proposed", "eddie"), ("closed", "vera"),
+    ]  # fmt: skip
+    assert (first["page"], first["field"], first["comments"][0]["body"]) == (
+        "data", "split", "Checked the new split.",
+    )  # fmt: skip
+    assert second["status"] == "open"
+    inventory = report["inventory"]
+    assert inventory["last_validation"]["outcome"] == "approved_with_conditions"
+    assert inventory["open_findings"] == {"high": 0, "medium": 1, "low": 0}
+
+
+@pytest.mark.parametrize("format", ["markdown", "html"])
+def test_the_exported_report_shows_the_validation(validated, project, user, format):
+    job = export(project, format, user)
+    assert job.status == "done", job.last_error
+    text = content(job).decode()
+    digest = validations.signature(validated).digest
+    assert "Validation (1)" in text and digest in text
+    assert "Approved with conditions" in text
+    assert "Open" in text and "Remediation proposed" in text and "Closed" in text
+    assert "Split leaks the future" in text and "Drift alerts undocumented" in text
+    assert "1 medium" in text  # the inventory's unresolved findings
+    if format == "html":
+        assert "<em>by time</em>" in text  # Markdown rendered

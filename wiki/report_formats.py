@@ -20,6 +20,7 @@ from django.template.loader import render_to_string
 from django.utils.safestring import SafeData, mark_safe
 
 from wiki import attachments as files
+from wiki import validation_report
 from wiki.audit import canonical, seal
 from wiki.categories import MARKDOWN, TABLE
 from wiki.rendering import link_attachments, render_markdown_many
@@ -235,6 +236,8 @@ def markdown_lines(report):
                     yield f"+ {line['new']}"
             yield "```"
             yield ""
+    if "validation" in report:  # reports made before validations had none
+        yield from validation_report.markdown_lines(report["validation"], _table, human)
     yield "## Appendix: EU AI Act Annex IV"
     yield ""
     yield ANNEX_RULE
@@ -331,6 +334,7 @@ def inventory_facts(inv, rendered=None):
             "Known limitations",
             rendered.get("known_limitations") or inv["known_limitations"] or "Missing",
         ),
+        *validation_report.inventory_facts(inv, human),
     ]
 
 
@@ -438,6 +442,10 @@ def html(report, *, pdf=False):
             if field["kind"] == MARKDOWN:
                 field["html"] = link_attachments(next(rendered), resolve)
     markdown = {"purpose": next(rendered), "known_limitations": next(rendered)}
+    section = report.get("validation") or {"validations": [], "findings": []}
+    validated = validation_report.html_parts(
+        section, lambda texts: [_absolute(h) for h in render_markdown_many(texts, project)], human
+    )
     return render_to_string(
         "wiki/report.html",
         {
@@ -465,6 +473,8 @@ def html(report, *, pdf=False):
                 for a in report["document_control"]["approvals"]
             ],
             "annex": [(i, STATES[i["state"]]) for i in report["annex_iv"]],
+            "validation": validated,
+            "signature_rule": validation_report.SIGNATURE_RULE,
             "runs_ledger": pdf and list(ledger(RUN_HEADER, map(run_row, report["training_runs"]))),
             "changes_ledger": pdf
             and list(ledger(CHANGE_HEADER, map(change_row, report["change_log"]))),

@@ -9,10 +9,11 @@ content.
 Sections: document control (ISO/IEC 42001 7.5: the report's id and version, ...), the
 model inventory header (SR 11-7), the current documentation with its completeness, model
 versions and their lineage, training runs and deployments of the period, the change log
-of the period, every version of every attachment (its SHA-256: the file's bytes), the EU AI
-Act Annex IV mapping (wiki.annex_iv), and (for the JSON bundle) every metric series chunk
-and every history row of the project's audit chain with its digest and seal, which
-deploy/audit/verify_bundle.py checks offline (with the files, in the ZIP bundle).
+of the period, every version of every attachment (its SHA-256: the file's bytes), the
+independent validations and their findings with their life cycles (wiki.validations),
+the EU AI Act Annex IV mapping (wiki.annex_iv), and (for the JSON bundle) every metric
+series chunk and every history row of the project's audit chain with its digest and seal,
+which deploy/audit/verify_bundle.py checks offline (with the files, in the ZIP bundle).
 """
 
 import json
@@ -20,7 +21,7 @@ from datetime import UTC, datetime, time, timedelta
 
 from django.conf import settings
 
-from wiki import audit, diff
+from wiki import audit, diff, validations
 from wiki.annex_iv import annex_iv
 from wiki.categories import CATEGORIES, get_category, is_placeholder, missing_required
 from wiki.models import (
@@ -167,6 +168,9 @@ def _inventory(project, pages, production):
         "approved_at": iso(overview.approved_at) if overview else None,
         "approved_by": overview.approved_by_name if overview else "",
         "known_limitations": _text(_field(pages, "model", "limitations")),
+        # The independent validation (SR 11-7): the latest conclusion, and what is unresolved.
+        "last_validation": validations.last_concluded(project),
+        "open_findings": validations.open_counts(project),
     }
 
 
@@ -515,6 +519,7 @@ def build(
         "deployments": deployment_list,
         "change_log": change_log,
         "attachments": _attachment_versions(project, all_pages),
+        "validation": validations.report_section(project),
         "annex_iv": annex_iv(
             categories, free_pages, facts, lambda page: revision_url(project, page)
         ),
