@@ -142,3 +142,20 @@ def test_maintainers_may_give_the_validator_role(client_logged_in, project):
 def test_the_tab_is_in_the_project_header(client_logged_in, project):
     page = client_logged_in.get("/projects/churn/records/").content.decode()
     assert 'href="/projects/churn/validations/"' in page
+
+
+def test_the_tab_asks_as_much_for_many_findings_as_for_one(
+    vera, project, django_assert_max_num_queries
+):
+    vera.post("/projects/churn/validations/new/", {"title": "V", "pinned": ["data:1"]})
+    for number in range(6):
+        vera.post(
+            "/projects/churn/validations/1/findings/new/",
+            {"title": f"F{number}", "severity": "low", "description": "Y", "page": "data"},
+        )
+    vera.get("/projects/churn/validations/")
+    # the session, the access version with the project and the role, the validations, the
+    # findings with their validation and page (the tabs and the user come from the caches)
+    with django_assert_max_num_queries(4):
+        response = vera.get("/projects/churn/validations/")
+    assert len(response.context["findings"]) == 6
