@@ -45,7 +45,7 @@ def test_the_project_tabs_fit_in_one_row_at_1280_px(page):
     page.goto(f"/projects/{DEMO}/")
     screenshot(page, "project-tabs-1280px")
     tabs = boxes(page, "nav.tabs a")
-    assert len(tabs) == 10
+    assert len(tabs) == 11
     assert len(page.locator("nav.tabs .stale-mark").all()) == 4
     assert {tab["top"] for tab in tabs} == {tabs[0]["top"]}, tabs
     (bar,) = boxes(page, "nav.tabs")
