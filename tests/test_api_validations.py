@@ -237,13 +237,16 @@ def test_a_maintainer_accepts_the_risk(api, user, validator, opened):
     assert response.json()["accepted_by"] == "alice"
 
 
-def test_the_owner_and_due_date_change_in_one_revision(validator, opened, vera):
+def test_the_owner_and_due_date_change_in_one_revision(validator, opened):
     url = validator.post(FINDINGS, finding_body()).json()["url"]
     due = (timezone.localdate() + timedelta(days=60)).isoformat()
-    response = validator.patch(url, {"owner": "vera", "due_date": due}, HTTP_IF_MATCH='"1"')
+    response = validator.patch(url, {"owner": "alice", "due_date": due}, HTTP_IF_MATCH='"1"')
     assert response.status_code == 200, response.json()
-    assert (response.json()["owner"], response.json()["due_date"]) == ("vera", due)
+    assert (response.json()["owner"], response.json()["due_date"]) == ("alice", due)
     assert response.json()["revision"] == 2
+    refused = validator.patch(url, {"owner": "vera"}, HTTP_IF_MATCH='"2"')
+    assert refused.status_code == 400
+    assert "validates" in refused.json()["errors"]["owner"][0]
 
 
 def test_filters(validator, opened):
@@ -281,3 +284,13 @@ def test_unknown_validations_and_findings_are_404(validator):
     assert validator.get(f"{VALIDATIONS}3/").status_code == 404
     assert validator.get(f"{FINDINGS}3/").status_code == 404
     assert validator.get(f"{FINDINGS}3/comments/").status_code == 404
+
+
+def test_the_list_signs_as_the_detail_does(validator, opened):
+    validator.post(f"{opened['url']}conclusion/", {"outcome": "rejected", "conclusion": "No."})
+    validator.post(VALIDATIONS, {"title": "Second"})
+    listed = validator.get(VALIDATIONS).json()["results"]
+    detail = validator.get(opened["url"]).json()
+    assert [v["number"] for v in listed] == [2, 1]
+    assert listed[1]["signature"] == detail["signature"] and listed[0]["signature"] is None
+    assert len(detail["signature"]["digest"]) == 64

@@ -201,6 +201,12 @@ def test_an_owner_who_cannot_see_the_project_is_refused(people, validation):
         file(validation, people, owner="stranger")
 
 
+def test_a_validator_cannot_own_a_finding(people, validation):
+    """Otherwise they would propose the remedy and close it themselves."""
+    with pytest.raises(ValidationError, match="vera validates"):
+        file(validation, people, owner="vera")
+
+
 def test_pinned_revisions_must_exist(project, people):
     vera = web(people["vera"])
     with pytest.raises(ValidationError, match="has revisions 1 to 1"):

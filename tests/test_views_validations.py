@@ -7,7 +7,7 @@ import pytest
 from django.test import Client
 from django.utils import timezone
 
-from tests.factories import UserFactory
+from tests.factories import UserFactory, make_deployment
 from wiki.models import Finding, Membership, Validation
 from wiki.validations import signature
 
@@ -159,3 +159,16 @@ def test_the_tab_asks_as_much_for_many_findings_as_for_one(
     with django_assert_max_num_queries(4):
         response = vera.get("/projects/churn/validations/")
     assert len(response.context["findings"]) == 6
+
+
+def test_a_finding_about_a_record_links_to_it(vera, project):
+    deployment = make_deployment(project, model_version="2.1.0")
+    vera.post("/projects/churn/validations/new/", {"title": "V", "pinned": ["data:1"]})
+    for record in (f"deployment:{deployment.pk}", "model_version:2.1.0"):
+        vera.post(
+            "/projects/churn/validations/1/findings/new/",
+            {"title": "X", "severity": "low", "description": "Y", "record": record},
+        )
+    page = vera.get("/projects/churn/validations/").content.decode()
+    assert f'href="/projects/churn/deployments/{deployment.pk}/">deployment #' in page
+    assert 'href="/projects/churn/model-versions/2.1.0/">model version' in page

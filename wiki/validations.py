@@ -109,7 +109,7 @@ def _iso(value):
     return value.astimezone(UTC).isoformat() if isinstance(value, datetime) else value.isoformat()
 
 
-def _signatures(project):
+def signatures(project):
     """{validation id: the audit chain digest of its conclusion's history row}."""
     first = {}
     rows = (
@@ -156,7 +156,7 @@ def report_section(project):
     """The audit report's "validation" section (wiki.reports): every validation with the
     revisions it pinned, its validator, outcome and signature, and every finding with what
     it is about, its life cycle (each status, who gave it, when) and its comments."""
-    signatures = _signatures(project)
+    digests = signatures(project)
     lifecycles = _lifecycles(project)
     comments = {}
     for comment in FindingComment.objects.filter(project=project).order_by("created_at", "id"):
@@ -175,7 +175,7 @@ def report_section(project):
             "conclusion": v.conclusion,
             "concluded_at": _iso(v.concluded_at),
             "concluded_by": v.concluded_by_name,
-            "signature": signatures.get(v.pk, ""),
+            "signature": digests.get(v.pk, ""),
         }
         for v in Validation.objects.filter(project=project).order_by("number")
     ]

@@ -30,6 +30,7 @@ from api.views.base import (
     responses,
     with_etag,
 )
+from wiki import validations as readers
 from wiki.access import VALIDATE, VIEW
 from wiki.models import Finding, Validation
 from wiki.services import validations as service
@@ -57,6 +58,12 @@ class ValidationList(mixins.ListModelMixin, ApiView):
                 validations.exclude(outcome="")
             )  # fmt: skip
         return validations.order_by("-number")
+
+    def get_serializer_context(self):
+        context = super().get_serializer_context()
+        if self.request.method == "GET":  # the signatures of the whole list, in two queries
+            context["signatures"] = readers.signatures(self.get_project())
+        return context
 
     @extend_schema(
         parameters=[OpenApiParameter("open", BOOLEAN, description="Open (or concluded) ones.")],

@@ -160,6 +160,12 @@ class Finding(DomainModel):
         return f"finding {self.number} of {self.project.slug}: {self.title}"
 
     @property
+    def record_target(self):
+        """The record it is about as (kind, key): ("deployment", "12"); ("", "") for none."""
+        kind, _, key = self.record.partition(":")
+        return kind, key
+
+    @property
     def is_unresolved(self):
         return self.status in self.UNRESOLVED
 

@@ -156,6 +156,11 @@ def _owner(project, username):
         raise ValidationError({"owner": f"There is no active user '{username}'."})
     if not can(user, VIEW, project):
         raise ValidationError({"owner": f"{username} cannot see {project.name}."})
+    if can(user, VALIDATE, project) and not can(user, EDIT, project):
+        # Who checks the remedy does not make it: a validator closes their own otherwise.
+        raise ValidationError(
+            {"owner": f"{username} validates {project.name}: the owner is who remedies it."}
+        )
     return user
 
 
