@@ -1,5 +1,7 @@
 """The API's shapes. They check types and names; the services in wiki/ check the rest."""
 
+from datetime import UTC
+
 from django.utils import timezone
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import extend_schema_field
@@ -85,12 +87,19 @@ class PageListSerializer(serializers.Serializer):
     revision = serializers.IntegerField(read_only=True)
     completeness = serializers.SerializerMethodField()
     updated_at = serializers.DateTimeField(read_only=True)
+    review_state = serializers.ChoiceField(choices=Page.ReviewState.choices, read_only=True)
+    as_of = serializers.SerializerMethodField()
 
     @extend_schema_field(OpenApiTypes.URI)
     def get_url(self, page):
         return reverse(
             "api:page-detail", args=[page.project.slug, page.slug], request=self.context["request"]
         )
+
+    def get_as_of(self, page) -> str | None:
+        """The moment this is the page as it stood at (?as_of=, in UTC); null: today."""
+        moment = self.context.get("as_of")
+        return moment.at.astimezone(UTC).isoformat() if moment is not None else None
 
     def get_completeness(self, page) -> float:
         """Share of the category's required fields filled, 0..1 (1 for free pages)."""
@@ -155,7 +164,6 @@ class PageSerializer(PageListSerializer):
     body_html = serializers.SerializerMethodField()
     missing_fields = serializers.SerializerMethodField()
     updated_by = serializers.SerializerMethodField()
-    review_state = serializers.ChoiceField(choices=Page.ReviewState.choices, read_only=True)
     approval = serializers.SerializerMethodField()
     records_summary = serializers.SerializerMethodField()
     stale = serializers.SerializerMethodField()

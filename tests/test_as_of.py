@@ -1,0 +1,309 @@
+"""The documentation as it stood at a moment (?as_of=): from a deployment of a year ago,
+every page as it was then, in the browser, the API and the audit report.
+
+The history is written through the services, each step at its own time: the clock the
+services read (django.utils.timezone.now, which simple-history and auto_now fields read
+too) is set to that time, so every history row is sealed into the chain as it would
+have been then.
+"""
+
+import re
+from datetime import UTC, datetime, timedelta
+
+import pytest
+from django.test import Client
+from django.utils import timezone
+
+from tests.factories import UserFactory, cli_actor, make_deployment, make_free_page
+from tests.test_read_only import _database
+from wiki import as_of
+from wiki.audit import head_for, verify
+from wiki.models import Membership, Page
+from wiki.services.pages import approve_page, edit_page
+from wiki.services.projects import create_project
+
+pytestmark = pytest.mark.django_db
+
+NOW = timezone.now()
+YEAR_AGO = NOW - timedelta(days=365)
+
+
+@pytest.fixture
+def clock(monkeypatch):
+    """clock.at(t): what the application reads as now is ``t`` until moved again."""
+    real = timezone.now
+
+    class Clock:
+        moment = None
+
+        def at(self, moment):
+            self.moment = moment
+
+    clock = Clock()
+    monkeypatch.setattr(timezone, "now", lambda: clock.moment or real())
+    return clock
+
+
+def _edit(page, user, **changes):
+    page.refresh_from_db()
+    return edit_page(
+        page, actor=cli_actor(user), base_revision=page.revision, change_reason="edit", **changes
+    )
+
+
+@pytest.fixture
+def released(clock, user):
+    """The project "churn" documented and approved, deployed to production a year ago
+    (1.2.0), then changed since: the model page rewritten, a free page added."""
+    bob = UserFactory(username="bob")
+    clock.at(YEAR_AGO - timedelta(days=3))
+    project = create_project(
+        actor=cli_actor(user), slug="churn", name="Churn model", owner_team="Growth"
+    )
+    # alice maintains the project she created; bob, a second maintainer, approves.
+    Membership.objects.create(project=project, user=bob, role=Membership.Role.MAINTAINER)
+    pages = {page.category: page for page in project.pages.all()}
+    clock.at(YEAR_AGO - timedelta(days=2))
+    _edit(pages["overview"], user, fields={"purpose": "Predict churn.", "owners": [{"key": "Owner", "value": "Ana"}]})
+    _edit(
+        pages["model"], user,
+        fields={"architecture": "Logistic regression", "training_algorithm": "L-BFGS"},
+        body="See [[runbook]].",
+    )  # fmt: skip
+    make_free_page(project, slug="runbook", title="Runbook", body="Restart it.")
+    clock.at(YEAR_AGO - timedelta(days=1))
+    pages["model"].refresh_from_db()
+    approve_page(pages["model"], actor=cli_actor(bob), revision=2, comment="Fine.")
+    clock.at(YEAR_AGO)
+    deployment = make_deployment(project, model_version="1.2.0", started_at=YEAR_AGO)
+    clock.at(YEAR_AGO + timedelta(days=30))
+    _edit(pages["model"], user, fields={"architecture": "Gradient boosting"})
+    _edit(pages["overview"], user, fields={"purpose": "Predict churn and its cost."}, body="")
+    make_free_page(project, slug="postmortem", title="Postmortem", body="It broke.")
+    clock.at(None)
+    return {"project": project, "deployment": deployment, "bob": bob}
+
+
+def test_the_history_written_in_the_past_still_verifies(released):
+    assert verify(head_for(released["project"]), record=False).ok
+
+
+# The moment and the documentation then
+
+
+def test_a_deployment_names_the_moment_it_started(released):
+    deployment = released["deployment"]
+    moment = as_of.parse(released["project"], f"deployment:{deployment.pk}")
+    assert moment.at == YEAR_AGO
+    assert moment.label.endswith(f"(deployment {deployment.pk} of 1.2.0 to production)")
+
+
+def test_a_model_version_names_the_moment_it_was_registered(released):
+    moment = as_of.parse(released["project"], "model-version:1.2.0")
+    assert moment.at == YEAR_AGO and moment.model_version.version == "1.2.0"
+
+
+def test_a_date_means_the_end_of_that_day_in_utc(released):
+    day = (YEAR_AGO + timedelta(days=30)).date()
+    moment = as_of.parse(released["project"], day.isoformat())
+    assert moment.at == datetime.combine(day, datetime.max.time(), UTC)
+    # A time without an offset is UTC; one with an offset is that moment.
+    naive = as_of.parse(released["project"], YEAR_AGO.replace(tzinfo=None).isoformat())
+    assert naive.at == YEAR_AGO
+
+
+@pytest.mark.parametrize(
+    "value",
+    ["", "yesterday", "deployment:", "deployment:x", "2025-13-01", "9999-12-31",
+     "0001-01-01T00:00:00+05:00", "x" * 500, "2025\x00"],
+)  # fmt: skip
+def test_what_is_no_moment_is_refused_naming_as_of(released, value):
+    with pytest.raises(as_of.ValidationError) as caught:
+        as_of.parse(released["project"], value)
+    assert not isinstance(caught.value, as_of.UnknownRecord)
+    assert list(caught.value.message_dict) == ["as_of"]
+
+
+def test_a_moment_before_the_project_existed_is_refused(released):
+    with pytest.raises(as_of.ValidationError, match="did not exist yet"):
+        as_of.parse(released["project"], (YEAR_AGO - timedelta(days=10)).isoformat())
+
+
+@pytest.mark.parametrize("value", ["deployment:999999", "model-version:9.9.9"])
+def test_a_record_the_project_does_not_have_is_unknown(released, value):
+    with pytest.raises(as_of.UnknownRecord):
+        as_of.parse(released["project"], value)
+
+
+def test_the_documentation_then_has_each_page_at_its_revision_then(
+    released, django_assert_num_queries
+):
+    moment = as_of.parse(released["project"], f"deployment:{released['deployment'].pk}")
+    with django_assert_num_queries(2):  # the project's row, the pages' rows
+        then = as_of.documentation(released["project"], moment)
+    model = then.page("model")
+    assert (model.revision, model.fields["architecture"]) == (2, "Logistic regression")
+    assert (model.review_state, model.approved_revision) == ("approved", 2)
+    assert model.approved_by_name == "bob"
+    assert then.page("overview").fields["purpose"] == "Predict churn."
+    assert then.page("runbook").body == "Restart it."
+    assert then.page("postmortem") is None  # created later
+    assert then.project.name == "Churn model"
+    # Today the model page is a later, unapproved revision.
+    today = Page.objects.get(project=released["project"], slug="model")
+    assert (today.revision, today.review_state) == (3, "draft")
+
+
+# The browser
+
+
+def _html(response):
+    return response.content.decode()
+
+
+def _main(response):
+    """What the page shows, without the site's header (its log-out form, say)."""
+    html = _html(response)
+    return html[html.index('<main id="main"') : html.index("</main>")]
+
+
+def test_one_click_on_the_deployment_shows_the_documentation_as_released(
+    released, client_logged_in
+):
+    deployment = released["deployment"]
+    page = _html(client_logged_in.get(f"/projects/churn/deployments/{deployment.pk}/"))
+    link = re.search(r'href="([^"]+)">Documentation as released<', page).group(1)
+    assert link == f"/projects/churn/?as_of=deployment:{deployment.pk}"
+    overview = client_logged_in.get(link)
+    assert overview.status_code == 200
+    html = _html(overview)
+    assert "You are reading the documentation as it stood on" in html
+    assert f"(deployment {deployment.pk} of 1.2.0 to production)" in html
+    assert "this is the past" in html and 'href="/projects/churn/">see today' in html
+    assert "Predict churn." in html and "its cost" not in html
+    # The reviews then: the model page approved, revision 2; no postmortem yet.
+    assert "revision 2 by bob" in html and "Postmortem" not in html
+    # Links to the other pages keep the moment.
+    query = f"?as_of=deployment%3A{deployment.pk}"
+    assert f'href="/projects/churn/model/{query}"' in html
+    assert f'href="/projects/churn/pages/{query}"' in html
+
+
+def test_a_page_as_of_a_deployment_shows_its_revision_and_approval_then_read_only(
+    released, client_logged_in
+):
+    query = f"?as_of=deployment%3A{released['deployment'].pk}"
+    html = _main(client_logged_in.get(f"/projects/churn/model/{query}"))
+    assert "Logistic regression" in html and "Gradient boosting" not in html
+    assert "Revision 2" in html
+    assert "<strong>Approved</strong>: revision 2, by bob" in html
+    # Its wiki link keeps the moment too.
+    assert f'href="/projects/churn/runbook/{query}"' in html
+    # Nothing to write with: no edit, approval, review, upload or verify form.
+    assert "/edit/" not in html and "<form" not in html
+    assert "Upload" not in html and "Verify now" not in html
+    # Today's page is the later revision, with its buttons.
+    today = _main(client_logged_in.get("/projects/churn/model/"))
+    assert "Gradient boosting" in today and "/edit/" in today
+
+
+def test_the_pages_then_are_listed_without_those_created_later(released, client_logged_in):
+    html = _html(client_logged_in.get("/projects/churn/pages/?as_of=model-version:1.2.0"))
+    assert "Runbook" in html and "Postmortem" not in html and "New page" not in html
+    assert "(model version 1.2.0 registered)" in html
+
+
+def test_a_page_that_did_not_exist_then_is_a_clear_404(released, client_logged_in):
+    query = f"?as_of=deployment%3A{released['deployment'].pk}"
+    response = client_logged_in.get(f"/projects/churn/postmortem/{query}")
+    assert response.status_code == 404
+    assert "This page did not exist then" in _html(response)
+    assert 'href="/projects/churn/postmortem/"' in _html(response)  # today's version
+
+
+@pytest.mark.parametrize(
+    ("value", "status"),
+    [("nonsense", 400), ("deployment:999999", 404), ("model-version:0.0.1", 404),
+     ("2999-01-01", 400), ("", 400)],
+)  # fmt: skip
+def test_a_bad_as_of_in_the_browser_says_why(released, client_logged_in, value, status):
+    for url in ("/projects/churn/", "/projects/churn/model/", "/projects/churn/pages/"):
+        response = client_logged_in.get(url, {"as_of": value})
+        assert response.status_code == status
+        assert "cannot be shown as of that" in _html(response)
+
+
+def test_the_model_version_page_links_to_the_documentation_as_released(
+    released, client_logged_in
+):
+    html = _html(client_logged_in.get("/projects/churn/model-versions/1.2.0/"))
+    assert 'href="/projects/churn/?as_of=model-version:1.2.0">Documentation as released' in html
+
+
+def test_a_viewer_outside_the_project_sees_nothing_of_its_past(released):
+    stranger = Client()
+    stranger.force_login(UserFactory(username="mallory"))
+    query = {"as_of": f"deployment:{released['deployment'].pk}"}
+    assert stranger.get("/projects/churn/", query).status_code == 404
+    assert stranger.get("/api/v1/projects/churn/pages/", query).status_code == 404
+
+
+def test_the_page_as_of_a_moment_costs_a_bounded_number_of_queries(
+    released, client_logged_in, django_assert_max_num_queries
+):
+    client_logged_in.get("/projects/churn/")  # the session and the caches warm
+    query = f"?as_of=deployment%3A{released['deployment'].pk}"
+    with django_assert_max_num_queries(14):
+        assert client_logged_in.get(f"/projects/churn/{query}").status_code == 200
+
+
+# The API
+
+
+def test_the_api_gives_the_same_documentation_then(released, user, api):
+    from tests.factories import make_token
+
+    _, key = make_token(user, scopes=["read"], projects=["churn"])
+    client = api(key)
+    deployment = released["deployment"].pk
+    listed = client.get(f"/api/v1/projects/churn/pages/?as_of=deployment:{deployment}").json()
+    by_slug = {page["slug"]: page for page in listed["results"]}
+    assert "postmortem" not in by_slug and "runbook" in by_slug
+    assert by_slug["model"]["revision"] == 2 and by_slug["model"]["review_state"] == "approved"
+    assert by_slug["model"]["as_of"] == YEAR_AGO.astimezone(UTC).isoformat()
+    detail = client.get(f"/api/v1/projects/churn/pages/model/?as_of=deployment:{deployment}")
+    assert detail.status_code == 200 and "ETag" not in detail
+    body = detail.json()
+    assert body["fields"]["architecture"] == "Logistic regression"
+    assert body["approval"]["revision"] == 2 and body["approval"]["by"] == "bob"
+    assert body["approval"]["current"] is True
+    assert body["updated_by"] == "alice" and body["records_summary"] is None
+    today = client.get("/api/v1/projects/churn/pages/model/").json()
+    assert today["revision"] == 3 and today["as_of"] is None
+    missing = client.get(f"/api/v1/projects/churn/pages/postmortem/?as_of=deployment:{deployment}")
+    assert missing.status_code == 404
+
+
+@pytest.mark.parametrize(
+    ("value", "status"),
+    [("nonsense", 400), ("", 400), ("2999-01-01T00:00:00Z", 400), ("deployment:999999", 404)],
+)
+def test_a_bad_as_of_in_the_api_is_an_error_naming_it(released, client_logged_in, value, status):
+    for url in ("/api/v1/projects/churn/pages/", "/api/v1/projects/churn/pages/model/"):
+        response = client_logged_in.get(url, {"as_of": value})
+        assert response.status_code == status, url
+        assert "as_of" in response.json()["detail"]
+        if status == 400:
+            assert "as_of" in response.json()["errors"]
+
+
+def test_reading_the_past_writes_nothing(released, client_logged_in):
+    query = {"as_of": f"deployment:{released['deployment'].pk}"}
+    before = _database()
+    for url in (
+        "/projects/churn/", "/projects/churn/model/", "/projects/churn/pages/",
+        "/projects/churn/postmortem/", "/api/v1/projects/churn/pages/",
+        "/api/v1/projects/churn/pages/model/",
+    ):  # fmt: skip
+        assert client_logged_in.get(url, query).status_code in (200, 404)
+    assert _database() == before
