@@ -18,6 +18,7 @@ from api.fields import (
     StrictSerializer,
     json_object,
 )
+from wiki.as_of import HELP as AS_OF_HELP
 from wiki.audit import ACTIONS
 from wiki.history import CHANGE_REASON_MAX_LENGTH
 from wiki.models import Deployment, ExportJob, ModelVersion, Page, Project, TrainingRun, max_length
@@ -573,6 +574,10 @@ class ExportRequestSerializer(StrictSerializer):
     include_diffs = StrictBooleanField(
         required=False, default=False, help_text="Full diffs of page changes, not only a list."
     )
+    as_of = StrictCharField(
+        required=False, allow_null=True, max_length=max_length(ExportJob, "as_of"),
+        help_text="A report of the project as it stood at a moment: " + AS_OF_HELP,
+    )  # fmt: skip
 
     def validate(self, attrs):
         if attrs.get("since") and attrs.get("until") and attrs["since"] > attrs["until"]:
@@ -588,6 +593,9 @@ class ExportSerializer(serializers.Serializer):
     since = serializers.DateField(allow_null=True)
     until = serializers.DateField(allow_null=True)
     include_diffs = serializers.BooleanField()
+    as_of = serializers.CharField(
+        allow_null=True, help_text="The moment the report describes; null: when it was built."
+    )
     status = serializers.ChoiceField(choices=ExportJob.Status.values)
     progress = serializers.IntegerField(help_text="0 to 100.")
     last_error = serializers.CharField(help_text="Why it failed; empty otherwise.")

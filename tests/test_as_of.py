@@ -7,6 +7,7 @@ too) is set to that time, so every history row is sealed into the chain as it wo
 have been then.
 """
 
+import json
 import re
 from datetime import UTC, datetime, timedelta
 
@@ -14,11 +15,13 @@ import pytest
 from django.test import Client
 from django.utils import timezone
 
+from deploy.audit.verify_bundle import verify as verify_bundle
 from tests.factories import UserFactory, cli_actor, make_deployment, make_free_page
+from tests.test_exports import KEY, content, export
 from tests.test_read_only import _database
 from wiki import as_of
 from wiki.audit import head_for, verify
-from wiki.models import Membership, Page
+from wiki.models import ExportJob, Membership, Page
 from wiki.services.pages import approve_page, edit_page
 from wiki.services.projects import create_project
 
@@ -64,7 +67,8 @@ def released(clock, user):
     Membership.objects.create(project=project, user=bob, role=Membership.Role.MAINTAINER)
     pages = {page.category: page for page in project.pages.all()}
     clock.at(YEAR_AGO - timedelta(days=2))
-    _edit(pages["overview"], user, fields={"purpose": "Predict churn.", "owners": [{"key": "Owner", "value": "Ana"}]})
+    owners = [{"key": "Owner", "value": "Ana"}]
+    _edit(pages["overview"], user, fields={"purpose": "Predict churn.", "owners": owners})
     _edit(
         pages["model"], user,
         fields={"architecture": "Logistic regression", "training_algorithm": "L-BFGS"},
@@ -233,9 +237,7 @@ def test_a_bad_as_of_in_the_browser_says_why(released, client_logged_in, value, 
         assert "cannot be shown as of that" in _html(response)
 
 
-def test_the_model_version_page_links_to_the_documentation_as_released(
-    released, client_logged_in
-):
+def test_the_model_version_page_links_to_the_documentation_as_released(released, client_logged_in):
     html = _html(client_logged_in.get("/projects/churn/model-versions/1.2.0/"))
     assert 'href="/projects/churn/?as_of=model-version:1.2.0">Documentation as released' in html
 
@@ -307,3 +309,125 @@ def test_reading_the_past_writes_nothing(released, client_logged_in):
     ):  # fmt: skip
         assert client_logged_in.get(url, query).status_code in (200, 404)
     assert _database() == before
+
+
+# The audit report as of a deployment
+
+
+def _report(project, format, as_of_value, user=None):
+    job = export(project, format, user, as_of=as_of_value)
+    assert job.status == "done", job.last_error
+    return job, content(job).decode()
+
+
+def test_the_audit_report_as_of_the_deployment_matches_what_the_browser_showed(
+    released, client_logged_in, settings
+):
+    settings.AUDIT_HMAC_KEY = KEY
+    deployment = released["deployment"]
+    value = f"deployment:{deployment.pk}"
+    job, text = _report(released["project"], "json", value)
+    assert job.as_of == value
+    bundle = json.loads(text)
+    dc = bundle["document_control"]
+    assert dc["as_of"] == {
+        "value": value,
+        "at": YEAR_AGO.astimezone(UTC).isoformat(),
+        "record": f"deployment {deployment.pk} of 1.2.0 to production",
+    }
+    pages = {page["slug"]: page for page in bundle["documentation"]}
+    assert "postmortem" not in pages and "runbook" in pages
+    model = {f["name"]: f["value"] for f in pages["model"]["fields"]}
+    assert pages["model"]["revision"] == 2 and model["architecture"] == "Logistic regression"
+    overview = {f["name"]: f["value"] for f in pages["overview"]["fields"]}
+    assert overview["purpose"] == "Predict churn."
+    approvals = {a["page"]: a for a in dc["approvals"]}
+    assert approvals["model"]["approved_revision"] == 2
+    assert approvals["model"]["approved_by"] == "bob"
+    assert not approvals["model"]["current_differs"]
+    # The same revisions the browser shows as of that deployment.
+    html = _html(client_logged_in.get(f"/projects/churn/?as_of={value}"))
+    for slug, page in pages.items():
+        shown = _html(client_logged_in.get(f"/projects/churn/{slug}/?as_of={value}"))
+        assert f"Revision {page['revision']}," in shown, slug
+    assert "Predict churn." in html
+    # Nothing after the moment: the change log ends with it, the deployment is in it.
+    assert all(c["at"] <= dc["as_of"]["at"] for c in bundle["change_log"])
+    assert [d["id"] for d in bundle["deployments"]] == [deployment.pk]
+    assert bundle["inventory"]["production_version"] == "1.2.0"
+    # And it verifies offline against the history as it stood then, sealed and whole.
+    assert verify_bundle(bundle, KEY) is None
+    assert len(bundle["history"]) == dc["audit_chain"]["entries"]
+
+
+def test_a_forged_page_in_a_report_as_of_a_moment_is_caught(released, settings):
+    settings.AUDIT_HMAC_KEY = KEY
+    value = f"deployment:{released['deployment'].pk}"
+    bundle = json.loads(_report(released["project"], "json", value)[1])
+    model = next(p for p in bundle["documentation"] if p["slug"] == "model")
+    # Today's text put in the report of then: history then says otherwise.
+    next(f for f in model["fields"] if f["name"] == "architecture")["value"] = "Gradient boosting"
+    assert "is not what its history says" in verify_bundle(bundle)
+
+
+def test_the_markdown_report_says_as_of_what_in_its_title(released):
+    value = f"deployment:{released['deployment'].pk}"
+    _, text = _report(released["project"], "markdown", value)
+    when = YEAR_AGO.astimezone(UTC).strftime("%Y-%m-%d %H:%M UTC")
+    first = text.splitlines()[0]
+    assert first == (
+        f"# Audit report: Churn model, as of {when} "
+        f"(deployment {released['deployment'].pk} of 1.2.0 to production)"
+    )
+    assert "Logistic regression" in text and "Gradient boosting" not in text
+    # A report of today has the plain title and today's text.
+    _, today = _report(released["project"], "markdown", None)
+    assert today.splitlines()[0] == "# Audit report: Churn model"
+    assert "Gradient boosting" in today
+
+
+def test_the_html_report_as_of_a_model_version_is_titled_so(released):
+    _, text = _report(released["project"], "html", "model-version:1.2.0")
+    assert "<h1>Audit report: Churn model, as of" in text
+    assert "(model version 1.2.0 registered)</h1>" in text
+
+
+def test_an_export_as_of_nothing_known_is_refused_naming_as_of(released, client_logged_in, api):
+    response = client_logged_in.post(
+        "/projects/churn/exports/", {"format": "markdown", "as_of": "deployment:999999"}
+    )
+    assert response.status_code == 400
+    assert "has no deployment 999999" in _html(response)
+    answer = client_logged_in.post(
+        "/api/v1/projects/churn/exports/",
+        {"format": "markdown", "as_of": "soon"},
+        content_type="application/json",
+    )
+    assert answer.status_code == 400 and "as_of" in answer.json()["errors"]
+    assert not ExportJob.objects.exists()
+
+
+def test_the_export_link_of_the_past_fills_in_the_moment(released, client_logged_in):
+    value = f"deployment:{released['deployment'].pk}"
+    html = _html(client_logged_in.get(f"/projects/churn/?as_of={value}"))
+    link = re.search(r'href="(/projects/churn/exports/[^"]*)"', html).group(1)
+    form = _html(client_logged_in.get(link.replace("&amp;", "&")))
+    assert f'name="as_of" value="{value}"' in form
+    response = client_logged_in.post(
+        "/projects/churn/exports/", {"format": "markdown", "as_of": value}
+    )
+    assert response.status_code == 302
+    job = ExportJob.objects.get()
+    assert job.as_of == value
+    assert job.history.earliest("history_id").history_change_reason.endswith(f"as of {value}")
+    assert verify(head_for(released["project"]), record=False).ok
+
+
+def test_the_api_asks_for_a_report_as_of_a_deployment(released, client_logged_in):
+    value = f"deployment:{released['deployment'].pk}"
+    answer = client_logged_in.post(
+        "/api/v1/projects/churn/exports/",
+        {"format": "json", "as_of": value},
+        content_type="application/json",
+    )
+    assert answer.status_code == 202 and answer.json()["as_of"] == value

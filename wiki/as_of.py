@@ -11,7 +11,8 @@ then: each page at the revision current then, with its approval state then.
 - an ISO 8601 date (``2025-06-01``): the end of that day in UTC, so the day's changes count;
 - ``deployment:<id>``: when that deployment of the project started (``started_at``, which
   never changes): the documentation the deployment shipped with;
-- ``model-version:<version>``: when that model version was registered (``created_at``).
+- ``model-version:<version>``: when that model version was registered (its first
+  history row: the chain's time of it, a moment after its ``created_at``).
 
 A moment in the future, or before the project existed, is refused: there is no
 documentation of it to show.
@@ -26,7 +27,7 @@ from django.db.models import F, Window
 from django.db.models.functions import RowNumber
 from django.utils import timezone
 
-from wiki.models import Deployment, ModelVersion, Page, Project
+from wiki.models import Deployment, ModelVersion, Page, Project, TrainingRun
 
 PARAMETER = "as_of"
 MAX_LENGTH = 200  # longer is no moment: refused before it is read
@@ -118,7 +119,10 @@ def parse(project, value):
             raise UnknownRecord(
                 {PARAMETER: [f"{project.name} has no model version '{name[:100]}'."]}
             )
-        moment = Moment(found.created_at, f"model-version:{found.version}", model_version=found)
+        # Registered when its first history row was written (what the chain says).
+        first = found.history.order_by("history_date", "history_id").first()
+        at = first.history_date if first is not None else found.created_at
+        moment = Moment(at, f"model-version:{found.version}", model_version=found)
     else:
         at = _time(value)
         if at is None:
@@ -177,9 +181,7 @@ def _rebuilt(model, row, **extra):
     leaves out get ``extra`` or their defaults)."""
     kept = {f.attname for f in type(row)._meta.concrete_fields}
     values = {
-        f.attname: getattr(row, f.attname)
-        for f in model._meta.concrete_fields
-        if f.attname in kept
+        f.attname: getattr(row, f.attname) for f in model._meta.concrete_fields if f.attname in kept
     }
     obj = model(**(values | extra))
     obj.history_row = row
@@ -210,6 +212,36 @@ def documentation(project, moment, slug=None):
         page.project = then
         pages.append(page)
     return Documentation(moment=moment, project_row=project_row, project=then, pages=pages)
+
+
+@dataclass
+class Records:
+    """A project's records as they stood at a moment, each list in the order things
+    happened: model versions by creation, training runs and deployments by start."""
+
+    model_versions: list
+    training_runs: list
+    deployments: list
+
+
+def records(project, moment):
+    """The Records of ``project`` at ``moment``: each model version, training run and
+    deployment recorded by then, as its latest history row then says (a deployment's
+    status then), each run and deployment with its model version. Three queries."""
+
+    def then(model):
+        rows = _latest_rows(model.history, moment.at, project_id=project.pk)
+        return [_rebuilt(model, row) for row in rows if row.history_type != "-"]
+
+    versions = {version.pk: version for version in then(ModelVersion)}
+    runs, deployments = then(TrainingRun), then(Deployment)
+    for record in (*runs, *deployments):
+        record.model_version = versions[record.model_version_id]
+    return Records(
+        model_versions=sorted(versions.values(), key=lambda v: (v.created_at, v.pk)),
+        training_runs=sorted(runs, key=lambda r: (r.started_at, r.pk)),
+        deployments=sorted(deployments, key=lambda d: (d.started_at, d.pk)),
+    )
 
 
 def link_query(moment):
