@@ -576,7 +576,7 @@ class ExportRequestSerializer(StrictSerializer):
     )
     as_of = StrictCharField(
         required=False, allow_null=True, max_length=max_length(ExportJob, "as_of"),
-        help_text="A report of the project as it stood at a moment: " + AS_OF_HELP,
+        help_text="A report of the project as it stood at a moment. " + AS_OF_HELP,
     )  # fmt: skip
 
     def validate(self, attrs):

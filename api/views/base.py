@@ -126,7 +126,7 @@ class ApiView(generics.GenericAPIView):
 AS_OF = OpenApiParameter(
     "as_of",
     str,
-    description="Read the documentation as it stood at a moment: "
+    description="Read the documentation as it stood at a moment. "
     + as_of.HELP
     + " A moment in the future or before the project existed is a 400; a deployment or "
     "model version the project does not have, a 404.",
