@@ -431,3 +431,9 @@ def test_the_api_asks_for_a_report_as_of_a_deployment(released, client_logged_in
         content_type="application/json",
     )
     assert answer.status_code == 202 and answer.json()["as_of"] == value
+
+
+def test_each_deployment_in_the_records_links_to_its_documentation(released, client_logged_in):
+    html = _html(client_logged_in.get("/projects/churn/records/"))
+    pk = released["deployment"].pk
+    assert f'href="/projects/churn/?as_of=deployment:{pk}">As released' in html

@@ -81,7 +81,7 @@ def as_of_refused(request, project, error):
     """The page that says why an ``as_of`` cannot be read: 404 for a record the project
     does not have, 400 for anything else."""
     context = project_context(request, project, "pages") | {
-        "messages_": error.message_dict.get(as_of.PARAMETER, error.messages),
+        "reasons": error.message_dict.get(as_of.PARAMETER, error.messages),
         "today_url": request.path,
     }
     status = 404 if isinstance(error, as_of.UnknownRecord) else 400
