@@ -75,6 +75,9 @@ def released(clock, user):
         body="See [[runbook]].",
     )  # fmt: skip
     make_free_page(project, slug="runbook", title="Runbook", body="Restart it.")
+    other = create_project(actor=cli_actor(user), slug="fraud", name="Fraud", owner_team="Risk")
+    make_free_page(other, slug="glossary", title="Glossary", body="Terms.")
+    _edit(pages["data"], user, body="Terms: [[fraud/glossary]].")
     clock.at(YEAR_AGO - timedelta(days=1))
     pages["model"].refresh_from_db()
     approve_page(pages["model"], actor=cli_actor(bob), revision=2, comment="Fine.")
@@ -209,6 +212,16 @@ def test_a_page_as_of_a_deployment_shows_its_revision_and_approval_then_read_onl
     # Today's page is the later revision, with its buttons.
     today = _main(client_logged_in.get("/projects/churn/model/"))
     assert "Gradient boosting" in today and "/edit/" in today
+
+
+def test_a_link_to_another_project_keeps_the_moment_as_a_time(released, client_logged_in):
+    value = f"deployment:{released['deployment'].pk}"
+    html = _html(client_logged_in.get("/projects/churn/data/", {"as_of": value}))
+    when = YEAR_AGO.isoformat().replace(":", "%3A").replace("+", "%2B")
+    assert f'href="/projects/fraud/glossary/?as_of={when}"' in html
+    # That moment in the other project shows its page as it was then.
+    shown = client_logged_in.get("/projects/fraud/glossary/", {"as_of": YEAR_AGO.isoformat()})
+    assert shown.status_code == 200 and "Terms." in _html(shown)
 
 
 def test_the_pages_then_are_listed_without_those_created_later(released, client_logged_in):
@@ -437,3 +450,15 @@ def test_each_deployment_in_the_records_links_to_its_documentation(released, cli
     html = _html(client_logged_in.get("/projects/churn/records/"))
     pk = released["deployment"].pk
     assert f'href="/projects/churn/?as_of=deployment:{pk}">As released' in html
+
+
+def test_a_deployment_from_before_the_project_existed_offers_no_documentation(
+    released, client_logged_in
+):
+    older = make_deployment(
+        released["project"], model_version="0.9.0", started_at=YEAR_AGO - timedelta(days=90)
+    )
+    html = _html(client_logged_in.get(f"/projects/churn/deployments/{older.pk}/"))
+    assert "Documentation as released" not in html
+    response = client_logged_in.get("/projects/churn/", {"as_of": f"deployment:{older.pk}"})
+    assert response.status_code == 400 and "did not exist yet" in _html(response)

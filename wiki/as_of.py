@@ -244,6 +244,10 @@ def records(project, moment):
     )
 
 
-def link_query(moment):
-    """The query string that keeps ``moment`` in a link: ?as_of=deployment%3A12."""
-    return "?" + urlencode({PARAMETER: moment.value}) if moment is not None else ""
+def link_query(moment, elsewhere=False):
+    """The query string that keeps ``moment`` in a link: ?as_of=deployment%3A12; in a
+    link to another project (``elsewhere``) the moment as a time, since a record of this
+    project names nothing there."""
+    if moment is None:
+        return ""
+    return "?" + urlencode({PARAMETER: moment.at.isoformat() if elsewhere else moment.value})

@@ -122,33 +122,28 @@ def _page_as_of(request, project, slug):
         return as_of_refused(request, project, error)
     documentation = as_of.documentation(project, moment)
     found = documentation.page(slug)
-    header = as_of_context(request, documentation, found.category or "pages" if found else "")
+    header = as_of_context(request, documentation, (found.category or "pages") if found else "")
     if found is None:
         context = header | {"slug": to_slug(slug)}
         return render(request, "frontend/as_of_missing.html", context, status=404)
     fields, body_html = render_page(
         found.spec, found.fields, found.body, project.slug, resolver(found, at=moment.at)
     )
-    same, other = header["as_of_query"], as_of.link_query(as_of.Moment(moment.at, _iso(moment)))
-    fields = [
-        (field, value, keep_moment(html, project.slug, same, other) if html else html)
-        for field, value, html in fields
-    ]
+    here, elsewhere = as_of.link_query(moment), as_of.link_query(moment, elsewhere=True)
+
+    def keeping(html):  # its wiki links stay at the moment
+        return keep_moment(html, project.slug, here, elsewhere) if html else html
+
     context = header | {
         "page": found,
-        "fields": fields,
-        "body_html": keep_moment(body_html, project.slug, same, other) if body_html else "",
+        "fields": [(field, value, keeping(html)) for field, value, html in fields],
+        "body_html": keeping(body_html),
         "last": revision_of(found, found.revision),  # who wrote the revision shown
     }
     if found.category == "overview":
         by_title = sorted(documentation.pages, key=lambda p: p.title)
         context["reviews"] = sorted(by_title, key=lambda p: p.category, reverse=True)
     return render(request, "frontend/page_detail.html", context)
-
-
-def _iso(moment):
-    """The moment as an ISO time: what names it in another project's history too."""
-    return moment.at.isoformat()
 
 
 def _records_html(page):
