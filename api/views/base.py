@@ -94,13 +94,13 @@ class ApiView(generics.GenericAPIView):
     def moment(self):
         """The moment ``?as_of=`` names (wiki.as_of), None without one: 400 naming as_of
         for a value that is none, 404 for a deployment or model version not there."""
-        value = self.request.query_params.get(as_of.PARAMETER)
-        if value is None:
-            return None
-        try:
-            return as_of.parse(self.get_project(), value)
-        except as_of.UnknownRecord as error:
-            raise exceptions.NotFound(f"as_of: {error.messages[0]}") from None
+        if not hasattr(self, "_moment"):
+            value = self.request.query_params.get(as_of.PARAMETER)
+            try:
+                self._moment = None if value is None else as_of.parse(self.get_project(), value)
+            except as_of.UnknownRecord as error:
+                raise exceptions.NotFound(f"as_of: {error.messages[0]}") from None
+        return self._moment
 
     def actor(self):
         return Actor(user=self.request.user, source=Source.API, token=request_token(self.request))
