@@ -1,5 +1,7 @@
 """The API's shapes. They check types and names; the services in wiki/ check the rest."""
 
+from datetime import UTC
+
 from django.utils import timezone
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import extend_schema_field
@@ -16,6 +18,7 @@ from api.fields import (
     StrictSerializer,
     json_object,
 )
+from wiki.as_of import HELP as AS_OF_HELP
 from wiki.audit import ACTIONS
 from wiki.history import CHANGE_REASON_MAX_LENGTH
 from wiki.models import Deployment, ExportJob, ModelVersion, Page, Project, TrainingRun, max_length
@@ -85,12 +88,19 @@ class PageListSerializer(serializers.Serializer):
     revision = serializers.IntegerField(read_only=True)
     completeness = serializers.SerializerMethodField()
     updated_at = serializers.DateTimeField(read_only=True)
+    review_state = serializers.ChoiceField(choices=Page.ReviewState.choices, read_only=True)
+    as_of = serializers.SerializerMethodField()
 
     @extend_schema_field(OpenApiTypes.URI)
     def get_url(self, page):
         return reverse(
             "api:page-detail", args=[page.project.slug, page.slug], request=self.context["request"]
         )
+
+    def get_as_of(self, page) -> str | None:
+        """The moment this is the page as it stood at (?as_of=, in UTC); null: today."""
+        moment = self.context.get("as_of")
+        return moment.at.astimezone(UTC).isoformat() if moment is not None else None
 
     def get_completeness(self, page) -> float:
         """Share of the category's required fields filled, 0..1 (1 for free pages)."""
@@ -155,7 +165,6 @@ class PageSerializer(PageListSerializer):
     body_html = serializers.SerializerMethodField()
     missing_fields = serializers.SerializerMethodField()
     updated_by = serializers.SerializerMethodField()
-    review_state = serializers.ChoiceField(choices=Page.ReviewState.choices, read_only=True)
     approval = serializers.SerializerMethodField()
     records_summary = serializers.SerializerMethodField()
     stale = serializers.SerializerMethodField()
@@ -565,6 +574,10 @@ class ExportRequestSerializer(StrictSerializer):
     include_diffs = StrictBooleanField(
         required=False, default=False, help_text="Full diffs of page changes, not only a list."
     )
+    as_of = StrictCharField(
+        required=False, allow_null=True, max_length=max_length(ExportJob, "as_of"),
+        help_text="A report of the project as it stood at a moment. " + AS_OF_HELP,
+    )  # fmt: skip
 
     def validate(self, attrs):
         if attrs.get("since") and attrs.get("until") and attrs["since"] > attrs["until"]:
@@ -580,6 +593,9 @@ class ExportSerializer(serializers.Serializer):
     since = serializers.DateField(allow_null=True)
     until = serializers.DateField(allow_null=True)
     include_diffs = serializers.BooleanField()
+    as_of = serializers.CharField(
+        allow_null=True, help_text="The moment the report describes; null: when it was built."
+    )
     status = serializers.ChoiceField(choices=ExportJob.Status.values)
     progress = serializers.IntegerField(help_text="0 to 100.")
     last_error = serializers.CharField(help_text="Why it failed; empty otherwise.")

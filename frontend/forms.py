@@ -405,6 +405,14 @@ class ExportForm(forms.Form):
         label="Include full diffs",
         help_text="Every page change with its line-by-line difference, not only the list.",
     )
+    as_of = forms.CharField(
+        required=False,
+        label="As of",
+        max_length=max_length(ExportJob, "as_of"),
+        help_text="Empty: the documentation as it is. Else the project as it stood at a "
+        "moment: deployment:<id>, model-version:<version>, or a date or time (ISO 8601, "
+        "UTC); a date means the end of that day.",
+    )
 
     def clean(self):
         data = super().clean()

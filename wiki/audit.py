@@ -71,7 +71,7 @@ def _as_stored(value):
 
 # Columns added to history rows after chains existed: hashed only when set, so the rows
 # sealed before they were added still verify.
-LATER_COLUMNS = ("history_origin",)
+LATER_COLUMNS = ("history_origin", "as_of")
 
 
 def canonical(row):

@@ -513,3 +513,21 @@ def plain_text(text):
     parser.close()
     lines = (" ".join(line.split()) for line in "".join(parser.parts).splitlines())
     return "\n".join(line for line in lines if line)
+
+
+_WIKILINK_HREF_RE = re.compile(r'(<a class="wikilink" href="/[^"#?]*)')
+
+
+def keep_moment(html, project_slug, same, other):
+    """``html`` (rendered here) with its wiki links carrying a moment, so that reading
+    the documentation as it stood then stays then: ``same`` (a query string, ?as_of=…) is
+    added to links to ``project_slug``'s pages, ``other`` to other projects' (a record
+    of this project names no moment there)."""
+    prefix = reverse("frontend:project-detail", args=[project_slug])
+
+    def add(match):
+        link = match.group(1)
+        query = same if link.split('href="', 1)[1].startswith(prefix) else other
+        return link + escape(query)
+
+    return mark_safe(_WIKILINK_HREF_RE.sub(add, str(html)))  # noqa: S308 - our own, sanitized HTML

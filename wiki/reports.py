@@ -21,7 +21,7 @@ from datetime import UTC, datetime, time, timedelta
 
 from django.conf import settings
 
-from wiki import audit, diff, validations
+from wiki import as_of, audit, diff, validations
 from wiki.annex_iv import annex_iv
 from wiki.categories import CATEGORIES, get_category, is_placeholder, missing_required
 from wiki.models import (
@@ -62,6 +62,11 @@ def period_bounds(since, until):
     start = datetime.combine(since, time.min, UTC) if since else None
     end = datetime.combine(until + timedelta(days=1), time.min, UTC) if until else None
     return start, end
+
+
+def _within(moment, start, end):
+    """Whether ``moment`` is in the period [start, end) (None: open)."""
+    return (start is None or moment >= start) and (end is None or moment < end)
 
 
 def _in_period(queryset, column, start, end):
@@ -213,9 +218,12 @@ def _deployment(d):
     }
 
 
-def _lineage(project):
-    """Each model version with the datasets and runs that made it and where it went."""
-    versions = {
+def _lineage(versions, runs, deployments):
+    """Each model version with the datasets and runs that made it and where it went.
+    ``versions``: the model versions, oldest first; ``runs``: (version id, run id, dataset
+    name, dataset version) and ``deployments``: (version id, deployment id, environment,
+    status, started_at) tuples, each in the order they started."""
+    lineage = {
         v.id: {
             "id": v.id,
             "version": v.version,
@@ -225,42 +233,62 @@ def _lineage(project):
             "training_runs": [],
             "deployments": [],
         }
-        for v in ModelVersion.objects.filter(project=project).order_by("created_at", "id")
+        for v in versions
     }
-    runs = (
-        TrainingRun.objects.filter(project=project)
-        .order_by("started_at", "id")
-        .values_list("model_version_id", "id", "dataset_name", "dataset_version")
-    )
-    for version_id, run_id, name, version in runs.iterator(chunk_size=2000):
-        versions[version_id]["training_runs"].append(run_id)
+    for version_id, run_id, name, version in runs:
+        lineage[version_id]["training_runs"].append(run_id)
         if name:
-            versions[version_id]["datasets"].add(f"{name}@{version}" if version else name)
-    deployments = (
-        Deployment.objects.filter(project=project)
-        .order_by("started_at", "id")
-        .values_list("model_version_id", "id", "environment", "status", "started_at")
-    )
+            lineage[version_id]["datasets"].add(f"{name}@{version}" if version else name)
     for version_id, deployment_id, environment, status, started_at in deployments:
-        versions[version_id]["deployments"].append(
+        lineage[version_id]["deployments"].append(
             {"id": deployment_id, "environment": environment, "status": status,
              "started_at": iso(started_at)}
         )  # fmt: skip
-    for version in versions.values():
+    for version in lineage.values():
         version["datasets"] = sorted(version["datasets"])
-    return list(versions.values())
+    return list(lineage.values())
 
 
-def _production(project):
-    """The version whose latest succeeded production deployment is the newest, if any."""
-    live = (
-        Deployment.objects.filter(
-            project=project, environment="production", status=Deployment.Status.SUCCEEDED
-        )
-        .select_related("model_version")
-        .order_by("-started_at", "-id")
-        .first()
+RUN_KEYS = ("model_version_id", "id", "dataset_name", "dataset_version")
+DEPLOYMENT_KEYS = ("model_version_id", "id", "environment", "status", "started_at")
+
+
+def _lineage_now(project):
+    return _lineage(
+        ModelVersion.objects.filter(project=project).order_by("created_at", "id"),
+        TrainingRun.objects.filter(project=project)
+        .order_by("started_at", "id")
+        .values_list(*RUN_KEYS)
+        .iterator(chunk_size=2000),
+        Deployment.objects.filter(project=project)
+        .order_by("started_at", "id")
+        .values_list(*DEPLOYMENT_KEYS),
     )
+
+
+def _lineage_then(records):
+    """_lineage of the records as they stood at a moment (wiki.as_of.records)."""
+
+    def keys(objects, names):
+        return ([getattr(o, name) for name in names] for o in objects)
+
+    return _lineage(
+        records.model_versions,
+        keys(records.training_runs, RUN_KEYS),
+        keys(records.deployments, DEPLOYMENT_KEYS),
+    )
+
+
+def _production(deployments):
+    """The version whose latest succeeded production deployment is the newest, if any:
+    ``deployments``, the newest first."""
+    live = next(
+        (
+            d for d in deployments
+            if d.environment == "production" and d.status == Deployment.Status.SUCCEEDED
+        ),
+        None,
+    )  # fmt: skip
     if live is None:
         return None
     return {
@@ -269,14 +297,64 @@ def _production(project):
     }
 
 
-def _attachment_versions(project, pages):
+def _production_now(project):
+    return _production(
+        Deployment.objects.filter(
+            project=project, environment="production", status=Deployment.Status.SUCCEEDED
+        )
+        .select_related("model_version")
+        .order_by("-started_at", "-id")[:1]
+    )
+
+
+def _records_now(project, start, end):
+    """(runs and deployments of the period, the version in production, the lineage, the
+    facts the Annex IV appendix asks of the records) of today's records."""
+    runs = _in_period(TrainingRun.objects.filter(project=project), "started_at", start, end)
+    runs = runs.select_related("model_version").order_by("started_at", "id")
+    deployments = _in_period(Deployment.objects.filter(project=project), "started_at", start, end)
+    deployments = deployments.select_related("model_version").order_by("started_at", "id")
+    recorded = TrainingRun.objects.filter(project=project)
+    deployed = Deployment.objects.filter(project=project)
+    facts = {
+        "records:training_runs": recorded.exists(),
+        "records:metrics": recorded.exclude(metrics={}).exists(),
+        "records:deployments": deployed.exists(),
+        "records:deployment_checks": deployed.exclude(checks=[]).exists(),
+    }
+    runs = runs.iterator(chunk_size=2000)
+    return runs, deployments, _production_now(project), _lineage_now(project), facts
+
+
+def _records_then(project, moment, start, end):
+    """_records_now of the records as they stood at ``moment`` (a deployment's status
+    then, say): rebuilt from their history rows (wiki.as_of.records)."""
+    records = as_of.records(project, moment)
+    facts = {
+        "records:training_runs": bool(records.training_runs),
+        "records:metrics": any(r.metrics for r in records.training_runs),
+        "records:deployments": bool(records.deployments),
+        "records:deployment_checks": any(d.checks for d in records.deployments),
+    }
+    return (
+        [r for r in records.training_runs if _within(r.started_at, start, end)],
+        [d for d in records.deployments if _within(d.started_at, start, end)],
+        _production(reversed(records.deployments)),
+        _lineage_then(records),
+        facts,
+    )
+
+
+def _attachment_versions(project, pages, before=None):
     """Every version of every attachment of the project (deleted ones too), by what it
-    is attached to and name, oldest first: each a history row, so the bundle's verifier
-    holds it against the chain. ``target`` reads "page:<slug>", "training_run:<id>",
-    "deployment:<id>" or "model_version:<version>"."""
+    is attached to and name, oldest first (those saved before ``before``, if given): each
+    a history row, so the bundle's verifier holds it against the chain. ``target`` reads
+    "page:<slug>", "training_run:<id>", "deployment:<id>" or "model_version:<version>"."""
     slugs = {page.id: page.slug for page in pages}
     versions = dict(ModelVersion.objects.filter(project=project).values_list("id", "version"))
     rows = Attachment.history.filter(project_id=project.id).order_by("id", "history_id")
+    if before is not None:
+        rows = rows.filter(history_date__lt=before)
     listed = []
     for row in rows.iterator(chunk_size=2000):
         if row.page_id is not None:
@@ -441,18 +519,37 @@ def build(
     generated_by="",
     generated_at,
     with_history=True,
+    as_of_value=None,
 ):
     """The audit report ``report_id`` of ``project`` for the period (dates, inclusive;
     None: open).
+
+    With ``as_of_value`` (an ``as_of``, wiki.as_of), the report describes the project as it
+    stood at that moment: its documentation (each page at its revision then, with its
+    approval then), completeness, inventory and Annex IV appendix from that state, and
+    the records, attachments and change log up to it. The audit chain is today's, whole
+    (the JSON bundle's history too), so the report still proves that the past it shows
+    has not been rewritten since.
 
     Call it inside one transaction with a consistent snapshot (wiki.services.exports does),
     so the documentation, the records and the history agree.
     """
     start, end = period_bounds(since, until)
+    moment = as_of.parse(project, as_of_value) if as_of_value else None
+    if moment is not None:
+        # Up to and including the moment: what happened then belongs to it.
+        after = moment.at + timedelta(microseconds=1)
+        end = after if end is None else min(end, after)
     head = audit.head_for(project)
     verdict = audit.verify(head, record=False)
 
-    all_pages = list(Page.objects.filter(project=project).order_by("slug"))
+    if moment is None:
+        all_pages = list(Page.objects.filter(project=project).order_by("slug"))
+        described = project
+    else:
+        then = as_of.documentation(project, moment)
+        all_pages = sorted(then.pages, key=lambda page: page.slug)
+        described = then.project
     order = {c.name: i for i, c in enumerate(CATEGORIES)}
     categories = {p.category: p for p in all_pages if p.category}
     free_pages = {p.slug: p for p in all_pages if not p.category}
@@ -461,26 +558,14 @@ def build(
     filled = sum(p.get("completeness", {}).get("filled", 0) for p in documentation)
     required = sum(p.get("completeness", {}).get("required", 0) for p in documentation)
 
-    runs = _in_period(TrainingRun.objects.filter(project=project), "started_at", start, end)
-    runs = runs.select_related("model_version").order_by("started_at", "id")
-    deployments = _in_period(Deployment.objects.filter(project=project), "started_at", start, end)
-    deployments = deployments.select_related("model_version").order_by("started_at", "id")
-    production = _production(project)
-    lineage = _lineage(project)
-    run_list = [_run(r) for r in runs.iterator(chunk_size=2000)]
+    if moment is None:
+        runs, deployments, production, lineage, facts = _records_now(project, start, end)
+    else:
+        runs, deployments, production, lineage, facts = _records_then(project, moment, start, end)
+    run_list = [_run(r) for r in runs]
     deployment_list = [_deployment(d) for d in deployments]
-
     change_log = _change_log(project, start, end, include_diffs)
-    facts = {
-        "records:model_versions": bool(lineage),
-        "records:training_runs": TrainingRun.objects.filter(project=project).exists(),
-        "records:metrics": TrainingRun.objects.filter(project=project).exclude(metrics={}).exists(),
-        "records:deployments": Deployment.objects.filter(project=project).exists(),
-        "records:deployment_checks": Deployment.objects.filter(project=project)
-        .exclude(checks=[])
-        .exists(),
-        "history": head.seq > 0,
-    }
+    facts |= {"records:model_versions": bool(lineage), "history": head.seq > 0}
     report = {
         "report": REPORT_FORMAT,
         "document_control": {
@@ -492,10 +577,10 @@ def build(
             "project": {
                 "id": project.id,
                 "slug": project.slug,
-                "name": project.name,
-                "summary": project.summary,
-                "owner_team": project.owner_team,
-                "tags": project.tags,
+                "name": described.name,
+                "summary": described.summary,
+                "owner_team": described.owner_team,
+                "tags": described.tags,
             },
             "period": {"since": iso(since), "until": iso(until)},
             "options": {"include_diffs": include_diffs},
@@ -512,18 +597,27 @@ def build(
             "approvals": [_approval(categories[c]) for c in sorted(categories, key=order.get)]
             + [_approval(page) for page in free_pages.values()],
         },
-        "inventory": _inventory(project, categories, production),
+        "inventory": _inventory(described, categories, production),
         "documentation": documentation,
         "model_versions": lineage,
         "training_runs": run_list,
         "deployments": deployment_list,
         "change_log": change_log,
-        "attachments": _attachment_versions(project, all_pages),
+        "attachments": _attachment_versions(project, all_pages, end if moment else None),
         "validation": validations.report_section(project),
         "annex_iv": annex_iv(
             categories, free_pages, facts, lambda page: revision_url(project, page)
         ),
     }
+    if moment is not None:
+        # Only in a report made as of a moment (a report of today has no such key): a
+        # null "as_of" would be left out of the bundle's digest, as the audit chain
+        # leaves out the null columns added after it (wiki.audit.LATER_COLUMNS).
+        report["document_control"]["as_of"] = {
+            "value": moment.value,
+            "at": iso(moment.at),
+            "record": moment.record,
+        }
     if with_history:  # both read as they are written: see write_json
         report["series"] = series(project)
         report["history"] = history(head)

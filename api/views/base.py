@@ -13,7 +13,7 @@ from api.auth import Scope, request_token
 from api.errors import ErrorSerializer, PreconditionRequired
 from api.fields import AwareDateTimeField
 from api.idempotency import fingerprint, run_once, valid_key
-from wiki import access
+from wiki import access, as_of
 from wiki.access import EDIT, VIEW
 from wiki.history import Actor, Source
 from wiki.models import Project
@@ -91,6 +91,17 @@ class ApiView(generics.GenericAPIView):
         paging = self.paginator.query_parameters if isinstance(self, ListModelMixin) else set()
         return Filters(self.request, set(known) | paging)
 
+    def moment(self):
+        """The moment ``?as_of=`` names (wiki.as_of), None without one: 400 naming as_of
+        for a value that is none, 404 for a deployment or model version not there."""
+        if not hasattr(self, "_moment"):
+            value = self.request.query_params.get(as_of.PARAMETER)
+            try:
+                self._moment = None if value is None else as_of.parse(self.get_project(), value)
+            except as_of.UnknownRecord as error:
+                raise exceptions.NotFound(f"as_of: {error.messages[0]}") from None
+        return self._moment
+
     def actor(self):
         return Actor(user=self.request.user, source=Source.API, token=request_token(self.request))
 
@@ -110,6 +121,16 @@ class ApiView(generics.GenericAPIView):
             except PermissionDenied as error:
                 raise exceptions.PermissionDenied(str(error)) from None
         return self._project
+
+
+AS_OF = OpenApiParameter(
+    "as_of",
+    str,
+    description="Read the documentation as it stood at a moment. "
+    + as_of.HELP
+    + " A moment in the future or before the project existed is a 400; a deployment or "
+    "model version the project does not have, a 404.",
+)
 
 
 def if_match_revision(request):

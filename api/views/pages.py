@@ -16,6 +16,7 @@ from api.serializers import (
     TreePushSerializer,
 )
 from api.views.base import (
+    AS_OF,
     IF_MATCH,
     ApiView,
     if_match_revision,
@@ -23,6 +24,7 @@ from api.views.base import (
     responses,
     with_etag,
 )
+from wiki import as_of
 from wiki.categories import CATEGORY_NAMES
 from wiki.health import stale_reasons
 from wiki.history import git_origin
@@ -35,15 +37,23 @@ READ_ONLY_NAMES = set(PageSerializer().fields) - set(PageWriteSerializer().field
 
 
 class PageList(mixins.ListModelMixin, ApiView):
-    """A project's pages: the six categories in their order, then free pages by slug."""
+    """A project's pages: the six categories in their order, then free pages by slug;
+    with ``as_of``, the pages that existed then, each at its revision then."""
 
     serializer_class = PageListSerializer
 
     def get_queryset(self):
-        query = self.query({"kind"})
+        query = self.query({"kind", as_of.PARAMETER})
         project = self.get_project()
-        pages = project.pages.select_related("project")
         kind = query.choice("kind", ["category", "free"])
+        moment = self.moment()
+        if moment is not None:
+            pages = as_of.documentation(project, moment).pages
+            if kind is not None:
+                pages = [p for p in pages if bool(p.category) == (kind == "category")]
+            rank = {name: i for i, name in enumerate(CATEGORY_NAMES)}
+            return sorted(pages, key=lambda p: (rank.get(p.category, len(rank)), p.slug))
+        pages = project.pages.select_related("project")
         if kind is not None:
             pages = pages.categories() if kind == "category" else pages.free()
         order = Case(
@@ -53,8 +63,11 @@ class PageList(mixins.ListModelMixin, ApiView):
         )
         return pages.order_by(order, "slug")
 
+    def get_serializer_context(self):
+        return super().get_serializer_context() | {"as_of": self.moment()}
+
     @extend_schema(
-        parameters=[OpenApiParameter("kind", str, enum=["category", "free"])],
+        parameters=[OpenApiParameter("kind", str, enum=["category", "free"]), AS_OF],
         responses=list_responses(PageListSerializer),
     )
     def get(self, request, project):
@@ -78,21 +91,36 @@ class PageDetail(ApiView):
         page.project = project
         return page
 
-    def represent(self, page):
+    def represent(self, page, moment=None):
+        """The page (as it stood at ``moment``, if given: then what the records say and
+        staleness, which are today's, are left out, and there is no ETag to write with)."""
         # Who wrote the current revision, not who last reviewed or approved it.
         written = revision_of(page, page.revision)
         context = {
             "request": self.request,
             "body_html": render_markdown(page.body, page.project.slug),
             "updated_by": written.history_username if written else "",
-            "records_summary": records_summary(page),
-            "stale_reasons": stale_reasons(page),
+            "records_summary": records_summary(page) if moment is None else None,
+            "stale_reasons": stale_reasons(page) if moment is None else [],
+            "as_of": moment,
         }
-        return with_etag(Response(PageSerializer(page, context=context).data), page.revision)
+        response = Response(PageSerializer(page, context=context).data)
+        return response if moment is not None else with_etag(response, page.revision)
 
-    @extend_schema(responses=responses({200: PageSerializer}, 404))
+    @extend_schema(parameters=[AS_OF], responses=responses({200: PageSerializer}, 400, 404))
     def get(self, request, project, page):
-        return self.represent(self.get_page())
+        moment = self.moment()
+        if moment is None:
+            return self.represent(self.get_page())
+        project = self.get_project()
+        found = as_of.documentation(project, moment, slug=self.kwargs["page"]).page(
+            self.kwargs["page"]
+        )
+        if found is None:
+            raise exceptions.NotFound(
+                f"{project.name} had no page '{self.kwargs['page']}' on {moment.label}."
+            )
+        return self.represent(found, moment)
 
     @extend_schema(
         request=PageWriteSerializer,

@@ -13,6 +13,9 @@
    may be missing; the change log must be exactly the history entries of the period;
    the attachment versions and metric series chunks listed (each with its SHA-256) must
    be exactly those history holds, as it holds them.
+   A report made as of a moment (document control's "as_of") is checked against the
+   history as it stood then: each object's latest row at or before that moment, the
+   period ending with it; the whole chain is still walked and sealed.
 3. The bundle itself: the integrity digest covers everything else in the file; with the
    key, its seal proves the wiki wrote it, including what history cannot show (the
    period, generated at and by, the inventory and completeness summaries, the Annex IV
@@ -117,6 +120,26 @@ def check_chain(bundle, key, expect_head=None):
     return latest
 
 
+def as_of(dc):
+    """The moment a report made as of one describes (a datetime), or None."""
+    moment = dc.get("as_of")  # absent from bundles made before it existed
+    return datetime.fromisoformat(moment["at"]) if moment else None
+
+
+def as_it_stood(bundle, latest):
+    """``latest`` as it stood at the report's moment (check_chain's, for a report not
+    made as of one): each object's latest row at or before it."""
+    moment = as_of(bundle["document_control"])
+    if moment is None:
+        return latest
+    then = {}
+    for entry in bundle["history"]:
+        row = entry["row"]
+        if datetime.fromisoformat(row["history_date"]) <= moment:
+            then[(entry["table"], row.get("id"))] = (entry["seq"], row)
+    return then
+
+
 def compare(what, facts, latest, table, object_id, names):
     """``facts`` (the report's) must equal the latest history row of the object."""
     found = latest.get((table, object_id))
@@ -138,6 +161,11 @@ def _period(dc):
     end = None
     if until:
         end = (date.fromisoformat(until) + timedelta(days=1)).isoformat() + "T00:00:00+00:00"
+    moment = as_of(dc)
+    if moment is not None:  # up to and including the moment
+        after = moment + timedelta(microseconds=1)
+        if end is None or after < datetime.fromisoformat(end):
+            end = after.isoformat()
     return start, end
 
 
@@ -259,12 +287,15 @@ ATTACHMENT_FACTS = ("name", "sha256", "size", "content_type", "revision", "delet
 
 
 def check_files_listed(bundle, latest):
-    """The attachment versions and series chunks the bundle lists are exactly those its
-    history holds (so a listed SHA-256 is one the chain sealed)."""
+    """The attachment versions (those saved by the report's moment, if it has one) and
+    series chunks the bundle lists are exactly those its history holds (so a listed
+    SHA-256 is one the chain sealed)."""
+    moment = as_of(bundle["document_control"])
     rows = {
         entry["history_id"]: entry["row"]
         for entry in bundle["history"]
         if entry["table"] == "wiki.HistoricalAttachment"
+        and (moment is None or datetime.fromisoformat(entry["row"]["history_date"]) <= moment)
     }
     for version in bundle.get("attachments", []):
         what = f"attachment {version.get('name')} ({version.get('target')})"
@@ -339,8 +370,9 @@ def verify(bundle, key=None, expect_head=None, archive=None):
     key = key.encode() if isinstance(key, str) else key
     try:
         latest = check_chain(bundle, key, expect_head)
-        check_complete(bundle, latest)
-        check_contents(bundle, latest)
+        then = as_it_stood(bundle, latest)
+        check_complete(bundle, then)
+        check_contents(bundle, then)
         check_change_log(bundle)
         check_files_listed(bundle, latest)
         check_integrity(bundle, key)

@@ -4,8 +4,9 @@ found only if the user may see it."""
 from dataclasses import dataclass
 
 from django.http import Http404
+from django.shortcuts import render
 
-from wiki import access, caching
+from wiki import access, as_of, caching
 from wiki.access import EDIT, MAINTAIN, VIEW, rights
 from wiki.categories import CATEGORIES
 from wiki.health import is_stale, with_staleness
@@ -66,6 +67,45 @@ def project_context(request, project, active):
         "active": active,
         "can_edit": EDIT in granted,
         "can_maintain": MAINTAIN in granted,
+    }
+
+
+def moment_of(request, project):
+    """The moment ``?as_of=`` names in ``project``'s history (wiki.as_of.parse), None
+    without one; ValidationError (UnknownRecord) for a bad one: see as_of_refused."""
+    value = request.GET.get(as_of.PARAMETER)
+    return None if value is None else as_of.parse(project, value)
+
+
+def as_of_refused(request, project, error):
+    """The page that says why an ``as_of`` cannot be read: 404 for a record the project
+    does not have, 400 for anything else."""
+    context = project_context(request, project, "pages") | {
+        "reasons": error.message_dict.get(as_of.PARAMETER, error.messages),
+        "today_url": request.path,
+    }
+    status = 404 if isinstance(error, as_of.UnknownRecord) else 400
+    return render(request, "frontend/as_of_refused.html", context, status=status)
+
+
+def as_of_context(request, documentation, active):
+    """project_context for the documentation as it stood at a moment (wiki.as_of): the
+    project and tabs as they were then, nothing to write, and the banner's facts."""
+    pages = documentation.category_pages
+    tabs = [
+        (c, Tab(pages[c.name].pk, c.name, pages[c.name].completeness, stale=False))
+        for c in CATEGORIES
+        if c.name in pages
+    ]
+    return {
+        "project": documentation.project,
+        "tabs": tabs,
+        "active": active,
+        "can_edit": False,
+        "can_maintain": False,
+        "as_of": documentation.moment,
+        "as_of_query": as_of.link_query(documentation.moment),
+        "today_url": request.path,
     }
 
 

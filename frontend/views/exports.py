@@ -21,7 +21,9 @@ def exports(request, project):
     may ask for a report; while one is being built its progress bar moves (exports.js),
     and without JavaScript a reload shows how far it got."""
     project = project_for(request, project)
-    form = ExportForm(request.POST or None)
+    # ?as_of= (the header's Export link, from the documentation as it stood then) fills in
+    # the moment, so that the report describes what the reader was looking at.
+    form = ExportForm(request.POST or None, initial={"as_of": request.GET.get("as_of", "")})
     status = 200
     if request.method == "POST":
         status = 400

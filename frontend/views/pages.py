@@ -12,9 +12,19 @@ from django.views.decorators.http import require_http_methods, require_POST, req
 
 from frontend.forms import ApproveForm, FreePageCreateForm, PageForm, RestoreForm, apply_errors
 from frontend.views.attachments import resolver
-from frontend.views.base import actor, cursor, page_for, pager, project_context, project_for
+from frontend.views.base import (
+    actor,
+    as_of_context,
+    as_of_refused,
+    cursor,
+    moment_of,
+    page_for,
+    pager,
+    project_context,
+    project_for,
+)
 from frontend.views.projects import conflict_row
-from wiki import caching, drafts
+from wiki import as_of, caching, drafts
 from wiki.access import EDIT, MAINTAIN
 from wiki.audit import head_for
 from wiki.charts import deployment_timeline, metric_trend
@@ -24,6 +34,7 @@ from wiki.health import stale_reasons
 from wiki.history import CHANGE_REASON_MAX_LENGTH
 from wiki.models import Page, Pipeline
 from wiki.rendering import (
+    keep_moment,
     render_markdown,
     render_markdown_many,
     render_page,
@@ -57,6 +68,8 @@ def project_detail(request, project):
 @require_safe
 def page_detail(request, project, page):
     project = project_for(request, project)
+    if as_of.PARAMETER in request.GET:
+        return _page_as_of(request, project, page)
     found = Page.objects.filter(project=project, slug=page).first()
     if found is None:
         context = project_context(request, project, "pages") | {"slug": to_slug(page)}
@@ -96,6 +109,40 @@ def page_detail(request, project, page):
             "approved_revision", "approved_by_name", "approved_at",
         ).order_by("-category", "title")  # fmt: skip
         context["chain"] = head_for(project)
+    return render(request, "frontend/page_detail.html", context)
+
+
+def _page_as_of(request, project, slug):
+    """The page as it stood at the moment ?as_of= names, read-only: its revision then,
+    rendered with its attachments then, and its approval state then. What the records
+    say today (summaries, charts), staleness and every form are left out."""
+    try:
+        moment = moment_of(request, project)
+    except ValidationError as error:
+        return as_of_refused(request, project, error)
+    documentation = as_of.documentation(project, moment)
+    found = documentation.page(slug)
+    header = as_of_context(request, documentation, (found.category or "pages") if found else "")
+    if found is None:
+        context = header | {"slug": to_slug(slug)}
+        return render(request, "frontend/as_of_missing.html", context, status=404)
+    fields, body_html = render_page(
+        found.spec, found.fields, found.body, project.slug, resolver(found, at=moment.at)
+    )
+    here, elsewhere = as_of.link_query(moment), as_of.link_query(moment, elsewhere=True)
+
+    def keeping(html):  # its wiki links stay at the moment
+        return keep_moment(html, project.slug, here, elsewhere) if html else html
+
+    context = header | {
+        "page": found,
+        "fields": [(field, value, keeping(html)) for field, value, html in fields],
+        "body_html": keeping(body_html),
+        "last": revision_of(found, found.revision),  # who wrote the revision shown
+    }
+    if found.category == "overview":
+        by_title = sorted(documentation.pages, key=lambda p: p.title)
+        context["reviews"] = sorted(by_title, key=lambda p: p.category, reverse=True)
     return render(request, "frontend/page_detail.html", context)
 
 
@@ -346,6 +393,16 @@ def page_create(request, project):
 @require_safe
 def page_list(request, project):
     project = project_for(request, project)
+    if as_of.PARAMETER in request.GET:
+        try:
+            moment = moment_of(request, project)
+        except ValidationError as error:
+            return as_of_refused(request, project, error)
+        documentation = as_of.documentation(project, moment)
+        context = as_of_context(request, documentation, "pages")
+        return render(
+            request, "frontend/page_list.html", context | {"pages": documentation.free_pages}
+        )
     pages = project.pages.free().only("project", "slug", "title", "updated_at").order_by("title")
     context = project_context(request, project, "pages") | {"pages": pages}
     return render(request, "frontend/page_list.html", context)

@@ -39,6 +39,11 @@ class ExportJob(DomainModel):
     since = models.DateField(null=True, blank=True)
     until = models.DateField(null=True, blank=True)
     include_diffs = models.BooleanField(default=False)
+    # The moment the report describes (an ``as_of`` of wiki.as_of: deployment:12, a time),
+    # null for the documentation as it stands when the report is built. Null is not
+    # hashed into the audit chain (wiki.audit.LATER_COLUMNS): the rows sealed before the
+    # column existed verify as they were sealed.
+    as_of = models.CharField("as of", max_length=200, null=True, blank=True)  # noqa: DJ001
     status = models.CharField(max_length=10, choices=Status.choices, default=Status.QUEUED)
     progress = models.PositiveSmallIntegerField(default=0)
     last_error = models.TextField(blank=True)

@@ -27,6 +27,7 @@ from django.core.files.storage import default_storage
 from django.db import InterfaceError, OperationalError, connection, transaction
 from django.utils import timezone
 
+from wiki import as_of as moments
 from wiki import metrics, outbox, report_formats, reports, storage
 from wiki.history import SYSTEM, recording
 from wiki.models import ExportJob
@@ -44,8 +45,9 @@ class TooManyExports(Exception):
 
 
 def request_export(
-    project, *, actor, format, since=None, until=None, include_diffs=False, enqueue=True
-):
+    project, *, actor, format, since=None, until=None, include_diffs=False, as_of=None,
+    enqueue=True,
+):  # fmt: skip
     """Queue an export of ``project``: the job is saved (a revision), and its task is sent
     once the transaction commits, so a worker never looks for a job that is not there.
     With ``enqueue`` false the caller builds it at once (the export_audit_report command):
@@ -53,7 +55,13 @@ def request_export(
     caller dies, for REQUEUE_AFTER_MINUTES).
 
     A report costs up to a minute of a worker's CPU: a person may have at most
-    EXPORTS_IN_FLIGHT of them waiting or being built (TooManyExports)."""
+    EXPORTS_IN_FLIGHT of them waiting or being built (TooManyExports).
+
+    ``as_of`` (wiki.as_of: a time, deployment:<id>, model-version:<version>) makes it a
+    report of the project as it stood then; a value that names no moment of the project
+    is a ValidationError naming ``as_of``."""
+    if as_of not in (None, ""):
+        as_of = moments.parse(project, as_of).value
     job = ExportJob(
         project=project,
         requested_by=actor.user,
@@ -62,9 +70,12 @@ def request_export(
         since=since,
         until=until,
         include_diffs=bool(include_diffs),
+        as_of=as_of or None,
     )
     job.full_clean()
     reason = f"Requested a {job.get_format_display()} audit report"
+    if job.as_of:
+        reason += f" as of {job.as_of}"
     with recording(actor, reason), transaction.atomic():
         if actor.user is not None:
             # Locking the user's row makes the count and the insert one step.
@@ -146,6 +157,7 @@ def build(job_id):
                     generated_by=job.requested_by_name or "mlwiki",
                     generated_at=job.started_at,
                     with_history=inside,
+                    as_of_value=job.as_of,
                 )
                 if inside:
                     report_formats.write(job.format, report, out, lambda percent: None)
