@@ -88,7 +88,7 @@ def compare(spec, old, new, words=True):
     category is ``spec`` (None for a free page), in the order a reader meets them; with
     ``words``, the changed words of changed lines are marked too."""
     parts = [("title", "Title", old["title"], new["title"], None)]
-    for field in spec.fields if spec else ():
+    for field in spec.fields_for(old["fields"], new["fields"]) if spec else ():
         parts.append(
             (
                 field.name,

@@ -28,7 +28,7 @@ from django.db.models import (
 )
 from django.db.models.functions import RowNumber
 
-from wiki.categories import CATEGORY_NAMES, get_category, missing_required
+from wiki.categories import missing_required
 from wiki.models import (
     AuditEntry,
     Deployment,
@@ -216,8 +216,9 @@ def dashboard(projects):
     # Plain rows, not pages: building 6 model instances per project cost more than the query.
     columns = ("project_id", "category", "fields", "revision", "review_state",
                "approved_revision", *QUESTIONS)  # fmt: skip
+    specs = {project.pk: project.spec for project in projects}
     for page in chosen.values(*columns).order_by():
-        spec = get_category(page["category"])
+        spec = specs[page["project_id"]].category_or_unknown(page["category"])
         required = len(spec.required_fields)
         page["score"] = (required - len(missing_required(spec, page["fields"])), required)
         page["label"] = spec.label
@@ -241,7 +242,8 @@ def dashboard(projects):
         environments.setdefault(project_id, []).append((environment, version))
     rows = []
     for project in projects:
-        own = sorted(pages.get(project.pk, []), key=lambda p: CATEGORY_NAMES.index(p["category"]))
+        order = project.spec.order
+        own = sorted(pages.get(project.pk, []), key=lambda p: order(p["category"]))
         filled = sum(p["score"][0] for p in own)
         required = sum(p["score"][1] for p in own)
         rows.append(

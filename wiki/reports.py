@@ -21,8 +21,8 @@ from datetime import UTC, datetime, time, timedelta
 from django.conf import settings
 
 from wiki import audit, diff
-from wiki.annex_iv import annex_iv
-from wiki.categories import CATEGORIES, get_category, is_placeholder, missing_required
+from wiki.annex_iv import annex_iv, sr_11_7
+from wiki.categories import is_placeholder, missing_required
 from wiki.models import (
     Attachment,
     AuditEntry,
@@ -108,7 +108,7 @@ def _page_entry(project, page):
                 "missing": f.name in missing,
                 "placeholder": is_placeholder(page.fields.get(f.name)),
             }
-            for f in spec.fields
+            for f in spec.fields_for(page.fields)
         ]
         filled, required = page.completeness
         entry["completeness"] = {
@@ -385,15 +385,17 @@ def _changes(project, include_diffs):
                     if name not in BOOKKEEPING and before[name] != value
                 )
                 page_diff = (
-                    _page_diff(row, before) if include_diffs and label == PAGE_TABLE else None
+                    _page_diff(project.spec, row, before)
+                    if include_diffs and label == PAGE_TABLE
+                    else None
                 )
                 changes[(label, row["history_id"])] = (changed, page_diff)
             before = row
     return changes
 
 
-def _page_diff(row, before):
-    spec = get_category(row["category"]) if row.get("category") else None
+def _page_diff(spec, row, before):
+    spec = spec.category_or_unknown(row["category"]) if row.get("category") else None
     old = {"title": before["title"], "fields": before["fields"], "body": before["body"]}
     new = {"title": row["title"], "fields": row["fields"], "body": row["body"]}
     return [
@@ -449,7 +451,8 @@ def build(
     verdict = audit.verify(head, record=False)
 
     all_pages = list(Page.objects.filter(project=project).order_by("slug"))
-    order = {c.name: i for i, c in enumerate(CATEGORIES)}
+    spec = project.spec
+    order = spec.order
     categories = {p.category: p for p in all_pages if p.category}
     free_pages = {p.slug: p for p in all_pages if not p.category}
     documentation = [_page_entry(project, categories[c]) for c in sorted(categories, key=order.get)]
@@ -515,10 +518,14 @@ def build(
         "deployments": deployment_list,
         "change_log": change_log,
         "attachments": _attachment_versions(project, all_pages),
+        "template": {"slug": spec.slug, "version": spec.version, "label": spec.label},
         "annex_iv": annex_iv(
-            categories, free_pages, facts, lambda page: revision_url(project, page)
+            spec, categories, free_pages, facts, lambda page: revision_url(project, page)
         ),
     }
+    sr = sr_11_7(spec, categories, free_pages, facts, lambda page: revision_url(project, page))
+    if sr is not None:
+        report["sr_11_7"] = sr
     if with_history:  # both read as they are written: see write_json
         report["series"] = series(project)
         report["history"] = history(head)

@@ -23,7 +23,6 @@ from api.views.base import (
     responses,
     with_etag,
 )
-from wiki.categories import CATEGORY_NAMES
 from wiki.health import stale_reasons
 from wiki.history import git_origin
 from wiki.rendering import render_markdown
@@ -46,9 +45,10 @@ class PageList(mixins.ListModelMixin, ApiView):
         kind = query.choice("kind", ["category", "free"])
         if kind is not None:
             pages = pages.categories() if kind == "category" else pages.free()
+        names = project.spec.category_names
         order = Case(
-            *(When(category=name, then=Value(i)) for i, name in enumerate(CATEGORY_NAMES)),
-            default=Value(len(CATEGORY_NAMES)),
+            *(When(category=name, then=Value(i)) for i, name in enumerate(names)),
+            default=Value(len(names)),
             output_field=IntegerField(),
         )
         return pages.order_by(order, "slug")

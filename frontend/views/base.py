@@ -7,7 +7,6 @@ from django.http import Http404
 
 from wiki import access, caching
 from wiki.access import EDIT, MAINTAIN, VIEW, rights
-from wiki.categories import CATEGORIES
 from wiki.health import is_stale, with_staleness
 from wiki.history import Actor, Source
 from wiki.models import Page, Project
@@ -58,7 +57,7 @@ def project_context(request, project, active):
     (cached by the project's records and pages versions), and what the user may do here."""
     marks = caching.get_or_compute(caching.state_key(project, "tabs"), lambda: _tabs(project))
     by_category = {mark[1]: Tab(*mark) for mark in marks}
-    tabs = [(c, by_category[c.name]) for c in CATEGORIES if c.name in by_category]
+    tabs = [(c, by_category[c.name]) for c in project.spec.categories if c.name in by_category]
     granted = rights(request.user, project)
     return {
         "project": project,

@@ -17,6 +17,7 @@ from wiki.models.pipelines import Pipeline
 from wiki.models.projects import Membership, Project
 from wiki.models.records import Deployment, ModelVersion, RunValue, TrainingRun
 from wiki.models.sso import SsoAccount
+from wiki.models.templates import Template
 from wiki.models.tokens import ApiToken, IdempotencyKey
 
 HistoricalProject = Project.history.model
@@ -27,6 +28,6 @@ __all__ = [
     "Deployment", "ExportJob", "HistoricalPage", "HistoricalProject", "IdempotencyKey",
     "Membership", "MlflowRun", "MlflowSync", "ModelVersion", "NotificationSettings", "Page",
     "Pipeline", "Project", "RunValue",
-    "SearchEntry", "SeriesChunk", "SsoAccount", "TrainingRun", "max_length",
+    "SearchEntry", "SeriesChunk", "SsoAccount", "Template", "TrainingRun", "max_length",
     "validate_project_slug", "validate_version",
 ]  # fmt: skip

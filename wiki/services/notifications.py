@@ -29,7 +29,6 @@ from django.db.models import F
 from django.utils import timezone
 
 from wiki import metrics, outbox
-from wiki.categories import CATEGORY_NAMES
 from wiki.health import is_stale, stale_reasons, with_staleness
 from wiki.history import recording
 from wiki.models import Delivery, Membership, NotificationSettings, Page
@@ -171,7 +170,7 @@ def digest_text(project):
     """The digest of ``project``: its stale pages (and what arrived) and its pages with
     required fields missing (and what to write); None when there is nothing to say."""
     pages = with_staleness(Page.objects.categories().filter(project=project))
-    pages = sorted(pages, key=lambda page: CATEGORY_NAMES.index(page.category))
+    pages = sorted(pages, key=lambda page: project.spec.order(page.category))
     stale = [page for page in pages if is_stale(page)]
     incomplete = [page for page in pages if page.missing_fields]
     if not stale and not incomplete:
