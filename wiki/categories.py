@@ -14,7 +14,7 @@ Stored values, by kind:
 """
 
 import re
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 from django.core.exceptions import ValidationError
 
@@ -73,11 +73,20 @@ class Category:
         known = {f.name for f in self.fields}
         extra = dict.fromkeys(n for v in values for n in (v or {}) if n not in known)
         found = [next((v[name] for v in values if v and name in v), None) for name in extra]
-        return list(self.fields) + [
+        return [self._as_stored(f, values) for f in self.fields] + [
             Field(name, name, "A field of an earlier template.", guess_kind(value),
                   required=False, unknown=True)
             for name, value in zip(extra, found, strict=True)
         ]  # fmt: skip
+
+    @staticmethod
+    def _as_stored(field, values):
+        """``field``, shown as the kind its stored value has (a template may have changed
+        a field's kind since the value was written)."""
+        stored = [v[field.name] for v in values if v and v.get(field.name)]
+        if any((field.kind == TABLE) != isinstance(value, list) for value in stored):
+            return replace(field, kind=guess_kind(stored[0]), choices=())
+        return field
 
 
 def guess_kind(value):

@@ -11,8 +11,6 @@ import re
 from dataclasses import dataclass
 from itertools import zip_longest
 
-from wiki.categories import TABLE
-
 
 @dataclass
 class Change:
@@ -34,7 +32,7 @@ def as_text(value, kind=None):
     """A field value as the lines a person reads (a table as "key: value" lines)."""
     if value in (None, "", []):
         return ""
-    if kind == TABLE:
+    if isinstance(value, list):  # a table, whatever its field is now (kinds can change)
         return "\n".join(f"{row['key']}: {row['value']}" for row in value)
     return str(value)
 

@@ -44,6 +44,22 @@ FIELD_KEYS = {"name", "label", "help", "kind", "required", "choices", "evidences
               "renamed_from"}  # fmt: skip
 
 
+class _Loader(_NoAliasLoader):
+    """The pipelines' safe loader (no aliases), also refusing a key said twice in one
+    mapping, which PyYAML would otherwise let the last one win silently."""
+
+    def construct_mapping(self, node, deep=False):
+        seen = set()
+        for key_node, _ in node.value:
+            key = self.construct_object(key_node, deep=deep)
+            if key in seen:
+                raise yaml.constructor.ConstructorError(
+                    None, None, f"the key '{key}' is repeated", key_node.start_mark
+                )
+            seen.add(key)
+        return super().construct_mapping(node, deep)
+
+
 class TemplateError(ValueError):
     """A template that cannot be loaded; ``errors`` name each place ("categories[2].fields[4]
     .kind: ...")."""
@@ -76,7 +92,7 @@ def parse(text):
     if len(text) > MAX_CHARS:
         raise TemplateError([f"The template is over {MAX_CHARS // 1024} KiB."])
     try:
-        data = yaml.load(text, Loader=_NoAliasLoader)  # noqa: S506 (safe, and no aliases)
+        data = yaml.load(text, Loader=_Loader)  # noqa: S506 (safe, and no aliases)
     except RecursionError:
         raise TemplateError([f"too_deep: nested more than {MAX_DEPTH} levels."]) from None
     except yaml.YAMLError as error:

@@ -455,7 +455,7 @@ def build(
     order = spec.order
     categories = {p.category: p for p in all_pages if p.category}
     free_pages = {p.slug: p for p in all_pages if not p.category}
-    documentation = [_page_entry(project, categories[c]) for c in sorted(categories, key=order.get)]
+    documentation = [_page_entry(project, categories[c]) for c in sorted(categories, key=order)]
     documentation += [_page_entry(project, p) for p in free_pages.values()]
     filled = sum(p.get("completeness", {}).get("filled", 0) for p in documentation)
     required = sum(p.get("completeness", {}).get("required", 0) for p in documentation)
@@ -508,7 +508,7 @@ def build(
                 "files_unchecked": verdict.unchecked,
             },
             "completeness": {"filled": filled, "required": required},
-            "approvals": [_approval(categories[c]) for c in sorted(categories, key=order.get)]
+            "approvals": [_approval(categories[c]) for c in sorted(categories, key=order)]
             + [_approval(page) for page in free_pages.values()],
         },
         "inventory": _inventory(project, categories, production),

@@ -115,6 +115,7 @@ class UpgradePlan:
     categories: list
     values: dict  # (category, field) -> value after the upgrade, for changed pages
     bodies: dict  # category -> body after the upgrade, for changed pages
+    applied: bool = False  # whether it was carried out (the API says so)
 
     @property
     def changes_anything(self):
@@ -194,7 +195,7 @@ def _plan(project, old, new, pages):
         plan.added = [
             f for f in new.get_category(plan.name).fields
             if (old_category is None or old_category.get_field(f.name) is None)
-            and f.name not in have
+            and f.name not in have and (plan.name, f.name) not in values
         ]  # fmt: skip
     bodies = {}
     for name, page in pages.items():
