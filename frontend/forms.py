@@ -69,7 +69,7 @@ class ProjectCreateForm(forms.ModelForm):
         required=False, max_length=1000, help_text="Comma-separated, e.g. churn, tabular."
     )
     template = forms.ChoiceField(
-        label="Documentation template", initial="default",
+        label="Documentation template", initial="default", required=False,
         help_text="The categories and fields the documentation follows (latest version); "
         "a maintainer can change it later in the project's settings.",
     )  # fmt: skip

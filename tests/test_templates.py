@@ -376,6 +376,13 @@ def test_a_project_on_the_sr_11_7_pack_gets_an_sr_11_7_mapping(admin_user):
     )  # fmt: skip
     validation = project.pages.get(category="validation")
     assert validation.spec.get_field("validator_conclusion").required
+    markdown = content(export(project, "markdown")).decode()
+    assert "## Appendix: SR 11-7 model risk management" in markdown
+    assert "| outcomes_analysis | Outcomes analysis (back-testing) | Covered |" in markdown
+    html = content(export(project, "html")).decode()
+    assert 'id="sr-11-7"' in html
+    plain = ProjectFactory(slug="plain")
+    assert "SR 11-7" not in content(export(plain, "markdown")).decode()
 
 
 # Browser and API ---------------------------------------------------------------------

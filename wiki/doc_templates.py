@@ -24,6 +24,7 @@ from wiki.pipelines import _NoAliasLoader
 
 PACKS = Path(__file__).resolve().parent / "packs"
 DEFAULT = "default"
+SHIPPED = ("default", "eu-ai-act-high-risk", "sr-11-7")  # the packs in PACKS
 
 MAX_CHARS = 256 * 1024
 MAX_DEPTH = 8

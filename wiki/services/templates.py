@@ -53,23 +53,21 @@ def load_template(text, *, actor, reason=""):
 
 
 def default_template():
-    """The latest version of the ``default`` template, loaded from its pack if the
-    database has none (a database emptied by a test, say)."""
-    template = Template.objects.latest_of(doc_templates.DEFAULT)
-    if template is None:
-        template, _ = load_template(doc_templates.read_pack(doc_templates.DEFAULT), actor=SYSTEM)
-    return template
+    """The latest version of the ``default`` template."""
+    return template_named(doc_templates.DEFAULT)
 
 
 def template_named(slug, version=None):
     """The template ``slug`` at ``version`` (None: its latest); ValidationError naming the
-    loaded ones when there is no such template."""
+    loaded ones when there is no such template. A shipped pack missing from the database
+    (one emptied by a test, say) is loaded from its file."""
     if not isinstance(slug, str) or (version is not None and not isinstance(version, int)):
         raise ValidationError({"template": "Name a template by its slug (and version number)."})
     chosen = Template.objects.filter(slug=slug)
     template = chosen.filter(version=version).first() if version else chosen.latest_of(slug)
-    if template is None and slug == doc_templates.DEFAULT and version in (None, 1):
-        template = default_template()
+    if template is None and slug in doc_templates.SHIPPED and not chosen.exists():
+        template, _ = load_template(doc_templates.read_pack(slug), actor=SYSTEM)
+        template = template if version in (None, template.version) else None
     if template is None:
         loaded = ", ".join(str(t) for t in Template.objects.all()) or "none"
         wanted = f"{slug} v{version}" if version else slug
