@@ -20,6 +20,7 @@ from tests.factories import (
 from tests.test_exports import content, export
 from wiki import audit, reports
 from wiki.doc_templates import TemplateError, pack_spec, parse, read_pack
+from wiki.health import dashboard, is_stale, with_staleness
 from wiki.history import Actor, Source
 from wiki.models import AuditEntry, Membership, Project, Template
 from wiki.services.pages import approve_page, edit_page
@@ -448,3 +449,23 @@ def test_the_api_creates_a_project_on_a_template_and_upgrades_it(api, user):
     refused = client.post(url, {"template": "eu-ai-act-high-risk"}, format="json")
     assert refused.status_code == 400  # v2 has a "risk" category the EU pack lacks
     assert "risk" in json.dumps(refused.json())
+
+
+def test_staleness_follows_the_template(db):
+    text = (
+        DEFAULT_V2.replace("version: 2", "version: 3", 1)
+        .replace("  stale_on: [new_model_versions, new_training_runs]\n", "")
+        .replace("- name: risk\n  label: Risk\n", "- name: risk\n  label: Risk\n"
+                 "  stale_on: [new_training_runs]\n")
+    )  # fmt: skip
+    project = ProjectFactory(slug="stale", template="default")
+    v3 = load(text)
+    upgrade_project(project, v3, actor=CLI)
+    project = Project.objects.get(pk=project.pk)
+    make_training_run(project)
+    pages = with_staleness(project.pages.categories(), [project.spec])
+    assert {p.category for p in pages if is_stale(p)} == {"risk"}
+    (row,) = dashboard(Project.objects.filter(pk=project.pk))
+    assert row.stale == ["Risk"]
+    with pytest.raises(TemplateError, match=r"categories\[0\].stale_on\[0\]: must be one of"):
+        parse(read_pack("default").replace("  fields:", "  stale_on: [coffee]\n  fields:", 1))

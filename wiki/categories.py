@@ -55,6 +55,8 @@ class Category:
     label: str
     description: str
     fields: tuple[Field, ...] = field(default_factory=tuple)
+    # The kinds of record whose arrival makes this page stale (wiki.health.QUESTIONS).
+    stale_on: tuple[str, ...] = ()
 
     def get_field(self, name):
         for f in self.fields:

@@ -40,7 +40,10 @@ REVIEW_MONTHS_MAX = 120
 
 TOP_KEYS = {"slug", "version", "label", "description", "review_months", "risk_tier_field",
             "categories", "evidence"}  # fmt: skip
-CATEGORY_KEYS = {"name", "label", "description", "fields"}
+CATEGORY_KEYS = {"name", "label", "description", "stale_on", "fields"}
+# What may make a category's page stale: the questions of wiki.health, by name.
+STALE_ON = ("new_model_versions", "new_training_runs", "new_dataset_versions",
+            "new_deployments", "changed_pipeline")  # fmt: skip
 FIELD_KEYS = {"name", "label", "help", "kind", "required", "choices", "evidences",
               "renamed_from"}  # fmt: skip
 
@@ -201,8 +204,13 @@ class _Checker:
             "label": self.text(data.get("label"), f"{where}.label", LABEL_MAX),
             "description": self.text(data.get("description"), f"{where}.description",
                                      HELP_MAX, required=False),
+            "stale_on": self.strings(data.get("stale_on"), f"{where}.stale_on"),
             "fields": [self.field(f, f"{where}.fields[{i}]") for i, f in enumerate(fields)],
         }  # fmt: skip
+        for number, name in enumerate(category["stale_on"]):
+            if name not in STALE_ON:
+                self.error(f"{where}.stale_on[{number}]",
+                           f"must be one of {', '.join(STALE_ON)}.")  # fmt: skip
         seen = set()
         for i, field in enumerate(category["fields"]):
             if field and field["name"] in seen:
@@ -320,6 +328,7 @@ class Spec:
                           tuple(f["choices"]), tuple(f["evidences"]), tuple(f["renamed_from"]))
                     for f in c["fields"]
                 ),
+                tuple(c["stale_on"]),
             )
             for c in definition["categories"]
         )  # fmt: skip
@@ -363,6 +372,10 @@ class Spec:
             f"{c.name}.{f.name}" for c in self.categories for f in c.fields if item in f.evidences
         ]
         return fields + list(self.evidence.get(item, ()))
+
+    def stale_categories(self, question):
+        """The categories whose pages ``question`` (wiki.health) makes stale."""
+        return [c.name for c in self.categories if question in c.stale_on]
 
     def evidences_any(self, prefix):
         """Whether any field or source of this template evidences an item of ``prefix``."""

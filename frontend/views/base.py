@@ -46,7 +46,8 @@ class Tab:
 
 def _tabs(project):
     pages = with_staleness(
-        project.pages.categories().only("project", "category", "fields", "edited_at")
+        project.pages.categories().only("project", "category", "fields", "edited_at"),
+        [project.spec],
     )
     # Plain tuples in the cache, not objects of a class that may change.
     return [(page.pk, page.category, page.completeness, is_stale(page)) for page in pages]

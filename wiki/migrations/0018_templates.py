@@ -33,6 +33,7 @@ def _normalize(data):
         "categories": [
             {
                 "name": c["name"], "label": c["label"], "description": c.get("description") or "",
+                "stale_on": c.get("stale_on") or [],
                 "fields": [
                     {
                         "name": f["name"], "label": f["label"], "help": f.get("help") or "",

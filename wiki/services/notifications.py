@@ -169,7 +169,7 @@ def page_approved(page):
 def digest_text(project):
     """The digest of ``project``: its stale pages (and what arrived) and its pages with
     required fields missing (and what to write); None when there is nothing to say."""
-    pages = with_staleness(Page.objects.categories().filter(project=project))
+    pages = with_staleness(Page.objects.categories().filter(project=project), [project.spec])
     pages = sorted(pages, key=lambda page: project.spec.order(page.category))
     stale = [page for page in pages if is_stale(page)]
     incomplete = [page for page in pages if page.missing_fields]
