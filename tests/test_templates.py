@@ -294,6 +294,7 @@ def test_an_old_revision_with_a_field_the_template_no_longer_has_still_displays(
     assert response.status_code == 200
     page = response.content.decode()
     assert "personal_data_licensing" in page and "GDPR art. 6(1)(b)." in page
+    assert "(not in the current template)" in page
     compare = client_logged_in.get(
         reverse("frontend:page-compare", args=["credit", "data"]),
         {"from": old_revision, "to": old_revision + 1},

@@ -19,6 +19,7 @@ import yaml
 
 from wiki.annex_iv import EVIDENCE_SOURCES, ITEMS
 from wiki.categories import KINDS, TEXT, Category, Field
+from wiki.models import Page, Template, max_length
 from wiki.models.base import SLUG_PATTERN, too_deep
 from wiki.pipelines import _NoAliasLoader
 
@@ -30,8 +31,9 @@ MAX_CHARS = 256 * 1024
 MAX_DEPTH = 8
 MAX_CATEGORIES = 30
 MAX_FIELDS = 60
-NAME_MAX = 40  # a category's name is a page slug and Page.category
-LABEL_MAX = 200
+NAME_MAX = max_length(Page, "category")  # a category's name is a page's slug and category
+SLUG_MAX = max_length(Template, "slug")
+LABEL_MAX = max_length(Template, "label")
 HELP_MAX = 2000
 TEXT_CHOICE_MAX = 200
 SLUG_RE = re.compile(rf"^{SLUG_PATTERN}\Z")
@@ -167,7 +169,7 @@ class _Checker:
         elif len(categories) > MAX_CATEGORIES:
             self.error("categories", f"at most {MAX_CATEGORIES}.")
         definition = {
-            "slug": self.text(data.get("slug"), "slug", 50, pattern=SLUG_RE, what=slug),
+            "slug": self.text(data.get("slug"), "slug", SLUG_MAX, pattern=SLUG_RE, what=slug),
             "version": version,
             "label": self.text(data.get("label"), "label", LABEL_MAX),
             "description": self.text(
@@ -393,8 +395,6 @@ def spec_of(template_id):
     """The spec of the template with primary key ``template_id`` (read once per process)."""
     spec = _specs.get(template_id)
     if spec is None:
-        from wiki.models import Template
-
         definition = Template.objects.values_list("definition", flat=True).get(pk=template_id)
         spec = _specs[template_id] = Spec.from_definition(definition)
     return spec

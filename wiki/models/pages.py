@@ -78,7 +78,8 @@ class Page(DomainModel):
         return f"{self.project.slug}/{self.slug}"
 
     def clean(self):
-        reserved = RESERVED_SLUGS | set(self.project.spec.category_names)
+        own = self.project.spec.category_names if self.project_id else ()
+        reserved = RESERVED_SLUGS | set(own)
         if not self.category and self.slug in reserved:
             raise ValidationError({"slug": f"'{self.slug}' is reserved; choose another slug."})
 

@@ -208,7 +208,7 @@ def _misfit(target, value):
     try:
         validate_fields(Category("probe", "", "", (target,)), {target.name: value})
     except ValidationError as e:
-        return f"it does not fit the new field ({' '.join(e.messages)})"
+        return f"it does not fit the new field: {' '.join(e.messages)}"
     return None
 
 
