@@ -6,7 +6,7 @@ import json
 
 import pytest
 from django.core.exceptions import ValidationError
-from django.core.management import call_command
+from django.core.management import CommandError, call_command
 from django.urls import reverse
 from django.utils import timezone
 
@@ -470,3 +470,26 @@ def test_staleness_follows_the_template(db):
     assert row.stale == ["Risk"]
     with pytest.raises(TemplateError, match=r"categories\[0\].stale_on\[0\]: must be one of"):
         parse(read_pack("default").replace("  fields:", "  stale_on: [coffee]\n  fields:", 1))
+
+
+def test_the_new_project_form_offers_the_templates(client_logged_in):
+    form = client_logged_in.get(reverse("frontend:project-create")).content.decode()
+    assert "SR 11-7 model risk (sr-11-7 v1)" in form
+    response = client_logged_in.post(
+        reverse("frontend:project-create"),
+        {"name": "PD model", "slug": "pd", "owner_team": "Credit risk", "template": "sr-11-7"},
+    )
+    assert response.status_code == 302
+    project = Project.objects.get(slug="pd")
+    assert project.template.slug == "sr-11-7"
+    assert project.pages.filter(category="validation").exists()
+    refused = client_logged_in.post(
+        reverse("frontend:project-create"),
+        {"name": "X", "slug": "x", "owner_team": "T", "template": "made-up"},
+    )
+    assert refused.status_code == 200 and not Project.objects.filter(slug="x").exists()
+
+
+def test_load_template_command_says_when_it_cannot_read_the_file(db, tmp_path):
+    with pytest.raises(CommandError, match="Cannot read"):
+        call_command("load_template", str(tmp_path / "missing.yaml"))
