@@ -21,7 +21,16 @@ from api.fields import (
 from wiki.as_of import HELP as AS_OF_HELP
 from wiki.audit import ACTIONS
 from wiki.history import CHANGE_REASON_MAX_LENGTH
-from wiki.models import Deployment, ExportJob, ModelVersion, Page, Project, TrainingRun, max_length
+from wiki.models import (
+    Deployment,
+    ExportJob,
+    ModelVersion,
+    Page,
+    Project,
+    Template,
+    TrainingRun,
+    max_length,
+)
 from wiki.models.base import validate_commit
 from wiki.series import counts as series_counts
 from wiki.services.pages import MAX_TREE_FILES
@@ -42,6 +51,12 @@ class ProjectSerializer(StrictSerializer):
     tags = serializers.ListField(child=serializers.CharField(), required=False)
     revision = serializers.IntegerField(read_only=True)
     completeness = serializers.SerializerMethodField()
+    # On creation: the slug of the template to follow (its latest version; default "default").
+    template = serializers.CharField(
+        write_only=True, required=False, max_length=max_length(Template, "slug")
+    )
+    template_slug = serializers.CharField(source="template.slug", read_only=True)
+    template_version = serializers.IntegerField(source="template.version", read_only=True)
     created_at = serializers.DateTimeField(read_only=True)
     updated_at = serializers.DateTimeField(read_only=True)
     change_reason = serializers.CharField(
@@ -69,9 +84,56 @@ class ProjectUpdateSerializer(ProjectSerializer):
             raise serializers.ValidationError("A project's slug never changes (links use it).")
         return value
 
+    def validate_template(self, value):
+        raise serializers.ValidationError(
+            "A project changes template by an upgrade: POST .../template/."
+        )
+
     def validate(self, data):
         data.pop("slug", None)
         return data
+
+
+class TemplateChangeSerializer(StrictSerializer):
+    """POST .../template/: move the project to a template version (or preview the move)."""
+
+    template = serializers.CharField(max_length=max_length(Template, "slug"))
+    version = serializers.IntegerField(min_value=1, required=False)
+    dry_run = serializers.BooleanField(default=False)
+    change_reason = serializers.CharField(
+        required=False, allow_blank=True, max_length=CHANGE_REASON_MAX_LENGTH
+    )
+
+
+class FieldMoveSerializer(serializers.Serializer):
+    category = serializers.CharField()
+    field = serializers.CharField(source="name")
+    label = serializers.CharField()
+    to_category = serializers.CharField(allow_null=True)
+    to_field = serializers.CharField(source="to_name", allow_null=True)
+    why = serializers.CharField()
+
+
+class CategoryPlanSerializer(serializers.Serializer):
+    category = serializers.CharField(source="name")
+    label = serializers.CharField()
+    new_page = serializers.BooleanField()
+    added_fields = serializers.SerializerMethodField()
+    moved_in = FieldMoveSerializer(many=True)
+    to_body = FieldMoveSerializer(many=True)
+
+    def get_added_fields(self, plan) -> list[str]:
+        return [f.name for f in plan.added]
+
+
+class TemplatePlanSerializer(serializers.Serializer):
+    """What a move to another template does (or did), per category of the new one."""
+
+    project = serializers.CharField(source="project.slug")
+    template_from = serializers.CharField(source="old.name")
+    template_to = serializers.CharField(source="new.name")
+    applied = serializers.BooleanField()
+    categories = CategoryPlanSerializer(many=True)
 
 
 class MissingFieldSerializer(serializers.Serializer):

@@ -35,6 +35,7 @@ urlpatterns = [
     path("projects/", projects.ProjectList.as_view(), name="project-list"),
     path("search/", search.Search.as_view(), name="search"),
     path(PROJECT, projects.ProjectDetail.as_view(), name="project-detail"),
+    path(f"{PROJECT}template/", projects.ProjectTemplate.as_view(), name="project-template"),
     path(f"{PROJECT}pages/", pages.PageList.as_view(), name="page-list"),
     path(f"{PROJECT}pages/<slug:page>/", pages.PageDetail.as_view(), name="page-detail"),
     path(f"{PROJECT}docs/", pages.PageTree.as_view(), name="docs-push"),

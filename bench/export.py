@@ -34,7 +34,7 @@ django.setup()
 from django.db import transaction  # noqa: E402
 from django.utils import timezone  # noqa: E402
 
-from wiki.categories import CATEGORIES, MARKDOWN, TABLE  # noqa: E402
+from wiki.categories import MARKDOWN, TABLE  # noqa: E402
 from wiki.history import Actor, Source  # noqa: E402
 from wiki.models import Project  # noqa: E402
 from wiki.services.exports import build, request_export  # noqa: E402
@@ -76,7 +76,8 @@ def project_of(scale):
     pages = {p.category: p for p in project.pages.exclude(category="")}
     start = timezone.now() - timedelta(days=365)
     for n in range(SIZE["revisions"] * scale):
-        category = CATEGORIES[n % len(CATEGORIES)]
+        categories = project.spec.categories
+        category = categories[n % len(categories)]
         page = pages[category.name]
         pages[category.name] = edit_page(
             page, actor=ACTOR, base_revision=None, change_reason=f"Edit {n}",

@@ -21,6 +21,7 @@ from wiki.models import (
     NotificationSettings,
     Page,
     Project,
+    Template,
     TrainingRun,
     max_length,
 )
@@ -55,10 +56,27 @@ def _parse_tags(text):
     return [t for t in (part.strip() for part in text.split(",")) if t]
 
 
+def _latest_templates():
+    """(slug, label) of each loaded template, at its latest version."""
+    latest = {}
+    for template in Template.objects.order_by("slug", "version"):
+        latest[template.slug] = template
+    return [(t.slug, f"{t.label} ({t.slug} v{t.version})") for t in latest.values()]
+
+
 class ProjectCreateForm(forms.ModelForm):
     tags = forms.CharField(
         required=False, max_length=1000, help_text="Comma-separated, e.g. churn, tabular."
     )
+    template = forms.ChoiceField(
+        label="Documentation template", initial="default", required=False,
+        help_text="The categories and fields the documentation follows (latest version); "
+        "a maintainer can change it later in the project's settings.",
+    )  # fmt: skip
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.fields["template"].choices = _latest_templates()
 
     class Meta:
         model = Project
@@ -480,3 +498,16 @@ class RunsTableForm(forms.Form):
             names = [n for n in self.data.getlist(kind) if 0 < len(n) <= MAX_NAME_LENGTH]
             chosen.append(list(dict.fromkeys(names))[: run_table.MAX_COLUMNS])
         return tuple(chosen)
+
+
+class TemplateChangeForm(forms.Form):
+    """A project's move to another template version: chosen, previewed, then confirmed."""
+
+    template = forms.ModelChoiceField(
+        queryset=Template.objects.order_by("slug", "-version"), label="Template version",
+        empty_label=None,
+    )  # fmt: skip
+    change_reason = forms.CharField(
+        label="Change reason", max_length=CHANGE_REASON_MAX_LENGTH, required=False,
+        help_text="Kept in the history; by default it names both versions.",
+    )  # fmt: skip

@@ -39,6 +39,7 @@ urlpatterns = [
     path("projects/new/", projects.project_create, name="project-create"),
     path(PROJECT, pages.project_detail, name="project-detail"),
     path(f"{PROJECT}settings/", projects.project_settings, name="project-settings"),
+    path(f"{PROJECT}settings/template/", projects.project_template, name="project-template"),
     path(f"{PROJECT}members/", projects.members, name="members"),
     path(f"{PROJECT}notifications/", projects.notifications, name="notifications"),
     path(f"{PROJECT}mlflow/", projects.mlflow_sync, name="mlflow-sync"),

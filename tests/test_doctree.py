@@ -134,12 +134,16 @@ def test_export_markdown_refuses_a_directory_with_files_and_an_unknown_project(
     assert not Path(tmp_path / "x").exists()
 
 
-def test_text_yaml_would_read_as_line_breaks_is_escaped():
+def test_text_yaml_would_read_as_line_breaks_is_escaped(project):
     """NEL and the Unicode line and paragraph separators, which a YAML reader takes for
     line breaks unless they are escaped."""
     awkward = "a\x85b\nc\u2028d\u2029e\n"
     page = Page(slug="notes", title="\x85b", body=awkward)
     meta, body = read(page_text(page))
     assert (meta["title"], body) == ("\x85b", awkward)
-    model = Page(slug="model", category="model", title="Model", fields={"architecture": awkward})
+    # A category page's fields are those of its project's template.
+    model = Page(
+        project=project, slug="model", category="model", title="Model",
+        fields={"architecture": awkward},
+    )  # fmt: skip
     assert read(page_text(model))[0]["fields"]["architecture"] == awkward

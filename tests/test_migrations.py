@@ -73,6 +73,13 @@ def test_an_old_database_gets_a_sealed_chain_and_a_search_index_from_the_migrati
     assert "Scores loans" in texts["project"]
     assert "Gradient boosting" in texts["page"] and "depth: 6" in texts["page"]
     assert "Nightly retrain" in texts["run"]
+    # Migration 0018: the packs are templates, sealed in the global chain, and the old
+    # project follows the default one.
+    assert (legacy.template.slug, legacy.template.version) == ("default", 1)
+    assert legacy.pages.get().spec.get_field("architecture").label == "Architecture"
+    global_verdict = verify(head_for(None))
+    assert global_verdict.ok, global_verdict.first_bad
+    assert AuditEntry.objects.filter(chain__key="global", kind="template").count() == 3
 
 
 def test_no_migration_runs_today_s_code():

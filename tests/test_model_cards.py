@@ -33,8 +33,7 @@ from tests.factories import (
     make_training_run,
 )
 from wiki import modelcards
-from wiki.categories import CATEGORY_NAMES
-from wiki.models import AuditEntry, Membership, Page, TrainingRun
+from wiki.models import AuditEntry, Membership, Page, Project, TrainingRun
 from wiki.services.pages import edit_page
 
 pytestmark = pytest.mark.django_db
@@ -175,7 +174,9 @@ def test_both_cards_name_the_revision_they_were_made_from(documented, user, tmp_
     made_from = hf.data["mlwiki"]
     assert made_from["version"] == settings.APP_VERSION
     assert made_from["audit_chain"] == {"entries": last.seq, "head": last.digest}
-    assert made_from["pages"] == {slug: revisions[slug] for slug in CATEGORY_NAMES}
+    assert made_from["pages"] == {
+        slug: revisions[slug] for slug in Project.objects.get(slug="churn").spec.category_names
+    }
     assert made_from["training_run"] == documented.pk
     for text in (hf.text, mct["model_details"]["citations"][0]["citation"]):
         assert f"mlwiki {settings.APP_VERSION}" in text

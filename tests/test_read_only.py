@@ -21,7 +21,7 @@ from tests.factories import (
 from tests.factories import make_token as token_for
 from tests.test_attachments import png
 from wiki.history import Actor, Source
-from wiki.models import ChainHead, Membership, Page
+from wiki.models import ChainHead, Membership, Page, Template
 from wiki.pipelines import normalize
 from wiki.services.attachments import attach
 from wiki.services.exports import build, request_export
@@ -135,6 +135,7 @@ def _urls(ids):
         "api:project-list": reverse("api:project-list"),
         "api:search": reverse("api:search") + "?q=churn",
         "api:project-detail": reverse("api:project-detail", kwargs=project),
+        "api:project-template": reverse("api:project-template", kwargs=project),
         "api:page-list": reverse("api:page-list", kwargs=project),
         "api:page-detail": reverse("api:page-detail", kwargs=page),
         "api:docs-push": reverse("api:docs-push", kwargs=project),
@@ -188,6 +189,9 @@ def _urls(ids):
         "frontend:members": reverse("frontend:members", kwargs=project),
         "frontend:notifications": reverse("frontend:notifications", kwargs=project),
         "frontend:mlflow-sync": reverse("frontend:mlflow-sync", kwargs=project),
+        # The preview of a template change, which only a POST carries out.
+        "frontend:project-template": reverse("frontend:project-template", kwargs=project)
+        + f"?template={Template.objects.get(slug='sr-11-7').pk}",
         "frontend:member-remove": reverse(
             "frontend:member-remove", kwargs=project | {"pk": ids["member"]}
         ),

@@ -231,10 +231,8 @@ def test_text_and_code_that_mention_attachments_are_left_alone(project):
 
 
 def test_page_fields_and_body_resolve_attachments_in_one_pass(project):
-    from wiki.categories import get_category
-
     rows, body = rendering.render_page(
-        get_category("model"),
+        project.spec.get_category("model"),
         {"architecture": "![arch](attachment:roc.png)"},
         "[r](attachment:report.html)",
         "churn",

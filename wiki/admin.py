@@ -10,7 +10,7 @@ from simple_history.admin import SimpleHistoryAdmin
 
 from wiki.categories import validate_fields
 from wiki.history import Actor, Source
-from wiki.models import Deployment, ModelVersion, Page, Project, SsoAccount, TrainingRun
+from wiki.models import Deployment, ModelVersion, Page, Project, SsoAccount, Template, TrainingRun
 from wiki.services import EditConflict
 from wiki.services.pages import create_free_page, edit_page
 from wiki.services.projects import clean_tags, create_project, update_project
@@ -90,15 +90,17 @@ class ServiceAdmin(SimpleHistoryAdmin):
 @admin.register(Project)
 class ProjectAdmin(ServiceAdmin):
     form = ProjectAdminForm
-    list_display = ["name", "slug", "owner_team", "revision", "updated_at"]
+    list_display = ["name", "slug", "owner_team", "template", "revision", "updated_at"]
+    list_select_related = ["template"]
     search_fields = ["name", "slug", "owner_team", "summary"]
 
     def get_fields(self, request, obj=None):
         fields = ["slug", "name", "owner_team", "summary", "tags", "change_reason"]
-        return fields + ["base_revision"] if obj else fields
+        return ["template", *fields, "base_revision"] if obj else fields
 
     def get_readonly_fields(self, request, obj=None):
-        return ["slug"] if obj else []
+        # A project changes template by an upgrade (the project's settings page).
+        return ["slug", "template"] if obj else []
 
     def save_model(self, request, obj, form, change):
         data = form.cleaned_data
@@ -188,6 +190,18 @@ class RecordAdmin(SimpleHistoryAdmin):
 
     def has_delete_permission(self, request, obj=None):
         return False
+
+
+@admin.register(Template)
+class TemplateAdmin(RecordAdmin):
+    """Templates are loaded with ``manage.py load_template`` and never change: shown only."""
+
+    list_display = ["slug", "version", "label", "loaded_at", "loaded_by_name"]
+    list_select_related = []
+    search_fields = ["slug", "label"]
+    readonly_fields = ["slug", "version", "label", "digest", "loaded_at", "loaded_by_name",
+                       "source"]  # fmt: skip
+    fields = readonly_fields
 
 
 @admin.register(ModelVersion)

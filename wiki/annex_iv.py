@@ -1,5 +1,6 @@
 """The EU AI Act Annex IV appendix of an audit report: what in the wiki documents each item
-of Annex IV (technical documentation, Article 11(1)), and whether it does so well enough.
+of Annex IV (technical documentation, Article 11(1)), and whether it does so well enough;
+and the same for the elements of SR 11-7, for templates whose fields evidence them.
 
 An item is **covered** when every field that evidences it is filled with real text (not a
 placeholder such as "TBD": wiki.categories.is_placeholder) on a page whose current revision
@@ -7,43 +8,44 @@ is its approved one, and every kind of record it names has been recorded. It is 
 when some of that holds, with the reasons; **missing** when nothing evidences it.
 """
 
-from wiki.categories import TABLE, get_category, is_placeholder
+from wiki.categories import TABLE, is_placeholder
 from wiki.diff import as_text
 
-# Each item and what documents it: "category.field" a structured field; "page:slug" the
-# text of the free page of that slug; "records:…" the pipeline records; "history" the
-# audit chain.
+# The items of Annex IV, in the law's words. What documents each is the project's
+# template's business (wiki.doc_templates.Spec.sources): fields that name the item in
+# their ``evidences``, and the template's other sources for it (``evidence``).
 ANNEX_IV = [
     (1, "A general description of the AI system: intended purpose, provider, versions, "
-        "how it is deployed",
-     ["overview.purpose", "overview.owners", "overview.status", "deployment.environment",
-      "records:model_versions"]),
+        "how it is deployed"),
     (2, "A detailed description of the elements of the AI system and of the process for "
-        "its development: methods, design, architecture, data, training, validation",
-     ["model.architecture", "model.training_algorithm", "model.hyperparameters",
-      "data.sources", "data.preprocessing", "data.feature_engineering", "data.split",
-      "data.dataset_versions", "workflow.workflow", "records:training_runs"]),
+        "its development: methods, design, architecture, data, training, validation"),
     (3, "Detailed information about the monitoring, functioning and control of the AI "
-        "system: capabilities and limitations, foreseeable unintended outcomes, oversight",
-     ["model.limitations", "data.limitations_bias", "overview.out_of_scope",
-      "deployment.monitoring", "deployment.rollback"]),
-    (4, "A description of the appropriateness of the performance metrics",
-     ["model.evaluation_metrics", "records:metrics"]),
-    (5, "A detailed description of the risk management system (Article 9)",
-     ["overview.risk_level", "data.limitations_bias", "data.personal_data_licensing",
-      "deployment.rollback"]),
-    (6, "A description of relevant changes made to the system through its lifecycle",
-     ["maintenance.update_log", "maintenance.update_reasons", "records:deployments",
-      "history"]),
-    (7, "A list of the harmonised standards applied, or of the other solutions adopted",
-     ["page:standards"]),
-    (8, "A copy of the EU declaration of conformity (Article 47)",
-     ["page:declaration-of-conformity"]),
+        "system: capabilities and limitations, foreseeable unintended outcomes, oversight"),
+    (4, "A description of the appropriateness of the performance metrics"),
+    (5, "A detailed description of the risk management system (Article 9)"),
+    (6, "A description of relevant changes made to the system through its lifecycle"),
+    (7, "A list of the harmonised standards applied, or of the other solutions adopted"),
+    (8, "A copy of the EU declaration of conformity (Article 47)"),
     (9, "A description of the system in place to evaluate the AI system's performance in "
-        "the post-market phase (Article 72)",
-     ["deployment.monitoring", "maintenance.post_update_tests", "workflow.scheduled_jobs",
-      "records:deployment_checks"]),
+        "the post-market phase (Article 72)"),
 ]  # fmt: skip
+# The elements of model risk management that SR 11-7 (Federal Reserve / OCC, 2011) asks
+# to be documented and validated.
+SR_11_7 = [
+    ("purpose_use", "Model purpose and intended use in the business"),
+    ("development", "Model development: data, methodology and implementation"),
+    ("limitations", "Model limitations and assumptions"),
+    ("conceptual_soundness", "Evaluation of conceptual soundness"),
+    ("ongoing_monitoring", "Ongoing monitoring"),
+    ("outcomes_analysis", "Outcomes analysis (back-testing)"),
+    ("validator_conclusion", "The validator's conclusion"),
+]
+# Every item id a template may name: "annex_iv.3", "sr_11_7.limitations".
+ITEMS = {f"annex_iv.{n}": title for n, title in ANNEX_IV} | {
+    f"sr_11_7.{key}": title for key, title in SR_11_7
+}
+# Sources of evidence other than a field: "records:…" the pipeline records; "history"
+# the audit chain; and "page:<slug>" the text of the free page of that slug.
 RECORD_SOURCES = {
     "records:model_versions": "Model versions (pipeline records)",
     "records:training_runs": "Training runs (pipeline records)",
@@ -52,22 +54,37 @@ RECORD_SOURCES = {
     "records:deployment_checks": "Post-deployment checks (pipeline records)",
     "history": "The revision history and its audit chain",
 }
+EVIDENCE_SOURCES = frozenset(RECORD_SOURCES)
 QUOTED = 40  # characters of a placeholder quoted in a reason
 
 
-def annex_iv(pages, free_pages, facts, url):
-    """The appendix, one entry per item. ``pages``: the category pages by category;
-    ``free_pages``: the free pages by slug; ``facts``: whether each record source holds
-    anything; ``url(page)``: the wiki's address of the page's current revision."""
+def annex_iv(spec, pages, free_pages, facts, url):
+    """The appendix, one entry per item, as the template ``spec`` maps them. ``pages``:
+    the category pages by category; ``free_pages``: the free pages by slug; ``facts``:
+    whether each record source holds anything; ``url(page)``: the wiki's address of the
+    page's current revision."""
+    return _mapping(spec, "annex_iv", ANNEX_IV, pages, free_pages, facts, url)
+
+
+def sr_11_7(spec, pages, free_pages, facts, url):
+    """The SR 11-7 mapping, as ``annex_iv``; None when ``spec`` evidences no SR 11-7 item."""
+    if not spec.evidences_any("sr_11_7."):
+        return None
+    return _mapping(spec, "sr_11_7", SR_11_7, pages, free_pages, facts, url)
+
+
+def _mapping(spec, prefix, items_of_law, pages, free_pages, facts, url):
     items = []
-    for number, title, sources in ANNEX_IV:
+    for number, title in items_of_law:
         evidence = [
             _records(source, facts[source])
             if source in RECORD_SOURCES
-            else _page_evidence(source, pages, free_pages, url)
-            for source in sources
+            else _page_evidence(spec, source, pages, free_pages, url)
+            for source in spec.sources(f"{prefix}.{number}")
         ]
-        if all(e["filled"] and e["approved"] is not False for e in evidence):
+        if not evidence:
+            state = "missing"
+        elif all(e["filled"] and e["approved"] is not False for e in evidence):
             state = "covered"
         else:
             state = "partial" if any(e["filled"] for e in evidence) else "missing"
@@ -76,7 +93,8 @@ def annex_iv(pages, free_pages, facts, url):
             "title": title,
             "state": state,
             # Two fields of one unapproved page give one reason, said once.
-            "reasons": list(dict.fromkeys(e["reason"] for e in evidence if e["reason"])),
+            "reasons": list(dict.fromkeys(e["reason"] for e in evidence if e["reason"]))
+            or ([] if evidence else [f"nothing in the template {spec.name} evidences it"]),
             "documented_by": evidence,
         })  # fmt: skip
     return items
@@ -92,7 +110,7 @@ def _records(source, present):
     }  # fmt: skip
 
 
-def _page_evidence(source, pages, free_pages, url):
+def _page_evidence(spec, source, pages, free_pages, url):
     """A field (or a free page's text) as evidence: filled with real text, and approved."""
     if source.startswith("page:"):
         slug = source.removeprefix("page:")
@@ -102,9 +120,9 @@ def _page_evidence(source, pages, free_pages, url):
         value = page.body if page else None
     else:
         slug, field = source.split(".")
-        spec = get_category(slug)
-        field_label = spec.get_field(field).label
-        label, noun = f"{spec.label}: {field_label}", f"{spec.label} page"
+        category = spec.get_category(slug)
+        field_label = category.get_field(field).label
+        label, noun = f"{category.label}: {field_label}", f"{category.label} page"
         page = pages.get(slug)
         value = page.fields.get(field) if page else None
     placeholder = is_placeholder(value)

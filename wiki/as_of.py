@@ -27,7 +27,8 @@ from django.db.models import F, Window
 from django.db.models.functions import RowNumber
 from django.utils import timezone
 
-from wiki.models import Deployment, ModelVersion, Page, Project, TrainingRun
+from wiki.doc_templates import DEFAULT
+from wiki.models import Deployment, ModelVersion, Page, Project, Template, TrainingRun
 
 PARAMETER = "as_of"
 MAX_LENGTH = 200  # longer is no moment: refused before it is read
@@ -144,8 +145,8 @@ class Documentation:
     rebuilt from their history rows (unsaved objects: never save one)."""
 
     moment: Moment
-    # The project's history row then: its name, summary, owner and tags then (and, once
-    # projects are pinned to templates, the template version then).
+    # The project's history row then: its name, summary, owner, tags and template version
+    # then (``project.spec`` is the template then).
     project_row: object
     project: Project
     pages: list = field(default_factory=list)  # Page objects, as they stood then
@@ -202,6 +203,12 @@ def documentation(project, moment, slug=None):
             Project, project_row,
             records_version=project.records_version, pages_version=project.pages_version,
         )  # fmt: skip
+        if then.template_id is None:
+            # A row from before templates: migration 0018 pinned every project to the
+            # default template's first version, which holds the categories of then.
+            then.template_id = Template.objects.values_list("pk", flat=True).get(
+                slug=DEFAULT, version=1
+            )
     where = {"project_id": project.pk} | ({"slug": slug} if slug is not None else {})
     pages = []
     for row in _latest_rows(Page.history, moment.at, **where).order_by("title", "id"):

@@ -70,8 +70,8 @@ def _as_stored(value):
 
 
 # Columns added to history rows after chains existed: hashed only when set, so the rows
-# sealed before they were added still verify.
-LATER_COLUMNS = ("history_origin", "as_of")
+# sealed before they were added still verify (a project's template: migration 0018).
+LATER_COLUMNS = ("history_origin", "template_id", "as_of")
 
 
 def canonical(row):

@@ -1,9 +1,11 @@
-"""The documentation categories every project has, and the structured fields of each.
+"""What a documentation category is, and the rules of the values its fields hold.
 
-This registry is the single definition of what a project's documentation holds: the
-browser forms, the validation of stored values and the completeness score are all
-derived from it. The fields follow the source document (shared/seeds), "O que documentar
-em um projeto de Machine Learning", extended with the overview that audits ask for.
+The categories themselves are data: each project is pinned to a version of a template
+(wiki.models.Template, its YAML checked by wiki.doc_templates), whose spec lists them.
+The browser forms, the validation of stored values and the completeness score are all
+derived from the project's spec; the built-in default (wiki/packs/default.yaml) follows
+the source document (shared/seeds), "O que documentar em um projeto de Machine
+Learning", extended with the overview that audits ask for.
 
 Stored values, by kind:
 - ``markdown``: a string of Markdown, rendered and sanitized for display;
@@ -12,7 +14,7 @@ Stored values, by kind:
 """
 
 import re
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 from django.core.exceptions import ValidationError
 
@@ -37,6 +39,12 @@ class Field:
     kind: str
     required: bool = True
     choices: tuple[str, ...] = ()
+    # The items of a regulation this field documents ("annex_iv.3", "sr_11_7.limitations").
+    evidences: tuple[str, ...] = ()
+    # "category.field" names this field had in earlier templates: an upgrade moves their values.
+    renamed_from: tuple[str, ...] = ()
+    # A value stored under a name the template no longer has (see Category.fields_for).
+    unknown: bool = False
 
 
 @dataclass(frozen=True)
@@ -47,6 +55,8 @@ class Category:
     label: str
     description: str
     fields: tuple[Field, ...] = field(default_factory=tuple)
+    # The kinds of record whose arrival makes this page stale (wiki.health.QUESTIONS).
+    stale_on: tuple[str, ...] = ()
 
     def get_field(self, name):
         for f in self.fields:
@@ -58,277 +68,43 @@ class Category:
     def required_fields(self):
         return [f for f in self.fields if f.required]
 
+    def fields_for(self, *values):
+        """The fields to show for stored ``values`` (one or more dicts, e.g. the two sides
+        of a diff): the category's, then any name a value has that the category does not
+        (written under an older template), shown under its stored name, never dropped."""
+        known = {f.name for f in self.fields}
+        extra = dict.fromkeys(n for v in values for n in (v or {}) if n not in known)
+        found = [next((v[name] for v in values if v and name in v), None) for name in extra]
+        return [self._as_stored(f, values) for f in self.fields] + [
+            Field(name, name, "A field of an earlier template.", guess_kind(value),
+                  required=False, unknown=True)
+            for name, value in zip(extra, found, strict=True)
+        ]  # fmt: skip
 
-CATEGORIES = (
-    Category(
-        "overview",
-        "Overview",
-        "What the system is for, who owns it, and how risky it is.",
-        (
-            Field(
-                "purpose",
-                "Purpose and intended use",
-                "The problem the model solves, who uses its output, and the decisions it informs.",
-                MARKDOWN,
-            ),
-            Field(
-                "owners",
-                "Owners",
-                "Who is accountable, one row per role, e.g. 'Product owner: Ana Souza', "
-                "'ML lead: João Lima'.",
-                TABLE,
-            ),
-            Field(
-                "stakeholders",
-                "Stakeholders",
-                "Teams and people who depend on or are affected by the model, and their "
-                "interest in it.",
-                TABLE,
-            ),
-            Field(
-                "status",
-                "Status",
-                "Where the system is in its life cycle.",
-                TEXT,
-                choices=("development", "validation", "production", "deprecated", "retired"),
-            ),
-            Field(
-                "risk_level",
-                "Risk level",
-                "The impact of a wrong prediction on people and the business, as rated by "
-                "your risk process.",
-                TEXT,
-                choices=("low", "medium", "high"),
-            ),
-            Field(
-                "out_of_scope",
-                "Out-of-scope uses",
-                "Uses the model was not designed or validated for, and must not be put to.",
-                MARKDOWN,
-                required=False,
-            ),
-        ),
-    ),
-    Category(
-        "data",
-        "Data",
-        "Where the data comes from and everything done to it before training.",
-        (
-            Field(
-                "sources",
-                "Data sources",
-                "The origin of every dataset: systems, tables, vendors, collection period "
-                "and owner.",
-                MARKDOWN,
-            ),
-            Field(
-                "preprocessing",
-                "Preprocessing",
-                "How the raw data was cleaned: filtering, deduplication, missing values, outliers.",
-                MARKDOWN,
-            ),
-            Field(
-                "feature_engineering",
-                "Transformations and feature engineering",
-                "The transformations applied and the features derived, with the reason for each.",
-                MARKDOWN,
-            ),
-            Field(
-                "split",
-                "Train / validation / test split",
-                "How the data was divided (random, by time, by group), why, and the size of "
-                "each set.",
-                MARKDOWN,
-            ),
-            Field(
-                "dataset_versions",
-                "Dataset versions",
-                "One row per dataset with the version or snapshot used, e.g. "
-                "'customers: 2024-06-30'.",
-                TABLE,
-            ),
-            Field(
-                "limitations_bias",
-                "Known limitations and bias",
-                "Gaps, imbalances and groups under-represented in the data, and their "
-                "effect on the model.",
-                MARKDOWN,
-                required=False,
-            ),
-            Field(
-                "personal_data_licensing",
-                "Personal data and licensing",
-                "Personal or sensitive data used, its legal basis, and the licences of "
-                "third-party data.",
-                MARKDOWN,
-                required=False,
-            ),
-        ),
-    ),
-    Category(
-        "model",
-        "Model",
-        "How the model is built, trained and judged.",
-        (
-            Field(
-                "architecture",
-                "Architecture",
-                "The model family and structure (e.g. gradient-boosted trees, a two-tower "
-                "network) and why it was chosen.",
-                MARKDOWN,
-            ),
-            Field(
-                "hyperparameters",
-                "Hyperparameters",
-                "The hyperparameters selected, one row each, e.g. 'learning_rate: 0.05'; "
-                "say in the body how they were tuned.",
-                TABLE,
-            ),
-            Field(
-                "training_algorithm",
-                "Training algorithm",
-                "The training procedure: algorithm, loss, optimiser, early stopping, hardware.",
-                MARKDOWN,
-            ),
-            Field(
-                "evaluation_metrics",
-                "Evaluation metrics",
-                "The metrics chosen to evaluate the model, why they fit the problem, and the "
-                "acceptance thresholds.",
-                MARKDOWN,
-            ),
-            Field(
-                "previous_versions",
-                "Previous versions",
-                "Earlier versions of the model, what changed between them and why they were "
-                "replaced.",
-                MARKDOWN,
-            ),
-            Field(
-                "limitations",
-                "Limitations",
-                "Known weaknesses: inputs or segments where the model performs poorly.",
-                MARKDOWN,
-                required=False,
-            ),
-        ),
-    ),
-    Category(
-        "deployment",
-        "Deployment",
-        "How the model runs in production and how it is watched.",
-        (
-            Field(
-                "environment",
-                "Deployment environment",
-                "Where the model runs, e.g. 'Kubernetes cluster ml-prod (eu-west-1)' or "
-                "'nightly batch on Airflow'.",
-                TEXT,
-            ),
-            Field(
-                "configuration",
-                "Deployment configuration",
-                "The settings it runs with, one row each, e.g. 'replicas: 3', 'timeout: 200 ms'.",
-                TABLE,
-            ),
-            Field(
-                "monitoring",
-                "Production monitoring and metrics",
-                "What is monitored in production (latency, errors, drift, business "
-                "metrics), thresholds and alerts.",
-                MARKDOWN,
-            ),
-            Field(
-                "scaling",
-                "Scaling procedures",
-                "How the service scales with load: autoscaling rules, limits, capacity tests.",
-                MARKDOWN,
-            ),
-            Field(
-                "architecture",
-                "Implementation architecture",
-                "The components around the model (feature store, API, queues, batch jobs) "
-                "and how requests flow.",
-                MARKDOWN,
-            ),
-            Field(
-                "rollback",
-                "Rollback procedure",
-                "How to return to the previous version, who may decide it, and how long it takes.",
-                MARKDOWN,
-                required=False,
-            ),
-        ),
-    ),
-    Category(
-        "workflow",
-        "Workflow",
-        "The automated path from data to production.",
-        (
-            Field(
-                "workflow",
-                "Training, validation and deployment workflow",
-                "The steps from new data to a deployed model, who or what triggers each, "
-                "and the gates between them.",
-                MARKDOWN,
-            ),
-            Field(
-                "scheduled_jobs",
-                "Scheduled jobs",
-                "The automated jobs, one row each with their schedule, e.g. "
-                "'retraining: every Monday 02:00 UTC'.",
-                TABLE,
-            ),
-            Field(
-                "dependencies",
-                "Dependencies and pipelines",
-                "Upstream data pipelines, libraries, services and repositories this system "
-                "depends on.",
-                MARKDOWN,
-            ),
-        ),
-    ),
-    Category(
-        "maintenance",
-        "Maintenance",
-        "What changed after go-live, why, and how each change was tested.",
-        (
-            Field(
-                "update_log",
-                "Update log",
-                "Every update since the first release: date, version and what changed.",
-                MARKDOWN,
-            ),
-            Field(
-                "update_reasons",
-                "Reasons for each update",
-                "Why each update was made: drift, new data, a bug, a new requirement.",
-                MARKDOWN,
-            ),
-            Field(
-                "post_update_tests",
-                "Post-update test results",
-                "The tests run after each update and their results, with links to the evidence.",
-                MARKDOWN,
-            ),
-        ),
-    ),
-)
+    @staticmethod
+    def _as_stored(field, values):
+        """``field``, shown as the kind its stored value has (a template may have changed
+        a field's kind since the value was written)."""
+        stored = [v[field.name] for v in values if v and v.get(field.name)]
+        if any((field.kind == TABLE) != isinstance(value, list) for value in stored):
+            return replace(field, kind=guess_kind(stored[0]), choices=())
+        return field
 
-CATEGORY_NAMES = tuple(c.name for c in CATEGORIES)
-_BY_NAME = {c.name: c for c in CATEGORIES}
+
+def guess_kind(value):
+    """The kind a stored value reads as, when no field says: rows are a table."""
+    return TABLE if isinstance(value, list) else MARKDOWN
+
 
 # Free-page slugs that would clash with category pages or the project's own URLs.
-RESERVED_SLUGS = frozenset(CATEGORY_NAMES) | {
+# The default template's category names are kept too, so a free page made under it never
+# blocks a later template (each template's own names are checked by Page.clean).
+RESERVED_SLUGS = frozenset({
+    "overview", "data", "model", "deployment", "workflow", "maintenance",
     "pages", "records", "settings", "members", "activity", "audit", "tokens",
-    "runs", "deployments", "model-versions",
+    "runs", "deployments", "model-versions", "template",
     "validations", "findings",
-}  # fmt: skip
-
-
-def get_category(name):
-    """The category called ``name``; KeyError for an unknown name."""
-    return _BY_NAME[name]
+})  # fmt: skip
 
 
 def validate_fields(category, values):

@@ -11,8 +11,6 @@ import re
 from dataclasses import dataclass
 from itertools import zip_longest
 
-from wiki.categories import TABLE
-
 
 @dataclass
 class Change:
@@ -34,7 +32,7 @@ def as_text(value, kind=None):
     """A field value as the lines a person reads (a table as "key: value" lines)."""
     if value in (None, "", []):
         return ""
-    if kind == TABLE:
+    if isinstance(value, list):  # a table, whatever its field is now (kinds can change)
         return "\n".join(f"{row['key']}: {row['value']}" for row in value)
     return str(value)
 
@@ -88,7 +86,7 @@ def compare(spec, old, new, words=True):
     category is ``spec`` (None for a free page), in the order a reader meets them; with
     ``words``, the changed words of changed lines are marked too."""
     parts = [("title", "Title", old["title"], new["title"], None)]
-    for field in spec.fields if spec else ():
+    for field in spec.fields_for(old["fields"], new["fields"]) if spec else ():
         parts.append(
             (
                 field.name,

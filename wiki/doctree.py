@@ -25,7 +25,7 @@ import yaml
 from django.core.exceptions import ValidationError
 
 from wiki.attachments import open_stored
-from wiki.categories import CATEGORY_NAMES, TABLE
+from wiki.categories import TABLE
 from wiki.models import Attachment
 
 FRONT_MATTER = "---\n"
@@ -121,8 +121,8 @@ def _empty(spec):
 
 def pages(project):
     """The project's pages in a stable order: the categories', then free pages by slug."""
-    order = {name: number for number, name in enumerate(CATEGORY_NAMES)}
-    return sorted(project.pages.all(), key=lambda p: (order.get(p.category, len(order)), p.slug))
+    order = project.spec.order
+    return sorted(project.pages.all(), key=lambda p: (order(p.category), p.slug))
 
 
 def files(project):

@@ -28,7 +28,8 @@ from django.db.models import (
 )
 from django.db.models.functions import Coalesce, RowNumber
 
-from wiki.categories import CATEGORY_NAMES, get_category, missing_required
+from wiki.categories import missing_required
+from wiki.doc_templates import spec_of
 from wiki.models import (
     AuditEntry,
     Deployment,
@@ -37,17 +38,10 @@ from wiki.models import (
     Page,
     Pipeline,
     Project,
+    Template,
     TrainingRun,
 )
 
-# Which kinds of record make which category's page stale.
-CONCERNS = {
-    "model": ("new_model_versions", "new_training_runs"),
-    "data": ("new_dataset_versions",),
-    "deployment": ("new_deployments",),
-    "maintenance": ("new_deployments",),
-    "workflow": ("changed_pipeline",),
-}
 REASONS_SHOWN = 5
 
 
@@ -92,17 +86,28 @@ QUESTIONS = {
 }
 
 
-def with_staleness(pages):
-    """``pages`` annotated with what arrived since each one's last edit (see CONCERNS).
+def concerns(page):
+    """The questions that concern ``page``: its category's ``stale_on`` in its template."""
+    return page.spec.stale_on if page.spec else ()
 
-    Each question is asked only of the pages it concerns: the database evaluates a CASE
-    lazily, so the dataset question runs for data pages only, not for all six."""
+
+def with_staleness(pages, specs=None):
+    """``pages`` annotated with what arrived since each one's last edit (the questions
+    their categories' ``stale_on`` names in ``specs``, the templates of their projects;
+    None: every loaded template).
+
+    Each question is asked only of the pages it may concern: the database evaluates a
+    CASE lazily, so the dataset question runs for data pages only, not for all six. A
+    category that one template makes stale and another not is asked for both: is_stale
+    reads each page's own template."""
+    if specs is None:
+        specs = [spec_of(pk) for pk in Template.objects.values_list("pk", flat=True)]
     outer = OuterRef("project"), OuterRef("edited_at")
     return pages.annotate(
         **{
             name: Case(
                 When(
-                    category__in=[c for c, names in CONCERNS.items() if name in names],
+                    category__in={c for spec in specs for c in spec.stale_categories(name)},
                     then=Exists(question(*outer)),
                 ),
                 default=Value(False),
@@ -115,7 +120,7 @@ def with_staleness(pages):
 
 def is_stale(page):
     """Whether ``page`` (annotated by ``with_staleness``) is behind its records."""
-    return any(getattr(page, name) for name in CONCERNS.get(page.category, ()))
+    return any(getattr(page, name) for name in concerns(page))
 
 
 def _when(moment):
@@ -157,7 +162,7 @@ def stale_reasons(page):
     sentences (empty when it is up to date, and for pages no record concerns): '3 new
     deployments: #7 …; #6 …; and 1 more', the newest first, counted in the same query."""
     reasons = []
-    for name in CONCERNS.get(page.category, ()):
+    for name in concerns(page):
         kind, describe = LISTINGS[name]
         moment = MOMENTS.get(name, "created_at")
         records = QUESTIONS[name](page.project_id, page.edited_at)
@@ -229,16 +234,17 @@ def dashboard(projects):
     )
     ids = [p.pk for p in projects]
     pages = {}
-    chosen = with_staleness(Page.objects.categories().filter(project__in=ids))
+    specs = {project.pk: project.spec for project in projects}
+    chosen = with_staleness(Page.objects.categories().filter(project__in=ids), list(specs.values()))
     # Plain rows, not pages: building 6 model instances per project cost more than the query.
     columns = ("project_id", "category", "fields", "revision", "review_state",
                "approved_revision", *QUESTIONS)  # fmt: skip
     for page in chosen.values(*columns).order_by():
-        spec = get_category(page["category"])
+        spec = specs[page["project_id"]].category_or_unknown(page["category"])
         required = len(spec.required_fields)
         page["score"] = (required - len(missing_required(spec, page["fields"])), required)
         page["label"] = spec.label
-        page["stale"] = any(page[name] for name in CONCERNS.get(page["category"], ()))
+        page["stale"] = any(page[name] for name in spec.stale_on)
         pages.setdefault(page["project_id"], []).append(page)
     # The version live in each environment: the latest succeeded deployment there.
     rank = Window(
@@ -258,7 +264,8 @@ def dashboard(projects):
         environments.setdefault(project_id, []).append((environment, version))
     rows = []
     for project in projects:
-        own = sorted(pages.get(project.pk, []), key=lambda p: CATEGORY_NAMES.index(p["category"]))
+        order = project.spec.order
+        own = sorted(pages.get(project.pk, []), key=lambda p: order(p["category"]))
         filled = sum(p["score"][0] for p in own)
         required = sum(p["score"][1] for p in own)
         rows.append(

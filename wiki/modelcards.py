@@ -204,7 +204,7 @@ def markdown(source):
 def _section(page):
     """A page as Markdown: its title, each filled field under its label, then its body."""
     parts = [f"## {page.title}"]
-    for spec in page.spec.fields:
+    for spec in page.spec.fields_for(page.fields):
         value = page.fields.get(spec.name)
         if value:
             parts += [f"### {spec.label}", _table(value) if spec.kind == TABLE else value]

@@ -387,14 +387,15 @@ def link_attachments(html, resolve):
 def _markdown_texts(spec, fields, body):
     """The Markdown fields of a page that have a value (registry order), and the texts
     to render: theirs, then the body."""
-    markdown_fields = [f for f in (spec.fields if spec else []) if f.kind == MARKDOWN]
+    markdown_fields = [f for f in (spec.fields_for(fields) if spec else []) if f.kind == MARKDOWN]
     markdown_fields = [f for f in markdown_fields if fields.get(f.name)]
     return markdown_fields, [fields[f.name] for f in markdown_fields] + [body]
 
 
 def _page_rows(spec, fields, markdown_fields, rendered):
     by_name = dict(zip((f.name for f in markdown_fields), rendered, strict=False))
-    rows = [(f, fields.get(f.name), by_name.get(f.name)) for f in (spec.fields if spec else [])]
+    shown = spec.fields_for(fields) if spec else []
+    rows = [(f, fields.get(f.name), by_name.get(f.name)) for f in shown]
     return rows, rendered[-1]
 
 

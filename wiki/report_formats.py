@@ -241,14 +241,22 @@ def markdown_lines(report):
     yield ""
     yield ANNEX_RULE
     yield ""
+    yield from _mapping_lines(report["annex_iv"])
+    if report.get("sr_11_7"):
+        yield "## Appendix: SR 11-7 model risk management"
+        yield ""
+        yield SR_RULE
+        yield ""
+        yield from _mapping_lines(report["sr_11_7"])
+
+
+def _mapping_lines(items):
+    """A regulation's items as Markdown: a table of their states, then each one's evidence."""
     yield from _table(
         ["Item", "Requirement", "State", "Why not covered"],
-        [
-            [i["item"], i["title"], STATES[i["state"]], "; ".join(i["reasons"])]
-            for i in report["annex_iv"]
-        ],
+        [[i["item"], i["title"], STATES[i["state"]], "; ".join(i["reasons"])] for i in items],
     )
-    for item in report["annex_iv"]:
+    for item in items:
         yield f"### Item {item['item']}: evidence"
         yield ""
         for d in item["documented_by"]:
@@ -267,6 +275,12 @@ def write_markdown(report, handle, progress):
 # Facts shared by the templates and Markdown ------------------------------------------
 
 
+# What the SR 11-7 appendix (templates whose fields evidence SR 11-7 items) says of itself.
+SR_RULE = (
+    "The elements of model risk management SR 11-7 asks to be documented, each with the "
+    "fields of this project's template that evidence it; covered, as for Annex IV, only "
+    "by real text on approved revisions."
+)
 ANNEX_RULE = (
     "An item is covered when every field that documents it holds real text (a placeholder "
     "such as TBD, TODO or n/a counts as missing) on a page whose current revision is "
@@ -497,6 +511,8 @@ def html(report, *, pdf=False):
             "annex": [(i, STATES[i["state"]]) for i in report["annex_iv"]],
             "validation": validated,
             "signature_rule": validation_report.SIGNATURE_RULE,
+            "sr_11_7": [(i, STATES[i["state"]]) for i in report.get("sr_11_7") or ()],
+            "sr_rule": SR_RULE,
             "runs_ledger": pdf and list(ledger(RUN_HEADER, map(run_row, report["training_runs"]))),
             "changes_ledger": pdf
             and list(ledger(CHANGE_HEADER, map(change_row, report["change_log"]))),

@@ -22,8 +22,8 @@ from datetime import UTC, datetime, time, timedelta
 from django.conf import settings
 
 from wiki import as_of, audit, diff, validations
-from wiki.annex_iv import annex_iv
-from wiki.categories import CATEGORIES, get_category, is_placeholder, missing_required
+from wiki.annex_iv import annex_iv, sr_11_7
+from wiki.categories import is_placeholder, missing_required
 from wiki.models import (
     Attachment,
     AuditEntry,
@@ -114,7 +114,7 @@ def _page_entry(project, page):
                 "missing": f.name in missing,
                 "placeholder": is_placeholder(page.fields.get(f.name)),
             }
-            for f in spec.fields
+            for f in spec.fields_for(page.fields)
         ]
         filled, required = page.completeness
         entry["completeness"] = {
@@ -467,15 +467,17 @@ def _changes(project, include_diffs):
                     if name not in BOOKKEEPING and before[name] != value
                 )
                 page_diff = (
-                    _page_diff(row, before) if include_diffs and label == PAGE_TABLE else None
+                    _page_diff(project.spec, row, before)
+                    if include_diffs and label == PAGE_TABLE
+                    else None
                 )
                 changes[(label, row["history_id"])] = (changed, page_diff)
             before = row
     return changes
 
 
-def _page_diff(row, before):
-    spec = get_category(row["category"]) if row.get("category") else None
+def _page_diff(spec, row, before):
+    spec = spec.category_or_unknown(row["category"]) if row.get("category") else None
     old = {"title": before["title"], "fields": before["fields"], "body": before["body"]}
     new = {"title": row["title"], "fields": row["fields"], "body": row["body"]}
     return [
@@ -550,10 +552,13 @@ def build(
         then = as_of.documentation(project, moment)
         all_pages = sorted(then.pages, key=lambda page: page.slug)
         described = then.project
-    order = {c.name: i for i, c in enumerate(CATEGORIES)}
+    # The template the documentation followed then (a report as of a moment reads it
+    # from the project's history row of the moment).
+    spec = described.spec
+    order = spec.order
     categories = {p.category: p for p in all_pages if p.category}
     free_pages = {p.slug: p for p in all_pages if not p.category}
-    documentation = [_page_entry(project, categories[c]) for c in sorted(categories, key=order.get)]
+    documentation = [_page_entry(project, categories[c]) for c in sorted(categories, key=order)]
     documentation += [_page_entry(project, p) for p in free_pages.values()]
     filled = sum(p.get("completeness", {}).get("filled", 0) for p in documentation)
     required = sum(p.get("completeness", {}).get("required", 0) for p in documentation)
@@ -594,7 +599,7 @@ def build(
                 "files_unchecked": verdict.unchecked,
             },
             "completeness": {"filled": filled, "required": required},
-            "approvals": [_approval(categories[c]) for c in sorted(categories, key=order.get)]
+            "approvals": [_approval(categories[c]) for c in sorted(categories, key=order)]
             + [_approval(page) for page in free_pages.values()],
         },
         "inventory": _inventory(described, categories, production),
@@ -605,8 +610,9 @@ def build(
         "change_log": change_log,
         "attachments": _attachment_versions(project, all_pages, end if moment else None),
         "validation": validations.report_section(project),
+        "template": {"slug": spec.slug, "version": spec.version, "label": spec.label},
         "annex_iv": annex_iv(
-            categories, free_pages, facts, lambda page: revision_url(project, page)
+            spec, categories, free_pages, facts, lambda page: revision_url(project, page)
         ),
     }
     if moment is not None:
@@ -618,6 +624,9 @@ def build(
             "at": iso(moment.at),
             "record": moment.record,
         }
+    sr = sr_11_7(spec, categories, free_pages, facts, lambda page: revision_url(project, page))
+    if sr is not None:
+        report["sr_11_7"] = sr
     if with_history:  # both read as they are written: see write_json
         report["series"] = series(project)
         report["history"] = history(head)

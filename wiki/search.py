@@ -17,7 +17,7 @@ from django.db.models.expressions import RawSQL
 from django.utils.html import escape
 from django.utils.safestring import mark_safe
 
-from wiki.categories import MARKDOWN, get_category
+from wiki.categories import MARKDOWN
 from wiki.diff import as_text
 from wiki.models import Page, Project, SearchEntry, TrainingRun
 from wiki.rendering import plain_text
@@ -43,10 +43,10 @@ def entry_values(obj):
         return "project", obj.pk, obj.name, "", "", text
     if name == "page":
         # Markdown as the words a reader sees, so snippets show no table rules or [[links]].
-        spec = get_category(obj.category) if obj.category else None
+        spec = obj.spec
         fields = [
             plain_text(value) if f.kind == MARKDOWN else as_text(value, f.kind)
-            for f in (spec.fields if spec else ())
+            for f in (spec.fields_for(obj.fields) if spec else ())
             if (value := obj.fields.get(f.name))
         ]
         text = _texts(*fields, plain_text(obj.body))

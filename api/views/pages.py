@@ -25,7 +25,6 @@ from api.views.base import (
     with_etag,
 )
 from wiki import as_of
-from wiki.categories import CATEGORY_NAMES
 from wiki.health import stale_reasons
 from wiki.history import git_origin
 from wiki.rendering import render_markdown
@@ -48,17 +47,19 @@ class PageList(mixins.ListModelMixin, ApiView):
         kind = query.choice("kind", ["category", "free"])
         moment = self.moment()
         if moment is not None:
-            pages = as_of.documentation(project, moment).pages
+            then = as_of.documentation(project, moment)
+            pages = then.pages
             if kind is not None:
                 pages = [p for p in pages if bool(p.category) == (kind == "category")]
-            rank = {name: i for i, name in enumerate(CATEGORY_NAMES)}
-            return sorted(pages, key=lambda p: (rank.get(p.category, len(rank)), p.slug))
+            order = then.project.spec.order  # the template then
+            return sorted(pages, key=lambda p: (order(p.category), p.slug))
         pages = project.pages.select_related("project")
         if kind is not None:
             pages = pages.categories() if kind == "category" else pages.free()
+        names = project.spec.category_names
         order = Case(
-            *(When(category=name, then=Value(i)) for i, name in enumerate(CATEGORY_NAMES)),
-            default=Value(len(CATEGORY_NAMES)),
+            *(When(category=name, then=Value(i)) for i, name in enumerate(names)),
+            default=Value(len(names)),
             output_field=IntegerField(),
         )
         return pages.order_by(order, "slug")

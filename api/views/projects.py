@@ -5,7 +5,12 @@ from rest_framework import exceptions, mixins, status
 from rest_framework.response import Response
 
 from api.auth import Scope, request_token
-from api.serializers import ProjectSerializer, ProjectUpdateSerializer
+from api.serializers import (
+    ProjectSerializer,
+    ProjectUpdateSerializer,
+    TemplateChangeSerializer,
+    TemplatePlanSerializer,
+)
 from api.views.base import (
     IF_MATCH,
     LOCATION,
@@ -19,6 +24,7 @@ from api.views.base import (
 from wiki.access import MAINTAIN, may_create_projects, visible_projects
 from wiki.models import Project
 from wiki.services.projects import create_project, update_project
+from wiki.services.templates import preview_upgrade, template_named, upgrade_project
 
 
 class ProjectList(mixins.ListModelMixin, ApiView):
@@ -30,7 +36,8 @@ class ProjectList(mixins.ListModelMixin, ApiView):
 
     def get_queryset(self):
         query = self.query({"tag", "owner_team"})
-        projects = visible_projects(self.request.user).with_category_pages().order_by("slug")
+        projects = visible_projects(self.request.user).with_category_pages()
+        projects = projects.select_related("template").order_by("slug")
         token = request_token(self.request)
         if token is not None and not token.all_projects:
             projects = projects.filter(slug__in=token.projects)
@@ -69,7 +76,9 @@ class ProjectList(mixins.ListModelMixin, ApiView):
         serializer = self.get_serializer(data=request.data)
         serializer.is_valid(raise_exception=True)
         project = create_project(actor=self.actor(), **serializer.validated_data)
-        project = Project.objects.with_category_pages().get(pk=project.pk)
+        project = (
+            Project.objects.with_category_pages().select_related("template").get(pk=project.pk)
+        )
         data = self.get_serializer(project).data
         response = Response(data, status=status.HTTP_201_CREATED, headers={"Location": data["url"]})
         return with_etag(response, project.revision)
@@ -85,7 +94,11 @@ class ProjectDetail(ApiView):
 
     def project(self):
         self.get_project()
-        return Project.objects.with_category_pages().get(pk=self._project.pk)
+        return (
+            Project.objects.with_category_pages()
+            .select_related("template")
+            .get(pk=self._project.pk)
+        )
 
     @extend_schema(responses=responses({200: ProjectSerializer}, 404))
     def get(self, request, project):
@@ -113,3 +126,31 @@ class ProjectDetail(ApiView):
         )
         current = self.project()
         return with_etag(Response(self.get_serializer(current).data), current.revision)
+
+
+class ProjectTemplate(ApiView):
+    """Move the project to a template version (its latest when no version is given), or
+    with ``dry_run`` only say what the move would do. Needs an admin token and a
+    maintainer. Repeating a move that was made changes nothing, so no Idempotency-Key."""
+
+    serializer_class = TemplatePlanSerializer
+    scopes = ApiView.scopes | {"POST": Scope.ADMIN}
+    needs = ApiView.needs | {"POST": MAINTAIN}
+
+    @extend_schema(
+        request=TemplateChangeSerializer,
+        responses=responses({200: TemplatePlanSerializer}, 400, 404, 413, 415),
+    )
+    def post(self, request, project):
+        project = self.get_project()
+        serializer = TemplateChangeSerializer(data=request.data)
+        serializer.is_valid(raise_exception=True)
+        data = serializer.validated_data
+        template = template_named(data["template"], data.get("version"))
+        plan = preview_upgrade(project, template)
+        plan.applied = not data["dry_run"] and project.template_id != template.pk
+        if plan.applied:
+            upgrade_project(
+                project, template, actor=self.actor(), reason=data.get("change_reason", "")
+            )
+        return Response(self.get_serializer(plan).data)

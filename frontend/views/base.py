@@ -8,7 +8,6 @@ from django.shortcuts import render
 
 from wiki import access, as_of, caching
 from wiki.access import EDIT, MAINTAIN, VIEW, rights
-from wiki.categories import CATEGORIES
 from wiki.health import is_stale, with_staleness
 from wiki.history import Actor, Source
 from wiki.models import Page, Project
@@ -48,7 +47,8 @@ class Tab:
 
 def _tabs(project):
     pages = with_staleness(
-        project.pages.categories().only("project", "category", "fields", "edited_at")
+        project.pages.categories().only("project", "category", "fields", "edited_at"),
+        [project.spec],
     )
     # Plain tuples in the cache, not objects of a class that may change.
     return [(page.pk, page.category, page.completeness, is_stale(page)) for page in pages]
@@ -59,7 +59,7 @@ def project_context(request, project, active):
     (cached by the project's records and pages versions), and what the user may do here."""
     marks = caching.get_or_compute(caching.state_key(project, "tabs"), lambda: _tabs(project))
     by_category = {mark[1]: Tab(*mark) for mark in marks}
-    tabs = [(c, by_category[c.name]) for c in CATEGORIES if c.name in by_category]
+    tabs = [(c, by_category[c.name]) for c in project.spec.categories if c.name in by_category]
     granted = rights(request.user, project)
     return {
         "project": project,
@@ -94,7 +94,7 @@ def as_of_context(request, documentation, active):
     pages = documentation.category_pages
     tabs = [
         (c, Tab(pages[c.name].pk, c.name, pages[c.name].completeness, stale=False))
-        for c in CATEGORIES
+        for c in documentation.project.spec.categories  # the template then
         if c.name in pages
     ]
     return {

@@ -16,6 +16,7 @@ from frontend.forms import (
     NotificationsForm,
     ProjectCreateForm,
     ProjectSettingsForm,
+    TemplateChangeForm,
     apply_errors,
 )
 from frontend.views.base import CURSORS, actor, cursor, pager, project_context, project_for
@@ -41,6 +42,7 @@ from wiki.services.members import remove_member, set_member
 from wiki.services.pages import revision_of
 from wiki.services.projects import create_project, update_project
 from wiki.services.records import RecordConflict
+from wiki.services.templates import preview_upgrade, upgrade_project
 from wiki.services.tokens import revoke_token
 from wiki.summaries import count_per_version, lineage
 
@@ -130,8 +132,38 @@ def project_settings(request, project):
         else:
             messages.success(request, "Project settings saved.")
             return redirect("frontend:project-detail", project.slug)
-    context = project_context(request, project, "settings") | {"form": form, "conflict": conflict}
+    context = project_context(request, project, "settings") | {
+        "form": form, "conflict": conflict, "template": project.template,
+    }  # fmt: skip
     return render(request, "frontend/project_settings.html", context)
+
+
+@require_http_methods(["GET", "HEAD", "POST"])
+def project_template(request, project):
+    """Change the project's template (maintainers): choose a version (GET ?template=),
+    see what the move would do, confirm it (POST)."""
+    project = project_for(request, project, MAINTAIN)
+    data = request.POST if request.method == "POST" else request.GET
+    form = TemplateChangeForm(data if "template" in data else None)
+    form.fields["template"].initial = project.template_id
+    plan = None
+    if form.is_bound and form.is_valid():
+        chosen = form.cleaned_data["template"]
+        try:
+            if request.method == "POST":
+                upgrade_project(
+                    project, chosen, actor=actor(request),
+                    reason=form.cleaned_data["change_reason"],
+                )  # fmt: skip
+                messages.success(request, f"The project now follows the template {chosen}.")
+                return redirect("frontend:project-settings", project.slug)
+            plan = preview_upgrade(project, chosen)
+        except ValidationError as e:
+            apply_errors(form, e)
+    context = project_context(request, project, "settings") | {
+        "form": form, "plan": plan, "current": project.template,
+    }  # fmt: skip
+    return render(request, "frontend/project_template.html", context)
 
 
 def _project_tokens(project):

@@ -23,6 +23,7 @@ SCREENS = {
     "search": "/search/?q=model",
     "export": f"/projects/{DEMO}/exports/",
     "attachment": f"/projects/{DEMO}/model/attachments/roc-curve.png/versions/",
+    "template": f"/projects/{DEMO}/settings/template/",
 }
 
 

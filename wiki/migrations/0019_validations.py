@@ -10,7 +10,7 @@ from django.db import migrations, models
 class Migration(migrations.Migration):
 
     dependencies = [
-        ('wiki', '0017_pipeline_mlflow'),
+        ('wiki', '0018_templates'),
         migrations.swappable_dependency(settings.AUTH_USER_MODEL),
     ]
 

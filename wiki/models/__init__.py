@@ -17,6 +17,7 @@ from wiki.models.pipelines import Pipeline
 from wiki.models.projects import Membership, Project
 from wiki.models.records import Deployment, ModelVersion, RunValue, TrainingRun
 from wiki.models.sso import SsoAccount
+from wiki.models.templates import Template
 from wiki.models.tokens import ApiToken, IdempotencyKey
 from wiki.models.validations import Finding, FindingComment, Validation
 
@@ -28,6 +29,6 @@ __all__ = [
     "Deployment", "ExportJob", "Finding", "FindingComment", "HistoricalPage", "HistoricalProject",
     "IdempotencyKey", "Membership", "MlflowRun", "MlflowSync", "ModelVersion",
     "NotificationSettings", "Page", "Pipeline", "Project", "RunValue", "SearchEntry",
-    "SeriesChunk", "SsoAccount", "TrainingRun", "Validation", "max_length",
+    "SeriesChunk", "SsoAccount", "Template", "TrainingRun", "Validation", "max_length",
     "validate_project_slug", "validate_version",
 ]  # fmt: skip

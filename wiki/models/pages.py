@@ -6,7 +6,7 @@ from django.db import models
 from django.db.models import Q
 from django.utils import timezone
 
-from wiki.categories import CATEGORY_NAMES, RESERVED_SLUGS, get_category, missing_required
+from wiki.categories import RESERVED_SLUGS, missing_required
 from wiki.models.base import DomainModel, history, validate_slug
 from wiki.models.projects import Project
 
@@ -23,10 +23,9 @@ class Page(DomainModel):
     """A documentation page: one per category per project, or a free page (no category)."""
 
     project = models.ForeignKey(Project, on_delete=models.PROTECT, related_name="pages")
-    # Empty for free pages (runbooks, glossaries, decision records).
-    category = models.CharField(
-        max_length=20, blank=True, choices=[(name, name) for name in CATEGORY_NAMES]
-    )
+    # Empty for free pages (runbooks, glossaries, decision records); else the name of a
+    # category of the project's template.
+    category = models.CharField(max_length=40, blank=True, validators=[validate_slug])
     slug = models.CharField(max_length=60, validators=[validate_slug])
     title = models.CharField(max_length=200)
     fields = models.JSONField(default=dict, blank=True)
@@ -79,13 +78,16 @@ class Page(DomainModel):
         return f"{self.project.slug}/{self.slug}"
 
     def clean(self):
-        if not self.category and self.slug in RESERVED_SLUGS:
+        own = self.project.spec.category_names if self.project_id else ()
+        reserved = RESERVED_SLUGS | set(own)
+        if not self.category and self.slug in reserved:
             raise ValidationError({"slug": f"'{self.slug}' is reserved; choose another slug."})
 
     @property
     def spec(self):
-        """The registry category of a category page, None for a free page."""
-        return get_category(self.category) if self.category else None
+        """The category of a category page in its project's template (one with no fields
+        if the template lacks it), None for a free page."""
+        return self.project.spec.category_or_unknown(self.category) if self.category else None
 
     @property
     def missing_fields(self):

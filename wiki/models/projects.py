@@ -29,6 +29,9 @@ class Project(DomainModel):
     summary = models.CharField(max_length=500, blank=True)
     owner_team = models.CharField("owner team", max_length=100)
     tags = models.JSONField(default=list, blank=True)
+    # The template version whose categories and fields the documentation follows; moved
+    # only by wiki.services.templates.upgrade_project.
+    template = models.ForeignKey("wiki.Template", on_delete=models.PROTECT, related_name="projects")
     revision = models.PositiveIntegerField(default=1)
     created_at = models.DateTimeField(auto_now_add=True)
     updated_at = models.DateTimeField(auto_now=True)
@@ -72,6 +75,14 @@ class Project(DomainModel):
         """Bump the project's pages version, in the caller's transaction (last in it, as
         records_changed)."""
         Project.objects.filter(pk=project_id).update(pages_version=F("pages_version") + 1)
+
+    @property
+    def spec(self):
+        """The project's template spec (categories, fields, evidence map, review months),
+        read without loading the template row (wiki.doc_templates caches specs)."""
+        from wiki.doc_templates import spec_of
+
+        return spec_of(self.template_id)
 
     @property
     def completeness(self):

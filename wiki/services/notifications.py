@@ -30,7 +30,6 @@ from django.db.models import F
 from django.utils import timezone
 
 from wiki import metrics, outbox
-from wiki.categories import CATEGORY_NAMES
 from wiki.health import is_stale, stale_reasons, with_staleness
 from wiki.history import recording
 from wiki.models import Delivery, Finding, Membership, NotificationSettings, Page
@@ -172,8 +171,8 @@ def digest_text(project):
     """The digest of ``project``: its overdue validation findings, its stale pages (and
     what arrived) and its pages with required fields missing (and what to write); None
     when there is nothing to say."""
-    pages = with_staleness(Page.objects.categories().filter(project=project))
-    pages = sorted(pages, key=lambda page: CATEGORY_NAMES.index(page.category))
+    pages = with_staleness(Page.objects.categories().filter(project=project), [project.spec])
+    pages = sorted(pages, key=lambda page: project.spec.order(page.category))
     stale = [page for page in pages if is_stale(page)]
     incomplete = [page for page in pages if page.missing_fields]
     overdue = list(Finding.objects.overdue().filter(project=project).order_by("due_date", "number"))

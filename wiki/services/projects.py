@@ -4,10 +4,10 @@ from django.core.exceptions import ValidationError
 from django.db import IntegrityError, transaction
 
 from wiki import audit
-from wiki.categories import CATEGORIES
 from wiki.history import recording
 from wiki.models import Membership, Page, Project
 from wiki.services import EditConflict
+from wiki.services.templates import default_template, template_named
 
 TAG_MAX_LENGTH = 50
 MAX_TAGS = 20
@@ -33,16 +33,22 @@ def _tags(tags):
         raise ValidationError({"tags": e.messages}) from None
 
 
-def create_project(*, actor, slug, name, owner_team, summary="", tags=(), change_reason=""):
-    """Create a project together with its six category pages; its creator maintains it."""
+def create_project(
+    *, actor, slug, name, owner_team, summary="", tags=(), change_reason="", template=None
+):  # fmt: skip
+    """Create a project together with a page for each category of its template (the
+    latest version of ``template``, a slug, or of the default template); its creator
+    maintains it."""
+    pinned = template_named(template) if template else default_template()
     project = Project(
-        slug=slug, name=name, owner_team=owner_team, summary=summary, tags=_tags(tags)
-    )
+        slug=slug, name=name, owner_team=owner_team, summary=summary, tags=_tags(tags),
+        template=pinned,
+    )  # fmt: skip
     project.full_clean()
     try:
         with transaction.atomic(), recording(actor, change_reason or "Created project"):
             project.save()
-            for category in CATEGORIES:
+            for category in pinned.spec.categories:
                 Page.objects.create(
                     project=project,
                     category=category.name,
