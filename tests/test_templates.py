@@ -447,6 +447,9 @@ def test_the_api_creates_a_project_on_a_template_and_upgrades_it(api, user):
     done = client.post(url, {"template": "default", "version": 2}, format="json")
     assert done.status_code == 200 and done.json()["applied"] is True
     assert Project.objects.get(slug="api-upgrade").template.version == 2
+    patched = client.patch("/api/v1/projects/api-upgrade/", {"template": "sr-11-7"},
+                           format="json", HTTP_IF_MATCH='"2"')  # fmt: skip
+    assert patched.status_code == 400 and "template" in patched.json()["errors"]
     refused = client.post(url, {"template": "eu-ai-act-high-risk"}, format="json")
     assert refused.status_code == 400  # v2 has a "risk" category the EU pack lacks
     assert "risk" in json.dumps(refused.json())

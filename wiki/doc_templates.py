@@ -391,11 +391,13 @@ class Spec:
 _specs = {}
 
 
-def spec_of(template_id):
-    """The spec of the template with primary key ``template_id`` (read once per process)."""
+def spec_of(template_id, definition=None):
+    """The spec of the template with primary key ``template_id`` (read once per process;
+    not at all when its ``definition`` is at hand)."""
     spec = _specs.get(template_id)
     if spec is None:
-        definition = Template.objects.values_list("definition", flat=True).get(pk=template_id)
+        if definition is None:
+            definition = Template.objects.values_list("definition", flat=True).get(pk=template_id)
         spec = _specs[template_id] = Spec.from_definition(definition)
     return spec
 

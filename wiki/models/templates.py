@@ -48,4 +48,4 @@ class Template(DomainModel):
         """The immutable spec every reader of categories uses (built once per row)."""
         from wiki.doc_templates import spec_of
 
-        return spec_of(self.pk)
+        return spec_of(self.pk, self.definition)
