@@ -7,7 +7,7 @@ from django.conf import settings
 from django.contrib.auth import get_user_model
 from django.core.exceptions import ValidationError
 
-from wiki import run_table
+from wiki import inventory, run_table
 from wiki.audit import ACTIVITY_KINDS
 from wiki.categories import MARKDOWN, TABLE, TEXT
 from wiki.history import CHANGE_REASON_MAX_LENGTH, Source
@@ -22,6 +22,7 @@ from wiki.models import (
     Page,
     Project,
     TrainingRun,
+    Validation,
     max_length,
 )
 from wiki.models.records import MAX_NAME_LENGTH
@@ -472,3 +473,35 @@ class RunsTableForm(forms.Form):
             names = [n for n in self.data.getlist(kind) if 0 < len(n) <= MAX_NAME_LENGTH]
             chosen.append(list(dict.fromkeys(names))[: run_table.MAX_COLUMNS])
         return tuple(chosen)
+
+
+class InventoryFilterForm(forms.Form):
+    """The model inventory's filters and order (wiki.inventory.chosen)."""
+
+    text = forms.CharField(required=False, max_length=200, label="Name")
+    tier = forms.CharField(required=False, max_length=200, label="Risk tier")
+    status = forms.CharField(required=False, max_length=200)
+    team = forms.CharField(required=False, max_length=100, label="Owner team")
+    review = forms.ChoiceField(
+        required=False, choices=[("", "any"), *((s, s) for s in inventory.REVIEW_STATES)]
+    )
+    outcome = forms.ChoiceField(
+        required=False,
+        label="Last validation",
+        choices=[("", "any"), *Validation.Outcome.choices, (inventory.NEVER, "never validated")],
+    )
+    sort = forms.ChoiceField(
+        required=False,
+        choices=[
+            ("name", "name"), ("tier", "risk tier"), ("next_review", "next review"),
+            ("findings", "open findings"), ("validated", "last validated"), ("team", "team"),
+        ],
+    )  # fmt: skip
+
+    def filters(self):
+        """Keyword arguments for wiki.inventory.chosen (none when the form is invalid)."""
+        if not self.is_valid():
+            return {}
+        data = {name: value or None for name, value in self.cleaned_data.items()}
+        data["sort"] = data["sort"] or "name"
+        return data

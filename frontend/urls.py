@@ -3,7 +3,17 @@ from django.templatetags.static import static
 from django.urls import path
 from django.views.generic import RedirectView
 
-from frontend.views import attachments, exports, pages, projects, records, runs, search, tokens
+from frontend.views import (
+    attachments,
+    exports,
+    inventory,
+    pages,
+    projects,
+    records,
+    runs,
+    search,
+    tokens,
+)
 
 app_name = "frontend"
 
@@ -24,6 +34,7 @@ urlpatterns = [
     path("favicon.ico", login_not_required(Favicon.as_view())),
     path("tokens/", tokens.tokens, name="tokens"),
     path("search/", search.search_page, name="search"),
+    path("inventory/", inventory.inventory_page, name="inventory"),
     path("tokens/<int:pk>/revoke/", tokens.token_revoke, name="token-revoke"),
     path("projects/", RedirectView.as_view(pattern_name="frontend:project-list")),
     path("projects/new/", projects.project_create, name="project-create"),
