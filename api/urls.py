@@ -9,6 +9,7 @@ from api.views import (
     batches,
     exports,
     history,
+    inventory,
     pages,
     pipelines,
     projects,
@@ -34,6 +35,7 @@ PAGE = f"{PROJECT}pages/<slug:page>/"
 urlpatterns = [
     path("projects/", projects.ProjectList.as_view(), name="project-list"),
     path("search/", search.Search.as_view(), name="search"),
+    path("inventory/", inventory.Inventory.as_view(), name="inventory"),
     path(PROJECT, projects.ProjectDetail.as_view(), name="project-detail"),
     path(f"{PROJECT}template/", projects.ProjectTemplate.as_view(), name="project-template"),
     path(f"{PROJECT}pages/", pages.PageList.as_view(), name="page-list"),

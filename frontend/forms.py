@@ -7,7 +7,7 @@ from django.conf import settings
 from django.contrib.auth import get_user_model
 from django.core.exceptions import ValidationError
 
-from wiki import run_table
+from wiki import inventory, run_table
 from wiki.audit import ACTIVITY_KINDS
 from wiki.categories import MARKDOWN, TABLE, TEXT
 from wiki.history import CHANGE_REASON_MAX_LENGTH, Source
@@ -23,6 +23,7 @@ from wiki.models import (
     Project,
     Template,
     TrainingRun,
+    Validation,
     max_length,
 )
 from wiki.models.records import MAX_NAME_LENGTH
@@ -511,3 +512,35 @@ class TemplateChangeForm(forms.Form):
         label="Change reason", max_length=CHANGE_REASON_MAX_LENGTH, required=False,
         help_text="Kept in the history; by default it names both versions.",
     )  # fmt: skip
+
+
+class InventoryFilterForm(forms.Form):
+    """The model inventory's filters and order (wiki.inventory.chosen)."""
+
+    text = forms.CharField(required=False, max_length=200, label="Name")
+    tier = forms.CharField(required=False, max_length=200, label="Risk tier")
+    status = forms.CharField(required=False, max_length=200)
+    team = forms.CharField(required=False, max_length=100, label="Owner team")
+    review = forms.ChoiceField(
+        required=False, choices=[("", "any"), *((s, s) for s in inventory.REVIEW_STATES)]
+    )
+    outcome = forms.ChoiceField(
+        required=False,
+        label="Last validation",
+        choices=[("", "any"), *Validation.Outcome.choices, (inventory.NEVER, "never validated")],
+    )
+    sort = forms.ChoiceField(
+        required=False,
+        choices=[
+            ("name", "name"), ("tier", "risk tier"), ("next_review", "next review"),
+            ("findings", "open findings"), ("validated", "last validated"), ("team", "team"),
+        ],
+    )  # fmt: skip
+
+    def filters(self):
+        """Keyword arguments for wiki.inventory.chosen (none when the form is invalid)."""
+        if not self.is_valid():
+            return {}
+        data = {name: value or None for name, value in self.cleaned_data.items()}
+        data["sort"] = data["sort"] or "name"
+        return data

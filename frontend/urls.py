@@ -6,6 +6,7 @@ from django.views.generic import RedirectView
 from frontend.views import (
     attachments,
     exports,
+    inventory,
     pages,
     projects,
     records,
@@ -34,6 +35,7 @@ urlpatterns = [
     path("favicon.ico", login_not_required(Favicon.as_view())),
     path("tokens/", tokens.tokens, name="tokens"),
     path("search/", search.search_page, name="search"),
+    path("inventory/", inventory.inventory_page, name="inventory"),
     path("tokens/<int:pk>/revoke/", tokens.token_revoke, name="token-revoke"),
     path("projects/", RedirectView.as_view(pattern_name="frontend:project-list")),
     path("projects/new/", projects.project_create, name="project-create"),

@@ -554,7 +554,7 @@ class _Echo:
         return value
 
 
-def _cell(value):
+def csv_cell(value):
     # A spreadsheet would run a text cell starting with = + - @ as a formula; the
     # apostrophe keeps a change reason such as "=HYPERLINK(...)" plain text.
     text = str(value)
@@ -577,4 +577,4 @@ def activity_csv(entries):
             e.seq, e.at.isoformat(), e.username, e.source, e.kind, ACTIONS[e.action],
             e.object_repr, e.object_id, e.reason, e.request_id or "", e.digest,
         ]  # fmt: skip
-        yield writer.writerow([_cell(value) for value in row])
+        yield writer.writerow([csv_cell(value) for value in row])

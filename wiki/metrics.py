@@ -93,6 +93,8 @@ AUDIT_VERIFICATION_FAILURES = Counter(
 # Names of the metrics computed at scrape time (QueueDepth, and the chains' last verdicts).
 QUEUE_DEPTH = "mlwiki_celery_queue_depth"
 CHAINS_FAILING = "mlwiki_audit_chains_failing"
+REVIEWS = "mlwiki_periodic_reviews"
+FINDINGS_OVERDUE = "mlwiki_findings_overdue"
 
 
 def registry():
@@ -113,6 +115,7 @@ class _Scrape:
         if self.read_now:
             yield from _queue_depth()
             yield from _chains_failing()
+            yield from _governance()
 
 
 def _queue_depth():
@@ -158,6 +161,29 @@ def _chains_failing():
         return
     yield GaugeMetricFamily(
         CHAINS_FAILING, "Audit chains whose last verification found them altered.", value=failing
+    )
+
+
+def _governance():
+    """Projects by periodic review state (overdue, due soon, …) and unresolved findings
+    past their due date, over every project (wiki.inventory)."""
+    from wiki import inventory
+    from wiki.models import Project
+
+    try:
+        rows = inventory.inventory(Project.objects.all())
+    except DatabaseError:
+        return
+    reviews = GaugeMetricFamily(
+        REVIEWS, "Projects by the state of their next periodic review.", labels=["state"]
+    )
+    for state in inventory.REVIEW_STATES:
+        reviews.add_metric([state], sum(row.review_state == state for row in rows))
+    yield reviews
+    yield GaugeMetricFamily(
+        FINDINGS_OVERDUE,
+        "Validation findings still unresolved after their due date.",
+        value=sum(row.overdue_findings for row in rows),
     )
 
 

@@ -2,11 +2,13 @@
 and exactly-once record writes."""
 
 import re
+from types import SimpleNamespace
 
 from django.core.exceptions import PermissionDenied
 from drf_spectacular.utils import OpenApiParameter, OpenApiResponse
 from rest_framework import exceptions, generics
 from rest_framework.mixins import ListModelMixin
+from rest_framework.negotiation import DefaultContentNegotiation
 from rest_framework.response import Response
 
 from api.auth import Scope, request_token
@@ -74,6 +76,14 @@ class Filters:
             return AwareDateTimeField().to_internal_value(value)
         except exceptions.ValidationError as error:
             raise exceptions.ValidationError({name: error.detail}) from None
+
+
+class FormatIsAParameter(DefaultContentNegotiation):
+    """DRF reads ``?format=`` as the name of a renderer (and answers 404 for one it has
+    not): in views that use this, it is their own parameter (a card's format, CSV), so
+    the errors are still JSON."""
+
+    settings = SimpleNamespace(URL_FORMAT_OVERRIDE=None)
 
 
 class ApiView(generics.GenericAPIView):

@@ -1,18 +1,15 @@
 """Audit report exports over the API: ask for one (202), follow it, download it."""
 
-from types import SimpleNamespace
-
 from django.http import FileResponse, HttpResponse, JsonResponse
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_schema
 from rest_framework import exceptions, mixins
-from rest_framework.negotiation import DefaultContentNegotiation
 from rest_framework.response import Response
 
 from api.errors import ErrorSerializer
 from api.pagination import NumberedPages
 from api.serializers import ExportRequestSerializer, ExportSerializer
-from api.views.base import ApiView, list_responses, responses
+from api.views.base import ApiView, FormatIsAParameter, list_responses, responses
 from wiki import doctree, modelcards, storage
 from wiki.access import VIEW
 from wiki.models import ExportJob
@@ -194,13 +191,6 @@ class MarkdownTree(ApiView):
         return FileResponse(tree, as_attachment=True, filename=name, content_type=GZIP)
 
 
-class _CardFormats(DefaultContentNegotiation):
-    """DRF reads ``?format=`` as the name of a renderer (and answers 404 for one it has
-    not): here it names the card's format, so the errors are still JSON."""
-
-    settings = SimpleNamespace(URL_FORMAT_OVERRIDE=None)
-
-
 MARKDOWN = "text/markdown"
 CARD = "The card: a README.md for huggingface, JSON for model-card-toolkit."
 
@@ -212,7 +202,7 @@ class ModelCard(ApiView):
     ``format=model-card-toolkit`` Model Card Toolkit JSON (schema 0.0.2). Both name the
     mlwiki version, each page's revision and the audit chain head they were made from."""
 
-    content_negotiation_class = _CardFormats
+    content_negotiation_class = FormatIsAParameter
 
     @extend_schema(
         operation_id="projects_model_card",
