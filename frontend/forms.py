@@ -522,7 +522,7 @@ class InventoryFilterForm(forms.Form):
     status = forms.CharField(required=False, max_length=200)
     team = forms.CharField(required=False, max_length=100, label="Owner team")
     review = forms.ChoiceField(
-        required=False, choices=[("", "any"), *((s, s) for s in inventory.REVIEW_STATES)]
+        required=False, choices=[("", "any"), *inventory.REVIEW_LABELS.items()]
     )
     outcome = forms.ChoiceField(
         required=False,

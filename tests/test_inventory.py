@@ -12,7 +12,6 @@ from django.urls import reverse
 from django.utils import timezone
 
 from tests.factories import (
-    PASSWORD,
     ProjectFactory,
     UserFactory,
     cli_actor,
@@ -37,7 +36,9 @@ def web(user):
 def set_overview(project, **values):
     page = project.pages.get(category="overview")
     fields = page.fields | values
-    return edit_page(page, actor=cli_actor(), base_revision=page.revision, fields=fields)
+    return edit_page(
+        page, actor=cli_actor(), base_revision=page.revision, change_reason="", fields=fields
+    )
 
 
 @pytest.fixture
@@ -233,7 +234,7 @@ def overdue(project):
 
 def test_an_overdue_review_shows_on_the_dashboard(client_logged_in, overdue):
     text = client_logged_in.get(reverse("frontend:project-list")).content.decode()
-    assert "review overdue" in text
+    assert "Periodic review overdue since" in text
 
 
 def test_an_overdue_review_is_in_the_digest(overdue):
@@ -247,12 +248,12 @@ def test_metrics_count_projects_by_review_state(settings, overdue):
     client = Client()
     body = client.get("/metrics", HTTP_AUTHORIZATION="Bearer " + "m" * 32).content.decode()
     assert 'mlwiki_periodic_reviews{state="overdue"} 1.0' in body
-    assert 'mlwiki_periodic_reviews{state="no tier"} 1.0' in body
+    assert 'mlwiki_periodic_reviews{state="no_tier"} 1.0' in body
     assert "mlwiki_findings_overdue 0.0" in body
 
 
 def test_a_validator_can_log_in_and_read_the_inventory(project, vera):
     client = Client()
-    assert client.login(username="vera", password=PASSWORD)
+    client.force_login(vera)
     assert "Churn model" in client.get(reverse("frontend:inventory")).content.decode()
     assert Validation.objects.count() == 0  # reading wrote nothing

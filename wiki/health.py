@@ -27,7 +27,9 @@ from django.db.models import (
     Window,
 )
 from django.db.models.functions import Coalesce, RowNumber
+from django.utils import timezone
 
+from wiki import inventory
 from wiki.categories import missing_required
 from wiki.doc_templates import spec_of
 from wiki.models import (
@@ -40,6 +42,7 @@ from wiki.models import (
     Project,
     Template,
     TrainingRun,
+    Validation,
 )
 
 REASONS_SHOWN = 5
@@ -195,13 +198,20 @@ class ProjectHealth:
     last_at: object
     last_by: str
     overdue_findings: int = 0  # unresolved validation findings past their due date
+    next_review: object = None  # the periodic review's date (wiki.inventory), if any
+    review_state: str = inventory.NO_TIER
+
+    @property
+    def review_label(self):
+        return inventory.REVIEW_LABELS[self.review_state]
 
     @property
     def attention(self):
-        """Sort key, the most in need of attention first: overdue findings, incomplete,
-        stale, unapproved."""
+        """Sort key, the most in need of attention first: overdue findings, an overdue
+        review, incomplete, stale, unapproved."""
         return (
             -self.overdue_findings,
+            self.review_state != inventory.OVERDUE,
             self.completeness,
             -len(self.stale),
             self.approved - self.pages,
@@ -224,10 +234,12 @@ def dashboard(projects):
         .annotate(count=Count("id"))
         .values("count")
     )
+    concluded = Validation.objects.filter(project=OuterRef("pk"), concluded_at__isnull=False)
     projects = list(
         projects.annotate(
             latest_version=Subquery(latest_version.values("version")[:1]),
             overdue_findings=Coalesce(Subquery(overdue[:1]), 0),
+            last_concluded=Subquery(concluded.order_by("-concluded_at").values("concluded_at")[:1]),
             last_at=Subquery(last_entry.values("at")[:1]),
             last_by=Subquery(last_entry.values("username")[:1]),
         )
@@ -263,11 +275,16 @@ def dashboard(projects):
     for project_id, environment, version in live:
         environments.setdefault(project_id, []).append((environment, version))
     rows = []
+    today = timezone.localdate()
     for project in projects:
         order = project.spec.order
         own = sorted(pages.get(project.pk, []), key=lambda p: order(p["category"]))
         filled = sum(p["score"][0] for p in own)
         required = sum(p["score"][1] for p in own)
+        tier = inventory.risk_tier(project.spec, {p["category"]: p["fields"] for p in own})
+        review = inventory.next_review(
+            project.spec, tier, project.last_concluded or project.created_at
+        )
         rows.append(
             ProjectHealth(
                 project=project,
@@ -282,6 +299,8 @@ def dashboard(projects):
                 last_at=project.last_at,
                 last_by=project.last_by or "",
                 overdue_findings=project.overdue_findings,
+                next_review=review,
+                review_state=inventory.review_state(review, today),
             )
         )
     return rows

@@ -16,10 +16,10 @@ and API, the dashboard, the digest and /metrics all use it).
 import calendar
 import csv
 import io
-from functools import reduce
-from operator import or_
 from dataclasses import dataclass, field
 from datetime import date, timedelta
+from functools import reduce
+from operator import or_
 
 from django.db.models import Count, F, OuterRef, Q, Subquery, Window
 from django.db.models.functions import RowNumber
@@ -33,8 +33,11 @@ REVIEW_SOON_DAYS = 30
 # Deployments to these environments (any case) are what "the production version" means.
 PRODUCTION_ENVIRONMENTS = ("production", "prod")
 
-OVERDUE, DUE_SOON, SCHEDULED, NO_TIER = "overdue", "due soon", "scheduled", "no tier"
+OVERDUE, DUE_SOON, SCHEDULED, NO_TIER = "overdue", "due_soon", "scheduled", "no_tier"
 REVIEW_STATES = (OVERDUE, DUE_SOON, SCHEDULED, NO_TIER)
+REVIEW_LABELS = {
+    OVERDUE: "overdue", DUE_SOON: "due soon", SCHEDULED: "scheduled", NO_TIER: "no tier"
+}  # fmt: skip
 SEVERITIES = [s.value for s in Finding.Severity]
 
 
@@ -66,27 +69,36 @@ class InventoryRow:
         return self.project.spec.name
 
     @property
+    def review_label(self):
+        return REVIEW_LABELS[self.review_state]
+
+    @property
     def open_total(self):
         return sum(self.open_findings.values())
 
 
-def _field(spec, overview, dotted):
-    """The value of ``dotted`` ("category.field") among the category pages' fields."""
+def _field(spec, fields, dotted):
+    """The text of ``dotted`` ("category.field") in ``fields`` (category -> the fields of
+    its page); "" when unset or not a text."""
     if not dotted:
         return ""
     category, name = dotted.split(".", 1)
-    value = overview.get(category, {}).get(name, "")
+    value = fields.get(category, {}).get(name, "")
     return value if isinstance(value, str) else ""
 
 
-def review_date(project, tier, last_validation):
-    """The date of ``project``'s next review (None when its template sets no period for
-    ``tier``)."""
-    months = project.spec.review_months.get(tier)
-    if not months:
-        return None
-    since = last_validation.concluded_at if last_validation else project.created_at
-    return add_months(timezone.localdate(since), months)
+def risk_tier(spec, fields):
+    """The risk tier its template's risk-tier field gives a project whose category pages
+    hold ``fields`` (category -> fields)."""
+    return _field(spec, fields, spec.risk_tier_field)
+
+
+def next_review(spec, tier, since):
+    """The date of the next review of a project of template ``spec`` and risk ``tier``
+    whose last validation was concluded (or which was created) at ``since``; None when
+    the template sets no period for the tier."""
+    months = spec.review_months.get(tier) if tier else None
+    return add_months(timezone.localdate(since), months) if months else None
 
 
 def review_state(next_review, today):
@@ -132,9 +144,10 @@ def inventory(projects, today=None):
     rows = []
     for project in projects:
         spec, own = project.spec, fields.get(project.pk, {})
-        tier = _field(spec, own, spec.risk_tier_field)
+        tier = risk_tier(spec, own)
         validation = validations.get(project.last_validation_id)
-        next_review = review_date(project, tier, validation) if tier else None
+        since = validation.concluded_at if validation else project.created_at
+        review = next_review(spec, tier, since)
         row = InventoryRow(
             project=project,
             risk_tier=tier,
@@ -143,8 +156,8 @@ def inventory(projects, today=None):
             last_validation=validation,
             open_findings={s: unresolved.get(project.pk, {}).get(s, 0) for s in SEVERITIES},
             overdue_findings=overdue.get(project.pk, 0),
-            next_review=next_review,
-            review_state=review_state(next_review, today),
+            next_review=review,
+            review_state=review_state(review, today),
             use=_field(spec, own, "overview.purpose"),
         )
         rows.append(row)

@@ -423,6 +423,8 @@ SPECTACULAR_SETTINGS = {
         "DeploymentStatusEnum": "wiki.models.Deployment.Status",
         "FindingStatusEnum": "wiki.models.Finding.Status",
         "ValidationOutcomeEnum": "wiki.models.Validation.Outcome",
+        "PeriodicReviewStateEnum": "wiki.inventory.REVIEW_STATES",
+        "PageReviewStateEnum": "wiki.models.Page.ReviewState",
     },
 }
 

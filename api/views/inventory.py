@@ -1,7 +1,8 @@
 """The model inventory over the API: every model the caller may see (wiki.inventory), as
 JSON pages or as one CSV."""
 
-from drf_spectacular.utils import OpenApiParameter, extend_schema
+from drf_spectacular.types import OpenApiTypes
+from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_schema
 from rest_framework import serializers
 
 from api.auth import request_token
@@ -35,6 +36,14 @@ class InventorySerializer(serializers.Serializer):
     review_state = serializers.ChoiceField(choices=inventory.REVIEW_STATES)
 
 
+# A page of rows as JSON, or with format=csv every row as CSV.
+RESPONSES = list_responses(InventorySerializer)
+RESPONSES[(200, "application/json")] = RESPONSES.pop(200)
+RESPONSES[(200, "text/csv")] = OpenApiResponse(
+    OpenApiTypes.STR, description="format=csv: every row, with the JSON's keys as header."
+)
+
+
 class Inventory(ApiView):
     """Every model (project) the caller may see, with its owner team, risk tier, template,
     status, production version, last validation, open findings by severity and next
@@ -58,7 +67,7 @@ class Inventory(ApiView):
             OpenApiParameter("sort", TEXT, enum=list(inventory.SORTS), description="Default name."),
             OpenApiParameter("format", TEXT, enum=["csv"], description="All rows as CSV."),
         ],
-        responses=list_responses(InventorySerializer),
+        responses=RESPONSES,
     )  # fmt: skip
     def get(self, request):
         query = self.query([*FILTERS, *self.paginator.query_parameters])

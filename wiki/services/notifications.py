@@ -29,10 +29,10 @@ from django.db import IntegrityError, transaction
 from django.db.models import F
 from django.utils import timezone
 
-from wiki import metrics, outbox
+from wiki import inventory, metrics, outbox
 from wiki.health import is_stale, stale_reasons, with_staleness
 from wiki.history import recording
-from wiki.models import Delivery, Finding, Membership, NotificationSettings, Page
+from wiki.models import Delivery, Finding, Membership, NotificationSettings, Page, Project
 from wiki.rendering import site_link as link
 
 logger = logging.getLogger(__name__)
@@ -168,17 +168,34 @@ def page_approved(page):
 
 
 def digest_text(project):
-    """The digest of ``project``: its overdue validation findings, its stale pages (and
-    what arrived) and its pages with required fields missing (and what to write); None
-    when there is nothing to say."""
+    """The digest of ``project``: its periodic review when overdue or due soon, its
+    overdue validation findings, its stale pages (and what arrived) and its pages with
+    required fields missing (and what to write); None when there is nothing to say."""
     pages = with_staleness(Page.objects.categories().filter(project=project), [project.spec])
     pages = sorted(pages, key=lambda page: project.spec.order(page.category))
     stale = [page for page in pages if is_stale(page)]
     incomplete = [page for page in pages if page.missing_fields]
     overdue = list(Finding.objects.overdue().filter(project=project).order_by("due_date", "number"))
-    if not stale and not incomplete and not overdue:
+    (review,) = inventory.inventory(Project.objects.filter(pk=project.pk))
+    due = review.review_state in (inventory.OVERDUE, inventory.DUE_SOON)
+    if not stale and not incomplete and not overdue and not due:
         return None
     lines = [f"Documentation of {project.name}: {link('frontend:project-detail', project.slug)}"]
+    if due:
+        when = review.next_review.isoformat()
+        validation = review.last_validation
+        since = (
+            f"validation {validation.number} concluded on {validation.concluded_at:%Y-%m-%d}"
+            if validation
+            else "never validated"
+        )
+        lines += [
+            "",
+            (f"Periodic review overdue since {when}" if review.review_state == inventory.OVERDUE
+             else f"Periodic review due on {when}")
+            + f" ({review.risk_tier} risk; {since}): "
+            + link("frontend:validations", project.slug),
+        ]  # fmt: skip
     if overdue:
         lines += ["", "Overdue validation findings:"]
         for finding in overdue:
