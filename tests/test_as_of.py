@@ -21,9 +21,10 @@ from tests.test_exports import KEY, content, export
 from tests.test_read_only import _database
 from wiki import as_of
 from wiki.audit import head_for, verify
-from wiki.models import ExportJob, Membership, Page
+from wiki.models import ExportJob, Membership, Page, Template
 from wiki.services.pages import approve_page, edit_page
 from wiki.services.projects import create_project
+from wiki.services.templates import upgrade_project
 
 pytestmark = pytest.mark.django_db
 
@@ -212,6 +213,32 @@ def test_a_page_as_of_a_deployment_shows_its_revision_and_approval_then_read_onl
     # Today's page is the later revision, with its buttons.
     today = _main(client_logged_in.get("/projects/churn/model/"))
     assert "Gradient boosting" in today and "/edit/" in today
+
+
+def test_the_past_reads_with_the_template_of_then(released, client_logged_in, user):
+    project = released["project"]
+    eu = Template.objects.get(slug="eu-ai-act-high-risk", version=1)
+    upgrade_project(project, eu, actor=cli_actor(user))
+    query = f"?as_of=deployment%3A{released['deployment'].pk}"
+    then = _html(client_logged_in.get(f"/projects/churn/{query}"))
+    assert "It followed the template Default (<code>default v1</code>)" in then
+    assert "/projects/churn/compliance/" not in then  # the pack's category came later
+    today = _html(client_logged_in.get("/projects/churn/"))
+    assert "/projects/churn/compliance/" in today
+    # The API and the report as of the deployment read the template of then too.
+    documentation = as_of.documentation(project, as_of.parse(project, "model-version:1.2.0"))
+    assert documentation.project.spec.name == "default v1"
+
+
+def test_a_project_row_from_before_templates_reads_as_the_first_default(released, user):
+    project = released["project"]
+    upgrade_project(
+        project, Template.objects.get(slug="sr-11-7", version=1), actor=cli_actor(user)
+    )
+    # Rows written before migration 0018 have no template: it pinned them to default v1.
+    project.history.filter(history_date__lte=YEAR_AGO).update(template=None)
+    documentation = as_of.documentation(project, as_of.parse(project, "model-version:1.2.0"))
+    assert documentation.project.spec.name == "default v1"
 
 
 def test_a_link_to_another_project_keeps_the_moment_as_a_time(released, client_logged_in):
