@@ -232,9 +232,7 @@ def test_the_past_reads_with_the_template_of_then(released, client_logged_in, us
 
 def test_a_project_row_from_before_templates_reads_as_the_first_default(released, user):
     project = released["project"]
-    upgrade_project(
-        project, Template.objects.get(slug="sr-11-7", version=1), actor=cli_actor(user)
-    )
+    upgrade_project(project, Template.objects.get(slug="sr-11-7", version=1), actor=cli_actor(user))
     # Rows written before migration 0018 have no template: it pinned them to default v1.
     project.history.filter(history_date__lte=YEAR_AGO).update(template=None)
     documentation = as_of.documentation(project, as_of.parse(project, "model-version:1.2.0"))
