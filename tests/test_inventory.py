@@ -18,7 +18,7 @@ from tests.factories import (
     make_deployment,
     make_token,
 )
-from wiki import inventory
+from wiki import inventory, report_formats, reports
 from wiki.history import Actor, Source
 from wiki.inventory import DUE_SOON, NO_TIER, OVERDUE, SCHEDULED, add_months
 from wiki.models import Membership, Project, Validation
@@ -257,3 +257,18 @@ def test_a_validator_can_log_in_and_read_the_inventory(project, vera):
     client.force_login(vera)
     assert "Churn model" in client.get(reverse("frontend:inventory")).content.decode()
     assert Validation.objects.count() == 0  # reading wrote nothing
+
+
+def test_the_audit_reports_inventory_names_the_model_template_and_next_review(project, vera):
+    set_overview(project, risk_level="medium", purpose="Predict churn.")
+    validation = validate(project, vera, outcome="approved")
+    report = reports.build(project, report_id="t", generated_at=timezone.now(), with_history=False)
+    header = report["inventory"]
+    concluded = timezone.localdate(validation.concluded_at)
+    assert header["model_id"] == "churn" and header["template"] == "default v1"
+    assert header["risk_level"] == "medium"
+    assert header["next_review"] == add_months(concluded, 24).isoformat()
+    assert header["last_validation"]["validator"] == "vera"
+    facts = dict(report_formats.inventory_facts(header))
+    assert facts["Model id"] == "churn"
+    assert facts["Next periodic review"] == header["next_review"]

@@ -355,8 +355,11 @@ def _as_of_facts(dc):
 def inventory_facts(inv, rendered=None):
     """The inventory as (label, value) rows; ``rendered``: HTML of its Markdown texts."""
     rendered = rendered or {}
+    # Reports made before templates and periodic reviews lack the keys read with get().
     return [
+        ("Model id", inv.get("model_id") or inv["name"]),
         ("System", inv["name"]),
+        ("Template", inv.get("template") or "default v1"),
         ("Purpose", rendered.get("purpose") or inv["purpose"] or "Missing"),
         ("Owner", " / ".join(x for x in (inv["owner_team"], inv["owners"]) if x)),
         ("Risk level", inv["risk_level"] or "Missing"),
@@ -370,6 +373,7 @@ def inventory_facts(inv, rendered=None):
             rendered.get("known_limitations") or inv["known_limitations"] or "Missing",
         ),
         *validation_report.inventory_facts(inv, human),
+        ("Next periodic review", inv.get("next_review") or "none: no risk tier set"),
     ]
 
 

@@ -21,7 +21,7 @@ from datetime import UTC, datetime, time, timedelta
 
 from django.conf import settings
 
-from wiki import as_of, audit, diff, validations
+from wiki import as_of, audit, diff, inventory, validations
 from wiki.annex_iv import annex_iv, sr_11_7
 from wiki.categories import is_placeholder, missing_required
 from wiki.models import (
@@ -158,12 +158,19 @@ def _text(value):
 
 def _inventory(project, pages, production):
     overview, model = pages.get("overview"), pages.get("model")
+    spec = project.spec
+    tier = inventory.risk_tier(spec, {name: page.fields for name, page in pages.items()})
+    last_validation = validations.last_concluded(project)
+    since = last_validation["concluded_at"] if last_validation else iso(project.created_at)
+    review = inventory.next_review(spec, tier, datetime.fromisoformat(since))
     return {
+        "model_id": project.slug,
         "name": project.name,
+        "template": spec.name,
         "purpose": _text(_field(pages, "overview", "purpose")),
         "owner_team": project.owner_team,
         "owners": _text(_field(pages, "overview", "owners")),
-        "risk_level": _text(_field(pages, "overview", "risk_level")),
+        "risk_level": tier,
         "status": _text(_field(pages, "overview", "status")),
         "production_version": production["model_version"] if production else None,
         "in_production_since": production["since"] if production else None,
@@ -174,8 +181,10 @@ def _inventory(project, pages, production):
         "approved_by": overview.approved_by_name if overview else "",
         "known_limitations": _text(_field(pages, "model", "limitations")),
         # The independent validation (SR 11-7): the latest conclusion, and what is unresolved.
-        "last_validation": validations.last_concluded(project),
+        "last_validation": last_validation,
         "open_findings": validations.open_counts(project),
+        # The periodic review the template's months for the tier set (wiki.inventory).
+        "next_review": review.isoformat() if review else None,
     }
 
 
