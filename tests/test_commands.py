@@ -4,7 +4,7 @@ import pytest
 from django.contrib.auth import get_user_model
 from django.core.management import CommandError, call_command
 
-from wiki.access import EDIT, MAINTAIN, VIEW, rights
+from wiki.access import EDIT, MAINTAIN, VALIDATE, VIEW, rights
 from wiki.health import is_stale, with_staleness
 from wiki.models import (
     Deployment,
@@ -68,6 +68,15 @@ def test_seed_demo_shares_the_projects_with_colleagues_in_each_role(settings):
     overview = churn.pages.get(category="overview")
     assert (overview.review_state, overview.approved_by_name) == ("approved", "maria")
     assert churn.pages.get(category="model").review_state == "in_review"
+    assert rights(user(username="victor"), churn) == {VIEW, VALIDATE}
+    # victor's validation: concluded with conditions, one finding closed, one remedied.
+    (validation,) = churn.validations.all()
+    assert (validation.outcome, validation.concluded_by_name) == (
+        "approved_with_conditions", "victor"
+    )  # fmt: skip
+    assert sorted(churn.findings.values_list("status", flat=True)) == [
+        "closed", "remediation_proposed"
+    ]  # fmt: skip
 
 
 def test_seed_demo_is_recorded_as_the_demo_user_from_the_command_line(settings):

@@ -22,6 +22,13 @@ from wiki.services.members import set_member
 from wiki.services.pages import approve_page, create_free_page, edit_page, submit_for_review
 from wiki.services.projects import create_project
 from wiki.services.records import record_deployment, record_training_run
+from wiki.services.validations import (
+    close_finding,
+    conclude_validation,
+    file_finding,
+    open_validation,
+    propose_remediation,
+)
 
 DEMO_USERNAME = "demo"
 DEMO_PASSWORD = "mlwiki-demo"  # noqa: S105  (refused unless DEBUG is on)
@@ -31,6 +38,7 @@ DEMO_PEOPLE = {
     "erik": ({"churn-prediction": "editor", "fraud-detection": "editor"}, False),
     "vera": ({"fraud-detection": "viewer"}, False),
     "audrey": ({}, True),
+    "victor": ({"churn-prediction": "validator"}, False),
 }
 
 
@@ -317,7 +325,8 @@ class Command(BaseCommand):
             self.stdout.write(f"Log in as '{user.username}' with password '{password}'.")
             self.stdout.write(
                 "Colleagues with the same password: maria (maintains churn-prediction), "
-                "erik (edits both), vera (views fraud-detection), audrey (auditor)."
+                "erik (edits both), vera (views fraud-detection), audrey (auditor), "
+                "victor (validates churn-prediction)."
             )
         else:
             self.stdout.write(
@@ -391,6 +400,7 @@ class Command(BaseCommand):
             title="Runbook: retraining",
             body=RUNBOOK,
         )
+        self._validation(project, people)
         # ... but for one candidate run that arrived since: the model page is stale.
         record_training_run(
             project, actor=actor, model_version="1.3.0-rc1", status="succeeded",
@@ -399,6 +409,42 @@ class Command(BaseCommand):
             hyperparameters={"leaves": 127, "learning_rate": 0.03},
             metrics={"auc": 0.841, "precision_at_2000": 0.32}, tags={"trigger": "experiment"},
             notes="Candidate with deeper trees; not released yet.",
+        )  # fmt: skip
+
+    def _validation(self, project, people):
+        """victor's independent validation: one finding remedied and closed, one with a
+        remediation proposed, concluded "approved with conditions"."""
+        victor = Actor(user=people["victor"], source=Source.CLI)
+        erik = Actor(user=people["erik"], source=Source.CLI)
+        validation = open_validation(
+            project, actor=victor, title="Initial validation of 1.2.0",
+            scope="Conceptual soundness, data and outcomes analysis of the model in production.",
+        )  # fmt: skip
+        closed = file_finding(
+            validation, actor=victor, title="Rollback owner not named", severity="low",
+            description="The deployment page does not say who may decide a rollback.",
+            page="deployment", field="rollback", owner="maria",
+        )  # fmt: skip
+        closed = propose_remediation(
+            closed, actor=Actor(user=people["maria"], source=Source.CLI),
+            remediation="The on-call ML engineer decides; added to the rollback procedure.",
+            base_revision=closed.revision,
+        )  # fmt: skip
+        close_finding(closed, actor=victor, base_revision=closed.revision)
+        split = file_finding(
+            validation, actor=victor, title="Test split is random, not by time",
+            severity="medium", page="data", field="split", owner="erik",
+            description="A random split lets the model see the future: evaluate on the last "
+            "month instead, as production will.",
+            due_date=date.today() + timedelta(days=45),
+        )  # fmt: skip
+        propose_remediation(
+            split, actor=erik, base_revision=split.revision,
+            remediation="Re-evaluate 1.3.0 on a time-based split (last 30 days held out).",
+        )  # fmt: skip
+        conclude_validation(
+            validation, actor=victor, outcome="approved_with_conditions",
+            conclusion="Fit for use while the time-based evaluation is done.",
         )  # fmt: skip
 
     def _figures(self, project, actor):
