@@ -24,6 +24,7 @@ SCREENS = {
     "export": f"/projects/{DEMO}/exports/",
     "attachment": f"/projects/{DEMO}/model/attachments/roc-curve.png/versions/",
     "template": f"/projects/{DEMO}/settings/template/",
+    "inventory": "/inventory/",
 }
 
 
@@ -43,7 +44,7 @@ def open_screen(page, screen):
 
 # Every screen in light and dark mode; those with charts, tables and the editor on a phone.
 AXE_RUNS = [(screen, mode) for mode in ("light", "dark") for screen in SCREENS] + [
-    (screen, "375px") for screen in ("dashboard", "project", "deployment", "edit")
+    (screen, "375px") for screen in ("dashboard", "project", "deployment", "edit", "inventory")
 ]
 
 
@@ -92,7 +93,7 @@ def test_the_keyboard_reaches_the_navigation_and_the_search_box_with_a_visible_f
     assert page.evaluate("document.activeElement.closest('main') !== null")
 
 
-@pytest.mark.parametrize("screen", ["dashboard", "project", "edit"])
+@pytest.mark.parametrize("screen", ["dashboard", "project", "edit", "inventory"])
 def test_a_375_px_wide_screen_needs_no_sideways_scrolling(new_page, demo, screen):
     page = new_page(viewport=NARROW)
     open_screen(page, screen)
