@@ -19,12 +19,21 @@ from deploy.audit.verify_bundle import verify as verify_bundle
 from tests.factories import UserFactory, cli_actor, make_deployment, make_free_page
 from tests.test_exports import KEY, content, export
 from tests.test_read_only import _database
-from wiki import as_of
+from wiki import as_of, inventory, validations
 from wiki.audit import head_for, verify
+from wiki.history import Actor, Source
 from wiki.models import ExportJob, Membership, Page, Template
 from wiki.services.pages import approve_page, edit_page
 from wiki.services.projects import create_project
 from wiki.services.templates import upgrade_project
+from wiki.services.validations import (
+    close_finding,
+    comment_on_finding,
+    conclude_validation,
+    file_finding,
+    open_validation,
+    propose_remediation,
+)
 
 pytestmark = pytest.mark.django_db
 
@@ -498,3 +507,138 @@ def test_a_deployment_from_before_the_project_existed_offers_no_documentation(
     assert "Documentation as released" not in html
     response = client_logged_in.get("/projects/churn/", {"as_of": f"deployment:{older.pk}"})
     assert response.status_code == 400 and "did not exist yet" in _html(response)
+
+
+# The validations and findings as they stood then
+
+
+@pytest.fixture
+def validated(released, clock, user):
+    """On top of ``released``: vera's validation #1 of the documentation, concluded
+    "approved with conditions" before the deployment with its high finding on the data
+    page still unresolved (a remediation proposed); after it, validation #2 opened, the
+    finding closed with a comment and #2 concluded "approved"."""
+    project = released["project"]
+    vera = UserFactory(username="vera")
+    Membership.objects.create(project=project, user=vera, role=Membership.Role.VALIDATOR)
+    by_vera, by_alice = Actor(vera, Source.WEB), Actor(user, Source.WEB)
+    clock.at(YEAR_AGO - timedelta(hours=12))
+    first = open_validation(project, actor=by_vera, title="Pre-release validation")
+    finding = file_finding(
+        first, actor=by_vera, title="Split leaks the future", description="Overlaps.",
+        severity="high", page="data", owner="alice",
+        due_date=(YEAR_AGO + timedelta(days=5)).date(),
+    )  # fmt: skip
+    clock.at(YEAR_AGO - timedelta(hours=8))
+    finding = propose_remediation(
+        finding, actor=by_alice, remediation="Split by time.", base_revision=finding.revision
+    )
+    clock.at(YEAR_AGO - timedelta(hours=4))
+    first = conclude_validation(
+        first, actor=by_vera, outcome="approved_with_conditions", conclusion="Fix the split."
+    )
+    clock.at(YEAR_AGO + timedelta(days=10))
+    second = open_validation(project, actor=by_vera, title="Annual validation")
+    clock.at(YEAR_AGO + timedelta(days=20))
+    close_finding(finding, actor=by_vera, base_revision=finding.revision, comment="Fixed.")
+    comment_on_finding(finding, actor=by_alice, body="Thanks.")
+    clock.at(YEAR_AGO + timedelta(days=21))
+    second = conclude_validation(second, actor=by_vera, outcome="approved", conclusion="Sound.")
+    clock.at(None)
+    return released | {"first": first, "second": second, "finding": finding}
+
+
+def test_the_audit_report_as_of_the_deployment_has_the_validations_of_then(validated, settings):
+    settings.AUDIT_HMAC_KEY = KEY
+    value = f"deployment:{validated['deployment'].pk}"
+    bundle = json.loads(_report(validated["project"], "json", value)[1])
+    section = bundle["validation"]
+    # Only the validation opened by then, concluded and signed as it was then.
+    [first] = section["validations"]
+    assert first["number"] == 1 and first["outcome"] == "approved_with_conditions"
+    assert first["concluded_at"] == (YEAR_AGO - timedelta(hours=4)).astimezone(UTC).isoformat()
+    assert first["signature"] == validations.signatures(validated["project"])[validated["first"].pk]
+    # The finding as it stood then: unresolved, its life cycle up to then, no comments.
+    [finding] = section["findings"]
+    assert finding["status"] == "remediation_proposed" and finding["validation"] == 1
+    assert finding["page"] == "data" and finding["remediation"] == "Split by time."
+    assert finding["closed_by"] == "" and finding["closed_at"] is None
+    assert not finding["overdue"]  # due 5 days after the moment
+    assert [step["status"] for step in finding["lifecycle"]] == ["open", "remediation_proposed"]
+    assert finding["comments"] == []
+    # The inventory header of then: the first validation, the finding unresolved.
+    header = bundle["inventory"]
+    assert header["last_validation"] == {
+        "number": 1,
+        "outcome": "approved_with_conditions",
+        "concluded_at": first["concluded_at"],
+        "validator": "vera",
+    }
+    assert header["open_findings"] == {"high": 1, "medium": 0, "low": 0}
+    tier, spec = header["risk_level"], validated["project"].spec
+    review = inventory.next_review(spec, tier, YEAR_AGO - timedelta(hours=4))
+    assert header["next_review"] == (review.isoformat() if review else None)
+    # Still verifies offline, sealed and whole.
+    assert verify_bundle(bundle, KEY) is None
+    # The Markdown report of then says the same.
+    text = _report(validated["project"], "markdown", value)[1]
+    assert "## Validation (1)" in text and "Annual validation" not in text
+    assert "Fixed." not in text and "Thanks." not in text
+
+
+def test_the_report_of_today_still_has_every_validation_and_step(validated):
+    bundle = json.loads(_report(validated["project"], "json", None)[1])
+    section = bundle["validation"]
+    assert [v["number"] for v in section["validations"]] == [1, 2]
+    assert [v["outcome"] for v in section["validations"]] == [
+        "approved_with_conditions", "approved",
+    ]  # fmt: skip
+    assert all(v["signature"] for v in section["validations"])
+    [finding] = section["findings"]
+    assert finding["status"] == "closed" and finding["closed_by"] == "vera"
+    assert [step["status"] for step in finding["lifecycle"]] == [
+        "open", "remediation_proposed", "closed",
+    ]  # fmt: skip
+    assert [c["body"] for c in finding["comments"]] == ["Fixed.", "Thanks."]
+    header = bundle["inventory"]
+    assert header["last_validation"]["number"] == 2
+    assert header["open_findings"] == {"high": 0, "medium": 0, "low": 0}
+
+
+def test_between_the_two_the_second_validation_is_open_and_unsigned(validated):
+    project = validated["project"]
+    moment = YEAR_AGO + timedelta(days=15)
+    section = validations.report_section(project, moment)
+    assert [(v["number"], v["outcome"], v["signature"]) for v in section["validations"]] == [
+        (1, "approved_with_conditions", validations.signatures(project)[validated["first"].pk]),
+        (2, "", ""),
+    ]
+    assert section["validations"][1]["concluded_at"] is None
+    assert validations.last_concluded(project, moment)["number"] == 1
+    # Past its due date then and still unresolved: overdue then (closed today).
+    [finding] = section["findings"]
+    assert finding["overdue"] and finding["status"] == "remediation_proposed"
+    assert validations.open_counts(project, moment)["high"] == 1
+
+
+def test_before_any_validation_the_report_has_none(validated):
+    project = validated["project"]
+    moment = YEAR_AGO - timedelta(days=1)
+    assert validations.report_section(project, moment) == {"validations": [], "findings": []}
+    assert validations.last_concluded(project, moment) is None
+    assert validations.open_counts(project, moment) == {"high": 0, "medium": 0, "low": 0}
+
+
+def test_the_validation_section_then_costs_a_bounded_number_of_queries(
+    validated, django_assert_max_num_queries
+):
+    project, vera = validated["project"], validated["second"].validator
+    third = open_validation(project, actor=Actor(vera, Source.WEB), title="More")
+    for n in range(5):
+        file_finding(
+            third, actor=Actor(vera, Source.WEB), title=f"Finding {n}", description="x",
+            severity="low", page="model",
+        )  # fmt: skip
+    with django_assert_max_num_queries(7):
+        section = validations.report_section(project, timezone.now())
+    assert len(section["findings"]) == 6

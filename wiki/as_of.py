@@ -164,7 +164,7 @@ class Documentation:
         return sorted((page for page in self.pages if not page.category), key=lambda p: p.slug)
 
 
-def _latest_rows(history, at, **where):
+def latest_rows(history, at, **where):
     """The latest history row of each object matching ``where`` at or before ``at``, in
     one query (a window over the rows, which both PostgreSQL and SQLite run)."""
     rows = history.filter(history_date__lte=at, **where).annotate(
@@ -194,7 +194,7 @@ def documentation(project, moment, slug=None):
     deleted since included, one created later absent) at its latest history row at or
     before the moment. ``slug`` limits it to that page. Two queries: the project's row
     and the pages' rows."""
-    project_row = _latest_rows(Project.history, moment.at, id=project.pk).first()
+    project_row = latest_rows(Project.history, moment.at, id=project.pk).first()
     if project_row is None:  # no history (never, through the services): as it is now
         then = project
     else:
@@ -211,7 +211,7 @@ def documentation(project, moment, slug=None):
             )
     where = {"project_id": project.pk} | ({"slug": slug} if slug is not None else {})
     pages = []
-    for row in _latest_rows(Page.history, moment.at, **where).order_by("title", "id"):
+    for row in latest_rows(Page.history, moment.at, **where).order_by("title", "id"):
         if row.history_type == "-":  # deleted by then
             continue
         # edited_at is not in the history: the page's row last changed then.
@@ -237,7 +237,7 @@ def records(project, moment):
     status then), each run and deployment with its model version. Three queries."""
 
     def then(model):
-        rows = _latest_rows(model.history, moment.at, project_id=project.pk)
+        rows = latest_rows(model.history, moment.at, project_id=project.pk)
         return [_rebuilt(model, row) for row in rows if row.history_type != "-"]
 
     versions = {version.pk: version for version in then(ModelVersion)}

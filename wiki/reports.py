@@ -156,11 +156,13 @@ def _text(value):
     return diff.as_text(value)
 
 
-def _inventory(project, pages, production):
+def _inventory(project, pages, production, until=None):
+    """The inventory header (SR 11-7) of ``project``; with ``until`` (a report as of a
+    moment), its validation, unresolved findings and next review are those of then."""
     overview, model = pages.get("overview"), pages.get("model")
     spec = project.spec
     tier = inventory.risk_tier(spec, {name: page.fields for name, page in pages.items()})
-    last_validation = validations.last_concluded(project)
+    last_validation = validations.last_concluded(project, until)
     since = last_validation["concluded_at"] if last_validation else iso(project.created_at)
     review = inventory.next_review(spec, tier, datetime.fromisoformat(since))
     return {
@@ -182,7 +184,7 @@ def _inventory(project, pages, production):
         "known_limitations": _text(_field(pages, "model", "limitations")),
         # The independent validation (SR 11-7): the latest conclusion, and what is unresolved.
         "last_validation": last_validation,
-        "open_findings": validations.open_counts(project),
+        "open_findings": validations.open_counts(project, until),
         # The periodic review the template's months for the tier set (wiki.inventory).
         "next_review": review.isoformat() if review else None,
     }
@@ -537,10 +539,10 @@ def build(
 
     With ``as_of_value`` (an ``as_of``, wiki.as_of), the report describes the project as it
     stood at that moment: its documentation (each page at its revision then, with its
-    approval then), completeness, inventory and Annex IV appendix from that state, and
-    the records, attachments and change log up to it. The audit chain is today's, whole
-    (the JSON bundle's history too), so the report still proves that the past it shows
-    has not been rewritten since.
+    approval then), completeness, inventory and Annex IV appendix from that state, the
+    validations and findings as they stood then, and the records, attachments and change
+    log up to it. The audit chain is today's, whole (the JSON bundle's history too), so
+    the report still proves that the past it shows has not been rewritten since.
 
     Call it inside one transaction with a consistent snapshot (wiki.services.exports does),
     so the documentation, the records and the history agree.
@@ -611,14 +613,14 @@ def build(
             "approvals": [_approval(categories[c]) for c in sorted(categories, key=order)]
             + [_approval(page) for page in free_pages.values()],
         },
-        "inventory": _inventory(described, categories, production),
+        "inventory": _inventory(described, categories, production, moment.at if moment else None),
         "documentation": documentation,
         "model_versions": lineage,
         "training_runs": run_list,
         "deployments": deployment_list,
         "change_log": change_log,
         "attachments": _attachment_versions(project, all_pages, end if moment else None),
-        "validation": validations.report_section(project),
+        "validation": validations.report_section(project, moment.at if moment else None),
         "template": {"slug": spec.slug, "version": spec.version, "label": spec.label},
         "annex_iv": annex_iv(
             spec, categories, free_pages, facts, lambda page: revision_url(project, page)

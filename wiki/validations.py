@@ -1,13 +1,20 @@
 """Reading validations: the signature of a conclusion, a finding's life cycle, the overdue
 findings the dashboard and the digest show, and the audit report's validation section
-(wiki.services.validations writes)."""
+(wiki.services.validations writes).
+
+The audit report and its inventory header may be made as of a moment (wiki.as_of): the
+functions they call take ``until`` (an aware datetime; None: now) and then read each
+validation and finding as its latest history row at or before it says it stood.
+"""
 
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
 from django.db.models import Count, Q
+from django.utils import timezone
 
-from wiki.models import AuditEntry, Finding, FindingComment, Validation
+from wiki import as_of
+from wiki.models import AuditEntry, Finding, FindingComment, Page, Validation
 
 
 @dataclass(frozen=True)
@@ -92,8 +99,23 @@ def overdue_counts(projects, today=None):
     return {row["project"]: row["count"] for row in rows}
 
 
-def open_counts(project):
-    """Unresolved findings of ``project`` by severity: {"high": n, "medium": n, "low": n}."""
+def _then(model, project, until):
+    """The validations or findings (``model``) of ``project`` as they stood at ``until``:
+    the latest history row of each filed by then (never deleted through the services;
+    a deletion row would mean it no longer existed), in one query."""
+    rows = as_of.latest_rows(model.history, until, project_id=project.pk)
+    return [row for row in rows if row.history_type != "-"]
+
+
+def open_counts(project, until=None):
+    """Unresolved findings of ``project`` by severity: {"high": n, "medium": n, "low": n}
+    (at ``until``, if given)."""
+    if until is not None:
+        counts = dict.fromkeys(Finding.Severity.values, 0)
+        for row in _then(Finding, project, until):
+            if row.status in Finding.UNRESOLVED:
+                counts[row.severity] += 1
+        return counts
     return Finding.objects.filter(project=project).aggregate(
         **{
             severity: Count("id", filter=Q(severity=severity, status__in=Finding.UNRESOLVED))
@@ -109,15 +131,14 @@ def _iso(value):
     return value.astimezone(UTC).isoformat() if isinstance(value, datetime) else value.isoformat()
 
 
-def signatures(project):
-    """{validation id: the audit chain digest of its conclusion's history row}."""
+def signatures(project, until=None):
+    """{validation id: the audit chain digest of its conclusion's history row}, of the
+    validations concluded by ``until`` (None: now)."""
     first = {}
-    rows = (
-        Validation.history.filter(project=project)
-        .exclude(outcome="")
-        .order_by("history_date", "history_id")
-        .values_list("id", "history_id")
-    )
+    rows = Validation.history.filter(project=project).exclude(outcome="")
+    if until is not None:
+        rows = rows.filter(history_date__lte=until)
+    rows = rows.order_by("history_date", "history_id").values_list("id", "history_id")
     for validation_id, history_id in rows:
         first.setdefault(validation_id, history_id)
     digests = dict(
@@ -130,12 +151,14 @@ def signatures(project):
     return {pk: digests.get(history_id, "") for pk, history_id in first.items()}
 
 
-def _lifecycles(project):
-    """{finding id: [step, …]} of every finding of ``project``, from its history rows."""
-    rows = (
-        Finding.history.filter(project=project)
-        .order_by("id", "history_date", "history_id")
-        .values("id", "status", "history_date", "history_username", "history_change_reason")
+def _lifecycles(project, until=None):
+    """{finding id: [step, …]} of every finding of ``project``, from its history rows
+    (those written by ``until``, if given)."""
+    rows = Finding.history.filter(project=project)
+    if until is not None:
+        rows = rows.filter(history_date__lte=until)
+    rows = rows.order_by("id", "history_date", "history_id").values(
+        "id", "status", "history_date", "history_username", "history_change_reason"
     )
     steps, previous = {}, {}
     for row in rows:
@@ -152,17 +175,57 @@ def _lifecycles(project):
     return steps
 
 
-def report_section(project):
+def _findings_then(project, validations, until):
+    """The findings of ``project`` as their history rows say they stood at ``until``,
+    each with its validation (of ``validations``, those of then) and page (slugs never
+    change: today's), in two queries."""
+    findings = []
+    rows = sorted(_then(Finding, project, until), key=lambda row: row.number)
+    slugs = dict(
+        Page.objects.filter(pk__in={row.page_id for row in rows if row.page_id}).values_list(
+            "pk", "slug"
+        )
+    )
+    for row in rows:
+        finding = row.instance  # unsaved: the finding as its row says
+        finding.validation = validations[row.validation_id]
+        finding.page = Page(pk=row.page_id, slug=slugs[row.page_id]) if row.page_id else None
+        findings.append(finding)
+    return findings
+
+
+def report_section(project, until=None):
     """The audit report's "validation" section (wiki.reports): every validation with the
     revisions it pinned, its validator, outcome and signature, and every finding with what
-    it is about, its life cycle (each status, who gave it, when) and its comments."""
-    digests = signatures(project)
-    lifecycles = _lifecycles(project)
+    it is about, its life cycle (each status, who gave it, when) and its comments.
+
+    With ``until``, as they stood then: the validations opened and the findings filed by
+    then, each as its latest history row then says (a validation not concluded by then
+    is open), the steps of each life cycle and the comments up to then."""
+    digests = signatures(project, until)
+    lifecycles = _lifecycles(project, until)
     comments = {}
-    for comment in FindingComment.objects.filter(project=project).order_by("created_at", "id"):
+    written = FindingComment.objects.filter(project=project)
+    if until is not None:
+        written = written.filter(created_at__lte=until)  # comments are never changed
+    for comment in written.order_by("created_at", "id"):
         comments.setdefault(comment.finding_id, []).append(
             {"by": comment.author_name, "at": _iso(comment.created_at), "body": comment.body}
         )
+    if until is None:
+        opened = list(Validation.objects.filter(project=project).order_by("number"))
+        filed = list(
+            Finding.objects.filter(project=project)
+            .select_related("validation", "page")
+            .order_by("number")
+        )
+        today = timezone.localdate()
+    else:
+        opened = sorted(
+            (row.instance for row in _then(Validation, project, until)), key=lambda v: v.number
+        )
+        filed = _findings_then(project, {v.pk: v for v in opened}, until)
+        today = timezone.localdate(until)
     validations = [
         {
             "number": v.number,
@@ -177,7 +240,7 @@ def report_section(project):
             "concluded_by": v.concluded_by_name,
             "signature": digests.get(v.pk, ""),
         }
-        for v in Validation.objects.filter(project=project).order_by("number")
+        for v in opened
     ]
     findings = [
         {
@@ -193,7 +256,7 @@ def report_section(project):
             "owner": f.owner_name,
             "due_date": _iso(f.due_date),
             "status": f.status,
-            "overdue": f.is_overdue,
+            "overdue": f.is_unresolved and f.due_date is not None and f.due_date < today,
             "remediation": f.remediation,
             "risk_justification": f.risk_justification,
             "accepted_by": f.accepted_by_name,
@@ -204,16 +267,22 @@ def report_section(project):
             "lifecycle": lifecycles.get(f.pk, []),
             "comments": comments.get(f.pk, []),
         }
-        for f in Finding.objects.filter(project=project)
-        .select_related("validation", "page")
-        .order_by("number")
+        for f in filed
     ]
     return {"validations": validations, "findings": findings}
 
 
-def last_concluded(project):
-    """The latest concluded validation of ``project`` as the inventory shows it, or None."""
-    found = project.validations.exclude(outcome="").order_by("-concluded_at", "-number").first()
+def last_concluded(project, until=None):
+    """The latest concluded validation of ``project`` as the inventory shows it, or None
+    (the latest concluded by ``until``, if given)."""
+    if until is None:
+        found = project.validations.exclude(outcome="").order_by("-concluded_at", "-number")
+        found = found.first()
+    else:
+        # Filtered here, not in the query: a filter beside the window would pick among
+        # the rows before the window ranks them.
+        concluded = [v for v in _then(Validation, project, until) if v.outcome]
+        found = max(concluded, key=lambda v: (v.concluded_at, v.number), default=None)
     if found is None:
         return None
     return {
