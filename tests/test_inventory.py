@@ -19,6 +19,7 @@ from tests.factories import (
     make_token,
 )
 from wiki import inventory, report_formats, reports
+from wiki.health import dashboard
 from wiki.history import Actor, Source
 from wiki.inventory import DUE_SOON, NO_TIER, OVERDUE, SCHEDULED, add_months
 from wiki.models import Membership, Project, Validation
@@ -272,3 +273,25 @@ def test_the_audit_reports_inventory_names_the_model_template_and_next_review(pr
     facts = dict(report_formats.inventory_facts(header))
     assert facts["Model id"] == "churn"
     assert facts["Next periodic review"] == header["next_review"]
+
+
+def test_a_rejected_model_is_due_again_on_the_day_of_the_rejection(project, vera):
+    set_overview(project, risk_level="low")
+    rejected = validate(project, vera, outcome="rejected")
+    day = timezone.localdate(rejected.concluded_at)
+    row = row_of(project)
+    assert row.next_review == day and row.review_state == DUE_SOON
+    assert row_of(project, today=day + timedelta(days=1)).review_state == OVERDUE
+    # The dashboard says the same; a later approval starts the tier's period again.
+    (health,) = dashboard(Project.objects.filter(pk=project.pk))
+    assert (health.next_review, health.review_state) == (day, DUE_SOON)
+    approved = validate(project, vera, outcome="approved")
+    later = timezone.localdate(approved.concluded_at)
+    assert row_of(project).next_review == add_months(later, project.spec.review_months["low"])
+
+
+def test_the_inventory_and_the_report_agree_on_the_production_version(project):
+    make_deployment(project, model_version="3.1.0", environment="Prod")
+    report = reports.build(project, report_id="t", generated_at=timezone.now(), with_history=False)
+    assert row_of(project).production_version == "3.1.0"
+    assert report["inventory"]["production_version"] == "3.1.0"

@@ -104,7 +104,8 @@ def parse(project, value):
         raise _refuse(f"Not a moment. {HELP}")
     kind, _, name = value.partition(":")
     if kind == "deployment" and name:
-        if not name.isdigit() or len(name) > 18:
+        # isdigit() alone passes "²", which int() refuses: ASCII digits only.
+        if not (name.isascii() and name.isdigit()) or len(name) > 18:
             raise _refuse(f"'{name[:40]}' is not a deployment id (a number).")
         found = (
             Deployment.objects.select_related("model_version")

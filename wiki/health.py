@@ -235,11 +235,13 @@ def dashboard(projects):
         .values("count")
     )
     concluded = Validation.objects.filter(project=OuterRef("pk"), concluded_at__isnull=False)
+    concluded = concluded.order_by("-concluded_at", "-number")
     projects = list(
         projects.annotate(
             latest_version=Subquery(latest_version.values("version")[:1]),
             overdue_findings=Coalesce(Subquery(overdue[:1]), 0),
-            last_concluded=Subquery(concluded.order_by("-concluded_at").values("concluded_at")[:1]),
+            last_concluded=Subquery(concluded.values("concluded_at")[:1]),
+            last_outcome=Subquery(concluded.values("outcome")[:1]),
             last_at=Subquery(last_entry.values("at")[:1]),
             last_by=Subquery(last_entry.values("username")[:1]),
         )
@@ -283,7 +285,7 @@ def dashboard(projects):
         required = sum(p["score"][1] for p in own)
         tier = inventory.risk_tier(project.spec, {p["category"]: p["fields"] for p in own})
         review = inventory.next_review(
-            project.spec, tier, project.last_concluded or project.created_at
+            project.spec, tier, project.created_at, project.last_concluded, project.last_outcome
         )
         rows.append(
             ProjectHealth(

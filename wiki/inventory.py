@@ -30,7 +30,8 @@ from wiki.audit import csv_cell
 from wiki.models import Deployment, Finding, Page, Validation
 
 REVIEW_SOON_DAYS = 30
-# Deployments to these environments (any case) are what "the production version" means.
+# Deployments to these environments (any case) are what "the production version" means,
+# here and in the audit report's inventory.
 PRODUCTION_ENVIRONMENTS = ("production", "prod")
 
 OVERDUE, DUE_SOON, SCHEDULED, NO_TIER = "overdue", "due_soon", "scheduled", "no_tier"
@@ -93,12 +94,19 @@ def risk_tier(spec, fields):
     return _field(spec, fields, spec.risk_tier_field)
 
 
-def next_review(spec, tier, since):
+def next_review(spec, tier, created_at, concluded_at=None, outcome=""):
     """The date of the next review of a project of template ``spec`` and risk ``tier``
-    whose last validation was concluded (or which was created) at ``since``; None when
-    the template sets no period for the tier."""
+    created at ``created_at`` whose last validation was concluded at ``concluded_at`` with
+    ``outcome``: the tier's period after that conclusion (after the creation while never
+    validated), or, when that validation rejected the model, the day of the rejection (a
+    rejected model is due again at once). None when the template sets no period for the
+    tier."""
     months = spec.review_months.get(tier) if tier else None
-    return add_months(timezone.localdate(since), months) if months else None
+    if not months:
+        return None
+    if outcome == Validation.Outcome.REJECTED:
+        return timezone.localdate(concluded_at)
+    return add_months(timezone.localdate(concluded_at or created_at), months)
 
 
 def review_state(next_review, today):
@@ -146,8 +154,10 @@ def inventory(projects, today=None):
         spec, own = project.spec, fields.get(project.pk, {})
         tier = risk_tier(spec, own)
         validation = validations.get(project.last_validation_id)
-        since = validation.concluded_at if validation else project.created_at
-        review = next_review(spec, tier, since)
+        review = next_review(
+            spec, tier, project.created_at,
+            *((validation.concluded_at, validation.outcome) if validation else ()),
+        )  # fmt: skip
         row = InventoryRow(
             project=project,
             risk_tier=tier,
@@ -164,6 +174,16 @@ def inventory(projects, today=None):
     return rows
 
 
+def is_production(environment):
+    """Whether a deployment to ``environment`` is one to production."""
+    return environment.casefold() in PRODUCTION_ENVIRONMENTS
+
+
+def in_production():
+    """The deployments to production, as a filter (is_production in the database)."""
+    return reduce(or_, (Q(environment__iexact=name) for name in PRODUCTION_ENVIRONMENTS))
+
+
 def _production_versions(ids):
     """The model version live in production in each project: the latest succeeded
     deployment to a production environment."""
@@ -174,7 +194,7 @@ def _production_versions(ids):
     )
     live = (
         Deployment.objects.filter(project__in=ids, status=Deployment.Status.SUCCEEDED)
-        .filter(reduce(or_, (Q(environment__iexact=name) for name in PRODUCTION_ENVIRONMENTS)))
+        .filter(in_production())
         .annotate(rank=rank)
         .filter(rank=1)
         .values_list("project_id", "model_version__version")
@@ -249,7 +269,9 @@ def as_record(row):
         "status": row.status,
         "production_version": row.production_version or "",
         "last_validation_outcome": validation.outcome if validation else "",
-        "last_validation_date": validation.concluded_at.date().isoformat() if validation else "",
+        "last_validation_date": (
+            timezone.localdate(validation.concluded_at).isoformat() if validation else ""
+        ),
         "validator": validation.concluded_by_name if validation else "",
         **{f"open_findings_{s}": row.open_findings[s] for s in SEVERITIES},
         "overdue_findings": row.overdue_findings,

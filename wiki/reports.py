@@ -163,8 +163,11 @@ def _inventory(project, pages, production, until=None):
     spec = project.spec
     tier = inventory.risk_tier(spec, {name: page.fields for name, page in pages.items()})
     last_validation = validations.last_concluded(project, until)
-    since = last_validation["concluded_at"] if last_validation else iso(project.created_at)
-    review = inventory.next_review(spec, tier, datetime.fromisoformat(since))
+    review = inventory.next_review(
+        spec, tier, project.created_at,
+        *((datetime.fromisoformat(last_validation["concluded_at"]), last_validation["outcome"])
+          if last_validation else ()),
+    )  # fmt: skip
     return {
         "model_id": project.slug,
         "name": project.name,
@@ -296,7 +299,7 @@ def _production(deployments):
     live = next(
         (
             d for d in deployments
-            if d.environment == "production" and d.status == Deployment.Status.SUCCEEDED
+            if inventory.is_production(d.environment) and d.status == Deployment.Status.SUCCEEDED
         ),
         None,
     )  # fmt: skip
@@ -311,7 +314,7 @@ def _production(deployments):
 def _production_now(project):
     return _production(
         Deployment.objects.filter(
-            project=project, environment="production", status=Deployment.Status.SUCCEEDED
+            inventory.in_production(), project=project, status=Deployment.Status.SUCCEEDED
         )
         .select_related("model_version")
         .order_by("-started_at", "-id")[:1]
