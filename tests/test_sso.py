@@ -31,9 +31,9 @@ from tests.oidc_provider.fixtures import (  # noqa: F401 - fixtures
 )
 from tests.test_settings import PRODUCTION, manage
 from wiki import oidc, rolemap
-from wiki.access import AUDITOR_GROUP, is_auditor
+from wiki.access import AUDITOR_GROUP, VALIDATE, VALIDATOR_GROUP, can, is_auditor
 from wiki.models import Membership, SsoAccount
-from wiki.rolemap import Grant, RoleMapError
+from wiki.rolemap import Grant, MappedRoles, RoleMapError
 from wiki.services import sso as sso_service
 from wiki.services.sso import SignInRefused
 
@@ -43,25 +43,32 @@ User = get_user_model()
 # The role map ----------------------------------------------------------------------------
 
 
-def test_the_role_map_reads_roles_projects_and_the_auditor():
+def test_the_role_map_reads_roles_projects_and_the_global_groups():
     grants = rolemap.parse(
         " ml-platform=maintainer:* ; risk=auditor;ds-churn=editor:churn-prediction;;"
-        "/org/team=viewer:fraud"
+        "/org/team=viewer:fraud;mrm=validator;mrm-churn=validator:churn;mrm-all=validator:*"
     )
     assert grants == [
         Grant("ml-platform", "maintainer", "*"),
         Grant("risk", "auditor"),
         Grant("ds-churn", "editor", "churn-prediction"),
         Grant("/org/team", "viewer", "fraud"),
+        Grant("mrm", "validator"),  # the validator group
+        Grant("mrm-churn", "validator", "churn"),  # a project's validator role
+        Grant("mrm-all", "validator", "*"),
     ]
 
 
 @pytest.mark.parametrize(
     ("text", "says"),
     [
-        ("a=boss:churn", "unknown role 'boss'"),
+        ("a=boss:churn", "unknown role 'boss'; use viewer, editor, maintainer, validator or"),
         ("a=editor", "editor needs a project"),
         ("a=auditor:churn", "auditor reads every project"),
+        ("a=auditor:", "auditor reads every project"),
+        ("a=validator:", "'validator:*', or 'validator' alone for the validator group"),
+        ("a=validator:Not A Slug", "'Not A Slug' is not a project slug"),
+        ("a=validator;b=validator:x;c=validator:", "entry 3 ('c=validator:')"),
         ("=editor:churn", "write <group>=<role>"),
         ("ds-churn editor:churn", "write <group>=<role>"),
         ("a=viewer:Not A Slug", "'Not A Slug' is not a project slug"),
@@ -76,10 +83,34 @@ def test_a_role_map_typo_is_refused_naming_the_entry(text, says):
 
 def test_the_highest_role_wins_and_a_star_means_every_project():
     grants = rolemap.parse("all=viewer:*;a=editor:churn;b=maintainer:churn;c=editor:gone")
-    auditor, roles = rolemap.roles_for(grants, ["all", "b", "a", "c"], {"churn", "fraud"})
-    assert not auditor
-    assert roles == {"churn": "maintainer", "fraud": "viewer"}  # "gone" is no project
-    assert rolemap.roles_for(grants, ["nobody's group"], {"churn"}) == (False, {})
+    mapped = rolemap.roles_for(grants, ["all", "b", "a", "c"], {"churn", "fraud"})
+    assert (mapped.auditor, mapped.validator) == (False, False)
+    assert mapped.projects == {"churn": "maintainer", "fraud": "viewer"}  # "gone": no project
+    assert rolemap.roles_for(grants, ["nobody's group"], {"churn"}) == MappedRoles()
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "all=viewer:*;mrm=validator:*;ds=editor:churn;ops=maintainer:ops",
+        "ops=maintainer:ops;ds=editor:churn;mrm=validator:*;all=viewer:*",  # order is no matter
+    ],
+)
+def test_validating_outranks_viewing_and_editing_outranks_validating(text):
+    grants = rolemap.parse(text)
+    mapped = rolemap.roles_for(grants, ["all", "mrm", "ds", "ops"], {"churn", "fraud", "ops"})
+    # Who may edit churn does not validate it (independence); fraud they only read and
+    # validate.
+    assert mapped.projects == {"churn": "editor", "fraud": "validator", "ops": "maintainer"}
+    assert not mapped.validator
+
+
+def test_the_auditor_and_validator_groups_need_no_project():
+    grants = rolemap.parse("risk=auditor;mrm=validator;ds=editor:churn")
+    assert rolemap.roles_for(grants, ["mrm", "ds"], {"churn"}) == MappedRoles(
+        validator=True, projects={"churn": "editor"}
+    )
+    assert rolemap.roles_for(grants, ["risk"], {"churn"}) == MappedRoles(auditor=True)
 
 
 def test_a_role_map_typo_stops_the_start_with_what_to_fix():
@@ -87,6 +118,7 @@ def test_a_role_map_typo_stops_the_start_with_what_to_fix():
     assert result.returncode != 0
     assert "wiki.E010" in result.stderr
     assert "unknown role 'maintaner'" in result.stderr
+    assert "mrm=validator" in result.stderr  # the hint shows every kind of role
 
 
 def test_single_sign_on_without_its_client_stops_the_start():
@@ -238,6 +270,66 @@ def test_an_auditor_made_by_hand_stays_one_when_the_groups_say_nothing(sso, proj
     assert signed_in_user(client) == nobody  # the local account of that name
     assert User.objects.get(pk=nobody.pk).groups.filter(name=AUDITOR_GROUP).exists()
     assert not SsoAccount.objects.get(user=nobody).auditor
+
+
+def test_the_validator_group_comes_and_goes_with_the_provider_s_group(sso, projects, settings):
+    settings.OIDC_ROLE_MAP = f"{ROLE_MAP};mrm=validator"
+    sso.change(user="nobody", groups=["mrm"])
+    client, _ = sign_in(sso, "nobody")
+    vic = signed_in_user(client)
+    assert vic.groups.filter(name=VALIDATOR_GROUP).exists()
+    assert SsoAccount.objects.get(user=vic).validator
+    assert not Membership.objects.filter(user=vic).exists()  # the group, not a membership
+    assert can(User.objects.get(pk=vic.pk), VALIDATE, projects["churn"])
+    # Left the provider's group: the next login takes the role away.
+    sso.change(user="nobody", groups=[])
+    sign_in(sso, "nobody")
+    assert not vic.groups.filter(name=VALIDATOR_GROUP).exists()
+    assert not SsoAccount.objects.get(user=vic).validator
+    assert not can(User.objects.get(pk=vic.pk), VALIDATE, projects["churn"])
+    assert list(SsoAccount.history.filter(user=vic).order_by("history_date").values_list(
+        "validator", flat=True)) == [True, False]  # fmt: skip
+
+
+def test_a_validator_made_by_hand_stays_one_when_the_groups_say_nothing(sso, projects, settings):
+    settings.OIDC_ROLE_MAP = f"{ROLE_MAP};mrm=validator"
+    settings.OIDC_LINK_LOCAL_ACCOUNTS = True
+    nobody = UserFactory(username="nobody")
+    nobody.groups.add(Group.objects.get_or_create(name=VALIDATOR_GROUP)[0])
+    sign_in(sso, "nobody")
+    assert nobody.groups.filter(name=VALIDATOR_GROUP).exists()
+    assert not SsoAccount.objects.get(user=nobody).validator
+    # Even a login that maps to the group, then one that no longer does, leaves them be.
+    sso.change(user="nobody", groups=["mrm"])
+    sign_in(sso, "nobody")
+    sso.change(user="nobody", groups=[])
+    sign_in(sso, "nobody")
+    assert nobody.groups.filter(name=VALIDATOR_GROUP).exists()
+    assert not SsoAccount.objects.get(user=nobody).validator
+
+
+def test_a_project_s_validator_role_comes_from_the_map_and_never_where_they_edit(
+    sso, projects, settings
+):
+    settings.OIDC_ROLE_MAP = f"{ROLE_MAP};mrm-churn=validator:churn;mrm=validator:*"
+    sso.change(user="dana", groups=["mrm-churn"])
+    client, _ = sign_in(sso, "dana")
+    dana = signed_in_user(client)
+    membership = Membership.objects.get(user=dana)
+    assert (membership.project.slug, membership.role, membership.managed_by_sso) == (
+        "churn", "validator", True,
+    )  # fmt: skip
+    assert can(dana, VALIDATE, projects["churn"])
+    assert not dana.groups.filter(name=VALIDATOR_GROUP).exists()
+    # Also an editor of churn (ds-churn) and a validator of every project (mrm): she edits
+    # churn, so she validates fraud only.
+    sso.change(user="dana", groups=["mrm-churn", "ds-churn", "mrm"])
+    sign_in(sso, "dana")
+    roles = Membership.objects.filter(user=dana).values_list("project__slug", "role")
+    assert sorted(roles) == [("churn", "editor"), ("fraud", "validator")]
+    dana = User.objects.get(pk=dana.pk)
+    assert not can(dana, VALIDATE, projects["churn"])
+    assert can(dana, VALIDATE, projects["fraud"])
 
 
 def test_a_local_account_of_the_same_name_is_used_only_when_the_administrator_says_so(

@@ -231,6 +231,6 @@ class SsoAccountAdmin(RecordAdmin):
     """Who signs in through the provider, with the groups of their last login; read-only,
     since the provider decides (wiki.services.sso)."""
 
-    list_display = ["user", "subject", "auditor", "last_login"]
+    list_display = ["user", "subject", "auditor", "validator", "last_login"]
     list_select_related = ["user"]
     search_fields = ["user__username", "subject"]

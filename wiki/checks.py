@@ -57,8 +57,10 @@ def check_single_sign_on(app_configs, **kwargs):
         errors.append(
             Error(
                 str(error),
-                hint="Syntax: <group>=<role>[:<project>] entries separated by ';', e.g. "
-                "ml-platform=maintainer:*;risk=auditor;ds-churn=editor:churn-prediction.",
+                hint="Syntax: <group>=<role>[:<project>] entries separated by ';': viewer, "
+                "editor, maintainer or validator with ':<project slug>' or ':*'; auditor or "
+                "validator (the groups) alone. E.g. ml-platform=maintainer:*;risk=auditor;"
+                "mrm=validator;ds-churn=editor:churn-prediction.",
                 id="wiki.E010",
             )
         )

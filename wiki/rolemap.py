@@ -5,23 +5,38 @@ Syntax: entries separated by ``;``, each ``<group>=<role>[:<project>]``:
 
 - ``<group>`` is a value of the ID token's group claim (OIDC_GROUPS_CLAIM), as the identity
   provider sends it (a name, a path such as ``/ml-platform``, or an object id);
-- ``<role>`` is ``viewer``, ``editor`` or ``maintainer`` followed by ``:<project slug>``, or
-  ``:*`` for every project, or ``auditor`` (reads every project; no project part).
+- ``<role>`` is ``viewer``, ``editor``, ``maintainer`` or ``validator`` followed by
+  ``:<project slug>``, or ``:*`` for every project that exists at the login (a membership
+  in each); or, with no project part, ``auditor`` (the "auditor" group: reads every
+  project) or ``validator`` (the "validator" group: validates every project, including
+  those created later, except where the person may edit).
 
-Example: ``ml-platform=maintainer:*;risk=auditor;ds-churn=editor:churn-prediction``.
-A group may appear in several entries; when several groups give a role in one project,
-the highest wins (maintainer > editor > viewer).
+Example: ``ml-platform=maintainer:*;risk=auditor;mrm=validator;ds-churn=editor:churn``.
+A group may appear in several entries; when several groups give roles in one project, the
+highest wins: maintainer > editor > validator > viewer. A validator reads the project and
+validates it, so it is more than a viewer; but who may edit a documentation must not
+validate it (independence), so editing outranks validating: a person whose groups make them
+both an editor and a validator of one project is its editor, as a member of the "validator"
+group is never a validator where they edit (wiki.access).
 """
 
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from wiki.models import SLUG_PATTERN, Membership
 
 AUDITOR = "auditor"
+VALIDATOR = "validator"  # without a project part: the global group
+GLOBAL_ROLES = (AUDITOR, VALIDATOR)
 EVERY_PROJECT = "*"
-# Lowest to highest: when two groups grant roles in one project, the later one wins.
-RANKS = [Membership.Role.VIEWER, Membership.Role.EDITOR, Membership.Role.MAINTAINER]
+# Lowest to highest: when two groups grant roles in one project, the higher one wins
+# (editing outranks validating: see the module docstring).
+RANKS = [
+    Membership.Role.VIEWER,
+    Membership.Role.VALIDATOR,
+    Membership.Role.EDITOR,
+    Membership.Role.MAINTAINER,
+]
 
 
 class RoleMapError(ValueError):
@@ -31,8 +46,17 @@ class RoleMapError(ValueError):
 @dataclass(frozen=True)
 class Grant:
     group: str
-    role: str  # a Membership.Role, or AUDITOR
-    project: str = ""  # a project slug or EVERY_PROJECT; empty for the auditor
+    role: str  # a Membership.Role, or AUDITOR / VALIDATOR for a global group
+    project: str = ""  # a project slug or EVERY_PROJECT; empty for a global group
+
+
+@dataclass
+class MappedRoles:
+    """What the role map gives one person: the global groups and a role per project."""
+
+    auditor: bool = False
+    validator: bool = False  # the "validator" group, not a project's validator role
+    projects: dict = field(default_factory=dict)  # {project slug: Membership.Role}
 
 
 def parse(text):
@@ -46,43 +70,50 @@ def parse(text):
         where = f"OIDC_ROLE_MAP entry {number} ({entry!r})"
         if not equals or not group:
             raise RoleMapError(f"{where}: write <group>=<role>[:<project>].")
-        role, _, project = (part.strip() for part in target.partition(":"))
-        if role == AUDITOR:
-            if project:
-                raise RoleMapError(f"{where}: auditor reads every project; drop ':{project}'.")
+        role, colon, project = (part.strip() for part in target.partition(":"))
+        if role in GLOBAL_ROLES and not colon:
+            pass  # the auditor or validator group
+        elif role == AUDITOR:
+            raise RoleMapError(f"{where}: auditor reads every project; drop ':{project}'.")
         elif role in RANKS:
             if not project:
+                alone = ", or 'validator' alone for the validator group"
+                alone = alone if role == VALIDATOR else ""
                 raise RoleMapError(
-                    f"{where}: {role} needs a project: '{role}:<project slug>' or '{role}:*'."
+                    f"{where}: {role} needs a project: '{role}:<project slug>' or "
+                    f"'{role}:*'{alone}."
                 )
             if project != EVERY_PROJECT and not re.fullmatch(SLUG_PATTERN, project):
                 raise RoleMapError(f"{where}: '{project}' is not a project slug.")
         else:
             raise RoleMapError(
-                f"{where}: unknown role '{role}'; use viewer, editor, maintainer or auditor."
+                f"{where}: unknown role '{role}'; use viewer, editor, maintainer, validator "
+                "or auditor."
             )
         grants.append(Grant(group=group, role=role, project=project))
     return grants
 
 
 def roles_for(grants, groups, project_slugs):
-    """What the role map gives a member of ``groups``: (auditor?, {project slug: role}).
+    """What the role map gives a member of ``groups`` (MappedRoles).
 
     ``project_slugs`` are the projects that exist (``*`` means each of them; a slug that
     names no project is skipped)."""
     groups = set(groups)
-    auditor = False
-    roles = {}
+    mapped = MappedRoles()
     for grant in grants:
         if grant.group not in groups:
             continue
         if grant.role == AUDITOR:
-            auditor = True
+            mapped.auditor = True
+            continue
+        if grant.role == VALIDATOR and not grant.project:
+            mapped.validator = True
             continue
         targets = project_slugs if grant.project == EVERY_PROJECT else [grant.project]
         for slug in targets:
             if slug in project_slugs and RANKS.index(grant.role) >= RANKS.index(
-                roles.get(slug, RANKS[0])
+                mapped.projects.get(slug, RANKS[0])
             ):
-                roles[slug] = grant.role
-    return auditor, roles
+                mapped.projects[slug] = grant.role
+    return mapped

@@ -18,6 +18,8 @@ class SsoAccount(models.Model):
     # The auditor role (a member of the "auditor" group) came from the role map, so leaving
     # the provider's group takes it away; an auditor made by hand keeps it.
     auditor = models.BooleanField(default=False)
+    # Likewise for the global validator role (a member of the "validator" group).
+    validator = models.BooleanField(default=False)
     groups = models.JSONField("groups at the last login", default=list)
     last_login = models.DateTimeField()
 

@@ -1,9 +1,10 @@
 """Signing in through the company's OpenID Connect provider: the account, and the roles the
 provider's groups give (OIDC_ROLE_MAP, wiki.rolemap), applied at every login.
 
-Roles the role map gave are marked (Membership.managed_by_sso, SsoAccount.auditor), so
-leaving a group in the provider takes its role away at the next login. Roles given by
-hand are never changed here. Every change is a revision with source "sso".
+Roles the role map gave are marked (Membership.managed_by_sso, SsoAccount.auditor and
+SsoAccount.validator for the global groups), so leaving a group in the provider takes its
+role away at the next login. Roles given by hand are never changed here. Every change is
+a revision with source "sso".
 """
 
 import logging
@@ -16,7 +17,7 @@ from django.db import IntegrityError, transaction
 from django.utils import timezone
 
 from wiki import rolemap
-from wiki.access import AUDITOR_GROUP
+from wiki.access import AUDITOR_GROUP, VALIDATOR_GROUP
 from wiki.history import Actor, Source, recording
 from wiki.models import Membership, Project, SsoAccount
 from wiki.services.members import remove_member, set_member
@@ -110,18 +111,19 @@ def _sign_in(issuer, subject, username, groups, claims):
             _update_profile(user, claims)
             if account is None:
                 account = SsoAccount(user=user, issuer=issuer, subject=subject)
-            before = (account.groups, account.auditor)
+            before = _marks(account)
             account.groups = groups
             account.last_login = timezone.now()
             grants = rolemap.parse(settings.OIDC_ROLE_MAP)
             slugs = set(Project.objects.values_list("slug", flat=True))
-            auditor, roles = rolemap.roles_for(grants, groups, slugs)
-            _sync_auditor(user, account, auditor)
-            if account.pk is None or before != (account.groups, account.auditor):
+            mapped = rolemap.roles_for(grants, groups, slugs)
+            _sync_group(user, account, "auditor", AUDITOR_GROUP, mapped.auditor)
+            _sync_group(user, account, "validator", VALIDATOR_GROUP, mapped.validator)
+            if account.pk is None or before != _marks(account):
                 account.save()
             else:  # the time alone is not a revision
                 SsoAccount.objects.filter(pk=account.pk).update(last_login=account.last_login)
-        _sync_memberships(user, roles, actor, reason)
+        _sync_memberships(user, mapped.projects, actor, reason)
     return user
 
 
@@ -178,16 +180,24 @@ def _update_profile(user, claims):
         user.save(update_fields=list(changed))
 
 
-def _sync_auditor(user, account, auditor):
-    group = Group.objects.get_or_create(name=AUDITOR_GROUP)[0]
+def _marks(account):
+    """What a login may change of an account, besides its time."""
+    return (account.groups, account.auditor, account.validator)
+
+
+def _sync_group(user, account, flag, name, given):
+    """Put ``user`` in the global group ``name`` when the role map gives it, marking
+    ``account.<flag>``; take them out when it no longer does, only if the mark says the
+    role map put them there."""
+    group = Group.objects.get_or_create(name=name)[0]
     in_group = user.groups.filter(pk=group.pk).exists()
-    if auditor and not in_group:
+    if given and not in_group:
         user.groups.add(group)
-        account.auditor = True
-    elif not auditor and account.auditor:
+        setattr(account, flag, True)
+    elif not given and getattr(account, flag):
         user.groups.remove(group)
-        account.auditor = False
-    # An auditor by hand (in the group, not marked) stays one either way.
+        setattr(account, flag, False)
+    # A member by hand (in the group, not marked) stays one either way.
 
 
 def _sync_memberships(user, roles, actor, reason):
