@@ -30,7 +30,7 @@ from tests.oidc_provider.fixtures import (  # noqa: F401 - fixtures
     sso_fixture,
 )
 from tests.test_settings import PRODUCTION, manage
-from wiki import oidc, rolemap
+from wiki import audit, oidc, rolemap
 from wiki.access import AUDITOR_GROUP, VALIDATE, VALIDATOR_GROUP, can, is_auditor
 from wiki.models import Membership, SsoAccount
 from wiki.rolemap import Grant, MappedRoles, RoleMapError
@@ -289,6 +289,15 @@ def test_the_validator_group_comes_and_goes_with_the_provider_s_group(sso, proje
     assert not can(User.objects.get(pk=vic.pk), VALIDATE, projects["churn"])
     assert list(SsoAccount.history.filter(user=vic).order_by("history_date").values_list(
         "validator", flat=True)) == [True, False]  # fmt: skip
+    # The flag is sealed in the global chain; accounts sealed before it existed (no such
+    # key) verify as they were, since False is hashed as absent. Forging it breaks the chain.
+    plain = {"history_id": 1, "auditor": False}
+    assert audit.canonical(plain | {"validator": False}) == audit.canonical(plain)
+    assert audit.verify(audit.head_for(None)).ok
+    row = SsoAccount.history.filter(user=vic).latest("history_id")
+    type(row).objects.filter(history_id=row.history_id).update(validator=True)
+    verdict = audit.verify(audit.head_for(None))
+    assert not verdict.ok and verdict.first_bad["history_id"] == row.history_id
 
 
 def test_a_validator_made_by_hand_stays_one_when_the_groups_say_nothing(sso, projects, settings):

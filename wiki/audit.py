@@ -69,9 +69,18 @@ def _as_stored(value):
     return value
 
 
-# Columns added to history rows after chains existed: hashed only when set, so the rows
-# sealed before they were added still verify (a project's template: migration 0018).
-LATER_COLUMNS = ("history_origin", "template_id", "as_of")
+# Columns added to history rows after chains existed, each with the value the rows sealed
+# before it were given: hashed only when they hold another, so those rows still verify
+# (a project's template: migration 0018; an SSO account's validator flag: 0021). A row
+# altered to or from that value still fails: its digest covered what it held.
+LATER_COLUMNS = {
+    "history_origin": None, "template_id": None, "as_of": None, "validator": False,
+}  # fmt: skip
+
+
+def _as_sealed_before(value, held):
+    # A boolean may come back from SQLite as 0: equal to False, not the same object.
+    return held is None if value is None else held == value
 
 
 def canonical(row):
@@ -80,7 +89,7 @@ def canonical(row):
         row = {
             k: _as_stored(v) if isinstance(v, (dict, list)) else v
             for k, v in row.items()
-            if not (v is None and k in LATER_COLUMNS)
+            if not (k in LATER_COLUMNS and _as_sealed_before(LATER_COLUMNS[k], v))
         }
     return json.dumps(
         row, sort_keys=True, separators=(",", ":"), ensure_ascii=False, default=_plain
