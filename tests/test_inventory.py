@@ -295,3 +295,14 @@ def test_the_inventory_and_the_report_agree_on_the_production_version(project):
     report = reports.build(project, report_id="t", generated_at=timezone.now(), with_history=False)
     assert row_of(project).production_version == "3.1.0"
     assert report["inventory"]["production_version"] == "3.1.0"
+
+
+def test_the_validation_tab_says_when_the_next_review_is_and_why(client_logged_in, project, vera):
+    url = reverse("frontend:validations", args=[project.slug])
+    assert "No review date: the risk tier is not set" in client_logged_in.get(url).content.decode()
+    set_overview(project, risk_level="high")
+    validation = validate(project, vera)
+    text = " ".join(client_logged_in.get(url).content.decode().split())
+    concluded = timezone.localdate(validation.concluded_at)
+    assert f'Next review: <time datetime="{add_months(concluded, 12)}">' in text
+    assert "asks for a validation every 12 months, counted from validation #1" in text

@@ -74,6 +74,11 @@ class InventoryRow:
         return REVIEW_LABELS[self.review_state]
 
     @property
+    def review_months(self):
+        """The months between reviews the template sets for the tier (None: none)."""
+        return self.project.spec.review_months.get(self.risk_tier)
+
+    @property
     def open_total(self):
         return sum(self.open_findings.values())
 

@@ -18,9 +18,10 @@ from frontend.validation_forms import (
     ValidationForm,
 )
 from frontend.views.base import actor, project_context, project_for
+from wiki import inventory
 from wiki import validations as readers
 from wiki.access import EDIT, MAINTAIN, VALIDATE, can
-from wiki.models import Finding, Page, Validation
+from wiki.models import Finding, Page, Project, Validation
 from wiki.rendering import render_markdown
 from wiki.services import EditConflict
 from wiki.services import validations as service
@@ -52,6 +53,7 @@ def validations(request, project):
     context = _context(
         request, project,
         validations=project.validations.order_by("-number"),
+        review=inventory.inventory(Project.objects.filter(pk=project.pk))[0],
         findings=findings[:FINDINGS_SHOWN],
         statuses=Finding.Status.choices,
         status=status,
