@@ -25,6 +25,7 @@ from wiki.middleware import DATABASE_RETRY_AFTER
 from wiki.services import EditConflict
 from wiki.services.pages import TreeConflict
 from wiki.services.records import RecordConflict
+from wiki.services.templates import PlanChanged
 
 logger = logging.getLogger(__name__)
 
@@ -124,6 +125,10 @@ def exception_handler(exc, context):
         return response
     elif isinstance(exc, RecordConflict):
         return Response(_body(409, str(exc)), status=409)
+    elif isinstance(exc, PlanChanged):
+        body = _body(409, str(exc))
+        body["plan_digest"] = exc.plan.digest
+        return Response(body, status=409)
     elif isinstance(exc, TreeConflict):
         body = _body(409, str(exc))
         body["conflicts"] = [

@@ -103,6 +103,11 @@ class TemplateChangeSerializer(StrictSerializer):
     change_reason = serializers.CharField(
         required=False, allow_blank=True, max_length=CHANGE_REASON_MAX_LENGTH
     )
+    plan_digest = serializers.CharField(
+        required=False, max_length=64,
+        help_text="The plan_digest of a dry run: the move is refused (409) if it would now "
+        "do something else.",
+    )  # fmt: skip
 
 
 class FieldMoveSerializer(serializers.Serializer):
@@ -133,6 +138,9 @@ class TemplatePlanSerializer(serializers.Serializer):
     template_from = serializers.CharField(source="old.name")
     template_to = serializers.CharField(source="new.name")
     applied = serializers.BooleanField()
+    plan_digest = serializers.CharField(
+        source="digest", help_text="Send it back with the move to make exactly this one."
+    )
     categories = CategoryPlanSerializer(many=True)
 
 

@@ -512,6 +512,8 @@ class TemplateChangeForm(forms.Form):
         label="Change reason", max_length=CHANGE_REASON_MAX_LENGTH, required=False,
         help_text="Kept in the history; by default it names both versions.",
     )  # fmt: skip
+    # The digest of the plan previewed (UpgradePlan.digest): the move confirmed is that one.
+    plan_digest = forms.CharField(required=False, max_length=64, widget=forms.HiddenInput)
 
 
 class InventoryFilterForm(forms.Form):

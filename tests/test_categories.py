@@ -4,6 +4,7 @@ from django.core.exceptions import ValidationError
 from wiki.categories import (
     KINDS,
     MARKDOWN_MAX_LENGTH,
+    PROJECT_ROUTE_SLUGS,
     RESERVED_SLUGS,
     TABLE_MAX_ROWS,
     TEXT_MAX_LENGTH,
@@ -87,6 +88,31 @@ def test_field_names_do_not_collide_with_the_edit_forms_own_inputs():
 
 def test_category_names_are_reserved_as_free_page_slugs():
     assert set(CATEGORY_NAMES) <= RESERVED_SLUGS
+
+
+def _project_segments(patterns, prefix=""):
+    """The literal first path segments after projects/<slug:project>/ in ``patterns``."""
+    project = "projects/<slug:project>/"
+    for pattern in patterns:
+        route = prefix + str(pattern.pattern)
+        if hasattr(pattern, "url_patterns"):
+            yield from _project_segments(pattern.url_patterns, route)
+        elif route.startswith(project):
+            segment = route.removeprefix(project).split("/")[0]
+            if segment and not segment.startswith("<"):
+                yield segment
+
+
+def test_every_route_under_a_project_is_a_reserved_slug():
+    """A page whose slug is a route's first segment would be shadowed by that route: a
+    new route under projects/<slug>/ must be added to PROJECT_ROUTE_SLUGS."""
+    from frontend import urls
+
+    segments = set(_project_segments(urls.urlpatterns))
+    assert {"settings", "records", "exports", "notifications", "mlflow"} <= segments
+    assert segments <= PROJECT_ROUTE_SLUGS, segments - PROJECT_ROUTE_SLUGS
+    assert PROJECT_ROUTE_SLUGS <= RESERVED_SLUGS
+    assert PROJECT_ROUTE_SLUGS | set(CATEGORY_NAMES) == RESERVED_SLUGS
 
 
 def test_a_category_the_template_lacks_is_none():

@@ -3,6 +3,7 @@ existed is upgraded by the migrations alone (their models, not today's code), an
 they write is what today's code reads."""
 
 import ast
+import importlib
 from datetime import timedelta
 from pathlib import Path
 
@@ -12,6 +13,7 @@ from django.db.migrations.executor import MigrationExecutor
 from django.utils import timezone
 
 from wiki.audit import head_for, verify
+from wiki.doc_templates import PACKS, SHIPPED, parse, read_pack
 from wiki.models import AuditEntry, Project, RunValue, SearchEntry, TrainingRun
 
 MIGRATIONS = Path(__file__).resolve().parent.parent / "wiki" / "migrations"
@@ -98,6 +100,23 @@ def test_no_migration_runs_today_s_code():
                 if name.split(".")[0] in ("wiki", "api", "frontend"):
                     imported.setdefault(path.name, set()).add(name)
     assert imported == {"0001_initial.py": {"wiki.models"}}
+
+
+def test_migration_0018_loads_the_packs_as_version_1_was():
+    """Migration 0018 reads a frozen copy of the packs, so every database gets the same
+    version 1. A pack file still at version 1 must be that copy: once edited, it is
+    another template, which needs a new version (loaded by load_template)."""
+    migration = importlib.import_module("wiki.migrations.0018_templates")
+    assert migration.PACKS != PACKS  # not the files of today
+    assert list(SHIPPED) == migration.PACK_SLUGS
+    for slug in SHIPPED:
+        today = read_pack(slug)
+        if parse(today)["version"] == 1:
+            assert today == migration.pack_text(slug), (
+                f"wiki/packs/{slug}.yaml was edited but still says version 1: give it "
+                "version 2 (a loaded version never changes; new databases get version 1 "
+                "from migration 0018's frozen copy)."
+            )
 
 
 @pytest.fixture

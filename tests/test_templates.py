@@ -3,10 +3,13 @@ projects pinned to a version, an upgrade that keeps every value, the packs' Anne
 SR 11-7 mappings, and the browser and API ways to change a project's template."""
 
 import json
+import threading
+import time
 
 import pytest
 from django.core.exceptions import ValidationError
 from django.core.management import CommandError, call_command
+from django.db import connection, connections
 from django.urls import reverse
 from django.utils import timezone
 
@@ -19,10 +22,11 @@ from tests.factories import (
 )
 from tests.test_exports import content, export
 from wiki import audit, reports
+from wiki.diff import as_text
 from wiki.doc_templates import TemplateError, pack_spec, parse, read_pack
 from wiki.health import dashboard, is_stale, with_staleness
 from wiki.history import Actor, Source
-from wiki.models import AuditEntry, Membership, Project, Template
+from wiki.models import AuditEntry, Membership, Page, Project, Template
 from wiki.services.pages import approve_page, edit_page
 from wiki.services.templates import load_template, preview_upgrade, upgrade_project
 
@@ -246,7 +250,9 @@ def test_an_upgrade_keeps_every_value_and_writes_sealed_history(documented):
     old_export = export(documented, "json")
     before = {p.category: p.revision for p in documented.pages.all()}
     v2 = load()
-    upgraded = upgrade_project(documented, v2, actor=CLI)
+    plan = upgrade_project(documented, v2, actor=CLI)
+    assert plan.applied
+    upgraded = plan.project
     assert upgraded.template == v2
     pages = {p.category: p for p in upgraded.pages.all()}
     assert pages["model"].fields["known_limitations"] == "Weak on thin files."
@@ -280,6 +286,125 @@ def test_an_upgrade_to_a_template_without_a_category_of_the_project_is_refused(d
     with pytest.raises(ValidationError, match="maintenance"):
         upgrade_project(documented, load(smaller), actor=CLI)
     assert Project.objects.get(pk=documented.pk).template.version == 1
+
+
+# DEFAULT_V2, and a new "governance" category taking over the overview's stakeholders
+# (a value renamed into a category the upgrade adds).
+DEFAULT_V4 = (
+    DEFAULT_V2.replace("version: 2", "version: 4", 1)
+    .replace(
+        "- name: risk\n",
+        "- name: governance\n  label: Governance\n  fields:\n"
+        "  - {name: stakeholders, label: Stakeholders, kind: table,"
+        " renamed_from: [overview.stakeholders]}\n"
+        "  - {name: committee, label: Committee, kind: markdown}\n"
+        "- name: risk\n",
+    )
+    .replace(
+        "  - name: stakeholders\n    label: Stakeholders\n    help: Teams and people who depend on"
+        " or are affected by the model, and their interest in it.\n    kind: table\n",
+        "",
+    )
+)
+
+
+def test_the_v4_fixture_moves_the_stakeholders_to_a_new_category():
+    spec = parse(DEFAULT_V4)
+    overview = next(c for c in spec["categories"] if c["name"] == "overview")
+    assert "stakeholders" not in [f["name"] for f in overview["fields"]]
+    governance = next(c for c in spec["categories"] if c["name"] == "governance")
+    assert governance["fields"][0]["renamed_from"] == ["overview.stakeholders"]
+
+
+@pytest.mark.parametrize("text", [DEFAULT_V2, DEFAULT_V4], ids=["v2", "v4"])
+def test_every_value_survives_an_upgrade_in_a_field_or_a_body(db, text):
+    project = ProjectFactory(slug="full", template="default")
+    _fill_everything(project)
+    before = {
+        (p.category, name): value
+        for p in project.pages.categories() for name, value in p.fields.items()
+    }  # fmt: skip
+    assert len(before) == sum(len(c.fields) for c in project.spec.categories)
+    plan = upgrade_project(project, load(text), actor=CLI)
+    pages = list(Project.objects.get(pk=project.pk).pages.categories())
+    kept = [value for page in pages for value in page.fields.values()]
+    for (category, name), value in before.items():
+        in_a_body = any(as_text(value, "table" if isinstance(value, list) else "markdown")
+                        in page.body for page in pages)  # fmt: skip
+        assert value in kept or in_a_body, f"{category}.{name} was lost"
+    if text == DEFAULT_V4:
+        governance = next(p for p in pages if p.category == "governance")
+        assert governance.fields["stakeholders"] == before[("overview", "stakeholders")]
+        history = governance.history.get()
+        assert history.fields == governance.fields  # its one revision has the value
+        by_name = {c.name: c for c in plan.categories}
+        assert [m.to_name for m in by_name["governance"].moved_in] == ["stakeholders"]
+        assert [f.name for f in by_name["governance"].added] == ["committee"]
+
+
+@pytest.mark.skipif(
+    connection.vendor != "postgresql",
+    reason="SQLite locks the whole file: two writers cannot hold row locks in opposite orders",
+)
+@pytest.mark.django_db(transaction=True)
+def test_an_upgrade_racing_a_page_edit_does_not_deadlock():
+    """The edit holds its page's row (as edit_page does first) when the upgrade starts;
+    then it appends to the chain. Had the upgrade taken the chain head before the pages'
+    rows, each would wait for the other, and PostgreSQL would fail one of them."""
+    from django.db import transaction
+
+    project = ProjectFactory(slug="raced", template="default")
+    v2 = load()
+    page = project.pages.get(category="overview")
+    page_locked, results = threading.Event(), {}
+
+    def edit():
+        try:
+            with transaction.atomic():
+                Page.objects.select_for_update().get(pk=page.pk)
+                page_locked.set()
+                _wait_for_a_blocked_writer()
+                edit_page(page, actor=CLI, base_revision=None, change_reason="Raced",
+                          body="Edited while upgrading.")  # fmt: skip
+            results["edit"] = "ok"
+        except Exception as error:  # reported by the assertion below
+            results["edit"] = error
+        finally:
+            connections.close_all()
+
+    def upgrade():
+        try:
+            page_locked.wait(10)
+            results["upgrade"] = upgrade_project(project, v2, actor=CLI).applied
+        except Exception as error:  # reported by the assertion below
+            results["upgrade"] = error
+        finally:
+            connections.close_all()
+
+    threads = [threading.Thread(target=edit), threading.Thread(target=upgrade)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(60)
+    assert results == {"edit": "ok", "upgrade": True}
+    page.refresh_from_db()
+    assert page.body == "Edited while upgrading." and page.project.template == v2
+    assert audit.verify(audit.head_for(project)).ok
+
+
+def _wait_for_a_blocked_writer(seconds=10):
+    """Until another connection waits for a lock (the upgrade, blocked behind the edit)."""
+    deadline = time.monotonic() + seconds
+    with connections["default"].cursor() as cursor:
+        while time.monotonic() < deadline:
+            cursor.execute(
+                "SELECT count(*) FROM pg_stat_activity WHERE wait_event_type = 'Lock' "
+                "AND pid <> pg_backend_pid() AND datname = current_database()"
+            )
+            if cursor.fetchone()[0]:
+                return
+            time.sleep(0.05)
+    raise AssertionError("the upgrade never waited for the edit's lock")
 
 
 def test_an_old_revision_with_a_field_the_template_no_longer_has_still_displays(
@@ -402,12 +527,48 @@ def test_a_maintainer_previews_then_confirms_a_template_change_in_the_browser(
     assert preview.status_code == 200
     assert "New field: Intended users (required" in text and "Risk" in text
     assert Project.objects.get(pk=project.pk).template.version == 1  # a GET changes nothing
-    done = client_logged_in.post(url, {"template": v2.pk, "change_reason": ""})
+    digest = preview.context["plan"].digest
+    assert f'name="plan_digest" value="{digest}"' in text
+    done = client_logged_in.post(
+        url, {"template": v2.pk, "change_reason": "", "plan_digest": digest}
+    )
     assert done.status_code == 302
     project = Project.objects.get(pk=project.pk)
     assert project.template == v2
     row = project.history.first()
     assert (row.history_source, row.history_user_id) == ("web", project.memberships.get().user_id)
+
+
+def test_a_move_confirmed_after_the_pages_changed_is_shown_again_not_made(
+    client_logged_in, project
+):
+    v2 = load()
+    url = reverse("frontend:project-template", args=["churn"])
+    previewed = client_logged_in.get(url, {"template": v2.pk}).context["plan"]
+    assert not previewed.categories[2].moved_in  # model: no limitations to move yet
+    fill(project, "model", limitations="Weak on thin files.")  # after the preview
+    form = {"template": v2.pk, "change_reason": "", "plan_digest": previewed.digest}
+    shown = client_logged_in.post(url, form)
+    assert shown.status_code == 200
+    text = shown.content.decode()
+    assert "changed since this move was previewed" in text
+    assert "moves to <code>model.known_limitations</code>" in text  # the new plan
+    assert Project.objects.get(pk=project.pk).template.version == 1
+    without = client_logged_in.post(url, {"template": v2.pk, "change_reason": ""})
+    assert without.status_code == 200 and "changed since" in without.content.decode()
+    again = shown.context["plan"].digest
+    done = client_logged_in.post(url, form | {"plan_digest": again})
+    assert done.status_code == 302
+    model = Project.objects.get(pk=project.pk).pages.get(category="model")
+    assert model.fields["known_limitations"] == "Weak on thin files."
+
+
+def test_a_template_category_may_not_take_a_route_of_the_project():
+    for name in ("settings", "exports", "model-versions", "findings"):
+        text = read_pack("default").replace("- name: maintenance", f"- name: {name}", 1)
+        with pytest.raises(TemplateError, match=rf"categories\[5\]\.name: '{name}' is a page"):
+            parse(text)
+    parse(read_pack("default"))  # the default categories are reserved, and allowed
 
 
 def test_an_editor_cannot_change_the_template(client_logged_in, user):
@@ -444,8 +605,24 @@ def test_the_api_creates_a_project_on_a_template_and_upgrades_it(api, user):
     model = next(c for c in plan["categories"] if c["category"] == "model")
     assert model["added_fields"] == ["intended_users", "known_limitations"]  # nothing to move
     assert Project.objects.get(slug="api-upgrade").template.version == 1
-    done = client.post(url, {"template": "default", "version": 2}, format="json")
+    page = Project.objects.get(slug="api-upgrade").pages.get(category="model")
+    edit_page(page, actor=CLI, base_revision=None, change_reason="After the dry run",
+              fields={"limitations": "Weak on thin files."})  # fmt: skip
+    stale = client.post(url, {"template": "default", "version": 2,
+                              "plan_digest": plan["plan_digest"]}, format="json")  # fmt: skip
+    assert stale.status_code == 409, stale.json()
+    assert "changed since this move was previewed" in stale.json()["detail"]
+    assert Project.objects.get(slug="api-upgrade").template.version == 1
+    digest = stale.json()["plan_digest"]
+    done = client.post(url, {"template": "default", "version": 2, "plan_digest": digest},
+                       format="json")  # fmt: skip
     assert done.status_code == 200 and done.json()["applied"] is True
+    # The plan answered is the one carried out: the limitations moved.
+    model = next(c for c in done.json()["categories"] if c["category"] == "model")
+    assert [(m["field"], m["to_field"]) for m in model["moved_in"]] == [
+        ("limitations", "known_limitations")
+    ]
+    assert done.json()["plan_digest"] == stale.json()["plan_digest"]
     assert Project.objects.get(slug="api-upgrade").template.version == 2
     patched = client.patch("/api/v1/projects/api-upgrade/", {"template": "sr-11-7"},
                            format="json", HTTP_IF_MATCH='"2"')  # fmt: skip

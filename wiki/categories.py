@@ -96,15 +96,20 @@ def guess_kind(value):
     return TABLE if isinstance(value, list) else MARKDOWN
 
 
+# The category names of the built-in default template.
+DEFAULT_CATEGORY_NAMES = ("overview", "data", "model", "deployment", "workflow", "maintenance")
+# The first path segments of the project's own URLs (projects/<slug>/<segment>/… in
+# frontend/urls.py; a test keeps this list complete): a page with such a slug would be
+# shadowed by the route, so neither a free page nor a template's category may take one.
+PROJECT_ROUTE_SLUGS = frozenset({
+    "pages", "records", "settings", "members", "notifications", "mlflow", "activity",
+    "audit", "exports", "tokens", "runs", "deployments", "model-versions", "template",
+    "validations", "findings",
+})  # fmt: skip
 # Free-page slugs that would clash with category pages or the project's own URLs.
 # The default template's category names are kept too, so a free page made under it never
 # blocks a later template (each template's own names are checked by Page.clean).
-RESERVED_SLUGS = frozenset({
-    "overview", "data", "model", "deployment", "workflow", "maintenance",
-    "pages", "records", "settings", "members", "activity", "audit", "tokens",
-    "runs", "deployments", "model-versions", "template",
-    "validations", "findings",
-})  # fmt: skip
+RESERVED_SLUGS = frozenset(DEFAULT_CATEGORY_NAMES) | PROJECT_ROUTE_SLUGS
 
 
 def validate_fields(category, values):

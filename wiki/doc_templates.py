@@ -18,7 +18,7 @@ from types import MappingProxyType
 import yaml
 
 from wiki.annex_iv import EVIDENCE_SOURCES, ITEMS
-from wiki.categories import KINDS, TEXT, Category, Field
+from wiki.categories import KINDS, PROJECT_ROUTE_SLUGS, TEXT, Category, Field
 from wiki.models import Page, Template, max_length
 from wiki.models.base import SLUG_PATTERN, too_deep
 from wiki.pipelines import _NoAliasLoader
@@ -209,6 +209,9 @@ class _Checker:
             "stale_on": self.strings(data.get("stale_on"), f"{where}.stale_on"),
             "fields": [self.field(f, f"{where}.fields[{i}]") for i, f in enumerate(fields)],
         }  # fmt: skip
+        if category["name"] in PROJECT_ROUTE_SLUGS:
+            self.error(f"{where}.name", f"'{category['name']}' is a page of every project "
+                       "(its address would show that page): choose another name.")  # fmt: skip
         for number, name in enumerate(category["stale_on"]):
             if name not in STALE_ON:
                 self.error(f"{where}.stale_on[{number}]",

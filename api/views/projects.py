@@ -131,7 +131,10 @@ class ProjectDetail(ApiView):
 class ProjectTemplate(ApiView):
     """Move the project to a template version (its latest when no version is given), or
     with ``dry_run`` only say what the move would do. Needs an admin token and a
-    maintainer. Repeating a move that was made changes nothing, so no Idempotency-Key."""
+    maintainer. Repeating a move that was made changes nothing, so no Idempotency-Key.
+    The answer is the plan carried out (computed under the upgrade's locks); with the
+    ``plan_digest`` of a dry run, a 409 when the pages changed since so that the move
+    would now do something else."""
 
     serializer_class = TemplatePlanSerializer
     scopes = ApiView.scopes | {"POST": Scope.ADMIN}
@@ -139,7 +142,7 @@ class ProjectTemplate(ApiView):
 
     @extend_schema(
         request=TemplateChangeSerializer,
-        responses=responses({200: TemplatePlanSerializer}, 400, 404, 413, 415),
+        responses=responses({200: TemplatePlanSerializer}, 400, 404, 409, 413, 415),
     )
     def post(self, request, project):
         project = self.get_project()
@@ -147,10 +150,11 @@ class ProjectTemplate(ApiView):
         serializer.is_valid(raise_exception=True)
         data = serializer.validated_data
         template = template_named(data["template"], data.get("version"))
-        plan = preview_upgrade(project, template)
-        plan.applied = not data["dry_run"] and project.template_id != template.pk
-        if plan.applied:
-            upgrade_project(
-                project, template, actor=self.actor(), reason=data.get("change_reason", "")
-            )
+        if data["dry_run"]:
+            plan = preview_upgrade(project, template)
+        else:
+            plan = upgrade_project(
+                project, template, actor=self.actor(), reason=data.get("change_reason", ""),
+                expected=data.get("plan_digest"),
+            )  # fmt: skip
         return Response(self.get_serializer(plan).data)

@@ -42,7 +42,7 @@ from wiki.services.members import remove_member, set_member
 from wiki.services.pages import revision_of
 from wiki.services.projects import create_project, update_project
 from wiki.services.records import RecordConflict
-from wiki.services.templates import preview_upgrade, upgrade_project
+from wiki.services.templates import PlanChanged, preview_upgrade, upgrade_project
 from wiki.services.tokens import revoke_token
 from wiki.summaries import count_per_version, lineage
 
@@ -141,7 +141,9 @@ def project_settings(request, project):
 @require_http_methods(["GET", "HEAD", "POST"])
 def project_template(request, project):
     """Change the project's template (maintainers): choose a version (GET ?template=),
-    see what the move would do, confirm it (POST)."""
+    see what the move would do, confirm it (POST). The confirmation carries the digest of
+    the plan shown: if the pages changed since, so that the move would now do something
+    else, nothing is saved and the new plan is shown to be confirmed again."""
     project = project_for(request, project, MAINTAIN)
     data = request.POST if request.method == "POST" else request.GET
     form = TemplateChangeForm(data if "template" in data else None)
@@ -154,10 +156,14 @@ def project_template(request, project):
                 upgrade_project(
                     project, chosen, actor=actor(request),
                     reason=form.cleaned_data["change_reason"],
+                    expected=form.cleaned_data["plan_digest"],  # "" (no preview): refused
                 )  # fmt: skip
                 messages.success(request, f"The project now follows the template {chosen}.")
                 return redirect("frontend:project-settings", project.slug)
             plan = preview_upgrade(project, chosen)
+        except PlanChanged as e:
+            plan = e.plan
+            form.add_error(None, str(e))
         except ValidationError as e:
             apply_errors(form, e)
     context = project_context(request, project, "settings") | {

@@ -17,10 +17,12 @@ from django.conf import settings
 from django.db import migrations, models
 
 
-# The template YAML as it was when this migration was written, normalized the way
-# wiki.doc_templates.parse does (every optional key filled in), and the audit chain's
-# rules copied from wiki/audit.py: the migration never depends on today's code.
-PACKS = Path(settings.BASE_DIR) / "wiki" / "packs"
+# The template YAML as it was when this migration was written (a frozen copy of the
+# packs, which nothing else reads: a later edit of wiki/packs/ must not give new
+# databases another version 1 than old ones), normalized the way wiki.doc_templates.parse
+# does (every optional key filled in), and the audit chain's rules copied from
+# wiki/audit.py: the migration never depends on today's code or files.
+PACKS = Path(__file__).resolve().parent / "0018_packs"
 PACK_SLUGS = ["default", "eu-ai-act-high-risk", "sr-11-7"]
 GENESIS = "0" * 64
 LATER_COLUMNS = ("history_origin", "template_id")
@@ -107,6 +109,11 @@ def _link(apps, model, row, shown):
     head.save()
 
 
+def pack_text(slug):
+    """The YAML of the shipped pack ``slug`` as version 1 was (the frozen copy)."""
+    return (PACKS / f"{slug}.yaml").read_text(encoding="utf-8")
+
+
 def load_packs(apps, schema_editor):
     """The shipped packs become templates (each with its history row, sealed in the
     global chain), and every project is pinned to the default one."""
@@ -115,7 +122,7 @@ def load_packs(apps, schema_editor):
     request_id = uuid.uuid4()
     pinned = None
     for slug in PACK_SLUGS:
-        text = (PACKS / f"{slug}.yaml").read_text(encoding="utf-8")
+        text = pack_text(slug)
         definition = _normalize(yaml.safe_load(text))
         template = Template.objects.create(
             slug=definition["slug"], version=definition["version"], label=definition["label"],

@@ -8,6 +8,8 @@ naming the old field. ``preview_upgrade`` says all of that before ``upgrade_proj
 does it, in one transaction, with a revision of every changed page and of the project.
 """
 
+import hashlib
+import json
 from dataclasses import dataclass, field
 
 from django.core.exceptions import ValidationError
@@ -121,6 +123,37 @@ class UpgradePlan:
             c.new_page or c.added or c.moved_in or c.to_body for c in self.categories
         )
 
+    @property
+    def digest(self):
+        """A digest of what the plan does (both versions, each category's new page, added
+        fields, moves and their reasons): a preview carries it, and ``upgrade_project``
+        refuses to carry out a plan that no longer has the digest the maintainer saw."""
+
+        def moves(plan):
+            return [
+                [m.category, m.name, m.to_category, m.to_name, m.why]
+                for m in plan.moved_in + plan.to_body
+            ]
+
+        shown = [
+            self.old.name,
+            self.new.name,
+            [[c.name, c.new_page, [f.name for f in c.added], moves(c)] for c in self.categories],
+        ]
+        return hashlib.sha256(json.dumps(shown, separators=(",", ":")).encode()).hexdigest()
+
+
+class PlanChanged(Exception):
+    """The project's pages changed since the upgrade was previewed, so it would now do
+    something else: ``plan`` is what it would do now (show it again)."""
+
+    def __init__(self, plan):
+        self.plan = plan
+        super().__init__(
+            "The project's pages changed since this move was previewed, and it would now do "
+            "something else: review the new preview and confirm it again."
+        )
+
 
 def preview_upgrade(project, template):
     """The plan of moving ``project`` to ``template``, saving nothing; ValidationError when
@@ -221,18 +254,30 @@ def _section(move, value, old):
     return f"## {move.label} (kept from {old.name})\n\n*Field `{move.name}`: {move.why}.*\n\n{text}"
 
 
-def upgrade_project(project, template, *, actor, reason=""):
+def upgrade_project(project, template, *, actor, reason="", expected=None):
     """Move ``project`` to ``template`` as ``preview_upgrade`` says, in one transaction:
-    a new revision of every page that changes, a page for each new category, and a
-    revision of the project naming both versions. Returns the project as saved."""
+    a new revision of every page that changes, a page for each new category (with the
+    values moved into it), and a revision of the project naming both versions. With
+    ``expected`` (the digest of the plan previewed), PlanChanged when the plan computed
+    under the locks is another one. Returns that plan, ``applied`` when it was carried
+    out (not when the project already follows ``template``); its ``project`` is the
+    project as saved."""
     with transaction.atomic():
+        # Locks in the order every writer takes them: the category pages' rows (by
+        # primary key, as several edit_page calls would), then the chain head (appending
+        # a history row), then the project's row. edit_page takes a page's row before
+        # the head: taking the head first here would deadlock with an edit of a page.
+        locked = Page.objects.select_for_update().filter(project_id=project.pk).categories()
+        pages = {p.category: p for p in locked.order_by("pk")}
         audit.lock_chain(project)
         current = Project.objects.select_for_update().get(pk=project.pk)
-        if current.template_id == template.pk:
-            return current
         old = current.spec
-        pages = {p.category: p for p in Page.objects.filter(project=current).categories()}
         plan = _plan(current, old, template.spec, pages)
+        if expected is not None and plan.digest != expected:
+            raise PlanChanged(plan)
+        plan.project = current
+        if current.template_id == template.pk:
+            return plan
         reason = reason or f"Template upgraded from {old.name} to {template.spec.name}"
         with recording(actor, reason):
             current.template = template
@@ -240,18 +285,20 @@ def upgrade_project(project, template, *, actor, reason=""):
             current.full_clean()
             current.save()
             for category in plan.categories:
-                if category.new_page:
-                    Page.objects.create(
-                        project=current, category=category.name, slug=category.name,
-                        title=category.label,
-                    )  # fmt: skip
-                    continue
-                page = pages[category.name]
-                page.project = current
                 fields = {
                     name: value for (cat, name), value in plan.values.items()
                     if cat == category.name
                 }  # fmt: skip
+                if category.new_page:
+                    # Created with the values renamed into it (checked by _plan).
+                    Page.objects.create(
+                        project=current, category=category.name, slug=category.name,
+                        title=category.label,
+                        fields=validate_fields(template.spec.get_category(category.name), fields),
+                    )  # fmt: skip
+                    continue
+                page = pages[category.name]
+                page.project = current
                 body = plan.bodies.get(category.name)
                 try:
                     edit_page(page, actor=actor, base_revision=None, change_reason=reason,
@@ -262,4 +309,5 @@ def upgrade_project(project, template, *, actor, reason=""):
                         for name, texts in e.message_dict.items()
                     ]}) from None  # fmt: skip
             Project.pages_changed(current.pk)
-    return current
+    plan.applied = True
+    return plan
