@@ -294,3 +294,32 @@ def test_the_list_signs_as_the_detail_does(validator, opened):
     assert [v["number"] for v in listed] == [2, 1]
     assert listed[1]["signature"] == detail["signature"] and listed[0]["signature"] is None
     assert len(detail["signature"]["digest"]) == 64
+
+
+def test_the_owner_made_validator_cannot_close_their_remediation_by_patch(
+    api, validator, owner, opened, eddie, project
+):
+    url = validator.post(FINDINGS, finding_body()).json()["url"]
+    owner.patch(url, {"status": "remediation_proposed", "remediation": "Done."}, HTTP_IF_MATCH="*")
+    Membership.objects.filter(project=project, user=eddie).update(role=Membership.Role.VALIDATOR)
+    for change in ({"status": "closed"}, {"status": "open", "comment": "No."}):
+        refused = owner.patch(url, change, HTTP_IF_MATCH='"2"')
+        assert refused.status_code == 403, refused.json()
+        assert "You own finding 1" in refused.json()["detail"]
+    finding = Finding.objects.get()
+    assert (finding.status, finding.revision, finding.closed_by) == (
+        "remediation_proposed", 2, None,
+    )  # fmt: skip
+
+
+def test_a_validator_cannot_pin_their_own_revision(api, eddie, project):
+    owner = client_of(api, eddie, scopes=("pages:write", "validations:write"))
+    edited = owner.patch(
+        "/api/v1/projects/churn/pages/data/", {"body": "Mine."}, HTTP_IF_MATCH='"1"'
+    )
+    assert edited.status_code == 200, edited.json()
+    Membership.objects.filter(project=project, user=eddie).update(role=Membership.Role.VALIDATOR)
+    refused = owner.post(VALIDATIONS, {"title": "V", "pinned": [{"page": "data", "revision": 2}]})
+    assert refused.status_code == 400, refused.json()
+    assert "You wrote Data (revision 2)" in refused.json()["errors"]["pinned"][0]
+    assert not Validation.objects.exists()

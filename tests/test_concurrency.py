@@ -183,24 +183,22 @@ def test_concurrent_writers_never_fork_a_chain():
     assert verify(head_for(project)).ok
 
 
-@pytest.mark.skipif(
+postgresql_only = pytest.mark.skipif(
     connections["default"].vendor != "postgresql",
     reason="row locks are PostgreSQL's (SQLite has one lock for the whole database)",
 )
-@pytest.mark.parametrize("write", ["new model version", "project settings"])
-def test_writers_that_lock_another_row_take_the_chain_head_first(write):
-    """A new model version (its unique row) and a project's settings (its row) are
-    written after the chain's head is locked, as every other write locks it first. The
-    holder of the head (a writer midway) then takes that other row without waiting:
-    taken the other way round, each would wait for the other (a deadlock, which
-    PostgreSQL ends by failing one)."""
+
+
+def while_holding_the_head(project, second_write, take_row):
+    """Run ``second_write`` in another connection while this one, a writer midway,
+    holds ``project``'s chain head; once it waits for a lock, ``take_row`` takes the row
+    it would hold had it not taken the head first (a deadlock then: PostgreSQL fails one
+    of the two after deadlock_timeout). What ``second_write`` returned (or raised), and
+    what ``take_row`` did."""
     from django.db import transaction
 
     from wiki import audit
-    from wiki.ingest import model_versions
-    from wiki.services.projects import update_project
 
-    project = ProjectFactory()
     holding, waiting, done = threading.Event(), threading.Event(), {}
 
     def second_writer():
@@ -210,13 +208,7 @@ def test_writers_that_lock_another_row_take_the_chain_head_first(write):
                 done["pid"] = cursor.fetchone()[0]
             holding.wait(timeout=60)
             waiting.set()
-            if write == "new model version":
-                with transaction.atomic():
-                    done["got"] = model_versions(project, {"9.9"})["9.9"]
-            else:
-                done["got"] = update_project(
-                    project, actor=cli_actor(), base_revision=None, change_reason="", name="B"
-                )
+            done["got"] = second_write()
         except Exception as error:  # the test inspects it
             done["got"] = error
         finally:
@@ -225,7 +217,7 @@ def test_writers_that_lock_another_row_take_the_chain_head_first(write):
     thread = threading.Thread(target=second_writer)
     thread.start()
     with transaction.atomic():
-        audit.lock_chain(project)  # the first writer, midway
+        audit.lock_chain(project)
         holding.set()
         assert waiting.wait(timeout=60)
         with connections["default"].cursor() as cursor:
@@ -237,13 +229,86 @@ def test_writers_that_lock_another_row_take_the_chain_head_first(write):
                     break
                 threading.Event().wait(0.05)
             cursor.execute("SET LOCAL lock_timeout = '5s'")
-        # The row the second writer would otherwise hold, taken without waiting.
-        if write == "new model version":
-            first = ModelVersion.objects.create(project=project, version="9.9")
-        else:
-            Project.objects.select_for_update().get(pk=project.pk)
+        took = take_row()
     thread.join(timeout=60)
+    return done["got"], took
+
+
+@postgresql_only
+@pytest.mark.parametrize("write", ["new model version", "project settings"])
+def test_writers_that_lock_another_row_take_the_chain_head_first(write):
+    """A new model version (its unique row) and a project's settings (its row) are
+    written after the chain's head is locked, as every other write locks it first. The
+    holder of the head (a writer midway) then takes that other row without waiting:
+    taken the other way round, each would wait for the other (a deadlock, which
+    PostgreSQL ends by failing one)."""
+    from django.db import transaction
+
+    from wiki.ingest import model_versions
+    from wiki.services.projects import update_project
+
+    project = ProjectFactory()
     if write == "new model version":
-        assert done["got"] == first  # the second writer reads the first's row
+
+        def second():
+            with transaction.atomic():
+                return model_versions(project, {"9.9"})["9.9"]
+
+        got, first = while_holding_the_head(
+            project, second, lambda: ModelVersion.objects.create(project=project, version="9.9")
+        )
+        assert got == first  # the second writer reads the first's row
     else:
+        while_holding_the_head(
+            project,
+            lambda: update_project(
+                project, actor=cli_actor(), base_revision=None, change_reason="", name="B"
+            ),
+            lambda: Project.objects.select_for_update().get(pk=project.pk),
+        )
         assert Project.objects.get(pk=project.pk).name == "B"
+
+
+@postgresql_only
+@pytest.mark.parametrize("write", ["conclusion", "closing a finding"])
+def test_validation_writes_take_the_chain_head_before_their_rows(write):
+    """Filing a finding takes the head, then its validation's row: a conclusion (the
+    validation's row) and a change of a finding (its row) take the head first too, or a
+    conclusion racing a new finding, or two changes of findings, deadlock. (A comment
+    locks no row before the head: the finding's, by the comment's foreign key, only at
+    commit, the constraint being deferred.)"""
+    from wiki.models import Finding, Validation
+    from wiki.services import validations as service
+
+    maintainer, vera = UserFactory(username="alice"), UserFactory(username="vera")
+    project = ProjectFactory(slug="churn")
+    Membership.objects.create(project=project, user=maintainer, role=Membership.Role.MAINTAINER)
+    Membership.objects.create(project=project, user=vera, role=Membership.Role.VALIDATOR)
+    validator, owner = cli_actor(vera), cli_actor(maintainer)
+    validation = service.open_validation(project, actor=validator, title="V")
+    finding = service.file_finding(
+        validation, actor=validator, title="Leak", description="D", severity="high",
+        page="data", owner="alice",
+    )  # fmt: skip
+    finding = service.propose_remediation(
+        finding, actor=owner, remediation="Fixed.", base_revision=1
+    )
+    locked_finding = Finding.objects.select_for_update().filter(pk=finding.pk)
+    second, row = {
+        "conclusion": (
+            lambda: service.conclude_validation(
+                validation, actor=validator, outcome="approved_with_conditions", conclusion="OK"
+            ),
+            Validation.objects.select_for_update().filter(pk=validation.pk),
+        ),
+        "closing a finding": (
+            lambda: service.close_finding(finding, actor=validator, base_revision=2),
+            locked_finding,
+        ),
+    }[write]
+    got, _ = while_holding_the_head(project, second, lambda: list(row))
+    assert not isinstance(got, Exception), got
+    if write == "conclusion":
+        assert Validation.objects.get().outcome == "approved_with_conditions"
+    else:
+        assert Finding.objects.get().status == "closed"

@@ -18,7 +18,7 @@ from wiki.history import Actor, Source
 from wiki.models import Finding, FindingComment, Membership, Validation
 from wiki.services import EditConflict
 from wiki.services.notifications import digest_text
-from wiki.services.pages import edit_page
+from wiki.services.pages import edit_page, submit_for_review
 from wiki.services.records import RecordConflict
 from wiki.services.validations import (
     accept_risk,
@@ -421,3 +421,128 @@ def test_the_exported_report_shows_the_validation(validated, project, user, form
     assert "1 medium" in text  # the inventory's unresolved findings
     if format == "html":
         assert "<em>by time</em>" in text  # Markdown rendered
+
+
+# Independence: nobody judges their own work, whatever their rights
+
+
+def made_validator(project, user, how):
+    """``user`` becomes a validator of ``project``: by their role, or by the global group
+    (with a viewer's role: a global validator validates no project they edit)."""
+    membership = Membership.objects.get(project=project, user=user)
+    if how == "role":
+        membership.role = Membership.Role.VALIDATOR
+    else:
+        membership.role = Membership.Role.VIEWER
+        user.groups.add(Group.objects.get_or_create(name=VALIDATOR_GROUP)[0])
+    membership.save()
+    assert can(user, VALIDATE, project)
+
+
+@pytest.mark.parametrize("how", ["role", "group"])
+def test_an_owner_made_validator_cannot_close_or_send_back_their_own_remediation(
+    project, people, validation, how
+):
+    olga = UserFactory(username="olga")
+    Membership.objects.create(project=project, user=olga, role=Membership.Role.EDITOR)
+    finding = file(validation, people, owner="olga")
+    made_validator(project, olga, how)
+    finding = propose_remediation(
+        finding, actor=web(olga), remediation="Split by time.", base_revision=1
+    )
+    with pytest.raises(PermissionDenied, match="You own finding 1: another validator"):
+        close_finding(finding, actor=web(olga), base_revision=2)
+    with pytest.raises(PermissionDenied, match="You own finding 1"):
+        reopen_finding(finding, actor=web(olga), base_revision=2, comment="Not good enough.")
+    finding.refresh_from_db()
+    assert (finding.status, finding.revision, finding.closed_by) == (
+        "remediation_proposed", 2, None,
+    )  # fmt: skip
+    closed = close_finding(finding, actor=web(people["vera"]), base_revision=2)
+    assert closed.closed_by == people["vera"] != closed.owner
+
+
+def test_a_superuser_judges_no_remediation_they_own_or_proposed(
+    project, people, validation, admin_user
+):
+    root = web(admin_user)
+    owned = file(validation, people, owner="root")
+    owned = propose_remediation(owned, actor=root, remediation="Done.", base_revision=1)
+    with pytest.raises(PermissionDenied, match="You own finding 1"):
+        close_finding(owned, actor=root, base_revision=2)
+
+    # eddie owns the second; root proposes its remedy, then vera moves its due date (a
+    # row of the same status, written by her): root still proposed it.
+    proposed = file(validation, people, title="No monitoring")
+    proposed = propose_remediation(proposed, actor=root, remediation="Added.", base_revision=1)
+    later = timezone.localdate() + timedelta(days=90)
+    proposed = assign_finding(proposed, actor=web(people["vera"]), base_revision=2, due_date=later)
+    for judge in (close_finding, reopen_finding):
+        with pytest.raises(PermissionDenied, match="You proposed the remediation of finding 2"):
+            judge(proposed, actor=root, base_revision=3, comment="Mine.")
+    assert close_finding(proposed, actor=web(people["vera"]), base_revision=3).status == "closed"
+
+
+def test_a_remediation_sent_back_and_proposed_again_is_judged_by_its_new_proposer(
+    project, people, validation, admin_user
+):
+    """root proposed the first remedy; eddie, the owner, the second: root may judge it."""
+    finding = file(validation, people)
+    finding = propose_remediation(finding, actor=web(admin_user), remediation="A", base_revision=1)
+    finding = reopen_finding(finding, actor=web(people["vera"]), base_revision=2, comment="No.")
+    finding = propose_remediation(
+        finding, actor=web(people["eddie"]), remediation="B", base_revision=3
+    )
+    closed = close_finding(finding, actor=web(admin_user), base_revision=4)
+    assert closed.closed_by == admin_user
+
+
+@pytest.mark.parametrize("how", ["role", "group"])
+def test_a_validator_does_not_pin_revisions_they_wrote(project, people, how):
+    eddie = people["eddie"]
+    page = project.pages.get(slug="data")
+    edit_page(page, actor=web(eddie), base_revision=1, change_reason="", body="Mine.")
+    # Sending another's revision for review writes a row of it, but not its text.
+    submit_for_review(project.pages.get(slug="overview"), actor=web(eddie))
+    made_validator(project, eddie, how)
+    with pytest.raises(ValidationError) as refused:
+        open_validation(project, actor=web(eddie), title="Self-review")
+    message = refused.value.message_dict["pinned"][0]
+    assert "You wrote Data (revision 2)" in message and message.endswith(
+        "Choose the pages to pin, leaving out Data."
+    )
+    with pytest.raises(ValidationError, match=r"You wrote Data \(revision 2\)"):
+        open_validation(
+            project, actor=web(eddie), title="V", pinned=[{"page": "data", "revision": 2}]
+        )
+    assert not Validation.objects.exists()
+    # The revision before eddie's is someone else's text, as are the other pages.
+    opened = open_validation(
+        project, actor=web(eddie), title="V", pinned=[{"page": "data", "revision": 1}]
+    )
+    assert opened.pinned == [{"page": "data", "revision": 1}]
+    others = [{"page": slug, "revision": 1} for slug in
+              project.pages.exclude(slug="data").values_list("slug", flat=True)]  # fmt: skip
+    assert open_validation(project, actor=web(eddie), title="W", pinned=others).number == 2
+
+
+def test_the_due_date_changes_when_the_owner_has_left_or_is_deactivated(
+    project, people, validation
+):
+    eddie = people["eddie"]
+    finding = file(validation, people)
+    Membership.objects.filter(project=project, user=eddie).delete()
+    later = timezone.localdate() + timedelta(days=90)
+    alice = web(people["alice"])
+    finding = assign_finding(finding, actor=alice, base_revision=1, owner="eddie", due_date=later)
+    assert (finding.owner, finding.due_date, finding.revision) == (eddie, later, 2)
+    eddie.is_active = False
+    eddie.save()
+    finding = assign_finding(
+        finding, actor=alice, base_revision=2, owner="eddie", due_date=later + timedelta(days=1)
+    )
+    assert (finding.owner, finding.revision) == (eddie, 3)
+    # A new owner is still checked: eddie cannot be given it back.
+    finding = assign_finding(finding, actor=alice, base_revision=3, owner="")
+    with pytest.raises(ValidationError, match="no active user 'eddie'"):
+        assign_finding(finding, actor=alice, base_revision=4, owner="eddie")

@@ -4,14 +4,18 @@ it, sign the conclusion; what each person is offered."""
 from datetime import timedelta
 
 import pytest
+from django.contrib.auth import get_user_model
 from django.test import Client
 from django.utils import timezone
 
 from tests.factories import UserFactory, make_deployment
+from wiki.history import Actor, Source
 from wiki.models import Finding, Membership, Validation
+from wiki.services.pages import edit_page
 from wiki.validations import signature
 
 pytestmark = pytest.mark.django_db
+User = get_user_model()
 
 
 def logged_in(user):
@@ -173,3 +177,58 @@ def test_a_finding_about_a_record_links_to_it(vera, project):
     page = vera.get("/projects/churn/validations/").content.decode()
     assert f'href="/projects/churn/deployments/{deployment.pk}/">deployment #' in page
     assert 'href="/projects/churn/model-versions/2.1.0/">model version' in page
+
+
+def test_the_owner_made_validator_is_not_offered_to_judge_their_remediation(vera, eddie, project):
+    vera.post("/projects/churn/validations/new/", {"title": "V", "pinned": ["data:1"]})
+    vera.post(
+        "/projects/churn/validations/1/findings/new/",
+        {"title": "X", "severity": "low", "description": "Y", "page": "data", "owner": "eddie"},
+    )
+    change = "/projects/churn/findings/1/change/"
+    eddie.post(change, {"action": "propose", "base_revision": 1, "text": "Done."})
+    Membership.objects.filter(project=project, user__username="eddie").update(
+        role=Membership.Role.VALIDATOR
+    )
+    page = eddie.get("/projects/churn/findings/1/").content.decode()
+    assert "Close: remediated" not in page
+    assert "Close: remediated" in vera.get("/projects/churn/findings/1/").content.decode()
+    response = eddie.post(change, {"action": "close", "base_revision": 2}, follow=True)
+    assert "You own finding 1: another validator judges its remediation." in (
+        response.content.decode()
+    )
+    assert Finding.objects.get().status == "remediation_proposed"
+
+
+def test_a_validator_who_wrote_a_pinned_revision_gets_a_form_error(eddie, project):
+    page_author = User.objects.get(username="eddie")
+    page = project.pages.get(slug="data")
+    edit_page(
+        page, actor=Actor(page_author, Source.WEB), base_revision=1, change_reason="", body="M"
+    )
+    Membership.objects.filter(project=project, user__username="eddie").update(
+        role=Membership.Role.VALIDATOR
+    )
+    response = eddie.post("/projects/churn/validations/new/", {"title": "V", "pinned": ["data:2"]})
+    assert response.status_code == 200
+    assert "You wrote Data (revision 2)" in str(response.context["form"].errors["pinned"])
+    assert not Validation.objects.exists()
+
+
+def test_a_maintainer_moves_the_due_date_of_a_finding_whose_owner_left(
+    vera, eddie, project, client_logged_in
+):
+    vera.post("/projects/churn/validations/new/", {"title": "V", "pinned": ["data:1"]})
+    vera.post(
+        "/projects/churn/validations/1/findings/new/",
+        {"title": "X", "severity": "low", "description": "Y", "page": "data", "owner": "eddie"},
+    )
+    Membership.objects.filter(project=project, user__username="eddie").delete()
+    due = (timezone.localdate() + timedelta(days=45)).isoformat()
+    form = {"action": "assign", "base_revision": 1, "owner": "eddie", "due_date": due}
+    response = client_logged_in.post("/projects/churn/findings/1/change/", form, follow=True)
+    assert "cannot see" not in response.content.decode()
+    finding = Finding.objects.get()
+    assert (finding.owner_name, finding.due_date.isoformat(), finding.revision) == (
+        "eddie", due, 2,
+    )  # fmt: skip

@@ -164,10 +164,15 @@ def _actions(user, finding):
     validator = can(user, VALIDATE, project)
     owner_or_editor = finding.owner_id == user.pk or can(user, EDIT, project)
     status = finding.status
+    judge = (
+        validator
+        and status == Finding.Status.REMEDIATION_PROPOSED
+        and not service.own_work(finding, user)
+    )
     return {
         "propose": owner_or_editor and status == Finding.Status.OPEN,
-        "close": validator and status == Finding.Status.REMEDIATION_PROPOSED,
-        "reopen": validator and status == Finding.Status.REMEDIATION_PROPOSED,
+        "close": judge,
+        "reopen": judge,
         "accept": can(user, MAINTAIN, project) and finding.is_unresolved,
         "assign": (validator or can(user, MAINTAIN, project)) and finding.is_unresolved,
         "comment": owner_or_editor or validator,

@@ -4,14 +4,22 @@ comments, and the signed conclusion.
 Who may do what is a rule of the domain here (independence), so each function checks it
 itself and raises PermissionDenied saying who may: a validator (wiki.access.VALIDATE)
 opens, files, closes, sends back and concludes; the finding's owner, an editor or a
-maintainer proposes a remediation; a maintainer accepts a risk. A change the life cycle
-does not allow is a RecordConflict (409 in the API); a finding changed since the caller
-read it is an EditConflict (412).
+maintainer proposes a remediation; a maintainer accepts a risk. Nobody judges their own
+work, whatever their rights: a validator pins no revision they wrote, and neither the
+finding's owner nor who proposed its remediation closes it or sends it back. A change
+the life cycle does not allow is a RecordConflict (409 in the API); a finding changed
+since the caller read it is an EditConflict (412).
+
+Every write takes its project's audit chain head (wiki.audit.lock_chain) before any row
+lock, as the rest of the wiki does: a conclusion racing a new finding then queues on
+the head, instead of each holding a row the other waits for (a deadlock, which
+PostgreSQL ends by failing one of them).
 """
 
 from django.contrib.auth import get_user_model
 from django.core.exceptions import PermissionDenied, ValidationError
 from django.db import transaction
+from django.db.models import Q
 from django.utils import timezone
 
 from wiki.access import EDIT, MAINTAIN, VALIDATE, VIEW, can
@@ -104,19 +112,56 @@ def _pinned(project, pinned):
     return result
 
 
+def _own_revisions(project, pinned, user):
+    """The pinned revisions ``user`` wrote, as (page title, revision): the author of a
+    revision is who saved its first history row (later rows of the same revision are
+    reviews and approvals, which do not change the text)."""
+    if not pinned:
+        return []
+    pages = {
+        p.slug: p
+        for p in Page.objects.filter(project=project, slug__in=[i["page"] for i in pinned])
+    }
+    wanted = Q()
+    for item in pinned:
+        wanted |= Q(id=pages[item["page"]].pk, revision=item["revision"])
+    authors = {}
+    rows = Page.history.filter(wanted).order_by("history_id")
+    for page_id, revision, author in rows.values_list("id", "revision", "history_user_id"):
+        authors.setdefault((page_id, revision), author)
+    return [
+        (pages[item["page"]].title, item["revision"])
+        for item in pinned
+        if authors.get((pages[item["page"]].pk, item["revision"])) == user.pk
+    ]
+
+
 def open_validation(project, *, actor, title, scope="", pinned=None):
     """Open the next validation of ``project`` over the ``pinned`` page revisions (by
-    default every page at its current revision)."""
+    default every page at its current revision), none of which the validator wrote."""
     _may(actor, VALIDATE, project, "Only a validator of this project opens validations.")
     title = _text("title", title, limit=max_length(Validation, "title"))
     scope = _text("scope", scope, required=False)
     with transaction.atomic():
         lock_chain(project)
+        checked = _pinned(project, pinned)
+        own = _own_revisions(project, checked, actor.user)
+        if own:
+            wrote = ", ".join(f"{title} (revision {revision})" for title, revision in own)
+            leave = (
+                f" Choose the pages to pin, leaving out {', '.join(title for title, _ in own)}."
+                if pinned is None
+                else ""
+            )
+            raise ValidationError(
+                {"pinned": f"You wrote {wrote}: a validator does not validate their own "
+                 f"text; another validator does.{leave}"}
+            )  # fmt: skip
         validation = Validation(
             project=project,
             title=title,
             scope=scope,
-            pinned=_pinned(project, pinned),
+            pinned=checked,
             validator=actor.user,
             validator_name=actor.username,
             opened_at=timezone.now(),
@@ -244,8 +289,9 @@ def file_finding(
 
 
 def _changing(finding, base_revision):
-    """The finding locked for a change (in the caller's transaction), at ``base_revision``
-    (None skips the check)."""
+    """The finding locked for a change (in the caller's transaction, after its project's
+    chain head), at ``base_revision`` (None skips the check)."""
+    lock_chain(finding.project)
     current = Finding.objects.select_for_update().select_related("project").get(pk=finding.pk)
     if base_revision is not None and current.revision != base_revision:
         raise EditConflict(current)
@@ -296,13 +342,50 @@ def propose_remediation(finding, *, actor, remediation, base_revision):
         return _save(current, actor, f"Proposed a remediation of finding {current.number}")
 
 
+def proposer(finding):
+    """The user (id) who proposed the remediation ``finding`` now has: who wrote the
+    first history row of its latest run of "remediation proposed" rows (a new owner or
+    due date meanwhile writes rows of the same status); None if there is none."""
+    found = None
+    rows = finding.history.order_by("-history_id").values_list("status", "history_user_id")
+    for status, user_id in rows.iterator():
+        if status != Status.REMEDIATION_PROPOSED:
+            break
+        found = user_id
+    return found
+
+
+def own_work(finding, user):
+    """Why ``user`` may not judge ``finding``'s remediation (they own the finding or
+    proposed the remedy), or "" if they may."""
+    if finding.owner_id == user.pk:
+        return f"You own finding {finding.number}: another validator judges its remediation."
+    if finding.status == Status.REMEDIATION_PROPOSED and proposer(finding) == user.pk:
+        return (
+            f"You proposed the remediation of finding {finding.number}: another validator "
+            "judges it."
+        )
+    return ""
+
+
+def _judging(current, actor, doing):
+    """A validator, independent of the remedy, judges ``current``'s remediation."""
+    _may(actor, VALIDATE, current.project, f"Only a validator of this project {doing} findings.")
+    _expect(
+        current, Status.REMEDIATION_PROPOSED,
+        doing="closed" if doing == "closes" else "sent back",
+    )  # fmt: skip
+    why = own_work(current, actor.user)
+    if why:
+        raise PermissionDenied(why)
+
+
 def close_finding(finding, *, actor, base_revision, comment=""):
     """A validator accepts the proposed remediation: the finding is closed."""
     comment = _text("comment", comment, required=False)
     with transaction.atomic():
         current = _changing(finding, base_revision)
-        _may(actor, VALIDATE, current.project, "Only a validator of this project closes findings.")
-        _expect(current, Status.REMEDIATION_PROPOSED, doing="closed")
+        _judging(current, actor, "closes")
         current.status = Status.CLOSED
         current.closed_by, current.closed_by_name = actor.user, actor.username
         current.closed_at = timezone.now()
@@ -318,8 +401,7 @@ def reopen_finding(finding, *, actor, base_revision, comment):
     comment = _text("comment", comment)
     with transaction.atomic():
         current = _changing(finding, base_revision)
-        _may(actor, VALIDATE, current.project, "Only a validator of this project reopens findings.")
-        _expect(current, Status.REMEDIATION_PROPOSED, doing="sent back")
+        _judging(current, actor, "reopens")
         current.status = Status.OPEN
         with recording(actor, f"Commented on finding {current.number}"):
             _comment(current, actor, comment)
@@ -354,7 +436,9 @@ def assign_finding(finding, *, actor, base_revision, owner=KEEP, due_date=KEEP):
             raise PermissionDenied("Only a validator or a maintainer assigns findings.")
         _expect(current, *Finding.UNRESOLVED, doing="reassigned")
         changed = []
-        if owner is not KEEP:
+        # An unchanged owner is not checked again: one who left the project or was
+        # deactivated still lets the due date change (change_finding does the same).
+        if owner is not KEEP and (owner or "") != current.owner_name:
             user = _owner(project, owner)
             if user != current.owner:
                 current.owner, current.owner_name = user, user.get_username() if user else ""
@@ -394,6 +478,7 @@ def conclude_validation(validation, *, actor, outcome, conclusion):
         raise ValidationError({"outcome": f"Must be one of: {', '.join(Outcome.values)}."})
     conclusion = _text("conclusion", conclusion)
     with transaction.atomic():
+        lock_chain(validation.project)  # before the validation's row, as file_finding
         current = Validation.objects.select_for_update().get(pk=validation.pk)
         if not current.is_open:
             raise RecordConflict(
