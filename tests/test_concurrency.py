@@ -312,3 +312,28 @@ def test_validation_writes_take_the_chain_head_before_their_rows(write):
         assert Validation.objects.get().outcome == "approved_with_conditions"
     else:
         assert Finding.objects.get().status == "closed"
+
+
+@postgresql_only
+def test_a_page_edited_while_a_finding_on_it_is_filed_does_not_deadlock():
+    """A finding (or an attachment) filed on a page checks its foreign key to the page at
+    commit, while its writer holds the chain head; an edit of that page holds the page's
+    row while it waits for the head. The edit's lock leaves the key alone (FOR NO KEY
+    UPDATE), so the check, a FOR KEY SHARE, passes at once and both writes end."""
+    project = ProjectFactory()
+    page = project.pages.get(category="data")
+
+    def edit():
+        return edit_page(
+            Page.objects.get(pk=page.pk), actor=cli_actor(), base_revision=page.revision,
+            change_reason="", body="Edited.",
+        )  # fmt: skip
+
+    def key_share():  # what the finding's foreign key to the page takes at commit
+        with connections["default"].cursor() as cursor:
+            cursor.execute("SELECT id FROM wiki_page WHERE id = %s FOR KEY SHARE", [page.pk])
+            return cursor.fetchone()[0]
+
+    edited, checked = while_holding_the_head(project, edit, key_share)
+    assert checked == page.pk
+    assert edited.revision == page.revision + 1 and edited.body == "Edited."

@@ -100,7 +100,7 @@ def _end_approval(attachment):
     and the page says its attachments changed since)."""
     if attachment.page_id is None:
         return
-    page = Page.objects.select_for_update().get(pk=attachment.page_id)
+    page = Page.objects.select_for_update(no_key=True).get(pk=attachment.page_id)
     if page.review_state == Page.ReviewState.APPROVED:
         page.review_state = Page.ReviewState.DRAFT
         page.save()

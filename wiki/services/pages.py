@@ -119,8 +119,11 @@ def edit_page(
         changes = check_page_changes(page, fields=fields, body=body, title=title)
     with transaction.atomic():
         # The row lock makes concurrent editors of one page queue up here, so only one
-        # of two edits from the same base revision can pass the check below.
-        current = Page.objects.select_for_update().get(pk=page.pk)
+        # of two edits from the same base revision can pass the check below. No key
+        # changes, so it leaves the page to rows that refer to it (a finding, an
+        # attachment): their foreign key's check, at the commit of a writer holding the
+        # chain head, would otherwise wait for this lock while this waits for the head.
+        current = Page.objects.select_for_update(no_key=True).get(pk=page.pk)
         if base_revision is not None and current.revision != base_revision:
             raise EditConflict(current)
         if merge_fields:
@@ -226,7 +229,7 @@ def restore_page(page, *, actor, revision, base_revision, change_reason):
 def submit_for_review(page, *, actor, change_reason=""):
     """Ask the maintainers to review the page's current revision."""
     with transaction.atomic(), recording(actor, change_reason or "Submitted for review"):
-        current = Page.objects.select_for_update().get(pk=page.pk)
+        current = Page.objects.select_for_update(no_key=True).get(pk=page.pk)
         if current.review_state != Page.ReviewState.IN_REVIEW:
             current.review_state = Page.ReviewState.IN_REVIEW
             current.save()
@@ -290,7 +293,7 @@ def approve_page(page, *, actor, revision, comment=""):
     if not isinstance(comment, str) or len(comment) > limit:
         raise ValidationError({"comment": f"A comment is text of at most {limit:,} characters."})
     with transaction.atomic(), recording(actor, f"Approved revision {revision}"):
-        current = Page.objects.select_for_update().get(pk=page.pk)
+        current = Page.objects.select_for_update(no_key=True).get(pk=page.pk)
         if revision != current.revision:
             raise EditConflict(current)
         current.project = page.project
@@ -433,7 +436,7 @@ def push_tree(project, *, actor, files, origin, change_reason=""):
     with transaction.atomic():
         # Locked in one order, so two pushes of one project queue up instead of deadlocking.
         slugs = [f.slug for f in parsed.values()]
-        locked = Page.objects.select_for_update().filter(project=project, slug__in=slugs)
+        locked = Page.objects.select_for_update(no_key=True).filter(project=project, slug__in=slugs)
         pages = {page.slug: page for page in locked.order_by("pk")}
         for path, page_file in parsed.items():
             page = pages.get(page_file.slug)

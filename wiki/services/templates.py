@@ -267,7 +267,9 @@ def upgrade_project(project, template, *, actor, reason="", expected=None):
         # primary key, as several edit_page calls would), then the chain head (appending
         # a history row), then the project's row. edit_page takes a page's row before
         # the head: taking the head first here would deadlock with an edit of a page.
-        locked = Page.objects.select_for_update().filter(project_id=project.pk).categories()
+        locked = (
+            Page.objects.select_for_update(no_key=True).filter(project_id=project.pk).categories()
+        )
         pages = {p.category: p for p in locked.order_by("pk")}
         audit.lock_chain(project)
         current = Project.objects.select_for_update().get(pk=project.pk)
