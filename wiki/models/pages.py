@@ -78,6 +78,10 @@ class Page(DomainModel):
         return f"{self.project.slug}/{self.slug}"
 
     def clean(self):
+        # Checked when a page is made: a free page made before its slug became reserved
+        # (a route added since) stays editable, through the API.
+        if not self._state.adding:
+            return
         own = self.project.spec.category_names if self.project_id else ()
         reserved = RESERVED_SLUGS | set(own)
         if not self.category and self.slug in reserved:
