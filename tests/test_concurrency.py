@@ -319,7 +319,8 @@ def test_a_page_edited_while_a_finding_on_it_is_filed_does_not_deadlock():
     """A finding (or an attachment) filed on a page checks its foreign key to the page at
     commit, while its writer holds the chain head; an edit of that page holds the page's
     row while it waits for the head. The edit's lock leaves the key alone (FOR NO KEY
-    UPDATE), so the check, a FOR KEY SHARE, passes at once and both writes end."""
+    UPDATE), so the check, a FOR KEY SHARE, passes at once and both writes end. (An
+    attachment takes its page's row first: the next test.)"""
     project = ProjectFactory()
     page = project.pages.get(category="data")
 
@@ -337,3 +338,54 @@ def test_a_page_edited_while_a_finding_on_it_is_filed_does_not_deadlock():
     edited, checked = while_holding_the_head(project, edit, key_share)
     assert checked == page.pk
     assert edited.revision == page.revision + 1 and edited.body == "Edited."
+
+
+@postgresql_only
+def test_attaching_a_figure_takes_its_page_before_the_chain_head():
+    """An attachment on a page may end the page's approval, so it writes the page's row;
+    it takes that row first, as an edit or an approval of the page does, then the chain
+    head. Taken the other way round (the head with the attachment's history row, then
+    the page), an edit of the page holding its row and waiting for the head deadlocked."""
+    from django.core.files.base import ContentFile
+    from django.db import transaction
+
+    from wiki import audit
+    from wiki.services.attachments import attach
+
+    project = ProjectFactory()
+    page = project.pages.get(category="model")
+    ready, holding, done = threading.Event(), threading.Event(), {}
+
+    def attacher():
+        try:
+            with connections["default"].cursor() as cursor:
+                cursor.execute("SELECT pg_backend_pid()")
+                done["pid"] = cursor.fetchone()[0]
+            ready.set()
+            holding.wait(timeout=60)
+            figure = ContentFile(b"step,auc\n1,0.8\n", name="auc.csv")
+            done["got"] = attach(Page.objects.get(pk=page.pk), figure, actor=cli_actor())
+        except Exception as error:  # the test inspects it
+            done["got"] = error
+        finally:
+            connections.close_all()
+
+    thread = threading.Thread(target=attacher)
+    thread.start()
+    assert ready.wait(timeout=60)
+    with transaction.atomic():  # an editor midway: it holds the page's row
+        Page.objects.select_for_update(no_key=True).get(pk=page.pk)
+        holding.set()
+        with connections["default"].cursor() as cursor:
+            for _ in range(600):  # until the attacher waits for a lock
+                cursor.execute(
+                    "SELECT wait_event_type FROM pg_stat_activity WHERE pid = %s", [done["pid"]]
+                )
+                if cursor.fetchone()[0] == "Lock":
+                    break
+                threading.Event().wait(0.05)
+            cursor.execute("SET LOCAL lock_timeout = '5s'")
+        audit.lock_chain(project)  # the editor's next lock: free, the attacher holds none
+    thread.join(timeout=60)
+    assert not isinstance(done["got"], Exception), done["got"]
+    assert done["got"].name == "auc.csv"

@@ -21,7 +21,7 @@ from tests.factories import (
     make_training_run,
 )
 from tests.test_exports import content, export
-from wiki import audit, reports
+from wiki import audit, doc_templates, reports
 from wiki.diff import as_text
 from wiki.doc_templates import TemplateError, pack_spec, parse, read_pack
 from wiki.health import dashboard, is_stale, with_staleness
@@ -122,6 +122,16 @@ def test_the_same_version_loads_once_and_never_changes(db):
     with pytest.raises(TemplateError, match="already loaded with other content"):
         load_template(DEFAULT_V2 + "\n# edited\n", actor=CLI)
     assert Template.objects.filter(slug="default", version=2).count() == 1
+
+
+def test_a_loaded_text_reloads_as_itself_even_if_a_later_rule_would_refuse_it(db, monkeypatch):
+    first = load()
+    # A route added since reserves a name the loaded text uses for a category.
+    routes = doc_templates.PROJECT_ROUTE_SLUGS | {"risk"}
+    monkeypatch.setattr(doc_templates, "PROJECT_ROUTE_SLUGS", routes)
+    with pytest.raises(TemplateError):
+        parse(DEFAULT_V2.replace("version: 2", "version: 9", 1))
+    assert load_template(DEFAULT_V2, actor=CLI) == (first, False)
 
 
 @pytest.mark.parametrize(
@@ -314,6 +324,32 @@ def test_the_v4_fixture_moves_the_stakeholders_to_a_new_category():
     assert "stakeholders" not in [f["name"] for f in overview["fields"]]
     governance = next(c for c in spec["categories"] if c["name"] == "governance")
     assert governance["fields"][0]["renamed_from"] == ["overview.stakeholders"]
+
+
+def test_a_preview_moving_values_of_two_pages_into_one_category_is_confirmed_at_once(db):
+    # The data page's licensing joins the overview's stakeholders in "governance": the
+    # plan must not depend on the order the pages are read in (preview by title, the
+    # move by primary key), or an untouched preview would be refused as changed.
+    text = DEFAULT_V4.replace(
+        "  - {name: committee, label: Committee, kind: markdown}\n",
+        "  - {name: committee, label: Committee, kind: markdown}\n"
+        "  - {name: licensing, label: Licensing, kind: markdown,"
+        " renamed_from: [data.personal_data_licensing]}\n",
+    ).replace("version: 4", "version: 5", 1)
+    text = text.replace(
+        "  - name: personal_data_licensing\n", "  - name: personal_data_licensing_old\n", 1
+    )
+    project = ProjectFactory(slug="two", template="default")
+    _fill_everything(project)
+    template = load(text)
+    preview = preview_upgrade(project, template)
+    moved = {
+        m.to_name for m in next(c for c in preview.categories if c.name == "governance").moved_in
+    }
+    assert moved == {"stakeholders", "licensing"}
+    upgrade_project(project, template, actor=CLI, expected=preview.digest)  # no PlanChanged
+    governance = Project.objects.get(pk=project.pk).pages.get(category="governance")
+    assert set(governance.fields) >= {"stakeholders", "licensing"}
 
 
 @pytest.mark.parametrize("text", [DEFAULT_V2, DEFAULT_V4], ids=["v2", "v4"])

@@ -59,6 +59,7 @@ def _save(
     field, target, project_id, name, sha256, size, content_type, actor, change_reason, origin
 ):  # fmt: skip
     with transaction.atomic():
+        _lock_page(target.pk if field == "page" else None)
         current = (
             Attachment.objects.select_for_update().filter(**{field: target, "name": name}).first()
         )
@@ -83,6 +84,7 @@ def remove(attachment, *, actor, change_reason=""):
     """Delete an attachment: a new revision that hides it; its file and every earlier
     version stay in the history. Deleting one already deleted changes nothing."""
     with transaction.atomic():
+        _lock_page(attachment.page_id)
         current = Attachment.objects.select_for_update().get(pk=attachment.pk)
         if current.deleted:
             return current
@@ -94,13 +96,22 @@ def remove(attachment, *, actor, change_reason=""):
     return current
 
 
+def _lock_page(page_id):
+    """Lock the page an attachment is on (if it is on one) before anything else: its
+    approval may end (_end_approval), and every writer of a page takes the page's row
+    before the chain head (edit_page, approve_page), so one taking them the other way
+    round would deadlock with it."""
+    if page_id is not None:
+        list(Page.objects.select_for_update(no_key=True).filter(pk=page_id).values_list("pk"))
+
+
 def _end_approval(attachment):
     """A page's figures are part of what its approval vouched for: changing one ends the
     approval as an edit does (the approval stays on record for the revision it approved,
     and the page says its attachments changed since)."""
     if attachment.page_id is None:
         return
-    page = Page.objects.select_for_update(no_key=True).get(pk=attachment.page_id)
+    page = Page.objects.get(pk=attachment.page_id)  # locked first (_lock_page)
     if page.review_state == Page.ReviewState.APPROVED:
         page.review_state = Page.ReviewState.DRAFT
         page.save()

@@ -28,8 +28,14 @@ def load_template(text, *, actor, reason=""):
     """Load the template in YAML ``text``: (template, created). The same slug and version
     with the same text is the one already loaded; with other text, TemplateError (a
     loaded version never changes: give the new one a new version)."""
-    definition = doc_templates.parse(text)
     digest = doc_templates.digest(text)
+    # The very text already loaded is that template, even if a rule added since (a name
+    # reserved for a new route) would now refuse it: reloading on every deploy stays a
+    # no-op rather than an error about a version that cannot change anyway.
+    loaded = Template.objects.filter(digest=digest).order_by("pk").first()
+    if loaded is not None:
+        return loaded, False
+    definition = doc_templates.parse(text)
     slug, version = definition["slug"], definition["version"]
     existing = Template.objects.filter(slug=slug, version=version).first()
     if existing is not None:
@@ -194,7 +200,10 @@ def _plan(project, old, new, pages):
         for c in new.categories for f in c.fields
         if c.name in pages and f.name in pages[c.name].fields
     }  # fmt: skip
-    for name, page in pages.items():
+    # In the old template's order, however the pages were read: the plan (which value a
+    # renamed field takes, the order of moves its digest covers) is the same for the
+    # preview and for the move it confirms.
+    for name, page in sorted(pages.items(), key=lambda item: (old.order(item[0]), item[0])):
         category = old.category_or_unknown(name)
         for stored, value in page.fields.items():
             target = new.get_category(name).get_field(stored)
