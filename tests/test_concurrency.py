@@ -189,6 +189,18 @@ postgresql_only = pytest.mark.skipif(
 )
 
 
+def _once_it_waits_for_a_lock(pid):
+    """Return once the connection of backend ``pid`` waits for a lock; from then on, this
+    transaction's own waits give up after 5 s (a deadlock fails fast, named)."""
+    with connections["default"].cursor() as cursor:
+        for _ in range(600):
+            cursor.execute("SELECT wait_event_type FROM pg_stat_activity WHERE pid = %s", [pid])
+            if cursor.fetchone()[0] == "Lock":
+                break
+            threading.Event().wait(0.05)
+        cursor.execute("SET LOCAL lock_timeout = '5s'")
+
+
 def while_holding_the_head(project, second_write, take_row):
     """Run ``second_write`` in another connection while this one, a writer midway,
     holds ``project``'s chain head; once it waits for a lock, ``take_row`` takes the row
@@ -220,15 +232,7 @@ def while_holding_the_head(project, second_write, take_row):
         audit.lock_chain(project)
         holding.set()
         assert waiting.wait(timeout=60)
-        with connections["default"].cursor() as cursor:
-            for _ in range(600):  # until the second writer waits for a lock
-                cursor.execute(
-                    "SELECT wait_event_type FROM pg_stat_activity WHERE pid = %s", [done["pid"]]
-                )
-                if cursor.fetchone()[0] == "Lock":
-                    break
-                threading.Event().wait(0.05)
-            cursor.execute("SET LOCAL lock_timeout = '5s'")
+        _once_it_waits_for_a_lock(done["pid"])
         took = take_row()
     thread.join(timeout=60)
     return done["got"], took
@@ -376,15 +380,7 @@ def test_attaching_a_figure_takes_its_page_before_the_chain_head():
     with transaction.atomic():  # an editor midway: it holds the page's row
         Page.objects.select_for_update(no_key=True).get(pk=page.pk)
         holding.set()
-        with connections["default"].cursor() as cursor:
-            for _ in range(600):  # until the attacher waits for a lock
-                cursor.execute(
-                    "SELECT wait_event_type FROM pg_stat_activity WHERE pid = %s", [done["pid"]]
-                )
-                if cursor.fetchone()[0] == "Lock":
-                    break
-                threading.Event().wait(0.05)
-            cursor.execute("SET LOCAL lock_timeout = '5s'")
+        _once_it_waits_for_a_lock(done["pid"])  # the attacher
         audit.lock_chain(project)  # the editor's next lock: free, the attacher holds none
     thread.join(timeout=60)
     assert not isinstance(done["got"], Exception), done["got"]
