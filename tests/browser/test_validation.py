@@ -28,7 +28,15 @@ def validator(demo):
     return vera
 
 
+def next_numbers():
+    """The numbers the next validation and finding of the demo project get (the demo has
+    victor's validation already)."""
+    project = Project.objects.get(slug=DEMO)
+    return project.validations.count() + 1, project.findings.count() + 1
+
+
 def test_a_finding_from_filing_to_the_signed_conclusion(new_page, validator):
+    number, finding = next_numbers()
     vera = new_page()
     log_in(vera, "vera")
     vera.goto(f"/projects/{DEMO}/")
@@ -36,7 +44,7 @@ def test_a_finding_from_filing_to_the_signed_conclusion(new_page, validator):
     vera.get_by_role("link", name="Open a validation").click()
     vera.get_by_label("Title").fill("Annual validation")
     vera.get_by_role("button", name="Open the validation").click()
-    expect(vera.locator(".message.success")).to_contain_text("Validation 1 is open")
+    expect(vera.locator(".message.success")).to_contain_text(f"Validation {number} is open")
 
     vera.get_by_role("link", name="File a finding").click()
     vera.get_by_label("Title").fill("The split leaks the future")
@@ -45,21 +53,23 @@ def test_a_finding_from_filing_to_the_signed_conclusion(new_page, validator):
     vera.get_by_label("Page", exact=True).select_option("data")
     vera.get_by_label("Owner").fill("erik")
     vera.get_by_role("button", name="File the finding").click()
-    expect(vera.locator(".message.success")).to_have_text("Finding 1 is filed.")
+    expect(vera.locator(".message.success")).to_have_text(f"Finding {finding} is filed.")
 
     erik = new_page()
     log_in(erik, "erik")
-    erik.goto(f"/projects/{DEMO}/findings/1/")
+    erik.goto(f"/projects/{DEMO}/findings/{finding}/")
     erik.get_by_label("Remediation (Markdown)").fill("Split by time from now on.")
     erik.get_by_role("button", name="Propose the remediation").click()
-    expect(erik.locator(".message.success")).to_have_text("Finding 1 is remediation proposed.")
+    expect(erik.locator(".message.success")).to_have_text(
+        f"Finding {finding} is remediation proposed."
+    )
 
-    vera.goto(f"/projects/{DEMO}/findings/1/")
+    vera.goto(f"/projects/{DEMO}/findings/{finding}/")
     vera.get_by_role("button", name="Close: remediated").click()
-    expect(vera.locator(".message.success")).to_have_text("Finding 1 is closed.")
+    expect(vera.locator(".message.success")).to_have_text(f"Finding {finding} is closed.")
     expect(vera.locator(".timeline")).to_contain_text("Remediation proposed")
 
-    vera.goto(f"/projects/{DEMO}/validations/1/")
+    vera.goto(f"/projects/{DEMO}/validations/{number}/")
     vera.get_by_label("Outcome").select_option("approved")
     vera.get_by_label("Conclusion (Markdown)").fill("Fit for use.")
     vera.get_by_role("button", name="Sign the conclusion").click()
@@ -74,6 +84,7 @@ def test_the_validation_screens_pass_axe_and_fit_a_phone(
 ):
     """Every state on show: a high finding open, a medium one with a remediation proposed,
     the validation signed "approved with conditions"."""
+    number, finding = next_numbers()
     project = Project.objects.get(slug=DEMO)
     actor = Actor(validator, Source.WEB)
     validation = open_validation(project, actor=actor, title="Annual validation")
@@ -92,8 +103,8 @@ def test_the_validation_screens_pass_axe_and_fit_a_phone(
     )
     url = {
         "tab": f"/projects/{DEMO}/validations/",
-        "validation": f"/projects/{DEMO}/validations/1/",
-        "finding": f"/projects/{DEMO}/findings/2/",
+        "validation": f"/projects/{DEMO}/validations/{number}/",
+        "finding": f"/projects/{DEMO}/findings/{finding + 1}/",
     }[screen]
     page = new_page(color_scheme=mode, bypass_csp=True)
     log_in(page, "vera")
