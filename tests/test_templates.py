@@ -392,14 +392,19 @@ def test_an_upgrade_racing_a_page_edit_does_not_deadlock():
     project = ProjectFactory(slug="raced", template="default")
     v2 = load()
     page = project.pages.get(category="overview")
-    page_locked, results = threading.Event(), {}
+    # Each step waits for the one before it (a condition, never a time; the long
+    # timeouts only end a broken run): the upgrade's connection is known, the edit
+    # holds the page, the upgrade waits for it, the edit goes on.
+    upgrader, page_locked, results = {}, threading.Event(), {}
+    ready = threading.Event()
 
     def edit():
         try:
+            assert ready.wait(60), "the upgrade's connection never opened"
             with transaction.atomic():
                 Page.objects.select_for_update().get(pk=page.pk)
                 page_locked.set()
-                _wait_for_a_blocked_writer()
+                _wait_until_blocked(upgrader["pid"])
                 edit_page(page, actor=CLI, base_revision=None, change_reason="Raced",
                           body="Edited while upgrading.")  # fmt: skip
             results["edit"] = "ok"
@@ -410,34 +415,35 @@ def test_an_upgrade_racing_a_page_edit_does_not_deadlock():
 
     def upgrade():
         try:
-            page_locked.wait(10)
+            with connections["default"].cursor() as cursor:
+                cursor.execute("SELECT pg_backend_pid()")
+                upgrader["pid"] = cursor.fetchone()[0]
+            ready.set()
+            assert page_locked.wait(60), "the edit never locked its page"
             results["upgrade"] = upgrade_project(project, v2, actor=CLI).applied
         except Exception as error:  # reported by the assertion below
             results["upgrade"] = error
         finally:
             connections.close_all()
 
-    threads = [threading.Thread(target=edit), threading.Thread(target=upgrade)]
+    threads = [threading.Thread(target=f, daemon=True) for f in (edit, upgrade)]
     for thread in threads:
         thread.start()
     for thread in threads:
-        thread.join(60)
+        thread.join(120)
     assert results == {"edit": "ok", "upgrade": True}
     page.refresh_from_db()
     assert page.body == "Edited while upgrading." and page.project.template == v2
     assert audit.verify(audit.head_for(project)).ok
 
 
-def _wait_for_a_blocked_writer(seconds=10):
-    """Until another connection waits for a lock (the upgrade, blocked behind the edit)."""
+def _wait_until_blocked(pid, seconds=60):
+    """Until the connection of backend ``pid`` (the upgrade) waits for a lock."""
     deadline = time.monotonic() + seconds
     with connections["default"].cursor() as cursor:
         while time.monotonic() < deadline:
-            cursor.execute(
-                "SELECT count(*) FROM pg_stat_activity WHERE wait_event_type = 'Lock' "
-                "AND pid <> pg_backend_pid() AND datname = current_database()"
-            )
-            if cursor.fetchone()[0]:
+            cursor.execute("SELECT wait_event_type FROM pg_stat_activity WHERE pid = %s", [pid])
+            if cursor.fetchone()[0] == "Lock":
                 return
             time.sleep(0.05)
     raise AssertionError("the upgrade never waited for the edit's lock")
