@@ -92,7 +92,10 @@ def test_leaving_the_edit_form_with_unsaved_changes_asks_first(page):
 
     page.goto(edit_url)
     body = page.get_by_label("Body", exact=True)
-    body.press_sequentially("x")
+    body.press_sequentially(" Unsavedchange")
+    # The live preview redraws once typing pauses and may move the buttons below it: a
+    # click aimed before that lands where Cancel was. Wait until it shows the change.
+    expect(page.locator("[data-live-preview]")).to_contain_text("Unsavedchange")
     asked = []
     page.once("dialog", lambda dialog: (asked.append(dialog.type), dialog.dismiss()))  # stay
     cancel.click()  # returns once the dialog is answered
