@@ -63,7 +63,6 @@ class InventoryRow:
     overdue_findings: int = 0
     next_review: date | None = None
     review_state: str = NO_TIER
-    use: str = ""  # the intended use, as the overview's purpose says it (SR 11-7 asks)
 
     @property
     def template(self):
@@ -173,7 +172,6 @@ def inventory(projects, today=None):
             overdue_findings=overdue.get(project.pk, 0),
             next_review=review,
             review_state=review_state(review, today),
-            use=_field(spec, own, "overview.purpose"),
         )
         rows.append(row)
     return rows
